@@ -1,0 +1,136 @@
+//! Who acts, and with what rights: roles, grants and actors.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::ActorId;
+use crate::scope::Scope;
+
+/// An access level. Roles are ordered: `Viewer < Editor < Admin < Owner`, and
+/// a higher role may do everything a lower one may.
+///
+/// Managing tokens (issue, list, revoke) needs at least [`Role::Admin`] at the
+/// token's scope. A token carries a role too, which the embedding service
+/// checks with [`VerifiedToken::allows`](crate::VerifiedToken::allows); a
+/// token's role never exceeds its issuer's role at the token's scope, so only
+/// an owner can issue an owner token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// May read.
+    Viewer,
+    /// May read and change.
+    Editor,
+    /// May also manage the scope, its API tokens included.
+    Admin,
+    /// May do everything an admin may, and what the platform reserves for
+    /// owners (billing, deleting the organization, …).
+    Owner,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Role::Viewer => "viewer",
+            Role::Editor => "editor",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        })
+    }
+}
+
+/// A role held at a scope. "Organization Admin" is `Admin` granted at an
+/// organization scope; "Domain Admin" is `Admin` granted at a domain scope.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Grant {
+    /// Where the role applies (and, for an organization, in all its domains).
+    pub scope: Scope,
+    /// The role held there.
+    pub role: Role,
+}
+
+/// The person or system performing a management operation, with the grants
+/// the embedding service resolved for it (from its own sessions, SSO, …).
+///
+/// ```
+/// use api_tokens::{Actor, ActorId, DomainId, OrganizationId, Role, Scope};
+///
+/// let acme = OrganizationId::new("acme")?;
+/// let shop = Scope::domain(acme.clone(), DomainId::new("shop")?);
+/// let alice = Actor::new(ActorId::new("alice")?).with_grant(Scope::organization(acme), Role::Admin);
+/// assert_eq!(alice.role_at(&shop), Some(Role::Admin));
+/// assert!(alice.can_manage_tokens(&shop));
+/// # Ok::<(), api_tokens::IdError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// Who this is; recorded as the creator or revoker of tokens.
+    pub id: ActorId,
+    /// Everything the actor holds.
+    pub grants: Vec<Grant>,
+}
+
+impl Actor {
+    /// An actor with no grants yet.
+    pub fn new(id: ActorId) -> Self {
+        Actor {
+            id,
+            grants: Vec::new(),
+        }
+    }
+
+    /// Adds a grant of `role` at `scope`.
+    #[must_use]
+    pub fn with_grant(mut self, scope: Scope, role: Role) -> Self {
+        self.grants.push(Grant { scope, role });
+        self
+    }
+
+    /// The actor's role at `scope`: the highest role among the grants that
+    /// cover it, or `None` if no grant does.
+    pub fn role_at(&self, scope: &Scope) -> Option<Role> {
+        self.grants
+            .iter()
+            .filter(|grant| grant.scope.covers(scope))
+            .map(|grant| grant.role)
+            .max()
+    }
+
+    /// Whether the actor may issue, list and revoke tokens at `scope`
+    /// (it needs at least [`Role::Admin`] there).
+    pub fn can_manage_tokens(&self, scope: &Scope) -> bool {
+        self.role_at(scope).is_some_and(|role| role >= Role::Admin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{DomainId, OrganizationId};
+
+    #[test]
+    fn role_at_is_the_highest_covering_grant() {
+        let acme = OrganizationId::new("acme").unwrap();
+        let org = Scope::organization(acme.clone());
+        let shop = Scope::domain(acme.clone(), DomainId::new("shop").unwrap());
+        let blog = Scope::domain(acme, DomainId::new("blog").unwrap());
+        let bob = Actor::new(ActorId::new("bob").unwrap())
+            .with_grant(org.clone(), Role::Viewer)
+            .with_grant(shop.clone(), Role::Admin);
+
+        assert_eq!(bob.role_at(&org), Some(Role::Viewer));
+        assert_eq!(bob.role_at(&shop), Some(Role::Admin));
+        assert_eq!(bob.role_at(&blog), Some(Role::Viewer));
+        assert!(bob.can_manage_tokens(&shop));
+        assert!(!bob.can_manage_tokens(&org));
+        assert!(!bob.can_manage_tokens(&blog));
+    }
+
+    #[test]
+    fn roles_are_ordered() {
+        assert!(Role::Viewer < Role::Editor);
+        assert!(Role::Editor < Role::Admin);
+        assert!(Role::Admin < Role::Owner);
+    }
+}

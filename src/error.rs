@@ -1,0 +1,270 @@
+//! Every error the crate returns: one enum per operation, so an error says
+//! only what can go wrong there (an [`IssueError`] cannot be "expired").
+//!
+//! No error holds a token, a secret, a digest or a key; each message says what
+//! went wrong and, where the caller can act, what to do.
+
+use std::error::Error as StdError;
+
+use rand::rngs::SysError;
+
+use crate::actor::Role;
+use crate::hashing::KeyId;
+use crate::scope::Scope;
+use crate::token::TokenId;
+
+/// The cause a [`StoreError`] keeps: any error a backend met.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// An organization, domain or actor id was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdError {
+    /// Nothing was given.
+    #[error("{what} must not be empty")]
+    Empty {
+        /// Which kind of id.
+        what: &'static str,
+    },
+    /// Too many bytes.
+    #[error("{what} must be at most {max} bytes")]
+    TooLong {
+        /// Which kind of id.
+        what: &'static str,
+        /// The limit.
+        max: usize,
+    },
+    /// A byte outside printable ASCII (`!` to `~`).
+    #[error("{what} may hold only printable ASCII without spaces; byte {position} is not")]
+    NotPrintable {
+        /// Which kind of id.
+        what: &'static str,
+        /// Byte offset of the first offending byte.
+        position: usize,
+    },
+}
+
+/// A token label was refused. See [`Label`](crate::Label) for the rules.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LabelError {
+    /// Empty, or only whitespace.
+    #[error("the label is empty: say what the token is for")]
+    Empty,
+    /// Too many characters.
+    #[error("the label is longer than {max} characters")]
+    TooLong {
+        /// The limit, in characters.
+        max: usize,
+    },
+    /// A control, line-separator or bidirectional-override character.
+    #[error(
+        "the label has a forbidden character U+{code_point:04X} at position {position}; \
+         a label is one line of printable text"
+    )]
+    ForbiddenCharacter {
+        /// Index (in characters, after trimming) of the first forbidden one.
+        position: usize,
+        /// Which character it is.
+        code_point: u32,
+    },
+}
+
+/// A token prefix was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a token prefix is 2 to 10 characters of a-z and 0-9, starting with a letter")]
+pub struct PrefixError;
+
+/// A text was not a token id (11 base62 characters).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a token id is 11 characters of 0-9, A-Z and a-z")]
+pub struct InvalidTokenId;
+
+/// A [`Keyring`](crate::Keyring) could not be built.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyringError {
+    /// No key was given.
+    #[error("a keyring needs at least one key")]
+    Empty,
+    /// Two keys share an id, so a stored key id would be ambiguous.
+    #[error("key id {0} is given twice; every key needs its own id")]
+    DuplicateId(KeyId),
+}
+
+/// Why a string is not a well-formed token. Found without touching the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MalformedToken {
+    /// Every token of a service has one length.
+    #[error("a token has {expected} characters; this one has {found}")]
+    WrongLength {
+        /// This service's token length.
+        expected: usize,
+        /// The length given (in bytes).
+        found: usize,
+    },
+    /// It does not start with this service's prefix (another service's token?).
+    #[error("the token does not start with this service's prefix")]
+    WrongPrefix,
+    /// The letter after the prefix names no scope kind.
+    #[error("the token's scope letter is neither `o` nor `d`")]
+    UnknownKind,
+    /// The `_` after the scope letter is missing.
+    #[error("the token lacks the `_` after its scope letter")]
+    MissingSeparator,
+    /// A character outside `[A-Za-z0-9]` after the separator.
+    #[error("the token has a character outside A-Z, a-z and 0-9 at byte {position}")]
+    InvalidCharacter {
+        /// Byte offset of the first one.
+        position: usize,
+    },
+    /// The checksum does not match: a typo, a truncated copy, or not a token.
+    #[error("the token's checksum does not match: it was mistyped or cut short")]
+    BadChecksum,
+    /// The id part is too large to be an id this crate makes.
+    #[error("the token's id is out of range")]
+    IdOutOfRange,
+}
+
+/// A [`TokenStore`](crate::TokenStore) failed. Backends map their own errors
+/// into these variants and keep the original as the `source`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// `insert` met a record with the same id; nothing was changed.
+    #[error("a token with id {id} is already stored")]
+    AlreadyExists {
+        /// The id given twice.
+        id: TokenId,
+    },
+    /// The backend cannot be reached or is overloaded; retrying may help.
+    #[error("the token store is unavailable; retry later")]
+    Unavailable {
+        /// The backend's own error.
+        #[source]
+        source: BoxError,
+    },
+    /// A stored record cannot be read back as a valid record.
+    #[error(
+        "the token store holds a corrupt record{}",
+        .id.map_or(String::new(), |id| format!(" for token {id}"))
+    )]
+    Corrupt {
+        /// The record's id, when it could be read.
+        id: Option<TokenId>,
+        /// What was wrong with it.
+        #[source]
+        source: BoxError,
+    },
+    /// Any other backend failure.
+    #[error("the token store failed")]
+    Other {
+        /// The backend's own error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+/// Why [`TokenService::issue`](crate::TokenService::issue) made no token.
+/// Nothing was stored.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssueError {
+    /// The actor lacks the Admin role at the requested scope.
+    #[error("the actor may not manage tokens at {scope}: that needs the admin role there")]
+    NotAllowed {
+        /// The scope asked for.
+        scope: Scope,
+    },
+    /// A token's role may not exceed its issuer's role at its scope.
+    #[error("a token cannot have role {requested}: its issuer holds only {held} at that scope")]
+    RoleTooHigh {
+        /// The role asked for.
+        requested: Role,
+        /// The issuer's role at the scope.
+        held: Role,
+    },
+    /// The label was refused.
+    #[error(transparent)]
+    InvalidLabel(#[from] LabelError),
+    /// The requested expiry is not after the current time.
+    #[error("the expiry must lie in the future")]
+    ExpiryNotInFuture,
+    /// The requested expiry has no UTC form (it lies past the year 9999).
+    #[error("the expiry lies beyond the year 9999")]
+    ExpiryOutOfRange,
+    /// The operating system's random source failed.
+    #[error("the operating system's random source failed")]
+    RandomSource(#[source] SysError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why [`TokenService::verify`](crate::TokenService::verify) refused a token.
+///
+/// An unknown id, a wrong secret, a tampered scope letter and a key the
+/// service no longer holds are all [`Invalid`](Self::Invalid): they cost the
+/// same and look alike. [`Revoked`](Self::Revoked) and
+/// [`Expired`](Self::Expired) are reported only for a token whose secret
+/// matched. An HTTP service should answer all of them the same way (401) and
+/// keep the precise reason for its own logs.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// Not shaped like this service's tokens; the store was not asked.
+    #[error("malformed token: {0}")]
+    Malformed(#[from] MalformedToken),
+    /// No token with this id and secret exists.
+    #[error("the token is not valid")]
+    Invalid,
+    /// The token was revoked.
+    #[error("the token was revoked")]
+    Revoked,
+    /// The token's expiry has passed.
+    #[error("the token has expired")]
+    Expired,
+    /// The store failed, so the token could not be checked.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+/// Why [`TokenService::revoke`](crate::TokenService::revoke) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RevokeError {
+    /// No token with this id exists, or the actor may not manage it: the two
+    /// are reported alike, so the answer reveals nothing about other tenants.
+    #[error("no token {id} that this actor may manage")]
+    NotFound {
+        /// The id asked for.
+        id: TokenId,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why [`TokenService::list`](crate::TokenService::list) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ListError {
+    /// The actor lacks the Admin role at the scope.
+    #[error("the actor may not manage tokens at {scope}: that needs the admin role there")]
+    NotAllowed {
+        /// The scope asked for.
+        scope: Scope,
+    },
+    /// The page size is zero or above the maximum.
+    #[error("a page holds 1 to {max} tokens; {requested} were asked for")]
+    InvalidPageSize {
+        /// The size asked for.
+        requested: usize,
+        /// The largest page allowed.
+        max: usize,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
