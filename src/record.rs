@@ -1,0 +1,113 @@
+//! What is kept about a token, and what a list shows of it.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::actor::Role;
+use crate::hashing::{Digest, KeyId};
+use crate::ids::ActorId;
+use crate::label::Label;
+use crate::scope::Scope;
+use crate::token::TokenId;
+
+/// Everything a store keeps about one token: plain data, no secret.
+///
+/// The digest is a keyed hash, useless without the service's key, but it is
+/// still not for display: serialize a record only to persist it, and show
+/// people a [`TokenSummary`] instead. `Debug` omits the digest bytes.
+///
+/// Stores return records as they are, revoked and expired ones included; the
+/// service alone decides whether a record lets a token through.
+///
+/// Timestamps are UTC and whole microseconds (the service truncates them), the
+/// precision every backend keeps.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// The public id, also written in the token.
+    pub id: TokenId,
+    /// Where the token is valid.
+    pub scope: Scope,
+    /// The highest role the token grants.
+    pub role: Role,
+    /// What the token is for, as its creator wrote it.
+    pub label: Label,
+    /// The key that made `digest`.
+    pub key_id: KeyId,
+    /// `BLAKE3-keyed(key, id ‖ secret)`.
+    pub digest: Digest,
+    /// When it was issued.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Who issued it.
+    pub created_by: ActorId,
+    /// When it stops verifying, if ever.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Set once, when the token is revoked; never cleared.
+    pub revoked: Option<Revocation>,
+}
+
+/// When and by whom a token was revoked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// By whom.
+    pub by: ActorId,
+}
+
+/// Whether a token would verify now, as a list shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenStatus {
+    /// Neither revoked nor expired.
+    Active,
+    /// Past its expiry (and not revoked).
+    Expired,
+    /// Revoked (whether or not it has also expired since).
+    Revoked,
+}
+
+/// One row of the API Tokens list: everything about a token except its
+/// secret and digest. Safe to serialize into a response or a log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenSummary {
+    /// The public id.
+    pub id: TokenId,
+    /// The token's public head, e.g. `acmeo_3kT9QxPb1Zr…`, so its holder can
+    /// recognise it.
+    pub hint: String,
+    /// What the token is for.
+    pub label: Label,
+    /// Where it is valid.
+    pub scope: Scope,
+    /// The role it grants.
+    pub role: Role,
+    /// Whether it verifies, as of the moment the list was made.
+    pub status: TokenStatus,
+    /// When it was issued.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Who issued it.
+    pub created_by: ActorId,
+    /// When it expires, if ever.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// When and by whom it was revoked, if it was.
+    pub revoked: Option<Revocation>,
+}
+
+impl TokenRecord {
+    /// Whether the token is revoked, expired (at `now`) or active. Revocation
+    /// wins over expiry.
+    pub fn status_at(&self, now: OffsetDateTime) -> TokenStatus {
+        if self.revoked.is_some() {
+            TokenStatus::Revoked
+        } else if self.expires_at.is_some_and(|expiry| now >= expiry) {
+            TokenStatus::Expired
+        } else {
+            TokenStatus::Active
+        }
+    }
+}
