@@ -1,5 +1,75 @@
-//! API tokens for multi-tenant platforms (work in progress: the domain
-//! types, the token format, keyed hashing and storage).
+//! API tokens for multi-tenant platforms: organizations own domains, an
+//! organization admin creates tokens for the organization, a domain admin for
+//! one domain. A token is shown once, only its keyed hash is kept, the token
+//! list shows labels and metadata, and a revoked token never verifies again.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use api_tokens::{
+//!     Actor, ActorId, HashKey, IssueRequest, KeyId, Keyring, MemoryStore, OrganizationId,
+//!     Role, Scope, TokenFormat, TokenService,
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let service = TokenService::new(
+//!     TokenFormat::new("acme")?,                          // tokens start with "acme"
+//!     Keyring::new(KeyId::new(1), HashKey::generate()?), // load yours from a secret manager
+//!     Arc::new(MemoryStore::new()),
+//! );
+//!
+//! let org = Scope::organization(OrganizationId::new("org_42")?);
+//! let alice = Actor::new(ActorId::new("alice")?).with_grant(org.clone(), Role::Admin);
+//!
+//! // Create Token: the text is returned this once.
+//! let issued = service.issue(&alice, IssueRequest::new(org.clone(), "CI deploys")).await?;
+//! let text = issued.token.expose_secret();
+//!
+//! // Every request: what does this token grant?
+//! let verified = service.verify(text).await?;
+//! assert!(verified.allows(&org, Role::Editor));
+//!
+//! // Revoke: from now on it fails everywhere.
+//! service.revoke(&alice, verified.id()).await?;
+//! assert!(service.verify(text).await.is_err());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # The model
+//!
+//! - A [`Scope`] is an organization or one domain of it; an organization
+//!   scope [covers](Scope::covers) its domains.
+//! - An [`Actor`] holds [`Grant`]s: a [`Role`] at a scope. Managing tokens
+//!   needs [`Role::Admin`] at the token's scope.
+//! - A token is issued for a scope with a role, never above its issuer's.
+//!   [`TokenService::verify`] returns a [`VerifiedToken`] whose
+//!   [`allows`](VerifiedToken::allows) checks a request in one line.
+//!
+//! # Tokens and secrets
+//!
+//! A token looks like `acmeo_3kT9QxPb1Zr` followed by 49 more characters: a
+//! per-service prefix, `o` or `d` for the scope kind, a public id, a 256-bit
+//! secret and a CRC32 checksum ([`TokenFormat`] has the layout, and the
+//! [regex](TokenFormat::regex_pattern) secret scanners can use). Stores keep
+//! `BLAKE3-keyed(key, id ‖ secret)` and the id of the key; keys can be
+//! rotated with a [`Keyring`]. Digests compare in constant time, and an
+//! unknown id costs the same as a wrong secret.
+//!
+//! [`PlaintextToken`], [`HashKey`] and [`Keyring`] never print their secrets,
+//! are not `Serialize`, and are wiped on drop.
+//!
+//! # Storage
+//!
+//! | store | feature | for |
+//! |---|---|---|
+//! | [`MemoryStore`] | always built | tests, single-process services, prototypes |
+//! | your own | — | implement [`TokenStore`]: four small async methods |
+//!
+//! # Time
+//!
+//! The service reads time from a [`Clock`]; tests use a [`ManualClock`] and
+//! move it. Records keep UTC to the microsecond.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -13,6 +83,7 @@ mod ids;
 mod label;
 mod record;
 mod scope;
+mod service;
 pub mod store;
 mod token;
 
@@ -27,5 +98,9 @@ pub use ids::{ActorId, DomainId, MAX_ID_LEN, OrganizationId};
 pub use label::{Label, MAX_LABEL_CHARS};
 pub use record::{Revocation, TokenRecord, TokenStatus, TokenSummary};
 pub use scope::{Scope, ScopeKind};
+pub use service::{
+    IssueRequest, IssuedToken, MAX_PAGE_SIZE, PageRequest, Revoked, TokenPage, TokenService,
+    VerifiedToken,
+};
 pub use store::{MemoryStore, TokenStore};
 pub use token::{ParsedToken, PlaintextToken, TokenFormat, TokenId};

@@ -1,0 +1,515 @@
+//! The service: issue, verify, revoke and list, with the authorization rules.
+//!
+//! This is the only place that combines the token format, the keys and the
+//! store. Authorization, in full:
+//!
+//! - issue, list and revoke at a scope need [`Role::Admin`] (or higher) there;
+//!   an organization admin therefore manages the organization's tokens and
+//!   those of each of its domains, a domain admin only that domain's;
+//! - a token's role is at most its issuer's role at the token's scope (the
+//!   issuer's role there is the default);
+//! - revoking a token the actor may not manage fails exactly like revoking a
+//!   token that does not exist.
+
+use std::fmt;
+use std::sync::Arc;
+
+use subtle::{Choice, ConstantTimeEq};
+use time::{OffsetDateTime, UtcOffset};
+
+use crate::actor::{Actor, Role};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{IssueError, ListError, RevokeError, StoreError, VerifyError};
+use crate::hashing::{Digest, Keyring};
+use crate::label::Label;
+use crate::record::{Revocation, TokenRecord, TokenSummary};
+use crate::scope::Scope;
+use crate::store::{Cursor, RevokeOutcome, TokenStore};
+use crate::token::{PlaintextToken, TokenFormat, TokenId};
+
+/// The most tokens one [`TokenService::list`] call returns.
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// How often `issue` draws a new id when the store already has the one drawn.
+/// With 64-bit random ids a single collision is already unlikely; three in a
+/// row mean the store is broken, not unlucky.
+const ISSUE_ATTEMPTS: usize = 3;
+
+/// What an unknown id's secret is compared against, so that an unknown id
+/// costs the same hash and comparison as a wrong secret.
+const NO_RECORD_DIGEST: Digest = Digest::from_bytes([0; 32]);
+
+/// Issues, verifies, revokes and lists API tokens over a [`TokenStore`].
+///
+/// Share one service between all request handlers (for example in an `Arc`):
+/// every method takes `&self`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use api_tokens::{HashKey, KeyId, Keyring, MemoryStore, TokenFormat, TokenService};
+///
+/// let service = TokenService::new(
+///     TokenFormat::new("acme")?,
+///     Keyring::new(KeyId::new(1), HashKey::generate()?),
+///     Arc::new(MemoryStore::new()),
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct TokenService {
+    format: TokenFormat,
+    keys: Keyring,
+    store: Arc<dyn TokenStore>,
+    clock: Arc<dyn Clock>,
+}
+
+/// What to issue: a token for `scope`, labelled `label`.
+#[derive(Clone, Debug)]
+pub struct IssueRequest {
+    /// Where the token will be valid.
+    pub scope: Scope,
+    /// What the token is for; validated as a [`Label`].
+    pub label: String,
+    /// The role the token grants; by default the issuer's role at `scope`.
+    pub role: Option<Role>,
+    /// When the token stops verifying; by default never.
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl IssueRequest {
+    /// A request for a token at `scope` with `label`, the issuer's role and no
+    /// expiry.
+    pub fn new(scope: Scope, label: impl Into<String>) -> Self {
+        IssueRequest {
+            scope,
+            label: label.into(),
+            role: None,
+            expires_at: None,
+        }
+    }
+
+    /// Asks for a token granting `role` (at most the issuer's own role).
+    #[must_use]
+    pub fn role(mut self, role: Role) -> Self {
+        self.role = Some(role);
+        self
+    }
+
+    /// Asks for a token that stops verifying at `at`.
+    #[must_use]
+    pub fn expires_at(mut self, at: OffsetDateTime) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+}
+
+/// A token just issued: the plaintext, to show the user once, and what the
+/// token list will show of it from now on.
+#[derive(Debug)]
+pub struct IssuedToken {
+    /// The token text. Hand it to the user, then drop it: it cannot be
+    /// recovered later.
+    pub token: PlaintextToken,
+    /// The token's row in the API Tokens list.
+    pub summary: TokenSummary,
+}
+
+/// A token that passed [`TokenService::verify`]: what it grants.
+#[derive(Clone, Debug)]
+pub struct VerifiedToken {
+    record: Arc<TokenRecord>,
+}
+
+impl VerifiedToken {
+    /// The token's public id.
+    pub fn id(&self) -> TokenId {
+        self.record.id
+    }
+
+    /// Where the token is valid.
+    pub fn scope(&self) -> &Scope {
+        &self.record.scope
+    }
+
+    /// The role it grants there.
+    pub fn role(&self) -> Role {
+        self.record.role
+    }
+
+    /// Whether the token may act at `scope` with at least `role`: its scope
+    /// covers `scope` (an organization token covers the organization's
+    /// domains) and its role is `role` or higher.
+    pub fn allows(&self, scope: &Scope, role: Role) -> bool {
+        self.record.scope.covers(scope) && self.record.role >= role
+    }
+
+    /// The full stored record (label, creator, expiry, …).
+    pub fn record(&self) -> &TokenRecord {
+        &self.record
+    }
+}
+
+/// What [`TokenService::revoke`] did. Either way the token is revoked now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Revoked {
+    /// This call revoked it.
+    Now(Revocation),
+    /// It was revoked earlier; the earlier revocation stands.
+    Already(Revocation),
+}
+
+/// Which page of a list to fetch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    /// At most this many tokens (1 to [`MAX_PAGE_SIZE`]).
+    pub limit: usize,
+    /// Continue after this position: the `next` of the previous page.
+    pub after: Option<Cursor>,
+}
+
+impl PageRequest {
+    /// The first (newest) `limit` tokens.
+    pub fn first(limit: usize) -> Self {
+        PageRequest { limit, after: None }
+    }
+
+    /// The `limit` tokens after `cursor`.
+    pub fn after(cursor: Cursor, limit: usize) -> Self {
+        PageRequest {
+            limit,
+            after: Some(cursor),
+        }
+    }
+}
+
+impl Default for PageRequest {
+    /// The first 50 tokens.
+    fn default() -> Self {
+        PageRequest::first(50)
+    }
+}
+
+/// One page of a scope's tokens, newest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenPage {
+    /// The tokens on this page.
+    pub tokens: Vec<TokenSummary>,
+    /// Where the next page starts, or `None` if this is the last page.
+    pub next: Option<Cursor>,
+}
+
+impl TokenService {
+    /// A service issuing tokens of `format`, hashing with `keys` and keeping
+    /// records in `store`, reading the system clock.
+    pub fn new(format: TokenFormat, keys: Keyring, store: Arc<dyn TokenStore>) -> Self {
+        TokenService {
+            format,
+            keys,
+            store,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The same service, reading time from `clock` (a
+    /// [`ManualClock`](crate::ManualClock) in tests).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The token format this service issues and accepts.
+    pub fn format(&self) -> &TokenFormat {
+        &self.format
+    }
+
+    /// Issues a token: checks the actor's rights and the request, stores a
+    /// record with the token's keyed hash, and returns the token text once.
+    ///
+    /// # Errors
+    ///
+    /// [`IssueError`] when the actor is not an admin at the scope, the role
+    /// exceeds the actor's, the label is invalid, the expiry is not in the
+    /// future, or the store fails. Nothing is stored then.
+    pub async fn issue(
+        &self,
+        actor: &Actor,
+        request: IssueRequest,
+    ) -> Result<IssuedToken, IssueError> {
+        let held = match actor.role_at(&request.scope) {
+            Some(held) if held >= Role::Admin => held,
+            _ => {
+                return Err(IssueError::NotAllowed {
+                    scope: request.scope,
+                });
+            }
+        };
+        let role = request.role.unwrap_or(held);
+        if role > held {
+            return Err(IssueError::RoleTooHigh {
+                requested: role,
+                held,
+            });
+        }
+        let label = Label::new(&request.label)?;
+        let now = self.now();
+        let expires_at = match request.expires_at {
+            None => None,
+            Some(expiry) => Some(stored_time(expiry).ok_or(IssueError::ExpiryOutOfRange)?),
+        };
+        if expires_at.is_some_and(|expiry| expiry <= now) {
+            return Err(IssueError::ExpiryNotInFuture);
+        }
+
+        let mut attempt = 1;
+        loop {
+            let token = self
+                .format
+                .generate(request.scope.kind())
+                .map_err(IssueError::RandomSource)?;
+            let (key_id, key) = self.keys.current();
+            let record = TokenRecord {
+                id: token.id(),
+                scope: request.scope.clone(),
+                role,
+                label: label.clone(),
+                key_id,
+                digest: key.digest(token.hashed_part()),
+                created_at: now,
+                created_by: actor.id.clone(),
+                expires_at,
+                revoked: None,
+            };
+            let summary = self.summary(&record, now);
+            match self.store.insert(record).await {
+                Ok(()) => return Ok(IssuedToken { token, summary }),
+                Err(StoreError::AlreadyExists { .. }) if attempt < ISSUE_ATTEMPTS => attempt += 1,
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Checks a token presented with a request and says what it grants.
+    ///
+    /// This is the hot path. A malformed token is refused before the store is
+    /// asked. A well-formed one costs one store lookup, one keyed hash and one
+    /// constant-time comparison, whether or not its id exists, so timing does
+    /// not tell an unknown token from a wrong secret. Revocation and expiry
+    /// are checked only once the secret has matched.
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError`]: malformed, invalid (unknown or wrong secret), revoked,
+    /// expired, or a store failure.
+    pub async fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
+        let parsed = self.format.parse(token)?;
+        let found = self
+            .store
+            .find(parsed.id())
+            .await
+            .map_err(VerifyError::Store)?;
+
+        // Exactly one hash and one comparison on every path below. Without a
+        // record, or without the record's key, the hash uses the current key
+        // and the comparison a fixed digest; the result is then discarded.
+        let record_key = found
+            .as_deref()
+            .and_then(|record| self.keys.get(record.key_id));
+        let key = record_key.unwrap_or(self.keys.current().1);
+        let expected = found
+            .as_deref()
+            .map_or(&NO_RECORD_DIGEST, |record| &record.digest);
+        let secret_matches = key.digest(parsed.hashed_part()).ct_eq(expected)
+            & Choice::from(u8::from(record_key.is_some()));
+
+        let record = match found {
+            // A scope letter changed (and the checksum recomputed) names a
+            // token that does not exist.
+            Some(record) if bool::from(secret_matches) && record.scope.kind() == parsed.kind() => {
+                record
+            }
+            _ => return Err(VerifyError::Invalid),
+        };
+        if record.revoked.is_some() {
+            return Err(VerifyError::Revoked);
+        }
+        if let Some(expiry) = record.expires_at
+            && self.clock.now() >= expiry
+        {
+            return Err(VerifyError::Expired);
+        }
+        Ok(VerifiedToken { record })
+    }
+
+    /// Revokes the token with `id`: from the moment this returns, the token
+    /// fails verification on every service sharing the store. Revoking a
+    /// revoked token changes nothing and says so.
+    ///
+    /// # Errors
+    ///
+    /// [`RevokeError::NotFound`] when no such token exists *or* the actor may
+    /// not manage it (the two are indistinguishable by design), or a store
+    /// failure.
+    pub async fn revoke(&self, actor: &Actor, id: TokenId) -> Result<Revoked, RevokeError> {
+        match self.store.find(id).await? {
+            Some(record) if actor.can_manage_tokens(&record.scope) => {}
+            _ => return Err(RevokeError::NotFound { id }),
+        }
+        let revocation = Revocation {
+            at: self.now(),
+            by: actor.id.clone(),
+        };
+        match self.store.revoke(id, revocation.clone()).await? {
+            RevokeOutcome::Revoked => Ok(Revoked::Now(revocation)),
+            RevokeOutcome::AlreadyRevoked(earlier) => Ok(Revoked::Already(earlier)),
+            RevokeOutcome::NotFound => Err(RevokeError::NotFound { id }),
+        }
+    }
+
+    /// One page of the tokens at exactly `scope` (an organization's list does
+    /// not include its domains' tokens), newest first, without secrets.
+    ///
+    /// # Errors
+    ///
+    /// [`ListError`] when the actor is not an admin at `scope`, the page size
+    /// is outside 1 to [`MAX_PAGE_SIZE`], or the store fails.
+    pub async fn list(
+        &self,
+        actor: &Actor,
+        scope: &Scope,
+        page: PageRequest,
+    ) -> Result<TokenPage, ListError> {
+        if !actor.can_manage_tokens(scope) {
+            return Err(ListError::NotAllowed {
+                scope: scope.clone(),
+            });
+        }
+        if !(1..=MAX_PAGE_SIZE).contains(&page.limit) {
+            return Err(ListError::InvalidPageSize {
+                requested: page.limit,
+                max: MAX_PAGE_SIZE,
+            });
+        }
+        // One record more than asked tells whether another page follows.
+        let mut records = self.store.list(scope, page.after, page.limit + 1).await?;
+        let next = if records.len() > page.limit {
+            records.truncate(page.limit);
+            records.last().map(|record| Cursor::of(record))
+        } else {
+            None
+        };
+        let now = self.now();
+        Ok(TokenPage {
+            tokens: records
+                .iter()
+                .map(|record| self.summary(record, now))
+                .collect(),
+            next,
+        })
+    }
+
+    fn summary(&self, record: &TokenRecord, now: OffsetDateTime) -> TokenSummary {
+        TokenSummary {
+            id: record.id,
+            hint: self.format.hint(record.scope.kind(), record.id),
+            label: record.label.clone(),
+            scope: record.scope.clone(),
+            role: record.role,
+            status: record.status_at(now),
+            created_at: record.created_at,
+            created_by: record.created_by.clone(),
+            expires_at: record.expires_at,
+            revoked: record.revoked.clone(),
+        }
+    }
+
+    /// The time to write into a record. A clock so far off that its time has
+    /// no UTC form (past the year 9999) is used as it reads.
+    fn now(&self) -> OffsetDateTime {
+        let now = self.clock.now();
+        stored_time(now).unwrap_or(now)
+    }
+}
+
+/// Records keep UTC to the microsecond, the precision every backend shares,
+/// so a record reads back exactly as it was written whatever the store.
+/// `None` for a time whose UTC form lies beyond the representable years.
+fn stored_time(at: OffsetDateTime) -> Option<OffsetDateTime> {
+    Some(
+        at.checked_to_offset(UtcOffset::UTC)?
+            .truncate_to_microsecond(),
+    )
+}
+
+impl fmt::Debug for TokenService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenService")
+            .field("format", &self.format)
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hashing::{HashKey, KeyId, counters};
+    use crate::ids::{ActorId, OrganizationId};
+    use crate::store::MemoryStore;
+
+    /// `token` with the character at `position` changed to another base62
+    /// character and the checksum fixed: well formed, but not the same token.
+    fn altered(token: &str, position: usize) -> String {
+        let mut bytes = token.as_bytes().to_vec();
+        bytes[position] = if bytes[position] == b'0' { b'1' } else { b'0' };
+        let body_len = bytes.len() - crate::token::CHECKSUM_LEN;
+        let checksum = crate::token::checksum_chars(&bytes[..body_len]);
+        bytes[body_len..].copy_from_slice(&checksum);
+        String::from_utf8(bytes).unwrap()
+    }
+
+    fn service(keys: Keyring, store: Arc<MemoryStore>) -> TokenService {
+        TokenService::new(TokenFormat::new("acme").unwrap(), keys, store)
+    }
+
+    /// Runs `verify` and returns the (hashes, comparisons) it made.
+    async fn cost(service: &TokenService, token: &str) -> (u64, u64, bool) {
+        let (hashes, comparisons) = counters::read();
+        let ok = service.verify(token).await.is_ok();
+        let (hashes_after, comparisons_after) = counters::read();
+        (hashes_after - hashes, comparisons_after - comparisons, ok)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_well_formed_token_costs_one_hash_and_one_comparison() {
+        let store = Arc::new(MemoryStore::new());
+        let old = service(
+            Keyring::new(KeyId::new(1), HashKey::from_bytes([1; 32])),
+            store.clone(),
+        );
+        let new = service(
+            Keyring::new(KeyId::new(2), HashKey::from_bytes([2; 32])),
+            store,
+        );
+        let org = Scope::organization(OrganizationId::new("acme").unwrap());
+        let admin = Actor::new(ActorId::new("alice").unwrap()).with_grant(org.clone(), Role::Admin);
+        let issued = old
+            .issue(&admin, IssueRequest::new(org, "ci"))
+            .await
+            .unwrap();
+        let token = issued.token.expose_secret();
+        let last_secret_char = token.len() - 7;
+        let first_id_char = "acmeo_".len();
+
+        let valid = cost(&old, token).await;
+        let wrong_secret = cost(&old, &altered(token, last_secret_char)).await;
+        let unknown_id = cost(&old, &altered(token, first_id_char)).await;
+        let key_no_longer_held = cost(&new, token).await;
+
+        assert_eq!(valid, (1, 1, true));
+        for (hashes, comparisons, ok) in [wrong_secret, unknown_id, key_no_longer_held] {
+            assert_eq!((hashes, comparisons, ok), (1, 1, false));
+        }
+        // A malformed token costs neither.
+        assert_eq!(cost(&old, "acmeo_short").await, (0, 0, false));
+    }
+}
