@@ -1,0 +1,188 @@
+//! What the integration tests share: a service over a real `MemoryStore` with
+//! a manual clock, the platform's actors, and token surgery helpers.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use api_tokens::store::{Cursor, RevokeOutcome, TokenStore};
+use api_tokens::{
+    Actor, ActorId, DomainId, HashKey, KeyId, Keyring, ManualClock, MemoryStore, OrganizationId,
+    Revocation, Role, Scope, StoreError, TokenFormat, TokenId, TokenRecord, TokenService,
+};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+pub const START: OffsetDateTime = datetime!(2030-01-01 09:00 UTC);
+pub const PREFIX: &str = "acme";
+
+pub struct Fixture {
+    pub service: TokenService,
+    pub store: Arc<CountingStore>,
+    pub clock: ManualClock,
+}
+
+/// A service with prefix `acme`, one key, a counting memory store, and a
+/// manual clock at [`START`].
+pub fn fixture() -> Fixture {
+    fixture_with_keys(Keyring::new(KeyId::new(1), key(1)))
+}
+
+pub fn fixture_with_keys(keys: Keyring) -> Fixture {
+    let store = Arc::new(CountingStore::default());
+    let clock = ManualClock::new(START);
+    let service = TokenService::new(TokenFormat::new(PREFIX).unwrap(), keys, store.clone())
+        .with_clock(Arc::new(clock.clone()));
+    Fixture {
+        service,
+        store,
+        clock,
+    }
+}
+
+/// A deterministic key, so tests can build the same key twice.
+pub fn key(seed: u8) -> HashKey {
+    HashKey::from_bytes([seed; 32])
+}
+
+pub fn org(id: &str) -> Scope {
+    Scope::organization(OrganizationId::new(id).unwrap())
+}
+
+pub fn domain(org: &str, domain: &str) -> Scope {
+    Scope::domain(
+        OrganizationId::new(org).unwrap(),
+        DomainId::new(domain).unwrap(),
+    )
+}
+
+pub fn actor(id: &str, grants: &[(Scope, Role)]) -> Actor {
+    grants.iter().fold(
+        Actor::new(ActorId::new(id).unwrap()),
+        |actor, (scope, role)| actor.with_grant(scope.clone(), *role),
+    )
+}
+
+pub fn org_admin(org_id: &str) -> Actor {
+    actor(&format!("admin-of-{org_id}"), &[(org(org_id), Role::Admin)])
+}
+
+pub fn domain_admin(org_id: &str, domain_id: &str) -> Actor {
+    actor(
+        &format!("admin-of-{org_id}-{domain_id}"),
+        &[(domain(org_id, domain_id), Role::Admin)],
+    )
+}
+
+/// The token's body (all but the checksum) with a fresh, valid checksum:
+/// CRC32 of the body as 6 base62 digits, written here independently of the
+/// crate from the format's description.
+pub fn with_checksum(body: &str) -> String {
+    const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut crc = u64::from(crc32fast::hash(body.as_bytes()));
+    let mut digits = [0u8; 6];
+    for digit in digits.iter_mut().rev() {
+        *digit = BASE62[(crc % 62) as usize];
+        crc /= 62;
+    }
+    format!("{body}{}", std::str::from_utf8(&digits).unwrap())
+}
+
+/// `token` with the byte at `position` replaced and the checksum recomputed:
+/// it passes every format check, but is another token.
+pub fn altered(token: &str, position: usize, replacement: u8) -> String {
+    let mut bytes = token.as_bytes().to_vec();
+    assert_ne!(
+        bytes[position], replacement,
+        "alter to a different character"
+    );
+    bytes[position] = replacement;
+    let body = String::from_utf8(bytes[..bytes.len() - 6].to_vec()).unwrap();
+    with_checksum(&body)
+}
+
+/// A base62 character other than `c`.
+pub fn other_than(c: u8) -> u8 {
+    if c == b'A' { b'B' } else { b'A' }
+}
+
+/// Byte offsets in a token with the `acme` prefix.
+pub const KIND_AT: usize = 4;
+pub const ID_AT: usize = 6;
+pub const SECRET_AT: usize = 17;
+pub const CHECKSUM_AT: usize = 60;
+pub const TOKEN_LEN: usize = 66;
+
+/// A real `MemoryStore` that also counts how often each method is called, so
+/// tests can prove which operations reach the store. It can also play another
+/// writer that takes the drawn id first (see [`CountingStore::take_ids_first`]).
+#[derive(Default)]
+pub struct CountingStore {
+    pub inner: MemoryStore,
+    finds: AtomicUsize,
+    inserts: AtomicUsize,
+    revokes: AtomicUsize,
+    ids_taken_first: AtomicUsize,
+}
+
+impl CountingStore {
+    /// For the next `inserts` inserts, the same record is stored just before
+    /// the insert runs, so that insert meets a real duplicate in the real store.
+    pub fn take_ids_first(&self, inserts: usize) {
+        self.ids_taken_first.store(inserts, Ordering::SeqCst);
+    }
+
+    pub fn finds(&self) -> usize {
+        self.finds.load(Ordering::SeqCst)
+    }
+
+    /// The stored record with `id`, which must exist.
+    pub async fn record(&self, id: TokenId) -> TokenRecord {
+        let found = self.inner.find(id).await.unwrap();
+        (*found.expect("the record exists")).clone()
+    }
+
+    /// Every call of any method so far.
+    pub fn calls(&self) -> usize {
+        self.finds() + self.inserts.load(Ordering::SeqCst) + self.revokes.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenStore for CountingStore {
+    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
+        self.inserts.fetch_add(1, Ordering::SeqCst);
+        let take_first = self
+            .ids_taken_first
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if take_first {
+            self.inner.insert(record.clone()).await?;
+        }
+        self.inner.insert(record).await
+    }
+
+    async fn find(&self, id: TokenId) -> Result<Option<Arc<TokenRecord>>, StoreError> {
+        self.finds.fetch_add(1, Ordering::SeqCst);
+        self.inner.find(id).await
+    }
+
+    async fn list(
+        &self,
+        scope: &Scope,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Vec<Arc<TokenRecord>>, StoreError> {
+        self.inner.list(scope, after, limit).await
+    }
+
+    async fn revoke(
+        &self,
+        id: TokenId,
+        revocation: Revocation,
+    ) -> Result<RevokeOutcome, StoreError> {
+        self.revokes.fetch_add(1, Ordering::SeqCst);
+        self.inner.revoke(id, revocation).await
+    }
+}

@@ -1,0 +1,161 @@
+//! Secrets never leak through formatting or serde, and records (which hold
+//! no secret) serialize and round-trip.
+
+mod common;
+
+use api_tokens::store::Cursor;
+use api_tokens::{
+    HashKey, IssueRequest, IssuedToken, KeyId, Keyring, PlaintextToken, TokenRecord, TokenService,
+    TokenSummary,
+};
+use common::*;
+use static_assertions::assert_not_impl_any;
+use time::Duration;
+
+// Secret-holding types cannot be serialized, cloned or compared by accident.
+assert_not_impl_any!(PlaintextToken: serde::Serialize, Clone, PartialEq);
+assert_not_impl_any!(IssuedToken: serde::Serialize, Clone, PartialEq);
+assert_not_impl_any!(HashKey: serde::Serialize, Clone, PartialEq);
+assert_not_impl_any!(Keyring: serde::Serialize, Clone, PartialEq);
+assert_not_impl_any!(TokenService: serde::Serialize, Clone);
+
+async fn issued(fixture: &Fixture) -> IssuedToken {
+    fixture
+        .service
+        .issue(
+            &org_admin("acme"),
+            IssueRequest::new(domain("acme", "shop"), "Déploiement 🚀")
+                .expires_at(START + Duration::days(90)),
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn debug_and_display_of_the_plaintext_are_redacted() {
+    let fixture = fixture();
+    let issued = issued(&fixture).await;
+    let token = issued.token.expose_secret();
+    let secret = &token[SECRET_AT..CHECKSUM_AT];
+    let head = &token[..SECRET_AT];
+
+    let debug = format!("{:?}", issued.token);
+    let display = format!("{}", issued.token);
+    let pretty = format!("{issued:#?}");
+    assert_eq!(debug, format!("PlaintextToken({head}…[redacted])"));
+    assert_eq!(display, format!("{head}…[redacted]"));
+    for shown in [&debug, &display, &pretty] {
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(
+            !shown.contains(&token[CHECKSUM_AT..]),
+            "not even the checksum: {shown}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn digests_and_keys_stay_out_of_debug_output() {
+    let fixture = fixture();
+    let issued = issued(&fixture).await;
+    let verified = fixture
+        .service
+        .verify(issued.token.expose_secret())
+        .await
+        .unwrap();
+    let record = verified.record();
+    let digest_hex = serde_json::to_value(record).unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(digest_hex.len(), 64);
+
+    let key_hex: String = [1u8; 32].iter().map(|b| format!("{b:02x}")).collect();
+    let key_debug = format!("{:?}", [1u8; 32]);
+    for shown in [
+        format!("{verified:?}"),
+        format!("{record:?}"),
+        format!("{:?}", fixture.service),
+        format!("{:?}", Keyring::new(KeyId::new(1), key(1))),
+        format!("{:?}", key(1)),
+    ] {
+        assert!(!shown.contains(&digest_hex), "{shown}");
+        assert!(
+            !shown.contains(&key_hex) && !shown.contains(&key_debug),
+            "{shown}"
+        );
+        assert!(!shown.contains(&issued.token.expose_secret()[SECRET_AT..CHECKSUM_AT]));
+    }
+    assert!(format!("{record:?}").contains("Digest(..)"));
+}
+
+#[tokio::test]
+async fn records_summaries_and_cursors_round_trip_through_serde() {
+    let fixture = fixture();
+    let issued = issued(&fixture).await;
+    fixture.clock.advance(Duration::seconds(1));
+    fixture
+        .service
+        .revoke(&org_admin("acme"), issued.summary.id)
+        .await
+        .unwrap();
+    let record = fixture.store.record(issued.summary.id).await;
+    assert!(record.revoked.is_some() && record.expires_at.is_some());
+
+    let json = serde_json::to_string(&record).unwrap();
+    let back: TokenRecord = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, record);
+    assert!(!json.contains(&issued.token.expose_secret()[SECRET_AT..CHECKSUM_AT]));
+
+    let json = serde_json::to_string(&issued.summary).unwrap();
+    assert_eq!(
+        serde_json::from_str::<TokenSummary>(&json).unwrap(),
+        issued.summary
+    );
+
+    let cursor = Cursor::of(&record);
+    let json = serde_json::to_string(&cursor).unwrap();
+    assert_eq!(serde_json::from_str::<Cursor>(&json).unwrap(), cursor);
+}
+
+#[tokio::test]
+async fn deserializing_a_record_validates_every_field() {
+    let fixture = fixture();
+    let issued = issued(&fixture).await;
+    let record = fixture.store.record(issued.summary.id).await;
+    let good = serde_json::to_value(&record).unwrap();
+
+    let tamper = |field: &str, value: serde_json::Value| {
+        let mut bad = good.clone();
+        bad[field] = value;
+        serde_json::from_value::<TokenRecord>(bad)
+    };
+    assert!(tamper("digest", "00".into()).is_err());
+    assert!(tamper("id", "not an id".into()).is_err());
+    assert!(tamper("label", "two\nlines".into()).is_err());
+    assert!(tamper("label", "".into()).is_err());
+    assert!(tamper("created_by", "has space".into()).is_err());
+    assert!(tamper("role", "superuser".into()).is_err());
+    assert!(
+        tamper(
+            "scope",
+            serde_json::json!({"kind": "galaxy", "org": "acme"})
+        )
+        .is_err()
+    );
+    assert!(tamper("created_at", "yesterday".into()).is_err());
+    assert!(tamper("digest", "00".repeat(32).into()).is_ok());
+}
+
+#[test]
+fn a_service_built_in_a_test_is_debuggable_without_secrets() {
+    let service = TokenService::new(
+        api_tokens::TokenFormat::new("acme").unwrap(),
+        Keyring::new(KeyId::new(7), HashKey::generate().unwrap()),
+        std::sync::Arc::new(api_tokens::MemoryStore::new()),
+    );
+    let shown = format!("{service:?}");
+    assert!(
+        shown.contains("acme") && shown.contains("KeyId(7)"),
+        "{shown}"
+    );
+}

@@ -1,0 +1,134 @@
+//! A store that cannot be reached: every operation returns a typed error that
+//! keeps the store's cause, and nothing panics.
+
+mod common;
+
+use std::io;
+use std::sync::Arc;
+
+use api_tokens::store::{Cursor, RevokeOutcome, TokenStore};
+use api_tokens::{
+    IssueError, IssueRequest, KeyId, Keyring, ListError, PageRequest, Revocation, RevokeError,
+    Scope, StoreError, TokenFormat, TokenId, TokenRecord, TokenService, VerifyError,
+};
+use common::*;
+
+/// A store whose backend is down: what a network store returns during an
+/// outage. (The real outage, against a real server, is the PostgreSQL
+/// backend's to test.)
+struct Unreachable;
+
+fn outage() -> StoreError {
+    StoreError::Unavailable {
+        source: Box::new(io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            "connection refused",
+        )),
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenStore for Unreachable {
+    async fn insert(&self, _: TokenRecord) -> Result<(), StoreError> {
+        Err(outage())
+    }
+    async fn find(&self, _: TokenId) -> Result<Option<Arc<TokenRecord>>, StoreError> {
+        Err(outage())
+    }
+    async fn list(
+        &self,
+        _: &Scope,
+        _: Option<Cursor>,
+        _: usize,
+    ) -> Result<Vec<Arc<TokenRecord>>, StoreError> {
+        Err(outage())
+    }
+    async fn revoke(&self, _: TokenId, _: Revocation) -> Result<RevokeOutcome, StoreError> {
+        Err(outage())
+    }
+}
+
+fn is_outage(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        if inner
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        cause = inner.source();
+    }
+    false
+}
+
+#[tokio::test]
+async fn every_operation_reports_the_outage_with_its_cause() {
+    let working = fixture();
+    let token = working
+        .service
+        .issue(&org_admin("acme"), IssueRequest::new(org("acme"), "ci"))
+        .await
+        .unwrap();
+    let service = TokenService::new(
+        TokenFormat::new(PREFIX).unwrap(),
+        Keyring::new(KeyId::new(1), key(1)),
+        Arc::new(Unreachable),
+    );
+    let admin = org_admin("acme");
+
+    let issue = service
+        .issue(&admin, IssueRequest::new(org("acme"), "ci"))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        issue,
+        IssueError::Store(StoreError::Unavailable { .. })
+    ));
+    let verify = service
+        .verify(token.token.expose_secret())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        verify,
+        VerifyError::Store(StoreError::Unavailable { .. })
+    ));
+    let revoke = service.revoke(&admin, token.summary.id).await.unwrap_err();
+    assert!(matches!(
+        revoke,
+        RevokeError::Store(StoreError::Unavailable { .. })
+    ));
+    let list = service
+        .list(&admin, &org("acme"), PageRequest::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        list,
+        ListError::Store(StoreError::Unavailable { .. })
+    ));
+
+    for error in [
+        &issue as &(dyn std::error::Error + 'static),
+        &verify,
+        &revoke,
+        &list,
+    ] {
+        assert!(is_outage(error), "the cause is kept: {error}");
+        assert_eq!(
+            error.to_string(),
+            "the token store is unavailable; retry later"
+        );
+    }
+
+    // Refusals that need no store still come first.
+    assert!(matches!(
+        service.verify("garbage").await,
+        Err(VerifyError::Malformed(_))
+    ));
+    assert!(matches!(
+        service
+            .issue(&org_admin("globex"), IssueRequest::new(org("acme"), "ci"))
+            .await,
+        Err(IssueError::NotAllowed { .. })
+    ));
+}
