@@ -104,3 +104,8 @@ pub use service::{
 };
 pub use store::{MemoryStore, TokenStore};
 pub use token::{ParsedToken, PlaintextToken, TokenFormat, TokenId};
+
+// The README's examples compile and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
