@@ -309,8 +309,9 @@ impl TokenService {
             .map_err(VerifyError::Store)?;
 
         // Exactly one hash and one comparison on every path below. Without a
-        // record, or without the record's key, the hash uses the current key
-        // and the comparison a fixed digest; the result is then discarded.
+        // record, the comparison is against a fixed digest; without the
+        // record's key, the hash uses the current key. Either way the outcome
+        // is then forced to "no match".
         let record_key = found
             .as_deref()
             .and_then(|record| self.keys.get(record.key_id));
