@@ -6,8 +6,6 @@
 
 use std::error::Error as StdError;
 
-use rand::rngs::SysError;
-
 use crate::actor::Role;
 use crate::hashing::KeyId;
 use crate::scope::Scope;
@@ -69,6 +67,13 @@ pub enum LabelError {
         code_point: u32,
     },
 }
+
+/// The operating system's random source failed, so no key or token could be
+/// made. Nothing was stored. It usually means the process may not read the
+/// OS random source (a sandbox or seccomp policy); retrying rarely helps.
+#[derive(Debug, thiserror::Error)]
+#[error("the operating system's random source failed")]
+pub struct RandomSourceError(#[source] pub(crate) BoxError);
 
 /// A token prefix was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -195,8 +200,8 @@ pub enum IssueError {
     #[error("the expiry lies beyond the year 9999")]
     ExpiryOutOfRange,
     /// The operating system's random source failed.
-    #[error("the operating system's random source failed")]
-    RandomSource(#[source] SysError),
+    #[error(transparent)]
+    RandomSource(#[from] RandomSourceError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -14,13 +14,12 @@
 
 use std::fmt;
 
-use rand::TryRng;
-use rand::rngs::{SysError, SysRng};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use subtle::{Choice, ConstantTimeEq};
 use zeroize::Zeroizing;
 
-use crate::error::KeyringError;
+use crate::error::{KeyringError, RandomSourceError};
+use crate::token::fill_random;
 
 /// Names one hashing key, so a stored digest says which key made it.
 /// Choose any numbering; a new key needs an id not used before.
@@ -48,13 +47,17 @@ impl fmt::Display for KeyId {
 
 /// A 256-bit hashing key. Load it from your secret manager; never store it
 /// beside the tokens. Its `Debug` is redacted and it is wiped on drop.
-pub struct HashKey(Zeroizing<[u8; 32]>);
+///
+/// The bytes live in one heap block for the key's whole life: moving a
+/// `HashKey` (into a [`Keyring`], a `Vec`) moves only a pointer, so no
+/// unwiped copy is left behind in memory.
+pub struct HashKey(Box<Zeroizing<[u8; 32]>>);
 
 impl HashKey {
     /// A key from 32 bytes of key material (e.g. decoded from your secret
     /// manager). The copy the caller passed in is the caller's to wipe.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        HashKey(Zeroizing::new(bytes))
+        HashKey(Box::new(Zeroizing::new(bytes)))
     }
 
     /// A fresh key from the OS random source. Handy in tests and examples;
@@ -64,9 +67,10 @@ impl HashKey {
     /// # Errors
     ///
     /// When the operating system's random source fails.
-    pub fn generate() -> Result<Self, SysError> {
-        let mut bytes = Zeroizing::new([0u8; 32]);
-        SysRng.try_fill_bytes(&mut bytes[..])?;
+    pub fn generate() -> Result<Self, RandomSourceError> {
+        // Filled in place on the heap: the key never passes through the stack.
+        let mut bytes = Box::new(Zeroizing::new([0u8; 32]));
+        fill_random(&mut bytes[..])?;
         Ok(HashKey(bytes))
     }
 
@@ -222,10 +226,13 @@ impl<'de> Deserialize<'de> for Digest {
         if text.len() != 64 {
             return Err(invalid());
         }
+        // `to_digit` takes exactly 0-9, a-f and A-F (`from_str_radix` would
+        // also take a leading `+`).
+        let nibble = |c: u8| char::from(c).to_digit(16).ok_or_else(invalid);
         let mut bytes = [0u8; 32];
         for (byte, pair) in bytes.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
-            let pair = std::str::from_utf8(pair).map_err(|_| invalid())?;
-            *byte = u8::from_str_radix(pair, 16).map_err(|_| invalid())?;
+            let (high, low) = (nibble(pair[0])?, nibble(pair[1])?);
+            *byte = (high << 4 | low) as u8; // two nibbles: at most 0xff
         }
         Ok(Digest(bytes))
     }
@@ -272,6 +279,11 @@ mod tests {
         assert!(serde_json::from_str::<Digest>(&not_hex).is_err());
         let non_ascii = format!("\"{}é\"", "0".repeat(62));
         assert!(serde_json::from_str::<Digest>(&non_ascii).is_err());
+        let signed = format!("\"{}\"", "+f".repeat(32));
+        assert!(serde_json::from_str::<Digest>(&signed).is_err());
+        let upper = "AB".repeat(32);
+        let digest: Digest = serde_json::from_str(&format!("\"{upper}\"")).unwrap();
+        assert_eq!(digest.as_bytes(), &[0xab; 32]);
     }
 
     #[test]

@@ -91,7 +91,7 @@ pub use actor::{Actor, Grant, Role};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{
     BoxError, IdError, InvalidTokenId, IssueError, KeyringError, LabelError, ListError,
-    MalformedToken, PrefixError, RevokeError, StoreError, VerifyError,
+    MalformedToken, PrefixError, RandomSourceError, RevokeError, StoreError, VerifyError,
 };
 pub use hashing::{Digest, HashKey, KeyId, Keyring};
 pub use ids::{ActorId, DomainId, MAX_ID_LEN, OrganizationId};

@@ -103,14 +103,25 @@ impl IssueRequest {
 }
 
 /// A token just issued: the plaintext, to show the user once, and what the
-/// token list will show of it from now on.
-#[derive(Debug)]
+/// token list will show of it from now on. Its `Debug` shows the token
+/// redacted.
 pub struct IssuedToken {
     /// The token text. Hand it to the user, then drop it: it cannot be
     /// recovered later.
     pub token: PlaintextToken,
     /// The token's row in the API Tokens list.
     pub summary: TokenSummary,
+}
+
+// Written out rather than derived: a type holding a plaintext token states
+// for itself what its `Debug` shows.
+impl fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("token", &self.token)
+            .field("summary", &self.summary)
+            .finish()
+    }
 }
 
 /// A token that passed [`TokenService::verify`]: what it grants.
@@ -262,10 +273,7 @@ impl TokenService {
 
         let mut attempt = 1;
         loop {
-            let token = self
-                .format
-                .generate(request.scope.kind())
-                .map_err(IssueError::RandomSource)?;
+            let token = self.format.generate(request.scope.kind())?;
             let (key_id, key) = self.keys.current();
             let record = TokenRecord {
                 id: token.id(),

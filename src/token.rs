@@ -27,11 +27,11 @@ use std::fmt;
 use std::str::FromStr;
 
 use rand::TryRng;
-use rand::rngs::{SysError, SysRng};
+use rand::rngs::SysRng;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
-use crate::error::{InvalidTokenId, MalformedToken, PrefixError};
+use crate::error::{InvalidTokenId, MalformedToken, PrefixError, RandomSourceError};
 use crate::scope::ScopeKind;
 
 /// Characters of the public id.
@@ -227,9 +227,9 @@ impl TokenFormat {
 
     /// Makes a new token of `kind`: a fresh random id and secret from the OS
     /// random source.
-    pub(crate) fn generate(&self, kind: ScopeKind) -> Result<PlaintextToken, SysError> {
+    pub(crate) fn generate(&self, kind: ScopeKind) -> Result<PlaintextToken, RandomSourceError> {
         let mut random = Zeroizing::new([0u8; 64]);
-        SysRng.try_fill_bytes(&mut random[..8])?;
+        fill_random(&mut random[..8])?;
         let mut id_bytes = [0; 8];
         id_bytes.copy_from_slice(&random[..8]);
         let id = TokenId(u64::from_le_bytes(id_bytes));
@@ -246,7 +246,7 @@ impl TokenFormat {
         // are drawn again.
         let mut secret_chars = 0;
         while secret_chars < SECRET_LEN {
-            SysRng.try_fill_bytes(&mut random[..])?;
+            fill_random(&mut random[..])?;
             for &byte in random.iter() {
                 let value = usize::from(byte & 0x3f);
                 if value < BASE62.len() && secret_chars < SECRET_LEN {
@@ -397,6 +397,13 @@ fn decode_base62(digits: &[u8]) -> Option<u64> {
         };
         value.checked_mul(62)?.checked_add(u64::from(digit))
     })
+}
+
+/// Fills `bytes` from the OS random source.
+pub(crate) fn fill_random(bytes: &mut [u8]) -> Result<(), RandomSourceError> {
+    SysRng
+        .try_fill_bytes(bytes)
+        .map_err(|error| RandomSourceError(Box::new(error)))
 }
 
 fn push_ascii(text: &mut String, ascii: &[u8]) {

@@ -5,8 +5,8 @@ mod common;
 
 use api_tokens::store::Cursor;
 use api_tokens::{
-    HashKey, IssueRequest, IssuedToken, KeyId, Keyring, PlaintextToken, TokenRecord, TokenService,
-    TokenSummary,
+    HashKey, IssueRequest, IssuedToken, KeyId, Keyring, ParsedToken, PlaintextToken, TokenRecord,
+    TokenService, TokenSummary,
 };
 use common::*;
 use static_assertions::assert_not_impl_any;
@@ -14,6 +14,7 @@ use time::Duration;
 
 // Secret-holding types cannot be serialized, cloned or compared by accident.
 assert_not_impl_any!(PlaintextToken: serde::Serialize, Clone, PartialEq);
+assert_not_impl_any!(ParsedToken<'static>: serde::Serialize, Clone, PartialEq);
 assert_not_impl_any!(IssuedToken: serde::Serialize, Clone, PartialEq);
 assert_not_impl_any!(HashKey: serde::Serialize, Clone, PartialEq);
 assert_not_impl_any!(Keyring: serde::Serialize, Clone, PartialEq);
@@ -146,16 +147,15 @@ async fn deserializing_a_record_validates_every_field() {
     assert!(tamper("digest", "00".repeat(32).into()).is_ok());
 }
 
-#[test]
-fn a_service_built_in_a_test_is_debuggable_without_secrets() {
-    let service = TokenService::new(
-        api_tokens::TokenFormat::new("acme").unwrap(),
-        Keyring::new(KeyId::new(7), HashKey::generate().unwrap()),
-        std::sync::Arc::new(api_tokens::MemoryStore::new()),
-    );
-    let shown = format!("{service:?}");
-    assert!(
-        shown.contains("acme") && shown.contains("KeyId(7)"),
-        "{shown}"
-    );
+#[tokio::test]
+async fn a_parsed_token_shows_only_its_public_parts() {
+    let fixture = fixture();
+    let issued = issued(&fixture).await;
+    let token = issued.token.expose_secret();
+    let parsed = fixture.service.format().parse(token).unwrap();
+
+    let shown = format!("{parsed:?}");
+    assert!(shown.contains(&issued.summary.id.to_string()), "{shown}");
+    assert!(!shown.contains(&token[SECRET_AT..CHECKSUM_AT]), "{shown}");
+    assert!(!shown.contains(&token[CHECKSUM_AT..]), "{shown}");
 }
