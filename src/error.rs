@@ -118,13 +118,15 @@ pub enum MalformedToken {
     /// The `_` after the scope letter is missing.
     #[error("the token lacks the `_` after its scope letter")]
     MissingSeparator,
-    /// A character outside `[A-Za-z0-9]` after the separator.
+    /// A character outside `[A-Za-z0-9]` after the separator, in a token whose
+    /// checksum matched (otherwise the checksum reports it).
     #[error("the token has a character outside A-Z, a-z and 0-9 at byte {position}")]
     InvalidCharacter {
         /// Byte offset of the first one.
         position: usize,
     },
-    /// The checksum does not match: a typo, a truncated copy, or not a token.
+    /// The checksum does not match: a typo (a character outside the alphabet
+    /// included), a truncated copy, or not a token.
     #[error("the token's checksum does not match: it was mistyped or cut short")]
     BadChecksum,
     /// The id part is too large to be an id this crate makes.
