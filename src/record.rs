@@ -1,5 +1,7 @@
 //! What is kept about a token, and what a list shows of it.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -45,6 +47,33 @@ pub struct TokenRecord {
     pub expires_at: Option<OffsetDateTime>,
     /// Set once, when the token is revoked; never cleared.
     pub revoked: Option<Revocation>,
+}
+
+/// The part of a [`TokenRecord`] that verification reads: enough to check the
+/// secret and the status, and to say what the token grants. Nothing else.
+///
+/// [`TokenStore::find_credential`](crate::TokenStore::find_credential) returns
+/// it on every verification, so a store may keep it apart from the rest of the
+/// record (labels, creators, revocation details) and answer with one read:
+/// the memory store keeps it inline in its hash table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credential {
+    /// The public id.
+    pub id: TokenId,
+    /// Where the token is valid. Shared, so that handing a credential out
+    /// (on every verification) costs one reference count, not a copy of the
+    /// scope's ids.
+    pub scope: Arc<Scope>,
+    /// The highest role the token grants.
+    pub role: Role,
+    /// The key that made `digest`.
+    pub key_id: KeyId,
+    /// `BLAKE3-keyed(key, id ‖ secret)`.
+    pub digest: Digest,
+    /// When it stops verifying, if ever.
+    pub expires_at: Option<OffsetDateTime>,
+    /// Whether it was revoked.
+    pub revoked: bool,
 }
 
 /// When and by whom a token was revoked.
@@ -99,6 +128,19 @@ pub struct TokenSummary {
 }
 
 impl TokenRecord {
+    /// What verification reads of this record.
+    pub fn credential(&self) -> Credential {
+        Credential {
+            id: self.id,
+            scope: Arc::new(self.scope.clone()),
+            role: self.role,
+            key_id: self.key_id,
+            digest: self.digest,
+            expires_at: self.expires_at,
+            revoked: self.revoked.is_some(),
+        }
+    }
+
     /// Whether the token is revoked, expired (at `now`) or active. Revocation
     /// wins over expiry.
     pub fn status_at(&self, now: OffsetDateTime) -> TokenStatus {

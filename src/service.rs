@@ -125,37 +125,37 @@ impl fmt::Debug for IssuedToken {
 }
 
 /// A token that passed [`TokenService::verify`]: what it grants.
-#[derive(Clone, Debug)]
+///
+/// It holds what verification read and nothing more; the token's label,
+/// creator and the rest are one [`TokenStore::find`] away, by [`id`](Self::id).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifiedToken {
-    record: Arc<TokenRecord>,
+    id: TokenId,
+    scope: Arc<Scope>,
+    role: Role,
 }
 
 impl VerifiedToken {
     /// The token's public id.
     pub fn id(&self) -> TokenId {
-        self.record.id
+        self.id
     }
 
     /// Where the token is valid.
     pub fn scope(&self) -> &Scope {
-        &self.record.scope
+        &self.scope
     }
 
     /// The role it grants there.
     pub fn role(&self) -> Role {
-        self.record.role
+        self.role
     }
 
     /// Whether the token may act at `scope` with at least `role`: its scope
     /// covers `scope` (an organization token covers the organization's
     /// domains) and its role is `role` or higher.
     pub fn allows(&self, scope: &Scope, role: Role) -> bool {
-        self.record.scope.covers(scope) && self.record.role >= role
-    }
-
-    /// The full stored record (label, creator, expiry, …).
-    pub fn record(&self) -> &TokenRecord {
-        &self.record
+        self.scope.covers(scope) && self.role >= role
     }
 }
 
@@ -312,7 +312,7 @@ impl TokenService {
         let parsed = self.format.parse(token)?;
         let found = self
             .store
-            .find(parsed.id())
+            .find_credential(parsed.id())
             .await
             .map_err(VerifyError::Store)?;
 
@@ -321,32 +321,38 @@ impl TokenService {
         // record's key, the hash uses the current key. Either way the outcome
         // is then forced to "no match".
         let record_key = found
-            .as_deref()
-            .and_then(|record| self.keys.get(record.key_id));
+            .as_ref()
+            .and_then(|credential| self.keys.get(credential.key_id));
         let key = record_key.unwrap_or(self.keys.current().1);
         let expected = found
-            .as_deref()
-            .map_or(&NO_RECORD_DIGEST, |record| &record.digest);
+            .as_ref()
+            .map_or(&NO_RECORD_DIGEST, |credential| &credential.digest);
         let secret_matches = key.digest(parsed.hashed_part()).ct_eq(expected)
             & Choice::from(u8::from(record_key.is_some()));
 
-        let record = match found {
+        let credential = match found {
             // A scope letter changed (and the checksum recomputed) names a
             // token that does not exist.
-            Some(record) if bool::from(secret_matches) && record.scope.kind() == parsed.kind() => {
-                record
+            Some(credential)
+                if bool::from(secret_matches) && credential.scope.kind() == parsed.kind() =>
+            {
+                credential
             }
             _ => return Err(VerifyError::Invalid),
         };
-        if record.revoked.is_some() {
+        if credential.revoked {
             return Err(VerifyError::Revoked);
         }
-        if let Some(expiry) = record.expires_at
+        if let Some(expiry) = credential.expires_at
             && self.clock.now() >= expiry
         {
             return Err(VerifyError::Expired);
         }
-        Ok(VerifiedToken { record })
+        Ok(VerifiedToken {
+            id: credential.id,
+            scope: credential.scope,
+            role: credential.role,
+        })
     }
 
     /// Revokes the token with `id`: from the moment this returns, the token
@@ -359,8 +365,8 @@ impl TokenService {
     /// not manage it (the two are indistinguishable by design), or a store
     /// failure.
     pub async fn revoke(&self, actor: &Actor, id: TokenId) -> Result<Revoked, RevokeError> {
-        match self.store.find(id).await? {
-            Some(record) if actor.can_manage_tokens(&record.scope) => {}
+        match self.store.find_credential(id).await? {
+            Some(credential) if actor.can_manage_tokens(&credential.scope) => {}
             _ => return Err(RevokeError::NotFound { id }),
         }
         let revocation = Revocation {
@@ -402,7 +408,7 @@ impl TokenService {
         let mut records = self.store.list(scope, page.after, page.limit + 1).await?;
         let next = if records.len() > page.limit {
             records.truncate(page.limit);
-            records.last().map(|record| Cursor::of(record))
+            records.last().map(Cursor::of)
         } else {
             None
         };

@@ -60,7 +60,7 @@ async fn duplicate_insert_fails_and_changes_nothing() {
         Err(StoreError::AlreadyExists { id }) => assert_eq!(id, original.id),
         other => panic!("expected AlreadyExists, got {other:?}"),
     }
-    assert_eq!(*store.find(original.id).await.unwrap().unwrap(), original);
+    assert_eq!(store.find(original.id).await.unwrap().unwrap(), original);
     assert!(
         store
             .list(&org("globex"), None, 10)

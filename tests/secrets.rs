@@ -63,7 +63,8 @@ async fn digests_and_keys_stay_out_of_debug_output() {
         .verify(issued.token.expose_secret())
         .await
         .unwrap();
-    let record = verified.record();
+    let record = &fixture.store.record(verified.id()).await;
+    let credential = record.credential();
     let digest_hex = serde_json::to_value(record).unwrap()["digest"]
         .as_str()
         .unwrap()
@@ -75,11 +76,16 @@ async fn digests_and_keys_stay_out_of_debug_output() {
     for shown in [
         format!("{verified:?}"),
         format!("{record:?}"),
+        format!("{credential:?}"),
         format!("{:?}", fixture.service),
         format!("{:?}", Keyring::new(KeyId::new(1), key(1))),
         format!("{:?}", key(1)),
     ] {
         assert!(!shown.contains(&digest_hex), "{shown}");
+        assert!(
+            !shown.contains(&format!("{:?}", record.digest.as_bytes())),
+            "{shown}"
+        );
         assert!(
             !shown.contains(&key_hex) && !shown.contains(&key_debug),
             "{shown}"

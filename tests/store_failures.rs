@@ -32,7 +32,7 @@ impl TokenStore for Unreachable {
     async fn insert(&self, _: TokenRecord) -> Result<(), StoreError> {
         Err(outage())
     }
-    async fn find(&self, _: TokenId) -> Result<Option<Arc<TokenRecord>>, StoreError> {
+    async fn find(&self, _: TokenId) -> Result<Option<TokenRecord>, StoreError> {
         Err(outage())
     }
     async fn list(
@@ -40,7 +40,7 @@ impl TokenStore for Unreachable {
         _: &Scope,
         _: Option<Cursor>,
         _: usize,
-    ) -> Result<Vec<Arc<TokenRecord>>, StoreError> {
+    ) -> Result<Vec<TokenRecord>, StoreError> {
         Err(outage())
     }
     async fn revoke(&self, _: TokenId, _: Revocation) -> Result<RevokeOutcome, StoreError> {

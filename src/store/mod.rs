@@ -7,8 +7,10 @@
 //!
 //! # Writing your own store
 //!
-//! Implement the four methods below. Each must be atomic on its own; none
-//! needs a transaction with another.
+//! Implement the four required methods below; each must be atomic on its own,
+//! and none needs a transaction with another. [`find_credential`] has a
+//! default built on `find`; override it only if your store can answer it from
+//! less (the memory store does), and keep the two in agreement.
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -19,7 +21,7 @@
 //!
 //! /// Every record in one ordered map behind one lock.
 //! #[derive(Default)]
-//! struct BTreeStore(Mutex<BTreeMap<TokenId, Arc<TokenRecord>>>);
+//! struct BTreeStore(Mutex<BTreeMap<TokenId, TokenRecord>>);
 //!
 //! #[async_trait::async_trait]
 //! impl TokenStore for BTreeStore {
@@ -28,11 +30,11 @@
 //!         if records.contains_key(&record.id) {
 //!             return Err(StoreError::AlreadyExists { id: record.id });
 //!         }
-//!         records.insert(record.id, Arc::new(record));
+//!         records.insert(record.id, record);
 //!         Ok(())
 //!     }
 //!
-//!     async fn find(&self, id: TokenId) -> Result<Option<Arc<TokenRecord>>, StoreError> {
+//!     async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
 //!         Ok(self.0.lock().unwrap().get(&id).cloned())
 //!     }
 //!
@@ -41,7 +43,7 @@
 //!         scope: &Scope,
 //!         after: Option<Cursor>,
 //!         limit: usize,
-//!     ) -> Result<Vec<Arc<TokenRecord>>, StoreError> {
+//!     ) -> Result<Vec<TokenRecord>, StoreError> {
 //!         let records = self.0.lock().unwrap();
 //!         let mut found: Vec<_> = records
 //!             .values()
@@ -62,22 +64,22 @@
 //!         if let Some(earlier) = &record.revoked {
 //!             return Ok(RevokeOutcome::AlreadyRevoked(earlier.clone()));
 //!         }
-//!         Arc::make_mut(record).revoked = Some(revocation);
+//!         record.revoked = Some(revocation);
 //!         Ok(RevokeOutcome::Revoked)
 //!     }
 //! }
 //!
 //! let store: Arc<dyn TokenStore> = Arc::new(BTreeStore::default());
 //! ```
-
-use std::sync::Arc;
+//!
+//! [`find_credential`]: TokenStore::find_credential
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
-use crate::record::{Revocation, TokenRecord};
+use crate::record::{Credential, Revocation, TokenRecord};
 use crate::scope::Scope;
 use crate::token::TokenId;
 
@@ -103,13 +105,28 @@ pub trait TokenStore: Send + Sync {
     async fn insert(&self, record: TokenRecord) -> Result<(), StoreError>;
 
     /// The record with `id`, if any, as stored (revoked and expired included).
-    /// This is on every verification's path: make it one indexed lookup.
     ///
     /// # Errors
     ///
     /// A backend failure, or [`StoreError::Corrupt`] for a record that
     /// cannot be read back.
-    async fn find(&self, id: TokenId) -> Result<Option<Arc<TokenRecord>>, StoreError>;
+    async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// What verification needs of the record with `id`: exactly
+    /// `find(id)` projected by [`TokenRecord::credential`].
+    ///
+    /// Every verification calls this, so it is the one method whose speed
+    /// matters. The default calls [`find`](Self::find), which suits a
+    /// database (one indexed row either way). A store that can answer from
+    /// less memory than a whole record should override it, as the memory
+    /// store does.
+    ///
+    /// # Errors
+    ///
+    /// As [`find`](Self::find).
+    async fn find_credential(&self, id: TokenId) -> Result<Option<Credential>, StoreError> {
+        Ok(self.find(id).await?.map(|record| record.credential()))
+    }
 
     /// Up to `limit` records whose scope equals `scope` exactly (an
     /// organization's list does not include its domains' tokens), newest
@@ -125,7 +142,7 @@ pub trait TokenStore: Send + Sync {
         scope: &Scope,
         after: Option<Cursor>,
         limit: usize,
-    ) -> Result<Vec<Arc<TokenRecord>>, StoreError>;
+    ) -> Result<Vec<TokenRecord>, StoreError>;
 
     /// Sets `revoked` on the record with `id` if it is not set yet, as one
     /// atomic compare-and-set: of many concurrent calls, exactly one reports

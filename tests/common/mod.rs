@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use api_tokens::store::{Cursor, RevokeOutcome, TokenStore};
 use api_tokens::{
-    Actor, ActorId, DomainId, HashKey, KeyId, Keyring, ManualClock, MemoryStore, OrganizationId,
-    Revocation, Role, Scope, StoreError, TokenFormat, TokenId, TokenRecord, TokenService,
+    Actor, ActorId, Credential, DomainId, HashKey, KeyId, Keyring, ManualClock, MemoryStore,
+    OrganizationId, Revocation, Role, Scope, StoreError, TokenFormat, TokenId, TokenRecord,
+    TokenService,
 };
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -140,7 +141,7 @@ impl CountingStore {
     /// The stored record with `id`, which must exist.
     pub async fn record(&self, id: TokenId) -> TokenRecord {
         let found = self.inner.find(id).await.unwrap();
-        (*found.expect("the record exists")).clone()
+        found.expect("the record exists")
     }
 
     /// Every call of any method so far.
@@ -163,9 +164,14 @@ impl TokenStore for CountingStore {
         self.inner.insert(record).await
     }
 
-    async fn find(&self, id: TokenId) -> Result<Option<Arc<TokenRecord>>, StoreError> {
+    async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
         self.finds.fetch_add(1, Ordering::SeqCst);
         self.inner.find(id).await
+    }
+
+    async fn find_credential(&self, id: TokenId) -> Result<Option<Credential>, StoreError> {
+        self.finds.fetch_add(1, Ordering::SeqCst);
+        self.inner.find_credential(id).await
     }
 
     async fn list(
@@ -173,7 +179,7 @@ impl TokenStore for CountingStore {
         scope: &Scope,
         after: Option<Cursor>,
         limit: usize,
-    ) -> Result<Vec<Arc<TokenRecord>>, StoreError> {
+    ) -> Result<Vec<TokenRecord>, StoreError> {
         self.inner.list(scope, after, limit).await
     }
 
