@@ -1,0 +1,125 @@
+//! What the bench targets share: the token layout restated without crate
+//! code, token surgery, and a service over a memory store with realistic
+//! tenants. Each bench target uses a different part.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use api_tokens::{
+    Actor, ActorId, DomainId, HashKey, KeyId, Keyring, ManualClock, MemoryStore, OrganizationId,
+    Role, Scope, TokenFormat, TokenService,
+};
+
+pub const PREFIX: &str = "acme";
+pub const ID_AT: usize = PREFIX.len() + 2;
+pub const ID_LEN: usize = 11;
+pub const SECRET_AT: usize = ID_AT + ID_LEN;
+pub const SECRET_LEN: usize = 43;
+pub const CHECKSUM_AT: usize = SECRET_AT + SECRET_LEN;
+pub const CHECKSUM_LEN: usize = 6;
+pub const TOKEN_LEN: usize = CHECKSUM_AT + CHECKSUM_LEN;
+pub const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// The service's hashing key, known here so the floor can hash like it.
+pub const KEY: [u8; 32] = [0x5a; 32];
+
+pub fn base62_digit(c: u8) -> Option<u64> {
+    match c {
+        b'0'..=b'9' => Some(u64::from(c - b'0')),
+        b'A'..=b'Z' => Some(u64::from(c - b'A' + 10)),
+        b'a'..=b'z' => Some(u64::from(c - b'a' + 36)),
+        _ => None,
+    }
+}
+
+/// Fixed-width base62 as a number; `None` on a character outside the
+/// alphabet or a value beyond u64.
+pub fn decode_base62(digits: &[u8]) -> Option<u64> {
+    digits.iter().try_fold(0u64, |value, &c| {
+        value.checked_mul(62)?.checked_add(base62_digit(c)?)
+    })
+}
+
+/// The checksum characters of a token body: its CRC32 as 6 base62 digits.
+pub fn checksum(body: &[u8]) -> [u8; CHECKSUM_LEN] {
+    let mut value = crc32fast::hash(body);
+    let mut out = [0; CHECKSUM_LEN];
+    for digit in out.iter_mut().rev() {
+        *digit = BASE62[(value % 62) as usize];
+        value /= 62;
+    }
+    out
+}
+
+/// `token` with the base62 character at `position` replaced by another and
+/// the checksum fixed: well formed, but a different token.
+pub fn altered(token: &str, position: usize) -> String {
+    let mut bytes = token.as_bytes().to_vec();
+    bytes[position] = if bytes[position] == b'0' { b'1' } else { b'0' };
+    let sum = checksum(&bytes[..CHECKSUM_AT]);
+    bytes[CHECKSUM_AT..].copy_from_slice(&sum);
+    String::from_utf8(bytes).expect("ASCII")
+}
+
+/// Runs a future the memory store completes without waiting.
+pub fn ready<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("the memory store completes every call at once"),
+    }
+}
+
+pub fn org_id(n: usize) -> OrganizationId {
+    OrganizationId::new(&format!("org{n:013}")).unwrap()
+}
+
+pub fn domain_id(n: usize) -> DomainId {
+    DomainId::new(&format!("dom{n:013}")).unwrap()
+}
+
+/// Token `i`'s scope: 1,000 organizations of 10 domains; one token in 11 is
+/// an organization token. Ids are built afresh, as a service parsing a
+/// request would.
+pub fn scope_of(i: usize) -> Scope {
+    let org = i % 1000;
+    match (i / 1000) % 11 {
+        10 => Scope::organization(org_id(org)),
+        domain => Scope::domain(org_id(org), domain_id(org * 10 + domain)),
+    }
+}
+
+pub fn admins() -> Vec<Actor> {
+    (0..1000)
+        .map(|org| {
+            Actor::new(ActorId::new(&format!("admin{org:011}")).unwrap())
+                .with_grant(Scope::organization(org_id(org)), Role::Admin)
+        })
+        .collect()
+}
+
+pub fn service(store: Arc<MemoryStore>, clock: &ManualClock) -> TokenService {
+    TokenService::new(
+        TokenFormat::new(PREFIX).unwrap(),
+        Keyring::new(KeyId::new(1), HashKey::from_bytes(KEY)),
+        store,
+    )
+    .with_clock(Arc::new(clock.clone()))
+}
+
+/// A deterministic Fisher–Yates shuffle (xorshift), so runs compare.
+pub fn shuffle<T>(items: &mut [T]) {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    for i in (1..items.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        items.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+}

@@ -1,0 +1,661 @@
+//! The verification hot path, measured against a floor taken in the same run.
+//!
+//! `cargo bench --bench verify` runs every figure below and ends with a
+//! summary table of the figures and their ratios. Filtering (`-- valid`) runs
+//! a subset; the summary then shows only what ran.
+//!
+//! - `floor/<size>`: the least work any correct verify must do, written here
+//!   with no crate code: length and checksum check, id decode, a lookup in a
+//!   `std` `HashMap` (id → digest) of `<size>` entries, keyed BLAKE3 over
+//!   id ‖ secret, a constant-time compare.
+//! - `valid`, `unknown_id`, `wrong_secret`, `revoked`, `expired` at 1K, 1M and
+//!   10M stored tokens: `TokenService::verify` over a `MemoryStore`. Each
+//!   iteration takes the next token of a pool spread over the whole store
+//!   (up to 2^20 distinct tokens), so large stores pay real memory latency
+//!   instead of re-reading one cached record. 10M uses 20 samples. One token
+//!   in 100 is revoked and one in 100 expired, so those two pools are small
+//!   and partly cached at large sizes: read them for orientation only.
+//! - `malformed` (wrong length, separator, prefix in turn) and `bad_checksum`
+//!   at 1K: refused before the store.
+//! - `contended/1` and `contended/2`: verifies from 1 and 2 threads sharing one
+//!   service over 1M tokens, while a third thread issues and revokes 1,000
+//!   tokens a second. Reported as time per verify, wall clock.
+//! - `issue`: `TokenService::issue` into a growing memory store.
+//! - `peer_prefixed_api_key/1M`: the `prefixed-api-key` crate (SHA-256) doing
+//!   the same job: its parse and hash check plus a lookup of the stored hash
+//!   in a `HashMap` of 1M entries.
+//! - `peer_argon2_default`: one argon2id verification at the crate's default
+//!   parameters, the naive baseline (10 samples).
+//! - Memory: live heap bytes of a `MemoryStore` holding 1M tokens with
+//!   20-character labels over 1,000 organizations × 10 domains (16-character
+//!   ids, built afresh for each request as a service parsing requests would),
+//!   counted by this binary's global allocator.
+//!
+//! Verify futures are polled once with a no-op waker: the memory store never
+//! waits, so the figures are the verify's own cost, with no executor's.
+
+mod support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use api_tokens::{Actor, IssueRequest, ManualClock, MemoryStore, Scope, TokenId, TokenService};
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, measurement::WallTime};
+use subtle::ConstantTimeEq;
+use time::macros::datetime;
+
+use support::*;
+
+/// How many distinct tokens each figure cycles through, at most.
+const POOL: usize = 1 << 20;
+
+// ---------------------------------------------------------------------------
+// A counting allocator, switched on only while the memory figure is taken, so
+// the timed figures pay one relaxed load per allocation and nothing else.
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+struct CountingAllocator;
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the
+// counter is only arithmetic on the sizes.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        }
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE_BYTES.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+// ---------------------------------------------------------------------------
+// The floor, written with no crate code.
+
+/// The floor: everything a correct verify cannot skip, and nothing else.
+struct Floor {
+    digests: HashMap<u64, [u8; 32]>,
+}
+
+impl Floor {
+    fn verify(&self, token: &[u8]) -> bool {
+        if token.len() != TOKEN_LEN {
+            return false;
+        }
+        let (body, sum) = token.split_at(CHECKSUM_AT);
+        if decode_base62(sum) != Some(u64::from(crc32fast::hash(body))) {
+            return false;
+        }
+        let Some(id) = decode_base62(&token[ID_AT..SECRET_AT]) else {
+            return false;
+        };
+        let stored = self.digests.get(&id);
+        let digest = blake3::keyed_hash(&KEY, &token[ID_AT..TOKEN_LEN - CHECKSUM_LEN]);
+        let expected = stored.unwrap_or(&[0; 32]);
+        let equal = words(digest.as_bytes()).ct_eq(&words(expected));
+        bool::from(equal) & stored.is_some()
+    }
+}
+
+/// A digest as four words, compared in constant time word by word: the same
+/// guarantee as a byte-wise compare at a fraction of its cost.
+fn words(digest: &[u8; 32]) -> [u64; 4] {
+    std::array::from_fn(|i| u64::from_le_bytes(digest[i * 8..i * 8 + 8].try_into().unwrap()))
+}
+
+// ---------------------------------------------------------------------------
+// Fixtures.
+
+/// A service over `size` tokens, the floor over the same ids, and pools of
+/// token texts for each figure.
+struct Fixture {
+    service: Arc<TokenService>,
+    admins: Vec<Actor>,
+    floor: Floor,
+    valid: Pool,
+    revoked: Pool,
+    expired: Pool,
+}
+
+impl Fixture {
+    /// Token `i` is issued at `scope_of(i)`; one in 100 expires an hour after
+    /// the start, one in 100 is revoked; the clock then moves two hours on.
+    fn new(size: usize) -> Fixture {
+        let start = datetime!(2030-01-01 00:00 UTC);
+        let clock = ManualClock::new(start);
+        let service = service(Arc::new(MemoryStore::new()), &clock);
+        let admins = admins();
+        let mut floor = Floor {
+            digests: HashMap::with_capacity(size),
+        };
+        let keep_one_in = size.div_ceil(POOL).max(1);
+        let (mut valid, mut revoked, mut expired) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..size {
+            let mut request = IssueRequest::new(scope_of(i), format!("token {i:014}"));
+            if i % 100 == 1 {
+                request = request.expires_at(start + time::Duration::HOUR);
+            }
+            let admin = &admins[i % 1000];
+            let issued = ready(service.issue(admin, request)).unwrap();
+            let text = issued.token.expose_secret();
+            let digest =
+                blake3::keyed_hash(&KEY, &text.as_bytes()[ID_AT..TOKEN_LEN - CHECKSUM_LEN]);
+            floor
+                .digests
+                .insert(id_number(issued.summary.id), *digest.as_bytes());
+            match i % 100 {
+                1 => expired.push(text.to_owned()),
+                2 => {
+                    ready(service.revoke(admin, issued.summary.id)).unwrap();
+                    revoked.push(text.to_owned());
+                }
+                _ if i % keep_one_in == 0 => valid.push(text.to_owned()),
+                _ => {}
+            }
+        }
+        clock.advance(time::Duration::HOUR * 2);
+        Fixture {
+            service: Arc::new(service),
+            admins,
+            floor,
+            valid: Pool::shuffled(valid),
+            revoked: Pool::shuffled(revoked),
+            expired: Pool::shuffled(expired),
+        }
+    }
+}
+
+fn id_number(id: TokenId) -> u64 {
+    id.to_string()
+        .bytes()
+        .fold(0, |n, c| n * 62 + base62_digit(c).unwrap())
+}
+
+/// Token texts laid out one after another in one buffer, so that reading the
+/// next one costs the same in every figure (a request's token arrives hot in
+/// the cache), whatever order the texts were made in.
+struct Pool {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Pool {
+    /// The texts in an order unrelated to the order they were issued in.
+    fn shuffled(mut texts: Vec<String>) -> Pool {
+        shuffle(&mut texts);
+        Pool::new(texts)
+    }
+
+    fn new(texts: impl IntoIterator<Item = String>) -> Pool {
+        let mut pool = Pool {
+            text: String::new(),
+            ends: Vec::new(),
+        };
+        for text in texts {
+            pool.text.push_str(&text);
+            pool.ends.push(pool.text.len());
+        }
+        assert!(!pool.ends.is_empty(), "a pool needs a token");
+        pool
+    }
+
+    fn get(&self, index: usize) -> &str {
+        let start = index.checked_sub(1).map_or(0, |before| self.ends[before]);
+        &self.text[start..self.ends[index]]
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.ends.len()).map(|index| self.get(index))
+    }
+
+    /// A pool of `change` applied to every token of this one.
+    fn map(&self, change: impl Fn(usize, &str) -> String) -> Pool {
+        Pool::new(self.iter().enumerate().map(|(i, text)| change(i, text)))
+    }
+}
+
+/// Cycles through a pool, one token per call.
+struct Cycle<'p> {
+    pool: &'p Pool,
+    next: usize,
+}
+
+impl<'p> Cycle<'p> {
+    /// Starting at the token `start` (wrapped into the pool).
+    fn new(pool: &'p Pool, start: usize) -> Self {
+        Cycle {
+            pool,
+            next: start % pool.ends.len(),
+        }
+    }
+
+    fn next(&mut self) -> &'p str {
+        let token = self.pool.get(self.next);
+        self.next = if self.next + 1 == self.pool.ends.len() {
+            0
+        } else {
+            self.next + 1
+        };
+        token
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Figures.
+
+/// What `allocations_per_verify` found, for the summary.
+static ALLOCATIONS_PER_VERIFY: Mutex<Option<f64>> = Mutex::new(None);
+
+/// The ids of the benchmarks this run measured, for the summary.
+static RAN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn ran(id: &str) {
+    RAN.lock().unwrap().push(format!("verify/{id}"));
+}
+
+/// Times `verify` over `pool`, asserting on each result so a broken fixture
+/// cannot produce a flattering figure.
+fn bench_verify(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    id: &str,
+    service: &TokenService,
+    pool: &Pool,
+    expect_ok: bool,
+) {
+    let mut tokens = Cycle::new(pool, 0);
+    group.bench_function(id, |b| {
+        b.iter(|| {
+            let result = ready(service.verify(black_box(tokens.next())));
+            assert_eq!(result.is_ok(), expect_ok);
+        })
+    });
+    ran(id);
+}
+
+fn sized(group: &mut BenchmarkGroup<'_, WallTime>, size: usize, label: &str) {
+    let fixture = Fixture::new(size);
+    let service = &fixture.service;
+
+    let mut tokens = Cycle::new(&fixture.valid, 0);
+    let floor_id = format!("floor/{label}");
+    group.bench_function(&floor_id, |b| {
+        b.iter(|| assert!(fixture.floor.verify(black_box(tokens.next().as_bytes()))))
+    });
+    ran(&floor_id);
+
+    // The last id character changes: the id's low bits, so a random place in
+    // the store. (Changing the first character would clear the id's top bits
+    // and send every unknown id to the same few shards, already in cache.)
+    let unknown_id = fixture.valid.map(|_, token| altered(token, SECRET_AT - 1));
+    let wrong_secret = (fixture.valid).map(|_, token| altered(token, TOKEN_LEN - CHECKSUM_LEN - 1));
+    for (figure, pool, expect_ok) in [
+        ("valid", &fixture.valid, true),
+        ("unknown_id", &unknown_id, false),
+        ("wrong_secret", &wrong_secret, false),
+        ("revoked", &fixture.revoked, false),
+        ("expired", &fixture.expired, false),
+    ] {
+        bench_verify(
+            group,
+            &format!("{figure}/{label}"),
+            service,
+            pool,
+            expect_ok,
+        );
+    }
+
+    if size == 1_000 {
+        *ALLOCATIONS_PER_VERIFY.lock().unwrap() = Some(allocations_per_verify(&fixture));
+        let malformed = fixture.valid.map(|i, token| match i % 3 {
+            0 => token[..TOKEN_LEN - 1].to_owned(),
+            1 => token.replacen('_', "-", 1),
+            _ => token.replacen(PREFIX, "acmf", 1),
+        });
+        bench_verify(group, "malformed/1K", service, &malformed, false);
+        let bad_checksum = fixture.valid.map(|_, token| {
+            let (body, last) = token.split_at(TOKEN_LEN - 1);
+            format!("{body}{}", if last == "0" { '1' } else { '0' })
+        });
+        bench_verify(group, "bad_checksum/1K", service, &bad_checksum, false);
+    }
+    if size == 1_000_000 {
+        contended(group, &fixture);
+    }
+}
+
+/// Verifies from `threads` threads at once while a writer issues and revokes
+/// its own tokens 1,000 times a second; the figure is wall time per verify.
+fn contended(group: &mut BenchmarkGroup<'_, WallTime>, fixture: &Fixture) {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let admin = &fixture.admins[0];
+            let scope = Scope::organization(org_id(0));
+            while !stop.load(Ordering::Relaxed) {
+                let request = IssueRequest::new(scope.clone(), "written while others read");
+                let issued = ready(fixture.service.issue(admin, request)).unwrap();
+                ready(fixture.service.revoke(admin, issued.summary.id)).unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        // Few, long samples (a twentieth of the measurement time each), so
+        // that how soon the OS wakes each thread does not show.
+        group.sampling_mode(SamplingMode::Flat);
+        group.sample_size(20);
+        for threads in [1usize, 2] {
+            let id = format!("contended/{threads}");
+            group.bench_function(&id, |b| {
+                b.iter_custom(|iters| {
+                    let barrier = Barrier::new(threads + 1);
+                    let mut started = None;
+                    std::thread::scope(|inner| {
+                        for t in 0..threads {
+                            // Thread t does its share of `iters`, starting
+                            // elsewhere in the pool than the other thread.
+                            let share = iters / threads as u64
+                                + u64::from((t as u64) < iters % threads as u64);
+                            let barrier = &barrier;
+                            let mut tokens =
+                                Cycle::new(&fixture.valid, t * fixture.valid.ends.len() / 2);
+                            inner.spawn(move || {
+                                barrier.wait();
+                                for _ in 0..share {
+                                    let token = black_box(tokens.next());
+                                    assert!(ready(fixture.service.verify(token)).is_ok());
+                                }
+                            });
+                        }
+                        barrier.wait();
+                        started = Some(Instant::now());
+                    });
+                    // The scope has joined every thread.
+                    started.expect("set inside the scope").elapsed()
+                })
+            });
+            ran(&id);
+        }
+        group.sampling_mode(SamplingMode::Auto);
+        group.sample_size(100);
+        stop.store(true, Ordering::Relaxed);
+    });
+}
+
+fn issue(group: &mut BenchmarkGroup<'_, WallTime>) {
+    let clock = ManualClock::new(datetime!(2030-01-01 00:00 UTC));
+    let service = service(Arc::new(MemoryStore::new()), &clock);
+    let admins = admins();
+    let mut i = 0;
+    group.bench_function("issue", |b| {
+        b.iter(|| {
+            i += 1;
+            let request = IssueRequest::new(scope_of(i), "token 00000000000000");
+            ready(service.issue(&admins[i % 1000], request)).unwrap()
+        })
+    });
+    ran("issue");
+}
+
+fn peers(group: &mut BenchmarkGroup<'_, WallTime>) {
+    use prefixed_api_key::{PrefixedApiKey, PrefixedApiKeyController};
+
+    let controller = PrefixedApiKeyController::configure()
+        .prefix("acme".to_owned())
+        .seam_defaults()
+        .finalize()
+        .unwrap();
+    let mut hashes = HashMap::with_capacity(1_000_000);
+    let mut pool = Vec::new();
+    for _ in 0..1_000_000 {
+        let (key, hash) = controller.try_generate_key_and_hash().unwrap();
+        hashes.insert(key.short_token().to_owned(), hash);
+        if pool.len() < POOL {
+            pool.push(key.to_string());
+        }
+    }
+    let pool = Pool::shuffled(pool);
+    let mut tokens = Cycle::new(&pool, 0);
+    group.bench_function("peer_prefixed_api_key/1M", |b| {
+        b.iter(|| {
+            let key = PrefixedApiKey::from_string(black_box(tokens.next())).unwrap();
+            let stored = hashes.get(key.short_token()).unwrap();
+            assert!(controller.check_hash(&key, stored));
+        })
+    });
+    ran("peer_prefixed_api_key/1M");
+    drop((hashes, pool));
+
+    let argon2 = argon2::Argon2::default();
+    let secret = b"a 256-bit secret, as a token carries";
+    let salt = b"sixteen byte slt";
+    let mut stored = [0u8; 32];
+    argon2
+        .hash_password_into(secret, salt, &mut stored)
+        .unwrap();
+    group.sample_size(10);
+    group.bench_function("peer_argon2_default", |b| {
+        b.iter(|| {
+            let mut digest = [0u8; 32];
+            argon2
+                .hash_password_into(black_box(secret), salt, &mut digest)
+                .unwrap();
+            assert!(bool::from(digest.ct_eq(&stored)));
+        })
+    });
+    ran("peer_argon2_default");
+}
+
+/// Heap allocations one successful `verify` makes, counted over many.
+fn allocations_per_verify(fixture: &Fixture) -> f64 {
+    const VERIFIES: usize = 10_000;
+    let mut tokens = Cycle::new(&fixture.valid, 0);
+    COUNTING.store(true, Ordering::SeqCst);
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    for _ in 0..VERIFIES {
+        assert!(ready(fixture.service.verify(tokens.next())).is_ok());
+    }
+    let made = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    COUNTING.store(false, Ordering::SeqCst);
+    made as f64 / VERIFIES as f64
+}
+
+/// Live heap bytes of a memory store holding 1M realistic tokens, per token.
+fn memory_per_token() -> f64 {
+    const TOKENS: usize = 1_000_000;
+    let clock = ManualClock::new(datetime!(2030-01-01 00:00 UTC));
+    let admins = admins();
+    let store = Arc::new(MemoryStore::new());
+    let service = service(store.clone(), &clock);
+    COUNTING.store(true, Ordering::SeqCst);
+    let before = LIVE_BYTES.load(Ordering::SeqCst);
+    for i in 0..TOKENS {
+        let request = IssueRequest::new(scope_of(i), format!("token {i:014}"));
+        drop(ready(service.issue(&admins[i % 1000], request)).unwrap());
+    }
+    let after = LIVE_BYTES.load(Ordering::SeqCst);
+    COUNTING.store(false, Ordering::SeqCst);
+    assert_eq!(store.len(), TOKENS);
+    (after - before) as f64 / TOKENS as f64
+}
+
+// ---------------------------------------------------------------------------
+// The summary, computed from criterion's own estimates.
+
+fn criterion_dir() -> PathBuf {
+    std::env::var_os("CRITERION_HOME").map_or_else(
+        || {
+            // The bench's scratch dir is `<target>/tmp`; criterion writes to
+            // `<target>/criterion`.
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                .parent()
+                .expect("the target dir")
+                .join("criterion")
+        },
+        PathBuf::from,
+    )
+}
+
+/// Criterion's typical time per iteration for `id`, in nanoseconds: the
+/// slope of its linear fit where it made one, else the mean.
+fn estimate_ns(id: &str) -> Option<f64> {
+    if !RAN.lock().unwrap().iter().any(|ran| ran == id) {
+        return None;
+    }
+    // Criterion names a benchmark's directory after its id with `/` made `_`
+    // (below the group's own directory).
+    let (group, function) = id.split_once('/').expect("group/function");
+    let path = criterion_dir()
+        .join(group)
+        .join(function.replace('/', "_"))
+        .join("new/estimates.json");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    json["slope"]["point_estimate"]
+        .as_f64()
+        .or_else(|| json["mean"]["point_estimate"].as_f64())
+}
+
+fn summary(memory: Option<f64>) {
+    let ns = |id: &str| estimate_ns(&format!("verify/{id}"));
+    let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
+    let show = |value: Option<f64>, unit: &str| {
+        value.map_or("—".to_owned(), |v| format!("{v:.2}{unit}"))
+    };
+    let row = |figure: &str, value: String, target: &str| {
+        println!("| {figure:<44} | {value:>12} | {target:<14} |");
+    };
+
+    println!(
+        "\n| {:<44} | {:>12} | {:<14} |",
+        "figure", "measured", "target"
+    );
+    println!("|{:-<46}|{:-<14}|{:-<16}|", "", "", "");
+    for size in ["1K", "1M", "10M"] {
+        let floor = ns(&format!("floor/{size}"));
+        let valid = ns(&format!("valid/{size}"));
+        row(&format!("floor/{size}"), show(floor, " ns"), "");
+        row(&format!("valid/{size}"), show(valid, " ns"), "");
+        row(
+            &format!("valid ÷ floor at {size}"),
+            show(ratio(valid, floor), "×"),
+            "≤ 1.3",
+        );
+        for failure in ["unknown_id", "wrong_secret"] {
+            let failed = ns(&format!("{failure}/{size}"));
+            row(
+                &format!("{failure} ÷ valid at {size}"),
+                show(ratio(failed, valid), "×"),
+                "0.8 – 1.2",
+            );
+        }
+        for status in ["revoked", "expired"] {
+            let figure = ns(&format!("{status}/{size}"));
+            if figure.is_some() {
+                row(&format!("{status}/{size}"), show(figure, " ns"), "");
+            }
+        }
+    }
+    let floor_1k = ns("floor/1K");
+    for early in ["malformed/1K", "bad_checksum/1K"] {
+        row(
+            &format!("{early} ÷ floor at 1K"),
+            show(ratio(ns(early), floor_1k), "×"),
+            "≤ 0.25",
+        );
+    }
+    let (one, two) = (ns("contended/1"), ns("contended/2"));
+    let per_second = |v: Option<f64>| v.map(|ns| 1e9 / ns / 1e6);
+    row(
+        "contended, 1 thread (M verifies/s)",
+        show(per_second(one), ""),
+        "",
+    );
+    row(
+        "contended, 2 threads (M verifies/s)",
+        show(per_second(two), ""),
+        "",
+    );
+    row(
+        "contended 2 threads ÷ 1 thread",
+        show(ratio(one, two), "×"),
+        "≥ 1.7",
+    );
+    row(
+        "issue (k tokens/s)",
+        show(ns("issue").map(|ns| 1e6 / ns), ""),
+        "",
+    );
+    row(
+        "prefixed-api-key ÷ valid at 1M",
+        show(ratio(ns("peer_prefixed_api_key/1M"), ns("valid/1M")), "×"),
+        "≥ 1.3",
+    );
+    row(
+        "argon2id default (ms)",
+        show(ns("peer_argon2_default").map(|ns| ns / 1e6), ""),
+        "",
+    );
+    row(
+        "memory store at 1M (bytes per token)",
+        show(memory, ""),
+        "≤ 400",
+    );
+    row(
+        "heap allocations per valid verify",
+        show(*ALLOCATIONS_PER_VERIFY.lock().unwrap(), ""),
+        "",
+    );
+}
+
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    // `VERIFY_BENCH=1K,peers` runs only those parts (building the 10M store
+    // alone takes a minute); by default everything runs.
+    let parts = std::env::var("VERIFY_BENCH").unwrap_or_default();
+    let wanted = |part: &str| parts.is_empty() || parts.split(',').any(|p| p == part);
+    {
+        let mut group = criterion.benchmark_group("verify");
+        for (size, label) in [(1_000, "1K"), (1_000_000, "1M"), (10_000_000, "10M")] {
+            if wanted(label) {
+                group.sample_size(if size > 1_000_000 { 20 } else { 100 });
+                sized(&mut group, size, label);
+            }
+        }
+        group.sample_size(100);
+        if wanted("issue") {
+            issue(&mut group);
+        }
+        if wanted("peers") {
+            peers(&mut group);
+        }
+        group.finish();
+    }
+    let memory = wanted("memory").then(memory_per_token);
+    criterion.final_summary();
+    summary(memory);
+}
