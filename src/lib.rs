@@ -59,12 +59,13 @@
 //! [`PlaintextToken`], [`HashKey`] and [`Keyring`] never print their secrets,
 //! are not `Serialize`, and are wiped on drop.
 //!
-//! # Storage
+//! # Storage and features
 //!
-//! | store | feature | for |
+//! | what | feature | for |
 //! |---|---|---|
 //! | [`MemoryStore`] | always built | tests, single-process services, prototypes |
-//! | your own | — | implement [`TokenStore`]: four small async methods |
+//! | your own store | — | implement [`TokenStore`]: four small async methods |
+//! | `http`: tower middleware and axum extractor | `axum` | protecting HTTP routes with `Authorization: Bearer` tokens |
 //!
 //! # Time
 //!
@@ -79,6 +80,8 @@ mod actor;
 mod clock;
 mod error;
 mod hashing;
+#[cfg(feature = "axum")]
+pub mod http;
 mod ids;
 mod label;
 mod record;
@@ -105,7 +108,9 @@ pub use service::{
 pub use store::{MemoryStore, TokenStore};
 pub use token::{ParsedToken, PlaintextToken, TokenFormat, TokenId};
 
-// The README's examples compile and run as doctests.
-#[cfg(doctest)]
+// The README's examples compile and run as doctests. One of them shows the
+// `axum` feature, so they are checked with it on, as the README's own
+// `cargo test --all-features` does.
+#[cfg(all(doctest, feature = "axum"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

@@ -6,47 +6,11 @@ mod common;
 use std::io;
 use std::sync::Arc;
 
-use api_tokens::store::{Cursor, RevokeOutcome, TokenStore};
 use api_tokens::{
-    IssueError, IssueRequest, KeyId, Keyring, ListError, PageRequest, Revocation, RevokeError,
-    Scope, StoreError, TokenFormat, TokenId, TokenRecord, TokenService, VerifyError,
+    IssueError, IssueRequest, KeyId, Keyring, ListError, PageRequest, RevokeError, StoreError,
+    TokenFormat, TokenService, VerifyError,
 };
 use common::*;
-
-/// A store whose backend is down: what a network store returns during an
-/// outage. (The real outage, against a real server, is the PostgreSQL
-/// backend's to test.)
-struct Unreachable;
-
-fn outage() -> StoreError {
-    StoreError::Unavailable {
-        source: Box::new(io::Error::new(
-            io::ErrorKind::ConnectionRefused,
-            "connection refused",
-        )),
-    }
-}
-
-#[async_trait::async_trait]
-impl TokenStore for Unreachable {
-    async fn insert(&self, _: TokenRecord) -> Result<(), StoreError> {
-        Err(outage())
-    }
-    async fn find(&self, _: TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        Err(outage())
-    }
-    async fn list(
-        &self,
-        _: &Scope,
-        _: Option<Cursor>,
-        _: usize,
-    ) -> Result<Vec<TokenRecord>, StoreError> {
-        Err(outage())
-    }
-    async fn revoke(&self, _: TokenId, _: Revocation) -> Result<RevokeOutcome, StoreError> {
-        Err(outage())
-    }
-}
 
 fn is_outage(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause = error.source();

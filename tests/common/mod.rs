@@ -3,6 +3,10 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+#[cfg(feature = "axum")]
+pub mod http;
+
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -190,5 +194,40 @@ impl TokenStore for CountingStore {
     ) -> Result<RevokeOutcome, StoreError> {
         self.revokes.fetch_add(1, Ordering::SeqCst);
         self.inner.revoke(id, revocation).await
+    }
+}
+
+/// A store whose backend is down: what a network store returns during an
+/// outage. (The real outage, against a real server, is the PostgreSQL
+/// backend's to test.)
+pub struct Unreachable;
+
+pub fn outage() -> StoreError {
+    StoreError::Unavailable {
+        source: Box::new(io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            "connection refused",
+        )),
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenStore for Unreachable {
+    async fn insert(&self, _: TokenRecord) -> Result<(), StoreError> {
+        Err(outage())
+    }
+    async fn find(&self, _: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        Err(outage())
+    }
+    async fn list(
+        &self,
+        _: &Scope,
+        _: Option<Cursor>,
+        _: usize,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        Err(outage())
+    }
+    async fn revoke(&self, _: TokenId, _: Revocation) -> Result<RevokeOutcome, StoreError> {
+        Err(outage())
     }
 }

@@ -1,0 +1,73 @@
+//! Handlers take the verified token as an extractor, and check what it
+//! grants in one line.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use super::rejection::TokenRejection;
+use crate::actor::Role;
+use crate::scope::Scope;
+use crate::service::VerifiedToken;
+
+/// The token the [`TokenLayer`](super::TokenLayer) verified for this request.
+///
+/// On a route the layer does not cover there is none, and the extractor
+/// answers [`TokenRejection::NotInstalled`] (500): a routing bug must not let
+/// requests through unauthenticated.
+impl<S: Send + Sync> FromRequestParts<S> for VerifiedToken {
+    type Rejection = TokenRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<VerifiedToken>()
+            .cloned()
+            .ok_or_else(|| {
+                tracing::error!(
+                    path = parts.uri.path(),
+                    "a handler takes a VerifiedToken on a route without TokenLayer"
+                );
+                TokenRejection::NotInstalled
+            })
+    }
+}
+
+impl VerifiedToken {
+    /// [`allows`](Self::allows) as a handler wants it: `Ok` if the token may
+    /// act at `scope` with at least `role`, else
+    /// [`TokenRejection::InsufficientScope`] (403, `insufficient_scope`), so
+    /// that `token.require(&scope, Role::Editor)?;` is the whole check. An
+    /// organization token passes for every domain of its organization; a
+    /// domain token only for its domain.
+    ///
+    /// ```no_run
+    /// use api_tokens::http::TokenRejection;
+    /// use api_tokens::{DomainId, OrganizationId, Role, Scope, VerifiedToken};
+    /// use axum::extract::Path;
+    ///
+    /// async fn settings(
+    ///     token: VerifiedToken,
+    ///     Path((org, domain)): Path<(OrganizationId, DomainId)>,
+    /// ) -> Result<&'static str, TokenRejection> {
+    ///     token.require(&Scope::domain(org, domain), Role::Viewer)?;
+    ///     Ok("the domain's settings")
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`TokenRejection::InsufficientScope`] when the token's scope does not
+    /// cover `scope` or its role is below `role`.
+    pub fn require(&self, scope: &Scope, role: Role) -> Result<(), TokenRejection> {
+        if self.allows(scope, role) {
+            return Ok(());
+        }
+        tracing::debug!(
+            token_id = %self.id(),
+            required_scope = %scope,
+            required_role = %role,
+            "API token lacks the scope or role"
+        );
+        Err(TokenRejection::InsufficientScope)
+    }
+}

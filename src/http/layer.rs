@@ -1,0 +1,182 @@
+//! The middleware: verify the request's token before the inner service runs.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::http::header::HeaderName;
+use axum::http::{HeaderMap, Request};
+use axum::response::{IntoResponse, Response};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::credential::CredentialSource;
+use super::rejection::TokenRejection;
+use crate::error::VerifyError;
+use crate::service::{TokenService, VerifiedToken};
+
+/// A [`Layer`] that lets a request through only with a valid API token.
+///
+/// For each request it reads the token (by default from
+/// `Authorization: Bearer <token>`, RFC 6750), checks it with
+/// [`TokenService::verify`], and on success puts the [`VerifiedToken`] into
+/// the request's extensions, where handlers take it as an extractor.
+/// Otherwise the inner service is not called and the request is answered
+/// with the [`TokenRejection`]: 401, 400 for a malformed header, or 503 when
+/// the store cannot be reached.
+///
+/// The layer checks that a token is valid, not what it may do: handlers
+/// check that with [`VerifiedToken::require`].
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use axum::{Router, routing::get};
+/// use api_tokens::http::TokenLayer;
+/// use api_tokens::TokenService;
+///
+/// fn protect(router: Router, tokens: Arc<TokenService>) -> Router {
+///     // `route_layer`: unmatched paths still answer 404, not 401.
+///     router.route_layer(TokenLayer::new(tokens))
+/// }
+/// ```
+#[derive(Clone)]
+pub struct TokenLayer {
+    config: Arc<Config>,
+}
+
+/// What every request through one layer shares; one reference count to clone.
+struct Config {
+    tokens: Arc<TokenService>,
+    source: CredentialSource,
+}
+
+impl TokenLayer {
+    /// A layer verifying `Authorization: Bearer <token>` headers with `tokens`.
+    pub fn new(tokens: Arc<TokenService>) -> Self {
+        TokenLayer {
+            config: Arc::new(Config {
+                tokens,
+                source: CredentialSource::Bearer,
+            }),
+        }
+    }
+
+    /// The same layer, reading the token from `header` instead, whose whole
+    /// value is the token (for example `X-API-Key: acmeo_…`). Answers keep
+    /// RFC 6750's `WWW-Authenticate: Bearer` challenges and error codes, so
+    /// clients see one vocabulary whichever header the service chose.
+    #[must_use]
+    pub fn header(self, header: HeaderName) -> Self {
+        TokenLayer {
+            config: Arc::new(Config {
+                tokens: Arc::clone(&self.config.tokens),
+                source: CredentialSource::Header(header),
+            }),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and verifies the request's token. Logs why a request is
+    /// refused, never with the token's text.
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<VerifiedToken, TokenRejection> {
+        let token = self.source.read(headers).inspect_err(|rejection| {
+            tracing::debug!(reason = %rejection, "API token refused");
+        })?;
+        self.tokens.verify(token).await.map_err(|error| {
+            self.log_refusal(token, &error);
+            TokenRejection::from_verify(&error)
+        })
+    }
+
+    fn log_refusal(&self, token: &str, error: &VerifyError) {
+        // The id is public (lists show it), so it may be logged; the token
+        // text may not. A malformed token has no id worth naming.
+        let id = self
+            .tokens
+            .format()
+            .parse(token)
+            .ok()
+            .map(|parsed| parsed.id());
+        match error {
+            VerifyError::Store(store) => tracing::warn!(
+                token_id = id.map(tracing::field::display),
+                error = store as &dyn std::error::Error,
+                "API token not checked: the token store failed"
+            ),
+            _ => tracing::debug!(
+                token_id = id.map(tracing::field::display),
+                reason = %error,
+                "API token refused"
+            ),
+        }
+    }
+}
+
+impl<S> Layer<S> for TokenLayer {
+    type Service = TokenMiddleware<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TokenMiddleware {
+            inner,
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+impl fmt::Debug for TokenLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenLayer")
+            .field("source", &self.config.source)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The service [`TokenLayer`] wraps around an inner service.
+#[derive(Clone)]
+pub struct TokenMiddleware<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> fmt::Debug for TokenMiddleware<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenMiddleware")
+            .field("source", &self.config.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B> Service<Request<B>> for TokenMiddleware<S>
+where
+    S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // The service that was polled ready is the one to call; a fresh
+        // clone takes its place for the next request (tower's usual pattern).
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let config = Arc::clone(&self.config);
+        Box::pin(async move {
+            match config.authenticate(request.headers()).await {
+                Ok(verified) => {
+                    request.extensions_mut().insert(verified);
+                    inner.call(request).await
+                }
+                Err(rejection) => Ok(rejection.into_response()),
+            }
+        })
+    }
+}

@@ -1,0 +1,200 @@
+//! Why a request was refused, and the HTTP answer for each reason: status,
+//! RFC 6750 challenge and a JSON body that says no more than the challenge.
+
+use axum::body::Body;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::error::VerifyError;
+
+/// Why the middleware, the [`VerifiedToken`](crate::VerifiedToken) extractor
+/// or [`VerifiedToken::require`](crate::VerifiedToken::require) refused a
+/// request. As a response it is the answer RFC 6750 §3 describes:
+///
+/// | variant | status | `WWW-Authenticate` |
+/// |---|---|---|
+/// | [`MissingCredentials`](Self::MissingCredentials) | 401 | `Bearer` |
+/// | [`MalformedCredentials`](Self::MalformedCredentials) | 400 | `Bearer error="invalid_request", …` |
+/// | [`InvalidToken`](Self::InvalidToken) | 401 | `Bearer error="invalid_token", …` |
+/// | [`InsufficientScope`](Self::InsufficientScope) | 403 | `Bearer error="insufficient_scope", …` |
+/// | [`Unavailable`](Self::Unavailable) | 503 | none |
+/// | [`NotInstalled`](Self::NotInstalled) | 500 | none |
+///
+/// The body is JSON with the same `error` code and `error_description` as the
+/// challenge, e.g. `{"error":"invalid_token","error_description":"the token
+/// is not valid"}`. Unknown, wrong, revoked and expired tokens all give the
+/// same [`InvalidToken`](Self::InvalidToken) answer, so a caller cannot probe
+/// which tokens exist; the precise reason is logged at debug level, with the
+/// token's public id but never its text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenRejection {
+    /// No token was presented: the header is absent, or `Authorization`
+    /// names another scheme. RFC 6750 §3.1 asks for a challenge without an
+    /// error code here, since the client may not know it must authenticate.
+    #[error("the request presents no API token")]
+    MissingCredentials,
+    /// The header is present but is not one well-formed token: repeated,
+    /// not ASCII, empty, or more than one word after `Bearer`.
+    #[error("the request's credentials are malformed")]
+    MalformedCredentials,
+    /// The token is malformed, unknown, wrong, revoked or expired.
+    #[error("the API token is not valid")]
+    InvalidToken,
+    /// The token is valid but does not grant the scope or role required.
+    #[error("the API token does not grant this access")]
+    InsufficientScope,
+    /// The token store could not be reached, so the token could not be
+    /// checked. Not the client's fault: retrying may help.
+    #[error("the token store is unavailable")]
+    Unavailable,
+    /// A handler asked for the verified token on a route the
+    /// [`TokenLayer`](super::TokenLayer) does not cover: a bug in the
+    /// service's router, answered with 500 rather than letting the request
+    /// through unauthenticated.
+    #[error("the token layer does not cover this route")]
+    NotInstalled,
+}
+
+/// The fixed parts of one answer.
+struct Answer {
+    status: StatusCode,
+    challenge: Option<&'static str>,
+    body: &'static str,
+}
+
+/// An answer whose challenge and body carry the same RFC 6750 error code and
+/// description, so the two cannot drift apart. Descriptions must stay within
+/// RFC 6750's `error_description` characters: printable ASCII without `"`
+/// and `\`.
+macro_rules! rfc6750_answer {
+    ($status:ident, $code:literal, $description:literal) => {
+        Answer {
+            status: StatusCode::$status,
+            challenge: Some(concat!(
+                "Bearer error=\"",
+                $code,
+                "\", error_description=\"",
+                $description,
+                "\""
+            )),
+            body: concat!(
+                "{\"error\":\"",
+                $code,
+                "\",\"error_description\":\"",
+                $description,
+                "\"}"
+            ),
+        }
+    };
+}
+
+impl TokenRejection {
+    /// The status code this rejection answers with.
+    pub fn status(self) -> StatusCode {
+        self.answer().status
+    }
+
+    /// The rejection for a token [`TokenService::verify`](crate::TokenService::verify)
+    /// refused. Everything but a store failure is the client's bad token.
+    pub(crate) fn from_verify(error: &VerifyError) -> Self {
+        match error {
+            VerifyError::Store(_) => TokenRejection::Unavailable,
+            _ => TokenRejection::InvalidToken,
+        }
+    }
+
+    fn answer(self) -> Answer {
+        match self {
+            TokenRejection::MissingCredentials => Answer {
+                status: StatusCode::UNAUTHORIZED,
+                challenge: Some("Bearer"),
+                body: r#"{"error":"missing_token","error_description":"this resource needs an API token"}"#,
+            },
+            TokenRejection::MalformedCredentials => rfc6750_answer!(
+                BAD_REQUEST,
+                "invalid_request",
+                "the request must present exactly one well-formed token"
+            ),
+            TokenRejection::InvalidToken => {
+                rfc6750_answer!(UNAUTHORIZED, "invalid_token", "the token is not valid")
+            }
+            TokenRejection::InsufficientScope => rfc6750_answer!(
+                FORBIDDEN,
+                "insufficient_scope",
+                "the token does not grant this access"
+            ),
+            TokenRejection::Unavailable => Answer {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                challenge: None,
+                body: r#"{"error":"temporarily_unavailable","error_description":"the token could not be checked; retry later"}"#,
+            },
+            TokenRejection::NotInstalled => Answer {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                challenge: None,
+                body: r#"{"error":"server_error","error_description":"the server cannot check tokens on this route"}"#,
+            },
+        }
+    }
+}
+
+impl IntoResponse for TokenRejection {
+    fn into_response(self) -> Response {
+        let answer = self.answer();
+        // Built from static parts: no allocation beyond the response itself,
+        // and nothing that can fail.
+        let mut response = Response::new(Body::from(answer.body));
+        *response.status_mut() = answer.status;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        // An answer about credentials is about this request only.
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(challenge) = answer.challenge {
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [TokenRejection; 6] = [
+        TokenRejection::MissingCredentials,
+        TokenRejection::MalformedCredentials,
+        TokenRejection::InvalidToken,
+        TokenRejection::InsufficientScope,
+        TokenRejection::Unavailable,
+        TokenRejection::NotInstalled,
+    ];
+
+    #[test]
+    fn every_body_is_json_with_an_error_code_and_description() {
+        for rejection in ALL {
+            let body: serde_json::Value = serde_json::from_str(rejection.answer().body).unwrap();
+            assert!(body["error"].is_string(), "{rejection:?}");
+            assert!(body["error_description"].is_string(), "{rejection:?}");
+        }
+    }
+
+    #[test]
+    fn descriptions_use_only_the_characters_rfc_6750_allows() {
+        for rejection in ALL {
+            let Some(challenge) = rejection.answer().challenge else {
+                continue;
+            };
+            let Some((_, description)) = challenge.split_once("error_description=\"") else {
+                continue;
+            };
+            let description = description.strip_suffix('"').unwrap();
+            assert!(
+                description
+                    .bytes()
+                    .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E)),
+                "{description}"
+            );
+        }
+    }
+}

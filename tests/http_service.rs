@@ -1,0 +1,432 @@
+//! The example service (`examples/axum_service.rs`), driven over real HTTP:
+//! the dashboard's create, list and revoke, and a resource that takes the
+//! tokens they make.
+
+mod common;
+
+// The example itself, not a copy of it: its `main` is not called here.
+#[path = "../examples/axum_service.rs"]
+#[allow(dead_code)]
+mod axum_service;
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use reqwest::header::CACHE_CONTROL;
+use serde_json::{Value, json};
+
+use api_tokens::ManualClock;
+use common::http::*;
+use common::{Fixture, fixture, with_checksum};
+
+/// The example service on a loopback port, over a counting memory store and
+/// a manual clock.
+struct Service {
+    url: String,
+    client: reqwest::Client,
+    clock: ManualClock,
+}
+
+async fn start() -> Service {
+    let Fixture {
+        service,
+        store,
+        clock,
+    } = fixture();
+    let url = serve(axum_service::app(Arc::new(service), store)).await;
+    Service {
+        url,
+        client: client(),
+        clock,
+    }
+}
+
+impl Service {
+    /// `POST {path}` as `user` with a JSON body.
+    async fn post(&self, user: &str, path: &str, body: &Value) -> Answer {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .header("x-demo-user", user)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        Answer::of(response).await
+    }
+
+    async fn get_as(&self, user: &str, path: &str) -> Answer {
+        let request = self.client.get(format!("{}{path}", self.url));
+        Answer::of(request.header("x-demo-user", user).send().await.unwrap()).await
+    }
+
+    async fn delete_as(&self, user: &str, path: &str) -> Answer {
+        let request = self.client.delete(format!("{}{path}", self.url));
+        Answer::of(request.header("x-demo-user", user).send().await.unwrap()).await
+    }
+
+    /// `GET {path}` with `Authorization: Bearer {token}`.
+    async fn get_with_token(&self, path: &str, token: &str) -> Answer {
+        let request = self.client.get(format!("{}{path}", self.url));
+        Answer::of(request.bearer_auth(token).send().await.unwrap()).await
+    }
+
+    /// Creates a token as `user` under `scope_path` and returns (token, id).
+    async fn create(&self, user: &str, scope_path: &str, body: Value) -> (String, String) {
+        let created = self
+            .post(user, &format!("{scope_path}/tokens"), &body)
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        let json = created.json();
+        (
+            json["token"].as_str().unwrap().to_owned(),
+            json["summary"]["id"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+const ACME: &str = "/organizations/acme";
+const ACME_SHOP: &str = "/organizations/acme/domains/shop";
+const ACME_BLOG: &str = "/organizations/acme/domains/blog";
+const GLOBEX_SHOP: &str = "/organizations/globex/domains/shop";
+
+fn resource(domain_path: &str) -> String {
+    format!("{domain_path}/resource")
+}
+
+#[tokio::test]
+async fn create_use_list_revoke_then_the_same_call_is_refused() {
+    let service = start().await;
+
+    // Create Token: 201, the token once, and no cache may keep it.
+    let created = service
+        .post(
+            "alice",
+            "/organizations/acme/tokens",
+            &json!({"label": "CI deploys", "role": "editor"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    assert_eq!(created.headers[CACHE_CONTROL], "no-store");
+    let body = created.json();
+    let token = body["token"].as_str().unwrap().to_owned();
+    let id = body["summary"]["id"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("acmeo_"));
+    assert_eq!(body["summary"]["label"], "CI deploys");
+    assert_eq!(body["summary"]["role"], "editor");
+    assert_eq!(body["summary"]["status"], "active");
+    assert_eq!(body["summary"]["created_by"], "alice");
+
+    // The token opens a domain of its organization.
+    let used = service.get_with_token(&resource(ACME_SHOP), &token).await;
+    assert_eq!(used.status, StatusCode::OK, "{}", used.body);
+    assert_eq!(
+        used.json(),
+        json!({
+            "scope": {"kind": "domain", "org": "acme", "domain": "shop"},
+            "token_id": id,
+            "token_scope": {"kind": "organization", "org": "acme"},
+            "token_role": "editor",
+        })
+    );
+
+    // The list shows it by label and id, never its secret.
+    let listed = service.get_as("alice", "/organizations/acme/tokens").await;
+    assert_eq!(listed.status, StatusCode::OK);
+    let tokens = listed.json()["tokens"].as_array().unwrap().clone();
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(tokens[0]["id"], id.as_str());
+    assert_eq!(tokens[0]["label"], "CI deploys");
+    let secret = &token[common::SECRET_AT..common::CHECKSUM_AT];
+    assert!(!listed.body.contains(secret), "{}", listed.body);
+    assert!(!listed.body.contains("digest"), "{}", listed.body);
+
+    // Revoke, then the same call is refused like any invalid token.
+    let revoked = service
+        .delete_as("alice", &format!("/organizations/acme/tokens/{id}"))
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    assert_eq!(revoked.json()["status"], "revoked");
+    assert_eq!(revoked.json()["revoked"]["by"], "alice");
+
+    let refused = service.get_with_token(&resource(ACME_SHOP), &token).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.challenge(), Some(INVALID_TOKEN));
+    assert_eq!(refused.error(), "invalid_token");
+    assert!(!refused.body.contains("revoked"), "{}", refused.body);
+
+    // Revoking twice is harmless and says so; the list shows the status.
+    let again = service
+        .delete_as("alice", &format!("/organizations/acme/tokens/{id}"))
+        .await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.json()["status"], "already_revoked");
+    let listed = service.get_as("alice", "/organizations/acme/tokens").await;
+    assert_eq!(listed.json()["tokens"][0]["status"], "revoked");
+}
+
+#[tokio::test]
+async fn a_domain_token_opens_its_domain_only() {
+    let service = start().await;
+    let (token, _) = service
+        .create("bob", ACME_SHOP, json!({"label": "storefront"}))
+        .await;
+    assert!(token.starts_with("acmed_"));
+
+    let own = service.get_with_token(&resource(ACME_SHOP), &token).await;
+    assert_eq!(own.status, StatusCode::OK);
+
+    // Another domain of the same organization, and a domain of the same
+    // name in another organization: valid token, wrong place.
+    for other in [ACME_BLOG, GLOBEX_SHOP] {
+        let refused = service.get_with_token(&resource(other), &token).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{other}");
+        assert_eq!(refused.challenge(), Some(INSUFFICIENT_SCOPE));
+        assert_eq!(refused.error(), "insufficient_scope");
+    }
+}
+
+#[tokio::test]
+async fn an_organization_token_opens_every_domain_of_its_organization() {
+    let service = start().await;
+    let (token, _) = service
+        .create(
+            "alice",
+            ACME,
+            json!({"label": "nightly export", "role": "viewer"}),
+        )
+        .await;
+
+    for domain in [ACME_SHOP, ACME_BLOG] {
+        let answer = service.get_with_token(&resource(domain), &token).await;
+        assert_eq!(answer.status, StatusCode::OK, "{domain}");
+    }
+    let elsewhere = service.get_with_token(&resource(GLOBEX_SHOP), &token).await;
+    assert_eq!(elsewhere.status, StatusCode::FORBIDDEN);
+    assert_eq!(elsewhere.challenge(), Some(INSUFFICIENT_SCOPE));
+}
+
+#[tokio::test]
+async fn a_domain_admin_cannot_create_list_or_revoke_organization_tokens() {
+    let service = start().await;
+
+    let create = service
+        .post(
+            "bob",
+            "/organizations/acme/tokens",
+            &json!({"label": "mine"}),
+        )
+        .await;
+    assert_eq!(create.status, StatusCode::FORBIDDEN);
+    assert_eq!(create.error(), "forbidden");
+    let list = service.get_as("bob", "/organizations/acme/tokens").await;
+    assert_eq!(list.status, StatusCode::FORBIDDEN);
+
+    // An organization token bob may not manage is, to him, no token at all;
+    // and so is any token for another organization's admin.
+    let (token, id) = service.create("alice", ACME, json!({"label": "ops"})).await;
+    let unknown = service
+        .delete_as("bob", "/organizations/acme/tokens/AAAAAAAAAAA")
+        .await;
+    for (user, path) in [
+        ("bob", format!("/organizations/acme/tokens/{id}")),
+        ("bob", format!("{ACME_SHOP}/tokens/{id}")),
+        ("carol", format!("/organizations/acme/tokens/{id}")),
+        ("carol", format!("/organizations/globex/tokens/{id}")),
+    ] {
+        let refused = service.delete_as(user, &path).await;
+        assert_eq!(refused.status, StatusCode::NOT_FOUND, "{user} {path}");
+        assert_eq!(refused.error(), "not_found");
+        assert_eq!(
+            refused.body.replace(&id, "ID"),
+            unknown.body.replace("AAAAAAAAAAA", "ID"),
+            "{user} {path}"
+        );
+    }
+    let still = service.get_with_token(&resource(ACME_SHOP), &token).await;
+    assert_eq!(still.status, StatusCode::OK);
+
+    // Within his domain, bob manages tokens, alice too (she administers
+    // the organization), carol not.
+    let (_, shop_id) = service
+        .create("bob", ACME_SHOP, json!({"label": "storefront"}))
+        .await;
+    assert_eq!(
+        service
+            .get_as("alice", &format!("{ACME_SHOP}/tokens"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        service
+            .get_as("carol", &format!("{ACME_SHOP}/tokens"))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let revoked = service
+        .delete_as("alice", &format!("{ACME_SHOP}/tokens/{shop_id}"))
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn bad_request_bodies_get_a_json_error_and_create_nothing() {
+    let service = start().await;
+    let path = format!("{}/organizations/acme/tokens", service.url);
+    let long_label = format!(r#"{{"label": "{}"}}"#, "x".repeat(101));
+    const JSON: &str = "application/json";
+
+    let cases = [
+        ("{not json", JSON, 400, "invalid_body"),
+        ("", JSON, 400, "invalid_body"),
+        ("{}", JSON, 422, "invalid_body"),
+        (r#"{"label": 7}"#, JSON, 422, "invalid_body"),
+        (
+            r#"{"label": "a", "role": "god"}"#,
+            JSON,
+            422,
+            "invalid_body",
+        ),
+        (r#"{"label": "a", "extra": 1}"#, JSON, 422, "invalid_body"),
+        (
+            r#"{"label": "a", "expires_at": "soon"}"#,
+            JSON,
+            422,
+            "invalid_body",
+        ),
+        (r#"{"label": "a"}"#, "text/plain", 415, "invalid_body"),
+        (r#"{"label": "   "}"#, JSON, 422, "invalid_label"),
+        (&long_label, JSON, 422, "invalid_label"),
+        (r#"{"label": "a\u0007b"}"#, JSON, 422, "invalid_label"),
+        (
+            r#"{"label": "a", "expires_at": "2029-01-01T00:00:00Z"}"#,
+            JSON,
+            422,
+            "invalid_expiry",
+        ),
+        (r#"{"label": "a", "role": "owner"}"#, JSON, 403, "forbidden"),
+    ];
+    for (body, content_type, status, error) in cases {
+        let request = service.client.post(&path).header("x-demo-user", "alice");
+        let request = request
+            .header("content-type", content_type)
+            .body(body.to_owned());
+        let answer = Answer::of(request.send().await.unwrap()).await;
+        assert_eq!(answer.status.as_u16(), status, "{body}: {}", answer.body);
+        assert_eq!(answer.error(), error, "{body}");
+        assert!(answer.json()["error_description"].is_string());
+    }
+    let listed = service.get_as("alice", "/organizations/acme/tokens").await;
+    assert_eq!(listed.json()["tokens"], json!([]));
+}
+
+#[tokio::test]
+async fn the_dashboard_needs_a_known_demo_user_and_valid_ids() {
+    let service = start().await;
+    let body = json!({"label": "x"});
+    for user in ["", "mallory", "ALICE"] {
+        let answer = service
+            .post(user, "/organizations/acme/tokens", &body)
+            .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{user:?}");
+        assert_eq!(answer.error(), "unauthenticated");
+    }
+    // Ids the platform could not have: no such scope or token.
+    let long_org = "o".repeat(65);
+    for path in [
+        "/organizations/a%20b/tokens".to_owned(),
+        format!("/organizations/{long_org}/tokens"),
+        "/organizations/acme/domains/%C3%A9/tokens".to_owned(),
+    ] {
+        let answer = service.get_as("alice", &path).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(answer.error(), "not_found");
+    }
+    for path in [
+        "/organizations/acme/tokens/not-an-id",
+        "/organizations/acme/tokens/zzzzzzzzzzz",
+    ] {
+        let answer = service.delete_as("alice", path).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(answer.error(), "not_found");
+    }
+}
+
+#[tokio::test]
+async fn expired_tokens_are_refused_like_unknown_ones() {
+    let service = start().await;
+    let (token, _) = service
+        .create(
+            "alice",
+            ACME,
+            json!({"label": "one hour", "expires_at": "2030-01-01T10:00:00Z"}),
+        )
+        .await;
+    assert_eq!(
+        service
+            .get_with_token(&resource(ACME_SHOP), &token)
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    service.clock.advance(time::Duration::hours(1));
+    let expired = service.get_with_token(&resource(ACME_SHOP), &token).await;
+    let unknown_token = with_checksum(&format!("acmeo_{}", "A".repeat(54)));
+    let unknown = service
+        .get_with_token(&resource(ACME_SHOP), &unknown_token)
+        .await;
+    assert_eq!(expired.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(expired.challenge(), unknown.challenge());
+    assert_eq!(expired.body, unknown.body);
+
+    let listed = service.get_as("alice", "/organizations/acme/tokens").await;
+    assert_eq!(listed.json()["tokens"][0]["status"], "expired");
+}
+
+#[tokio::test]
+async fn lists_page_by_the_cursor_they_return() {
+    let service = start().await;
+    for label in ["first", "second", "third"] {
+        service
+            .create("bob", ACME_SHOP, json!({"label": label}))
+            .await;
+        service.clock.advance(time::Duration::seconds(1));
+    }
+    let path = format!("{ACME_SHOP}/tokens");
+    let first = service
+        .get_as("bob", &format!("{path}?limit=2"))
+        .await
+        .json();
+    let labels: Vec<_> = first["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["label"].clone())
+        .collect();
+    assert_eq!(labels, [json!("third"), json!("second")]);
+    let next = first["next"].as_str().unwrap();
+
+    let second = service
+        .get_as("bob", &format!("{path}?limit=2&after={next}"))
+        .await
+        .json();
+    assert_eq!(second["tokens"][0]["label"], "first");
+    assert_eq!(second["tokens"].as_array().unwrap().len(), 1);
+    assert_eq!(second["next"], Value::Null);
+
+    for query in [
+        "limit=0",
+        "limit=1001",
+        "limit=x",
+        "after=garbage",
+        "after=1.2",
+        "sort=asc",
+    ] {
+        let answer = service.get_as("bob", &format!("{path}?{query}")).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(answer.error(), "invalid_query");
+    }
+}
