@@ -85,6 +85,7 @@ pub mod http;
 mod ids;
 mod label;
 mod record;
+mod scan;
 mod scope;
 mod service;
 pub mod store;
@@ -100,6 +101,7 @@ pub use hashing::{Digest, HashKey, KeyId, Keyring};
 pub use ids::{ActorId, DomainId, MAX_ID_LEN, OrganizationId};
 pub use label::{Label, MAX_LABEL_CHARS};
 pub use record::{Credential, Revocation, TokenRecord, TokenStatus, TokenSummary};
+pub use scan::FoundToken;
 pub use scope::{Scope, ScopeKind};
 pub use service::{
     IssueRequest, IssuedToken, MAX_PAGE_SIZE, PageRequest, Revoked, TokenPage, TokenService,

@@ -257,6 +257,11 @@ impl TokenFormat {
         })
     }
 
+    /// Bytes of a token's public head: prefix, scope letter, `_` and id.
+    pub(crate) fn public_head_len(&self) -> usize {
+        self.token_len() - SECRET_LEN - CHECKSUM_LEN
+    }
+
     /// What a list shows to help a person recognise a token without its
     /// secret: the token's public head and an ellipsis, e.g.
     /// `acmeo_3kT9QxPb1Zr…`.

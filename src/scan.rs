@@ -1,0 +1,141 @@
+//! Finding this service's tokens in text (log lines, pasted snippets,
+//! commits) and masking them, so a leaked token is caught and a log can be
+//! kept without it.
+//!
+//! A match is a substring that passes [`TokenFormat::parse`]: the right
+//! prefix, scope letter, length and alphabet, and a CRC32 checksum that a
+//! random look-alike matches once in about four billion tries. So a string
+//! that merely looks like a token is left alone, and nothing is missed for
+//! sitting inside a longer word: a token glued to other characters is
+//! still found.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use crate::scope::ScopeKind;
+use crate::token::{TokenFormat, TokenId};
+
+/// What [`TokenFormat::redact`] writes after a token's public head.
+const MASK: &str = "…[redacted]";
+
+/// A token found in text by [`TokenFormat::find_tokens`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoundToken {
+    /// Where the token is: a byte range of the text searched.
+    pub range: Range<usize>,
+    /// Its public id, to look it up and revoke it.
+    pub id: TokenId,
+    /// Its scope kind.
+    pub kind: ScopeKind,
+}
+
+impl TokenFormat {
+    /// Every token of this format in `text`, in order, with its position.
+    ///
+    /// ```
+    /// use api_tokens::TokenFormat;
+    ///
+    /// let format = TokenFormat::new("acme")?;
+    /// let line = "GET /v1/domains Authorization: Bearer acmeo_not_a_real_token";
+    /// assert!(format.find_tokens(line).is_empty());
+    /// # Ok::<(), api_tokens::PrefixError>(())
+    /// ```
+    pub fn find_tokens(&self, text: &str) -> Vec<FoundToken> {
+        let mut found = Vec::new();
+        let mut from = 0;
+        while let Some(offset) = text[from..].find(self.prefix()) {
+            let start = from + offset;
+            let range = start..start + self.token_len();
+            // `get` is `None` past the end, or where the range would cut a
+            // character in two (a token is ASCII, so that is no token).
+            match text
+                .get(range.clone())
+                .map(|candidate| self.parse(candidate))
+            {
+                Some(Ok(parsed)) => {
+                    from = range.end;
+                    found.push(FoundToken {
+                        range,
+                        id: parsed.id(),
+                        kind: parsed.kind(),
+                    });
+                }
+                // The prefix is ASCII, so one byte on is a character boundary.
+                _ => from = start + 1,
+            }
+        }
+        found
+    }
+
+    /// `text` with every token of this format replaced by its public head
+    /// (prefix, scope letter and id) and a mask, so a log line still says
+    /// which token it was: `acmeo_3kT9QxPb1Zr…[redacted]`. Text without a
+    /// token comes back unchanged, byte for byte, and without a copy.
+    pub fn redact<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        let found = self.find_tokens(text);
+        if found.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        let mut redacted = String::with_capacity(text.len());
+        let mut copied = 0;
+        for token in found {
+            let head_end = token.range.start + self.public_head_len();
+            redacted.push_str(&text[copied..head_end]);
+            redacted.push_str(MASK);
+            copied = token.range.end;
+        }
+        redacted.push_str(&text[copied..]);
+        Cow::Owned(redacted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_found_where_it_is_and_masked_to_its_head() {
+        let format = TokenFormat::new("acme").unwrap();
+        let token = format.generate(ScopeKind::Domain).unwrap();
+        let text = token.expose_secret();
+        let line = format!("é {text}, and again:{text}");
+
+        let found = format.find_tokens(&line);
+        let first = "é ".len();
+        let second = first + text.len() + ", and again:".len();
+        assert_eq!(
+            found.iter().map(|f| f.range.start).collect::<Vec<_>>(),
+            [first, second]
+        );
+        assert!(
+            found
+                .iter()
+                .all(|f| f.id == token.id() && f.kind == ScopeKind::Domain)
+        );
+
+        let head = &text[..format.public_head_len()];
+        assert_eq!(
+            format.redact(&line),
+            format!("é {head}{MASK}, and again:{head}{MASK}")
+        );
+    }
+
+    #[test]
+    fn look_alikes_and_cut_tokens_are_left_alone() {
+        let format = TokenFormat::new("acme").unwrap();
+        let token = format.generate(ScopeKind::Organization).unwrap();
+        let text = token.expose_secret();
+        let mut wrong_checksum = text.to_owned();
+        let last = if text.ends_with('0') { "1" } else { "0" };
+        wrong_checksum.replace_range(text.len() - 1.., last);
+        for line in [
+            &text[..text.len() - 1],
+            &wrong_checksum,
+            &format!("{}é{}", &text[..20], &text[21..]),
+            "acme acme acmeo_ acmed_",
+        ] {
+            assert!(format.find_tokens(line).is_empty(), "{line}");
+            assert!(matches!(format.redact(line), Cow::Borrowed(_)));
+        }
+    }
+}
