@@ -45,7 +45,7 @@ use api_tokens::{
 };
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::header::CACHE_CONTROL;
+use axum::http::header::{CACHE_CONTROL, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -446,7 +446,16 @@ impl IntoResponse for ApiError {
             error: self.code,
             error_description: &self.description,
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // A 401 must say how to authenticate (RFC 9110 §11.6.1): here,
+            // with the demo header.
+            response.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("DemoUser realm=\"api-tokens example\""),
+            );
+        }
+        response
     }
 }
 

@@ -100,7 +100,7 @@ pub use error::{
 pub use hashing::{Digest, HashKey, KeyId, Keyring};
 pub use ids::{ActorId, DomainId, MAX_ID_LEN, OrganizationId};
 pub use label::{Label, MAX_LABEL_CHARS};
-pub use record::{Credential, Revocation, TokenRecord, TokenStatus, TokenSummary};
+pub use record::{Revocation, StoredCredential, TokenRecord, TokenStatus, TokenSummary};
 pub use scan::FoundToken;
 pub use scope::{Scope, ScopeKind};
 pub use service::{

@@ -54,10 +54,12 @@ pub struct TokenRecord {
 ///
 /// [`TokenStore::find_credential`](crate::TokenStore::find_credential) returns
 /// it on every verification, so a store may keep it apart from the rest of the
-/// record (labels, creators, revocation details) and answer with one read:
-/// the memory store keeps it inline in its hash table.
+/// record (labels, creators, revocation details): the memory store keeps it
+/// inline in its hash table. The scope is shared (`Arc`) because verification
+/// hands it on to the [`VerifiedToken`](crate::VerifiedToken); a store that
+/// builds credentials afresh allocates one.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Credential {
+pub struct StoredCredential {
     /// The public id.
     pub id: TokenId,
     /// Where the token is valid. Shared, so that handing a credential out
@@ -129,8 +131,8 @@ pub struct TokenSummary {
 
 impl TokenRecord {
     /// What verification reads of this record.
-    pub fn credential(&self) -> Credential {
-        Credential {
+    pub fn credential(&self) -> StoredCredential {
+        StoredCredential {
             id: self.id,
             scope: Arc::new(self.scope.clone()),
             role: self.role,

@@ -300,9 +300,12 @@ impl TokenService {
     ///
     /// This is the hot path. A malformed token is refused before the store is
     /// asked. A well-formed one costs one store lookup, one keyed hash and one
-    /// constant-time comparison, whether or not its id exists, so timing does
-    /// not tell an unknown token from a wrong secret. Revocation and expiry
-    /// are checked only once the secret has matched.
+    /// constant-time comparison, whether or not its id exists, and the answer
+    /// is the same [`VerifyError::Invalid`]: where the secret is wrong never
+    /// shows in the timing, and whether the id exists shows only by the few
+    /// nanoseconds a hash table's hit and miss differ (the README's timing
+    /// section has the figures). Revocation and expiry are checked only once
+    /// the secret has matched.
     ///
     /// # Errors
     ///

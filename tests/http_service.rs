@@ -332,6 +332,10 @@ async fn the_dashboard_needs_a_known_demo_user_and_valid_ids() {
             .await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{user:?}");
         assert_eq!(answer.error(), "unauthenticated");
+        assert_eq!(
+            answer.headers["www-authenticate"],
+            r#"DemoUser realm="api-tokens example""#
+        );
     }
     // Ids the platform could not have: no such scope or token.
     let long_org = "o".repeat(65);

@@ -70,6 +70,56 @@ async fn duplicate_insert_fails_and_changes_nothing() {
     );
 }
 
+async fn agree(store: &MemoryStore, ids: &[TokenId]) {
+    for &id in ids {
+        let record = store.find(id).await.unwrap().unwrap();
+        let credential = store.find_credential(id).await.unwrap().unwrap();
+        assert_eq!(credential, record.credential(), "{id}");
+    }
+}
+
+/// `find_credential` is what verification trusts: it must say exactly what
+/// `find` says, for records stored revoked or expiring and after a revoke.
+#[tokio::test]
+async fn credentials_agree_with_records_through_every_change() {
+    let fixture = fixture();
+    let store = MemoryStore::new();
+    let active = sample_record(&fixture).await;
+    let mut expiring = sample_record(&fixture).await;
+    expiring.expires_at = Some(START + time::Duration::days(1));
+    let mut revoked = sample_record(&fixture).await;
+    revoked.revoked = Some(Revocation {
+        at: START,
+        by: ActorId::new("alice").unwrap(),
+    });
+    let ids = [active.id, expiring.id, revoked.id];
+    for record in [active, expiring, revoked] {
+        store.insert(record).await.unwrap();
+    }
+    agree(&store, &ids).await;
+    let revocation = Revocation {
+        at: START + time::Duration::hours(1),
+        by: ActorId::new("bob").unwrap(),
+    };
+    store.revoke(ids[0], revocation).await.unwrap();
+    agree(&store, &ids).await;
+    assert!(
+        store
+            .find_credential(ids[0])
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    assert!(
+        store
+            .find_credential("00000000007".parse().unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 #[tokio::test]
 async fn unknown_ids_are_none_and_not_found() {
     let store = MemoryStore::new();

@@ -21,9 +21,12 @@ use crate::error::VerifyError;
 /// | [`Unavailable`](Self::Unavailable) | 503 | none |
 /// | [`NotInstalled`](Self::NotInstalled) | 500 | none |
 ///
-/// The body is JSON with the same `error` code and `error_description` as the
-/// challenge, e.g. `{"error":"invalid_token","error_description":"the token
-/// is not valid"}`. Unknown, wrong, revoked and expired tokens all give the
+/// The body is JSON with the challenge's `error` code and
+/// `error_description`, e.g. `{"error":"invalid_token","error_description":"the
+/// token is not valid"}`; where the challenge carries no code (no token
+/// presented, which RFC 6750 §3.1 keeps code-free, or no challenge at all)
+/// the body still names one: `missing_token`, `temporarily_unavailable`,
+/// `server_error`. Unknown, wrong, revoked and expired tokens all give the
 /// same [`InvalidToken`](Self::InvalidToken) answer, so a caller cannot probe
 /// which tokens exist; the precise reason is logged at debug level, with the
 /// token's public id but never its text.

@@ -7,17 +7,18 @@
 //!
 //! # Writing your own store
 //!
-//! Implement the four required methods below; each must be atomic on its own,
-//! and none needs a transaction with another. [`find_credential`] has a
-//! default built on `find`; override it only if your store can answer it from
-//! less (the memory store does), and keep the two in agreement.
+//! Implement the five methods below; each must be atomic on its own, and none
+//! needs a transaction with another. [`find_credential`] is the one
+//! verification calls: it must agree with [`find`](TokenStore::find) (a
+//! database answers it from the same row, as the example does from the same
+//! map).
 //!
 //! ```
 //! use std::collections::BTreeMap;
 //! use std::sync::{Arc, Mutex};
 //!
 //! use api_tokens::store::{Cursor, RevokeOutcome, TokenStore};
-//! use api_tokens::{Revocation, Scope, StoreError, TokenId, TokenRecord};
+//! use api_tokens::{Revocation, Scope, StoreError, StoredCredential, TokenId, TokenRecord};
 //!
 //! /// Every record in one ordered map behind one lock.
 //! #[derive(Default)]
@@ -36,6 +37,10 @@
 //!
 //!     async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
 //!         Ok(self.0.lock().unwrap().get(&id).cloned())
+//!     }
+//!
+//!     async fn find_credential(&self, id: TokenId) -> Result<Option<StoredCredential>, StoreError> {
+//!         Ok(self.0.lock().unwrap().get(&id).map(TokenRecord::credential))
 //!     }
 //!
 //!     async fn list(
@@ -79,7 +84,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
-use crate::record::{Credential, Revocation, TokenRecord};
+use crate::record::{Revocation, StoredCredential, TokenRecord};
 use crate::scope::Scope;
 use crate::token::TokenId;
 
@@ -112,21 +117,19 @@ pub trait TokenStore: Send + Sync {
     /// cannot be read back.
     async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError>;
 
-    /// What verification needs of the record with `id`: exactly
-    /// `find(id)` projected by [`TokenRecord::credential`].
+    /// What verification needs of the record with `id`: exactly what
+    /// `find(id)` returns, projected by [`TokenRecord::credential`] (revoked
+    /// and expired records included, never a stale copy).
     ///
     /// Every verification calls this, so it is the one method whose speed
-    /// matters. The default calls [`find`](Self::find), which suits a
-    /// database (one indexed row either way). A store that can answer from
-    /// less memory than a whole record should override it, as the memory
-    /// store does.
+    /// matters. A database answers it from the same indexed row as `find`;
+    /// the memory store keeps credentials apart from the rest of the record
+    /// so a lookup touches as little memory as it can.
     ///
     /// # Errors
     ///
     /// As [`find`](Self::find).
-    async fn find_credential(&self, id: TokenId) -> Result<Option<Credential>, StoreError> {
-        Ok(self.find(id).await?.map(|record| record.credential()))
-    }
+    async fn find_credential(&self, id: TokenId) -> Result<Option<StoredCredential>, StoreError>;
 
     /// Up to `limit` records whose scope equals `scope` exactly (an
     /// organization's list does not include its domains' tokens), newest

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use api_tokens::store::{Cursor, RevokeOutcome, TokenStore};
 use api_tokens::{
-    Actor, ActorId, Credential, DomainId, HashKey, KeyId, Keyring, ManualClock, MemoryStore,
-    OrganizationId, Revocation, Role, Scope, StoreError, TokenFormat, TokenId, TokenRecord,
+    Actor, ActorId, DomainId, HashKey, KeyId, Keyring, ManualClock, MemoryStore, OrganizationId,
+    Revocation, Role, Scope, StoreError, StoredCredential, TokenFormat, TokenId, TokenRecord,
     TokenService,
 };
 use time::OffsetDateTime;
@@ -173,7 +173,7 @@ impl TokenStore for CountingStore {
         self.inner.find(id).await
     }
 
-    async fn find_credential(&self, id: TokenId) -> Result<Option<Credential>, StoreError> {
+    async fn find_credential(&self, id: TokenId) -> Result<Option<StoredCredential>, StoreError> {
         self.finds.fetch_add(1, Ordering::SeqCst);
         self.inner.find_credential(id).await
     }
@@ -217,6 +217,9 @@ impl TokenStore for Unreachable {
         Err(outage())
     }
     async fn find(&self, _: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        Err(outage())
+    }
+    async fn find_credential(&self, _: TokenId) -> Result<Option<StoredCredential>, StoreError> {
         Err(outage())
     }
     async fn list(
