@@ -10,14 +10,14 @@
 //!   that extracts the `VerifiedToken`.
 //!
 //! The target (issue 7): `router + layer` under 1.5× of `verify + router`.
-//! The ratio is printed after criterion's own report.
+//! The ratio, from criterion's own estimates, is printed after its report.
 //!
 //! Run with `cargo bench --bench http --features axum`.
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::hint::black_box;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use api_tokens::http::TokenLayer;
 use api_tokens::{
@@ -37,24 +37,21 @@ use tower::ServiceExt;
 const OTHER_TOKENS: usize = 1_000;
 const TARGET: f64 = 1.5;
 
+const GROUP: &str = "http";
 const VERIFY: &str = "verify";
 const ROUTER: &str = "router";
-const LAYERED: &str = "router + layer";
-
-/// Per-iteration times of every sample criterion took, by benchmark.
-type Samples = Mutex<BTreeMap<&'static str, Vec<f64>>>;
+const LAYERED: &str = "router_with_layer";
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a current-thread runtime");
     let (service, token) = runtime.block_on(service_with_tokens());
-    let samples = Samples::default();
 
     let mut criterion = Criterion::default().configure_from_args();
-    bench(&mut criterion, &runtime, &service, &token, &samples);
+    bench(&mut criterion, &runtime, &service, &token);
     criterion.final_summary();
-    report(&samples.into_inner().unwrap_or_else(|e| e.into_inner()));
+    report();
 }
 
 async fn service_with_tokens() -> (Arc<TokenService>, String) {
@@ -90,13 +87,7 @@ async fn bare() -> StatusCode {
 
 const PATH: &str = "/organizations/acme/domains/shop/resource";
 
-fn bench(
-    criterion: &mut Criterion,
-    runtime: &Runtime,
-    service: &Arc<TokenService>,
-    token: &str,
-    samples: &Samples,
-) {
+fn bench(criterion: &mut Criterion, runtime: &Runtime, service: &Arc<TokenService>, token: &str) {
     let bearer = format!("Bearer {token}");
     // Both routers get the identical request, header included, so building
     // it costs the two the same.
@@ -111,65 +102,30 @@ fn bench(
         .route(PATH, get(protected))
         .route_layer(TokenLayer::new(service.clone()));
 
-    let mut group = criterion.benchmark_group("http");
+    let mut group = criterion.benchmark_group(GROUP);
     group.bench_function(VERIFY, |b| {
-        b.to_async(runtime).iter_custom(|iters| {
-            timed(samples, VERIFY, iters, || async {
-                service.verify(token).await.expect("the token is valid")
-            })
-        })
+        support::ran(GROUP, VERIFY);
+        b.to_async(runtime)
+            .iter(|| async { service.verify(token).await.expect("the token is valid") })
     });
     for (name, router) in [(ROUTER, &router), (LAYERED, &layered)] {
         group.bench_function(name, |b| {
-            b.to_async(runtime).iter_custom(|iters| {
-                timed(samples, name, iters, || async {
-                    let response = router.clone().oneshot(request()).await;
-                    let response = response.expect("routers are infallible");
-                    assert_eq!(response.status(), StatusCode::OK);
-                    response
-                })
+            support::ran(GROUP, name);
+            b.to_async(runtime).iter(|| async {
+                let response = router.clone().oneshot(request()).await;
+                let response = response.expect("routers are infallible");
+                assert_eq!(response.status(), StatusCode::OK);
+                response
             })
         });
     }
     group.finish();
 }
 
-/// Runs `routine` `iters` times, keeps the time per iteration under `name`,
-/// and returns the total for criterion.
-async fn timed<F, Fut, T>(samples: &Samples, name: &'static str, iters: u64, routine: F) -> Duration
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = T>,
-{
-    let start = Instant::now();
-    for _ in 0..iters {
-        black_box(routine().await);
-    }
-    let elapsed = start.elapsed();
-    let per_iteration = elapsed.as_nanos() as f64 / iters.max(1) as f64;
-    samples
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry(name)
-        .or_default()
-        .push(per_iteration);
-    elapsed
-}
-
-fn median(values: &[f64]) -> Option<f64> {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted.get(sorted.len() / 2).copied()
-}
-
-/// Prints the three medians and the ratio against the target, when all
+/// Prints the three figures and the ratio against the target, when all
 /// three ran (a filter on the command line may have skipped some).
-fn report(samples: &BTreeMap<&'static str, Vec<f64>>) {
-    let get = |name| {
-        samples
-            .get(name)
-            .and_then(|values: &Vec<f64>| median(values))
-    };
+fn report() {
+    let get = |name| support::estimate_ns(GROUP, name);
     let (Some(verify), Some(router), Some(layered)) = (get(VERIFY), get(ROUTER), get(LAYERED))
     else {
         println!("http: run all three benchmarks for the overhead ratio");
@@ -178,7 +134,7 @@ fn report(samples: &BTreeMap<&'static str, Vec<f64>>) {
     let floor = verify + router;
     let ratio = layered / floor;
     println!();
-    println!("http middleware, median time per request over every sample:");
+    println!("http middleware, criterion's time per request:");
     println!("  {VERIFY:<16} {verify:>9.0} ns");
     println!("  {ROUTER:<16} {router:>9.0} ns");
     println!("  {LAYERED:<16} {layered:>9.0} ns");

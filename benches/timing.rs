@@ -11,6 +11,9 @@
 //!
 //! - `secret_first` vs `secret_last`: a known id with a wrong secret,
 //!   differing from the real one in its first or in its last character;
+//! - the digest comparison alone, a digest against one differing in its
+//!   first or in its last byte: a wrong secret compares unrelated digests,
+//!   so only this shows a comparison that stops at the first difference;
 //! - `unknown_id` vs `wrong_secret`: an id that does not exist vs a known id
 //!   with a wrong secret.
 //!
@@ -26,7 +29,10 @@ mod support;
 use std::hint::black_box;
 use std::time::Instant;
 
-use api_tokens::{IssueRequest, ManualClock, MemoryStore, TokenService};
+use std::sync::Arc;
+
+use api_tokens::{Digest, IssueRequest, ManualClock, MemoryStore, TokenService};
+use subtle::ConstantTimeEq;
 use time::macros::datetime;
 
 use support::*;
@@ -80,7 +86,7 @@ impl XorShift {
 /// store.
 fn fixture(size: usize) -> (TokenService, Vec<String>) {
     let clock = ManualClock::new(datetime!(2030-01-01 00:00 UTC));
-    let service = service(std::sync::Arc::new(MemoryStore::new()), &clock);
+    let service = service(Arc::new(MemoryStore::new()), &clock);
     let admins = admins();
     let keep_one_in = (size / POOL).max(1);
     let mut kept = Vec::new();
@@ -95,15 +101,18 @@ fn fixture(size: usize) -> (TokenService, Vec<String>) {
     (service, kept)
 }
 
-/// Times `verify` on `samples` tokens of each class, in random order, and
-/// returns the largest |t| over the raw and cropped tests, with the crop
-/// that gave it.
-fn compare(service: &TokenService, a: &[String], b: &[String], samples: usize) -> (f64, String) {
-    let mut random = XorShift(0x9e37_79b9_7f4a_7c15);
+/// Times `verify` on tokens of two classes (class 0 from `a`, 1 from `b`).
+fn verify_pair(
+    service: &TokenService,
+    a: &[String],
+    b: &[String],
+    samples: usize,
+) -> (f64, String) {
     // Every token is copied to the same place before it is timed, so where a
     // pool happens to sit in memory cannot tell the classes apart.
     let mut buffer = String::with_capacity(TOKEN_LEN);
-    let mut time_one = |pool: &[String], random: &mut XorShift| {
+    compare(samples, |class, random| {
+        let pool = [a, b][class];
         buffer.clear();
         buffer.push_str(&pool[random.next() as usize % pool.len()]);
         let started = Instant::now();
@@ -111,12 +120,44 @@ fn compare(service: &TokenService, a: &[String], b: &[String], samples: usize) -
         let elapsed = started.elapsed().as_nanos() as f64;
         assert!(result.is_err(), "every class holds failing tokens");
         elapsed
+    })
+}
+
+/// Times the digest comparison itself: a digest against one differing in
+/// its first byte (class 0) or in its last (class 1). Tokens with a wrong
+/// secret compare unrelated digests, so only this shows whether the
+/// comparison stops at the first difference. Each timing covers `COMPARES`
+/// comparisons, so neither the clock's cost nor its granularity drowns them.
+fn digest_pair(samples: usize) -> (f64, String) {
+    const COMPARES: usize = 1024;
+    let digest = *blake3::keyed_hash(&KEY, b"a token's id and secret").as_bytes();
+    let differing = |byte: usize| {
+        let mut other = digest;
+        other[byte] ^= 1;
+        Digest::from_bytes(other)
     };
+    let digest = Digest::from_bytes(digest);
+    let classes = [differing(0), differing(31)];
+    // As with tokens, the digest compared sits in the same place for both
+    // classes (one of two array slots may straddle a cache line).
+    let mut other = Box::new(digest);
+    compare(samples, |class, _| {
+        *other = classes[class];
+        let started = Instant::now();
+        for _ in 0..COMPARES {
+            black_box(black_box(&digest).ct_eq(black_box(&*other)));
+        }
+        started.elapsed().as_nanos() as f64
+    })
+}
+
+/// Takes `samples` timings of each class, in random order, and returns the
+/// largest |t| over the raw and cropped tests, with the crop that gave it.
+fn compare(samples: usize, mut time_one: impl FnMut(usize, &mut XorShift) -> f64) -> (f64, String) {
+    let mut random = XorShift(0x9e37_79b9_7f4a_7c15);
 
     // Warm up, and learn the crop thresholds from timings of both classes.
-    let mut warm: Vec<f64> = (0..20_000)
-        .map(|n| time_one(if n % 2 == 0 { a } else { b }, &mut random))
-        .collect();
+    let mut warm: Vec<f64> = (0..20_000).map(|n| time_one(n % 2, &mut random)).collect();
     warm.sort_by(f64::total_cmp);
     let limits: Vec<f64> = CROPS
         .iter()
@@ -134,7 +175,7 @@ fn compare(service: &TokenService, a: &[String], b: &[String], samples: usize) -
             left_b -= 1;
             1
         };
-        let elapsed = time_one([a, b][class], &mut random);
+        let elapsed = time_one(class, &mut random);
         moments[0][class].add(elapsed);
         for (limit, test) in limits.iter().zip(&mut moments[1..]) {
             if elapsed < *limit {
@@ -172,6 +213,15 @@ fn main() {
     println!("dudect: Welch's t-test over {samples} timings per class; |t| < {THRESHOLD} passes\n");
     println!("| store | pair | max abs(t) | at | verdict |");
     println!("|---|---|---|---|---|");
+    let print = |store: &str, pair: &str, (t, crop): (f64, String)| {
+        let verdict = if t < THRESHOLD { "pass" } else { "FAIL" };
+        println!("| {store} | {pair} | {t:.2} | {crop} | {verdict} |");
+    };
+    print(
+        "—",
+        "digest compare: first vs last byte differs",
+        digest_pair(samples),
+    );
     for (size, label) in [(1_000, "1K"), (1_000_000, "1M")] {
         let (service, tokens) = fixture(size);
         let last_secret_char = CHECKSUM_AT - 1;
@@ -186,9 +236,7 @@ fn main() {
             ("secret_first vs secret_last", &secret_first, &secret_last),
             ("unknown_id vs wrong_secret", &unknown_id, &secret_last),
         ] {
-            let (t, crop) = compare(&service, a, b, samples);
-            let verdict = if t < THRESHOLD { "pass" } else { "FAIL" };
-            println!("| {label} | {pair} | {t:.2} | {crop} | {verdict} |");
+            print(label, pair, verify_pair(&service, a, b, samples));
         }
     }
 }

@@ -5,8 +5,9 @@
 //! a subset; the summary then shows only what ran.
 //!
 //! - `floor/<size>`: the least work any correct verify must do, written here
-//!   with no crate code: length and checksum check, id decode, a lookup in a
-//!   `std` `HashMap` (id → digest) of `<size>` entries, keyed BLAKE3 over
+//!   with no crate code: length and checksum check, id decode (by table), a
+//!   lookup in a `std` `HashMap` (id → digest) of `<size>` entries hashed as
+//!   the memory store hashes ids (one multiplication), keyed BLAKE3 over
 //!   id ‖ secret, a constant-time compare.
 //! - `valid`, `unknown_id`, `wrong_secret`, `revoked`, `expired` at 1K, 1M and
 //!   10M stored tokens: `TokenService::verify` over a `MemoryStore`. Each
@@ -38,8 +39,8 @@ mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
@@ -59,36 +60,52 @@ const POOL: usize = 1 << 20;
 // the timed figures pay one relaxed load per allocation and nothing else.
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
+/// Bytes asked for and not yet freed.
 static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+/// The same, as glibc's malloc spends them (see `block_size`).
+static LIVE_BLOCK_BYTES: AtomicIsize = AtomicIsize::new(0);
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+/// What glibc's malloc spends on a request of `size` bytes: an 8-byte
+/// header, rounded up to 16, at least 32; above its mmap threshold (128 KiB)
+/// whole pages. An estimate (it ignores free-list slack), not a measurement.
+fn block_size(size: usize) -> isize {
+    let block = if size >= 128 * 1024 {
+        (size + 16).next_multiple_of(4096)
+    } else {
+        (size + 8).next_multiple_of(16).max(32)
+    };
+    block as isize
+}
+
+fn count(size: usize, sign: isize) {
+    if COUNTING.load(Ordering::Relaxed) {
+        LIVE_BYTES.fetch_add(sign * size as isize, Ordering::Relaxed);
+        LIVE_BLOCK_BYTES.fetch_add(sign * block_size(size), Ordering::Relaxed);
+    }
+}
 
 struct CountingAllocator;
 
 // SAFETY: every call is forwarded unchanged to the system allocator; the
-// counter is only arithmetic on the sizes.
+// counters are only arithmetic on the sizes.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if COUNTING.load(Ordering::Relaxed) {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-            LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
         }
+        count(layout.size(), 1);
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        }
+        count(layout.size(), -1);
         unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE_BYTES.fetch_add(
-                new_size as isize - layout.size() as isize,
-                Ordering::Relaxed,
-            );
-        }
+        count(layout.size(), -1);
+        count(new_size, 1);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -101,7 +118,26 @@ static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 /// The floor: everything a correct verify cannot skip, and nothing else.
 struct Floor {
-    digests: HashMap<u64, [u8; 32]>,
+    digests: HashMap<u64, [u8; 32], BuildHasherDefault<MultiplyHasher>>,
+}
+
+/// The hash the memory store uses for its random ids (one multiplication),
+/// so the floor's map is no slower than the store's.
+#[derive(Default)]
+struct MultiplyHasher(u64);
+
+impl Hasher for MultiplyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, bits: u64) {
+        self.0 = bits.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("the floor's keys are u64s");
+    }
 }
 
 impl Floor {
@@ -153,7 +189,7 @@ impl Fixture {
         let service = service(Arc::new(MemoryStore::new()), &clock);
         let admins = admins();
         let mut floor = Floor {
-            digests: HashMap::with_capacity(size),
+            digests: HashMap::with_capacity_and_hasher(size, BuildHasherDefault::default()),
         };
         let keep_one_in = size.div_ceil(POOL).max(1);
         let (mut valid, mut revoked, mut expired) = (Vec::new(), Vec::new(), Vec::new());
@@ -193,9 +229,7 @@ impl Fixture {
 }
 
 fn id_number(id: TokenId) -> u64 {
-    id.to_string()
-        .bytes()
-        .fold(0, |n, c| n * 62 + base62_digit(c).unwrap())
+    decode_base62(id.to_string().as_bytes()).expect("an id's text decodes")
 }
 
 /// Token texts laid out one after another in one buffer, so that reading the
@@ -273,11 +307,9 @@ impl<'p> Cycle<'p> {
 /// What `allocations_per_verify` found, for the summary.
 static ALLOCATIONS_PER_VERIFY: Mutex<Option<f64>> = Mutex::new(None);
 
-/// The ids of the benchmarks this run measured, for the summary.
-static RAN: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-fn ran(id: &str) {
-    RAN.lock().unwrap().push(format!("verify/{id}"));
+/// Notes that the benchmark `function` of group `verify` ran in this run.
+fn ran(function: &str) {
+    support::ran("verify", function);
 }
 
 /// Times `verify` over `pool`, asserting on each result so a broken fixture
@@ -291,12 +323,12 @@ fn bench_verify(
 ) {
     let mut tokens = Cycle::new(pool, 0);
     group.bench_function(id, |b| {
+        ran(id);
         b.iter(|| {
             let result = ready(service.verify(black_box(tokens.next())));
             assert_eq!(result.is_ok(), expect_ok);
         })
     });
-    ran(id);
 }
 
 fn sized(group: &mut BenchmarkGroup<'_, WallTime>, size: usize, label: &str) {
@@ -306,9 +338,9 @@ fn sized(group: &mut BenchmarkGroup<'_, WallTime>, size: usize, label: &str) {
     let mut tokens = Cycle::new(&fixture.valid, 0);
     let floor_id = format!("floor/{label}");
     group.bench_function(&floor_id, |b| {
+        ran(&floor_id);
         b.iter(|| assert!(fixture.floor.verify(black_box(tokens.next().as_bytes()))))
     });
-    ran(&floor_id);
 
     // The last id character changes: the id's low bits, so a random place in
     // the store. (Changing the first character would clear the id's top bits
@@ -372,6 +404,7 @@ fn contended(group: &mut BenchmarkGroup<'_, WallTime>, fixture: &Fixture) {
         for threads in [1usize, 2] {
             let id = format!("contended/{threads}");
             group.bench_function(&id, |b| {
+                ran(&id);
                 b.iter_custom(|iters| {
                     let barrier = Barrier::new(threads + 1);
                     let mut started = None;
@@ -399,7 +432,6 @@ fn contended(group: &mut BenchmarkGroup<'_, WallTime>, fixture: &Fixture) {
                     started.expect("set inside the scope").elapsed()
                 })
             });
-            ran(&id);
         }
         group.sampling_mode(SamplingMode::Auto);
         group.sample_size(100);
@@ -413,13 +445,13 @@ fn issue(group: &mut BenchmarkGroup<'_, WallTime>) {
     let admins = admins();
     let mut i = 0;
     group.bench_function("issue", |b| {
+        ran("issue");
         b.iter(|| {
             i += 1;
             let request = IssueRequest::new(scope_of(i), "token 00000000000000");
             ready(service.issue(&admins[i % 1000], request)).unwrap()
         })
     });
-    ran("issue");
 }
 
 fn peers(group: &mut BenchmarkGroup<'_, WallTime>) {
@@ -442,13 +474,13 @@ fn peers(group: &mut BenchmarkGroup<'_, WallTime>) {
     let pool = Pool::shuffled(pool);
     let mut tokens = Cycle::new(&pool, 0);
     group.bench_function("peer_prefixed_api_key/1M", |b| {
+        ran("peer_prefixed_api_key/1M");
         b.iter(|| {
             let key = PrefixedApiKey::from_string(black_box(tokens.next())).unwrap();
             let stored = hashes.get(key.short_token()).unwrap();
             assert!(controller.check_hash(&key, stored));
         })
     });
-    ran("peer_prefixed_api_key/1M");
     drop((hashes, pool));
 
     let argon2 = argon2::Argon2::default();
@@ -460,6 +492,7 @@ fn peers(group: &mut BenchmarkGroup<'_, WallTime>) {
         .unwrap();
     group.sample_size(10);
     group.bench_function("peer_argon2_default", |b| {
+        ran("peer_argon2_default");
         b.iter(|| {
             let mut digest = [0u8; 32];
             argon2
@@ -468,7 +501,6 @@ fn peers(group: &mut BenchmarkGroup<'_, WallTime>) {
             assert!(bool::from(digest.ct_eq(&stored)));
         })
     });
-    ran("peer_argon2_default");
 }
 
 /// Heap allocations one successful `verify` makes, counted over many.
@@ -486,62 +518,36 @@ fn allocations_per_verify(fixture: &Fixture) -> f64 {
 }
 
 /// Live heap bytes of a memory store holding 1M realistic tokens, per token.
-fn memory_per_token() -> f64 {
+fn memory_per_token() -> (f64, f64) {
     const TOKENS: usize = 1_000_000;
     let clock = ManualClock::new(datetime!(2030-01-01 00:00 UTC));
     let admins = admins();
     let store = Arc::new(MemoryStore::new());
     let service = service(store.clone(), &clock);
     COUNTING.store(true, Ordering::SeqCst);
-    let before = LIVE_BYTES.load(Ordering::SeqCst);
+    let before = (
+        LIVE_BYTES.load(Ordering::SeqCst),
+        LIVE_BLOCK_BYTES.load(Ordering::SeqCst),
+    );
     for i in 0..TOKENS {
         let request = IssueRequest::new(scope_of(i), format!("token {i:014}"));
         drop(ready(service.issue(&admins[i % 1000], request)).unwrap());
     }
-    let after = LIVE_BYTES.load(Ordering::SeqCst);
+    let after = (
+        LIVE_BYTES.load(Ordering::SeqCst),
+        LIVE_BLOCK_BYTES.load(Ordering::SeqCst),
+    );
     COUNTING.store(false, Ordering::SeqCst);
     assert_eq!(store.len(), TOKENS);
-    (after - before) as f64 / TOKENS as f64
+    let per_token = |before: isize, after: isize| (after - before) as f64 / TOKENS as f64;
+    (per_token(before.0, after.0), per_token(before.1, after.1))
 }
 
 // ---------------------------------------------------------------------------
 // The summary, computed from criterion's own estimates.
 
-fn criterion_dir() -> PathBuf {
-    std::env::var_os("CRITERION_HOME").map_or_else(
-        || {
-            // The bench's scratch dir is `<target>/tmp`; criterion writes to
-            // `<target>/criterion`.
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-                .parent()
-                .expect("the target dir")
-                .join("criterion")
-        },
-        PathBuf::from,
-    )
-}
-
-/// Criterion's typical time per iteration for `id`, in nanoseconds: the
-/// slope of its linear fit where it made one, else the mean.
-fn estimate_ns(id: &str) -> Option<f64> {
-    if !RAN.lock().unwrap().iter().any(|ran| ran == id) {
-        return None;
-    }
-    // Criterion names a benchmark's directory after its id with `/` made `_`
-    // (below the group's own directory).
-    let (group, function) = id.split_once('/').expect("group/function");
-    let path = criterion_dir()
-        .join(group)
-        .join(function.replace('/', "_"))
-        .join("new/estimates.json");
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    json["slope"]["point_estimate"]
-        .as_f64()
-        .or_else(|| json["mean"]["point_estimate"].as_f64())
-}
-
-fn summary(memory: Option<f64>) {
-    let ns = |id: &str| estimate_ns(&format!("verify/{id}"));
+fn summary(memory: Option<(f64, f64)>) {
+    let ns = |function: &str| estimate_ns("verify", function);
     let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
     let show = |value: Option<f64>, unit: &str| {
         value.map_or("—".to_owned(), |v| format!("{v:.2}{unit}"))
@@ -622,8 +628,13 @@ fn summary(memory: Option<f64>) {
     );
     row(
         "memory store at 1M (bytes per token)",
-        show(memory, ""),
+        show(memory.map(|(asked, _)| asked), ""),
         "≤ 400",
+    );
+    row(
+        "  with glibc's per-block overhead (estimate)",
+        show(memory.map(|(_, blocks)| blocks), ""),
+        "",
     );
     row(
         "heap allocations per valid verify",

@@ -5,8 +5,9 @@
 #![allow(dead_code)]
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use api_tokens::{
@@ -26,21 +27,33 @@ pub const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijkl
 /// The service's hashing key, known here so the floor can hash like it.
 pub const KEY: [u8; 32] = [0x5a; 32];
 
-pub fn base62_digit(c: u8) -> Option<u64> {
-    match c {
-        b'0'..=b'9' => Some(u64::from(c - b'0')),
-        b'A'..=b'Z' => Some(u64::from(c - b'A' + 10)),
-        b'a'..=b'z' => Some(u64::from(c - b'a' + 36)),
-        _ => None,
+/// Each byte's base62 value, or 0xff for a byte outside the alphabet.
+const BASE62_VALUES: [u8; 256] = {
+    let mut values = [0xff; 256];
+    let mut digit = 0;
+    while digit < BASE62.len() {
+        values[BASE62[digit] as usize] = digit as u8;
+        digit += 1;
     }
-}
+    values
+};
 
-/// Fixed-width base62 as a number; `None` on a character outside the
-/// alphabet or a value beyond u64.
+/// Fixed-width base62 (at most 11 digits) as a number; `None` on a character
+/// outside the alphabet or a value beyond u64. A table and one range check,
+/// as fast as the crate's own decode, so the floor is not slowed by it.
 pub fn decode_base62(digits: &[u8]) -> Option<u64> {
-    digits.iter().try_fold(0u64, |value, &c| {
-        value.checked_mul(62)?.checked_add(base62_digit(c)?)
-    })
+    let mut value = 0u128;
+    let mut invalid = false;
+    for &c in digits {
+        let digit = BASE62_VALUES[usize::from(c)];
+        invalid |= digit == 0xff;
+        value = value * 62 + u128::from(digit);
+    }
+    if invalid {
+        None
+    } else {
+        u64::try_from(value).ok()
+    }
 }
 
 /// The checksum characters of a token body: its CRC32 as 6 base62 digits.
@@ -122,4 +135,53 @@ pub fn shuffle<T>(items: &mut [T]) {
         state ^= state << 17;
         items.swap(i, (state % (i as u64 + 1)) as usize);
     }
+}
+
+// ---------------------------------------------------------------------------
+// Summaries computed from criterion's own estimates.
+
+/// The benchmarks this run measured, as (group, function). Each is noted from
+/// inside its benchmark's closure, which criterion calls only for the
+/// benchmarks its filter lets run, so a summary never shows a figure left
+/// over from an earlier run.
+static RAN: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+/// Notes, from inside its closure, that a benchmark runs in this run.
+pub fn ran(group: &str, function: &str) {
+    RAN.lock()
+        .unwrap()
+        .push((group.to_owned(), function.to_owned()));
+}
+
+fn criterion_dir() -> PathBuf {
+    std::env::var_os("CRITERION_HOME").map_or_else(
+        || {
+            // The bench's scratch dir is `<target>/tmp`; criterion writes to
+            // `<target>/criterion`.
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                .parent()
+                .expect("the target dir")
+                .join("criterion")
+        },
+        PathBuf::from,
+    )
+}
+
+/// Criterion's typical time per iteration for a benchmark of this run, in
+/// nanoseconds: the slope of its linear fit where it made one, else the mean
+/// (what criterion itself reports as `time:`).
+pub fn estimate_ns(group: &str, function: &str) -> Option<f64> {
+    let ran = RAN.lock().unwrap();
+    if !ran.iter().any(|(g, f)| g == group && f == function) {
+        return None;
+    }
+    // Criterion names a benchmark's directory after its id with `/` made `_`.
+    let path = criterion_dir()
+        .join(group)
+        .join(function.replace('/', "_"))
+        .join("new/estimates.json");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    json["slope"]["point_estimate"]
+        .as_f64()
+        .or_else(|| json["mean"]["point_estimate"].as_f64())
 }
