@@ -37,11 +37,11 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use api_tokens::http::{TokenLayer, TokenRejection};
-use api_tokens::store::{Cursor, TokenStore};
+use api_tokens::store::Cursor;
 use api_tokens::{
     Actor, ActorId, DomainId, HashKey, IssueError, IssueRequest, KeyId, Keyring, ListError,
-    MAX_PAGE_SIZE, MemoryStore, OrganizationId, PageRequest, RevokeError, Revoked, Role, Scope,
-    StoreError, TokenFormat, TokenId, TokenService, TokenSummary, VerifiedToken,
+    LookupError, MAX_PAGE_SIZE, MemoryStore, OrganizationId, PageRequest, RevokeError, Revoked,
+    Role, Scope, StoreError, TokenFormat, TokenId, TokenService, TokenSummary, VerifiedToken,
 };
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -73,21 +73,35 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .with_max_level(tracing::Level::DEBUG)
         .init();
 
-    let store = Arc::new(MemoryStore::new());
     // A real service loads its hashing key from a secret manager; a fresh
     // key suits a store that forgets everything on exit anyway.
     let tokens = Arc::new(TokenService::new(
         TokenFormat::new("acme")?,
         Keyring::new(KeyId::new(1), HashKey::generate()?),
-        store.clone(),
+        Arc::new(MemoryStore::new()),
     ));
+    // Verification only notes uses; this writes them, so the list's
+    // `last_used_at` stays within a minute and a few seconds of the truth.
+    let flusher = tokens.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            if let Err(error) = flusher.flush_last_used().await {
+                tracing::warn!(
+                    error = &error as &dyn Error,
+                    "last-used times not written yet"
+                );
+            }
+        }
+    });
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
     println!("listening on http://{}", listener.local_addr()?);
     println!(
         "demo admins ({DEMO_USER_HEADER} header): alice (org acme), bob (domain acme/shop), carol (org globex)"
     );
-    axum::serve(listener, app(tokens, store)).await?;
+    axum::serve(listener, app(tokens)).await?;
     Ok(())
 }
 
@@ -95,12 +109,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
 #[derive(Clone)]
 pub struct AppState {
     tokens: Arc<TokenService>,
-    /// To check that a token being revoked belongs to the scope in the path.
-    store: Arc<dyn TokenStore>,
 }
 
-/// The whole service. `store` must be the store `tokens` uses.
-pub fn app(tokens: Arc<TokenService>, store: Arc<dyn TokenStore>) -> Router {
+/// The whole service.
+pub fn app(tokens: Arc<TokenService>) -> Router {
     // `route_layer`: only matched routes need a token, so a wrong path is
     // still a 404 rather than a 401.
     let protected = Router::new()
@@ -120,7 +132,7 @@ pub fn app(tokens: Arc<TokenService>, store: Arc<dyn TokenStore>) -> Router {
             "/organizations/{org}/domains/{domain}/tokens/{id}",
             delete(revoke),
         )
-        .with_state(AppState { tokens, store });
+        .with_state(AppState { tokens });
     dashboard.merge(protected)
 }
 
@@ -187,7 +199,9 @@ async fn create(
     })?;
     let mut request = IssueRequest::new(scope, body.label);
     request.role = body.role;
-    request.expires_at = body.expires_at;
+    if let Some(at) = body.expires_at {
+        request = request.expires_at(at);
+    }
     let issued = state.tokens.issue(&actor, request).await?;
     let mut response = (
         StatusCode::CREATED,
@@ -293,9 +307,11 @@ async fn revoke(
     if !actor.can_manage_tokens(&scope) {
         return Err(not_found());
     }
-    match state.store.find(id).await.map_err(RevokeError::from)? {
-        Some(record) if record.scope == scope => {}
-        _ => return Err(not_found()),
+    match state.tokens.token(&actor, id).await {
+        Ok(token) if token.scope == scope => {}
+        Ok(_) | Err(LookupError::NotFound { .. }) => return Err(not_found()),
+        Err(LookupError::Store(error)) => return Err(ApiError::store(&error)),
+        Err(error) => return Err(ApiError::internal(&error.to_string())),
     }
     let (status, revoked) = match state.tokens.revoke(&actor, id).await? {
         Revoked::Now(revocation) => ("revoked", revocation),

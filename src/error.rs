@@ -6,9 +6,11 @@
 
 use std::error::Error as StdError;
 
+use time::Duration;
+
 use crate::actor::Role;
 use crate::hashing::KeyId;
-use crate::scope::Scope;
+use crate::scope::{Scope, ScopeKind};
 use crate::token::TokenId;
 
 /// The cause a [`StoreError`] keeps: any error a backend met.
@@ -173,6 +175,15 @@ pub enum StoreError {
     },
 }
 
+/// An [`ExpiryPolicy`](crate::ExpiryPolicy) setting was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// A lifetime of zero or less.
+    #[error("a token lifetime must be positive")]
+    NotPositive,
+}
+
 /// Why [`TokenService::issue`](crate::TokenService::issue) made no token.
 /// Nothing was stored.
 #[derive(Debug, thiserror::Error)]
@@ -201,6 +212,22 @@ pub enum IssueError {
     /// The requested expiry has no UTC form (it lies past the year 9999).
     #[error("the expiry lies beyond the year 9999")]
     ExpiryOutOfRange,
+    /// The expiry lies further ahead than the policy allows for this kind.
+    #[error("{kind} tokens may live at most {max}; ask for an earlier expiry")]
+    LifetimeTooLong {
+        /// The token's scope kind.
+        kind: ScopeKind,
+        /// The longest lifetime allowed.
+        max: Duration,
+    },
+    /// A never-expiring token was asked for where the policy limits lifetimes.
+    #[error("{kind} tokens must expire within {max}; ask for an expiry")]
+    MustExpire {
+        /// The token's scope kind.
+        kind: ScopeKind,
+        /// The longest lifetime allowed.
+        max: Duration,
+    },
     /// The operating system's random source failed.
     #[error(transparent)]
     RandomSource(#[from] RandomSourceError),
@@ -248,6 +275,97 @@ pub enum RevokeError {
         /// The id asked for.
         id: TokenId,
     },
+    /// The reason given was refused (the rules of a [`Label`](crate::Label)).
+    #[error("the revocation reason is not valid: {0}")]
+    InvalidReason(#[source] LabelError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why [`TokenService::token`](crate::TokenService::token) found nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LookupError {
+    /// No token with this id exists, or the actor may not manage it (the two
+    /// are reported alike, as for revoke).
+    #[error("no token {id} that this actor may manage")]
+    NotFound {
+        /// The id asked for.
+        id: TokenId,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why [`TokenService::revoke_scope`](crate::TokenService::revoke_scope)
+/// revoked nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RevokeScopeError {
+    /// The actor lacks the Admin role at the scope.
+    #[error("the actor may not manage tokens at {scope}: that needs the admin role there")]
+    NotAllowed {
+        /// The scope asked for.
+        scope: Scope,
+    },
+    /// The reason given was refused (the rules of a [`Label`](crate::Label)).
+    #[error("the revocation reason is not valid: {0}")]
+    InvalidReason(#[source] LabelError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why [`TokenService::rotate`](crate::TokenService::rotate) issued no
+/// successor. Nothing changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RotateError {
+    /// No token with this id exists, or the actor may not manage it (the two
+    /// are reported alike, as for revoke).
+    #[error("no token {id} that this actor may manage")]
+    NotFound {
+        /// The id asked for.
+        id: TokenId,
+    },
+    /// The token is revoked: there is nothing to hand over from.
+    #[error("token {id} is revoked; issue a new token instead")]
+    Revoked {
+        /// The token.
+        id: TokenId,
+    },
+    /// The token has expired: there is nothing to hand over from.
+    #[error("token {id} has expired; issue a new token instead")]
+    Expired {
+        /// The token.
+        id: TokenId,
+    },
+    /// The token was rotated before; rotate its successor instead (one token
+    /// has at most one successor).
+    #[error("token {id} was already replaced by {by}; rotate that one instead")]
+    AlreadyReplaced {
+        /// The token.
+        id: TokenId,
+        /// Its successor.
+        by: TokenId,
+    },
+    /// A grace period below zero.
+    #[error("a grace period cannot be negative")]
+    NegativeGrace,
+    /// A grace period longer than the token has left to live.
+    #[error("the grace period outlasts the token, which has {remaining} left")]
+    GraceTooLong {
+        /// What the token has left.
+        remaining: Duration,
+    },
+    /// A grace period ending beyond the year 9999.
+    #[error("the grace period ends beyond the year 9999")]
+    GraceOutOfRange,
+    /// The operating system's random source failed.
+    #[error(transparent)]
+    RandomSource(#[from] RandomSourceError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -271,6 +389,9 @@ pub enum ListError {
         /// The largest page allowed.
         max: usize,
     },
+    /// An expiry window that is negative or reaches past the year 9999.
+    #[error("the window must be zero or more and end before the year 10000")]
+    InvalidWindow,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -64,8 +64,24 @@
 //! | what | feature | for |
 //! |---|---|---|
 //! | [`MemoryStore`] | always built | tests, single-process services, prototypes |
-//! | your own store | — | implement [`TokenStore`]: four small async methods |
+//! | your own store | — | implement [`TokenStore`]: nine small async methods |
 //! | `http`: tower middleware and axum extractor | `axum` | protecting HTTP routes with `Authorization: Bearer` tokens |
+//!
+//! # A token's life
+//!
+//! - [`TokenService::rotate`] issues a successor and lets the old token work
+//!   through a grace period; [`TokenService::revoke_scope`] revokes a whole
+//!   organization's or domain's tokens at once.
+//! - An [`ExpiryPolicy`] gives default and maximum lifetimes;
+//!   [`TokenService::list_expiring`] finds the tokens to warn about.
+//! - Verification notes when a token was last used, at most once per
+//!   interval; [`TokenService::flush_last_used`] writes the notes, and the
+//!   list shows them.
+//! - Every change and every refused attempt goes to an [`AuditSink`]
+//!   ([`TracingAuditSink`] by default); failed verifications are counted in
+//!   [`VerifyFailures`], not logged one by one.
+//! - [`TokenFormat::find_tokens`] and [`TokenFormat::redact`] find and mask
+//!   leaked tokens in text.
 //!
 //! # Time
 //!
@@ -77,6 +93,7 @@
 #![warn(unreachable_pub)]
 
 mod actor;
+mod audit;
 mod clock;
 mod error;
 mod hashing;
@@ -84,28 +101,35 @@ mod hashing;
 pub mod http;
 mod ids;
 mod label;
+mod policy;
 mod record;
 mod scan;
 mod scope;
 mod service;
 pub mod store;
 mod token;
+mod usage;
 
 pub use actor::{Actor, Grant, Role};
+pub use audit::{
+    AuditEvent, AuditSink, MemoryAuditSink, Operation, TracingAuditSink, VerifyFailures,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{
     BoxError, IdError, InvalidTokenId, IssueError, KeyringError, LabelError, ListError,
-    MalformedToken, PrefixError, RandomSourceError, RevokeError, StoreError, VerifyError,
+    LookupError, MalformedToken, PolicyError, PrefixError, RandomSourceError, RevokeError,
+    RevokeScopeError, RotateError, StoreError, VerifyError,
 };
 pub use hashing::{Digest, HashKey, KeyId, Keyring};
 pub use ids::{ActorId, DomainId, MAX_ID_LEN, OrganizationId};
 pub use label::{Label, MAX_LABEL_CHARS};
+pub use policy::{Expiry, ExpiryPolicy};
 pub use record::{Revocation, StoredCredential, TokenRecord, TokenStatus, TokenSummary};
 pub use scan::FoundToken;
 pub use scope::{Scope, ScopeKind};
 pub use service::{
-    IssueRequest, IssuedToken, MAX_PAGE_SIZE, PageRequest, Revoked, TokenPage, TokenService,
-    VerifiedToken,
+    DEFAULT_LAST_USED_INTERVAL, IssueRequest, IssuedToken, MAX_PAGE_SIZE, PageRequest, Revoked,
+    TokenPage, TokenService, VerifiedToken,
 };
 pub use store::{MemoryStore, TokenStore};
 pub use token::{ParsedToken, PlaintextToken, TokenFormat, TokenId};

@@ -47,6 +47,16 @@ pub struct TokenRecord {
     pub expires_at: Option<OffsetDateTime>,
     /// Set once, when the token is revoked; never cleared.
     pub revoked: Option<Revocation>,
+    /// When a verification last succeeded with it, as far as recorded: the
+    /// service writes this at most once per token per interval (see
+    /// [`TokenService::with_last_used_interval`](crate::TokenService::with_last_used_interval)).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+    /// The token this one was issued to replace, if it came from a rotation.
+    pub rotated_from: Option<TokenId>,
+    /// The token that replaced this one, once it was rotated. A replaced
+    /// token keeps verifying until its grace period ends.
+    pub replaced_by: Option<TokenId>,
 }
 
 /// The part of a [`TokenRecord`] that verification reads: enough to check the
@@ -76,9 +86,15 @@ pub struct StoredCredential {
     pub expires_at: Option<OffsetDateTime>,
     /// Whether it was revoked.
     pub revoked: bool,
+    /// Whether it was rotated (a replaced token verifies until its grace
+    /// period ends; a use after that is an audit event of its own).
+    pub replaced: bool,
+    /// When a use was last recorded, so the service writes a new one only
+    /// once the interval has passed.
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
-/// When and by whom a token was revoked.
+/// When, by whom and why a token was revoked.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revocation {
     /// When.
@@ -86,6 +102,8 @@ pub struct Revocation {
     pub at: OffsetDateTime,
     /// By whom.
     pub by: ActorId,
+    /// Why, in the revoker's words (validated like a label), if they said.
+    pub reason: Option<Label>,
 }
 
 /// Whether a token would verify now, as a list shows it.
@@ -127,6 +145,14 @@ pub struct TokenSummary {
     pub expires_at: Option<OffsetDateTime>,
     /// When and by whom it was revoked, if it was.
     pub revoked: Option<Revocation>,
+    /// When it was last used, to the precision the service records
+    /// (see [`TokenRecord::last_used_at`]).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+    /// The token it replaced, if it came from a rotation.
+    pub rotated_from: Option<TokenId>,
+    /// The token that replaced it, once rotated.
+    pub replaced_by: Option<TokenId>,
 }
 
 impl TokenRecord {
@@ -140,6 +166,8 @@ impl TokenRecord {
             digest: self.digest,
             expires_at: self.expires_at,
             revoked: self.revoked.is_some(),
+            replaced: self.replaced_by.is_some(),
+            last_used_at: self.last_used_at,
         }
     }
 

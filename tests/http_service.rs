@@ -28,12 +28,8 @@ struct Service {
 }
 
 async fn start() -> Service {
-    let Fixture {
-        service,
-        store,
-        clock,
-    } = fixture();
-    let url = serve(axum_service::app(Arc::new(service), store)).await;
+    let Fixture { service, clock, .. } = fixture();
+    let url = serve(axum_service::app(Arc::new(service))).await;
     Service {
         url,
         client: client(),

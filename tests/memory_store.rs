@@ -91,6 +91,7 @@ async fn credentials_agree_with_records_through_every_change() {
     revoked.revoked = Some(Revocation {
         at: START,
         by: ActorId::new("alice").unwrap(),
+        reason: None,
     });
     let ids = [active.id, expiring.id, revoked.id];
     for record in [active, expiring, revoked] {
@@ -100,6 +101,7 @@ async fn credentials_agree_with_records_through_every_change() {
     let revocation = Revocation {
         at: START + time::Duration::hours(1),
         by: ActorId::new("bob").unwrap(),
+        reason: None,
     };
     store.revoke(ids[0], revocation).await.unwrap();
     agree(&store, &ids).await;
@@ -128,6 +130,7 @@ async fn unknown_ids_are_none_and_not_found() {
     let revocation = Revocation {
         at: START,
         by: ActorId::new("alice").unwrap(),
+        reason: None,
     };
     assert_eq!(
         store.revoke(id, revocation).await.unwrap(),
@@ -155,6 +158,7 @@ fn of_concurrent_revokes_exactly_one_wins_and_its_revocation_is_kept() {
                     let revocation = Revocation {
                         at: START,
                         by: by.clone(),
+                        reason: None,
                     };
                     barrier.wait();
                     match block_on(store.revoke(id, revocation)).unwrap() {

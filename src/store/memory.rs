@@ -27,14 +27,14 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::hint::black_box;
-use std::ops::Bound;
+use std::ops::{Bound, Range};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use hashbrown::HashTable;
 use time::OffsetDateTime;
 
-use super::{Cursor, RevokeOutcome, TokenStore};
+use super::{Cursor, Retirement, RevokeOutcome, RotateOutcome, TokenStore};
 use crate::error::StoreError;
 use crate::ids::ActorId;
 use crate::label::Label;
@@ -59,6 +59,11 @@ pub struct MemoryStore {
     shards: Box<[Shard]>,
     /// Each scope's records. Verification never reads it.
     scopes: RwLock<HashMap<Scope, ScopeIndex>>,
+    /// Orders scope-wide revocations against inserts: inserting (and
+    /// rotating) holds it shared from the table to the scope index,
+    /// `revoke_scope` holds it exclusively, so no insert is half-way while a
+    /// scope is revoked. Verification never takes it.
+    inserting: RwLock<()>,
 }
 
 /// One scope's records.
@@ -88,6 +93,8 @@ struct Details {
     created_at: OffsetDateTime,
     created_by: ActorId,
     revoked: Option<Revocation>,
+    rotated_from: Option<TokenId>,
+    replaced_by: Option<TokenId>,
 }
 
 impl Entry {
@@ -102,14 +109,30 @@ impl Entry {
                 digest: record.digest,
                 expires_at: record.expires_at,
                 revoked: record.revoked.is_some(),
+                replaced: record.replaced_by.is_some(),
+                last_used_at: record.last_used_at,
             },
             details: Box::new(Details {
                 label: record.label,
                 created_at: record.created_at,
                 created_by: record.created_by,
                 revoked: record.revoked,
+                rotated_from: record.rotated_from,
+                replaced_by: record.replaced_by,
             }),
         }
+    }
+
+    /// Sets the revocation, in both halves (under one write lock, so no
+    /// reader sees one without the other), unless one is set already.
+    /// Whether it changed anything.
+    fn revoke(&mut self, revocation: Revocation) -> bool {
+        if self.details.revoked.is_some() {
+            return false;
+        }
+        self.credential.revoked = true;
+        self.details.revoked = Some(revocation);
+        true
     }
 
     fn record(&self) -> TokenRecord {
@@ -125,6 +148,9 @@ impl Entry {
             created_by: details.created_by.clone(),
             expires_at: credential.expires_at,
             revoked: details.revoked.clone(),
+            last_used_at: credential.last_used_at,
+            rotated_from: details.rotated_from,
+            replaced_by: details.replaced_by,
         }
     }
 }
@@ -146,6 +172,16 @@ fn shard_index(id: TokenId) -> usize {
 
 fn find_in(table: &HashTable<Entry>, id: TokenId) -> Option<&Entry> {
     table.find(hash(id), |entry| entry.credential.id == id)
+}
+
+fn find_in_mut(table: &mut HashTable<Entry>, id: TokenId) -> Option<&mut Entry> {
+    table.find_mut(hash(id), |entry| entry.credential.id == id)
+}
+
+fn insert_into(table: &mut HashTable<Entry>, entry: Entry) {
+    table.insert_unique(hash(entry.credential.id), entry, |entry| {
+        hash(entry.credential.id)
+    });
 }
 
 /// Does to an entry the caller cannot predict what a successful lookup does
@@ -170,6 +206,7 @@ impl MemoryStore {
         MemoryStore {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             scopes: RwLock::default(),
+            inserting: RwLock::default(),
         }
     }
 
@@ -199,6 +236,29 @@ impl MemoryStore {
         });
         Arc::clone(&index.shared)
     }
+
+    /// Lists `cursor` under its scope, once its record is stored.
+    fn index(&self, scope: &Scope, cursor: Cursor) {
+        // `shared_scope` made the entry before the record was stored.
+        if let Some(index) = write(&self.scopes).get_mut(scope) {
+            index.positions.insert(cursor);
+        }
+    }
+
+    /// The ids listed under `scope`, newest first.
+    fn ids_of(&self, scope: &Scope) -> Vec<TokenId> {
+        read(&self.scopes)
+            .get(scope)
+            .map(|index| {
+                index
+                    .positions
+                    .iter()
+                    .rev()
+                    .map(|position| position.id)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 impl Default for MemoryStore {
@@ -220,6 +280,7 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 #[async_trait]
 impl TokenStore for MemoryStore {
     async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
+        let _inserting = read(&self.inserting);
         let id = record.id;
         let cursor = Cursor::of(&record);
         let scope = self.shared_scope(&record.scope);
@@ -228,13 +289,10 @@ impl TokenStore for MemoryStore {
             if find_in(&table, id).is_some() {
                 return Err(StoreError::AlreadyExists { id });
             }
-            let entry = Entry::new(record, Arc::clone(&scope));
-            table.insert_unique(hash(id), entry, |entry| hash(entry.credential.id));
+            insert_into(&mut table, Entry::new(record, Arc::clone(&scope)));
         }
         // Listed once stored, so a list never names a record `find` lacks.
-        if let Some(index) = write(&self.scopes).get_mut(&*scope) {
-            index.positions.insert(cursor);
-        }
+        self.index(&scope, cursor);
         Ok(())
     }
 
@@ -285,17 +343,114 @@ impl TokenStore for MemoryStore {
         revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
         let mut table = write(self.shard(id));
-        let Some(entry) = table.find_mut(hash(id), |entry| entry.credential.id == id) else {
+        let Some(entry) = find_in_mut(&mut table, id) else {
             return Ok(RevokeOutcome::NotFound);
         };
         if let Some(earlier) = &entry.details.revoked {
             return Ok(RevokeOutcome::AlreadyRevoked(earlier.clone()));
         }
-        // Both halves change under the one write lock: no reader sees one
-        // without the other.
-        entry.credential.revoked = true;
-        entry.details.revoked = Some(revocation);
+        entry.revoke(revocation);
         Ok(RevokeOutcome::Revoked)
+    }
+
+    async fn revoke_scope(&self, scope: &Scope, revocation: Revocation) -> Result<u64, StoreError> {
+        // No insert is between its table and its scope index while this runs.
+        let _no_inserts = write(&self.inserting);
+        let covered: Vec<Scope> = read(&self.scopes)
+            .keys()
+            .filter(|listed| scope.covers(listed))
+            .cloned()
+            .collect();
+        let mut revoked = 0;
+        for id in covered.iter().flat_map(|listed| self.ids_of(listed)) {
+            let mut table = write(self.shard(id));
+            if find_in_mut(&mut table, id).is_some_and(|entry| entry.revoke(revocation.clone())) {
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
+    }
+
+    async fn rotate(
+        &self,
+        old: TokenId,
+        retire: Retirement,
+        successor: TokenRecord,
+    ) -> Result<RotateOutcome, StoreError> {
+        let _inserting = read(&self.inserting);
+        let cursor = Cursor::of(&successor);
+        let scope = self.shared_scope(&successor.scope);
+        let new = successor.id;
+        // Both tables locked, always in index order, so two rotations cannot
+        // wait on each other.
+        let (i, j) = (shard_index(old), shard_index(new));
+        let mut first = write(&self.shards[i.min(j)].0);
+        let mut second = (i != j).then(|| write(&self.shards[i.max(j)].0));
+        let (old_table, new_table) = match second.as_deref_mut() {
+            None => (&mut *first, None),
+            Some(other) if i < j => (&mut *first, Some(other)),
+            Some(other) => (other, Some(&mut *first)),
+        };
+        let taken = match &new_table {
+            Some(table) => find_in(table, new).is_some(),
+            None => find_in(old_table, new).is_some(),
+        };
+        if taken {
+            return Err(StoreError::AlreadyExists { id: new });
+        }
+        let Some(entry) = find_in_mut(old_table, old) else {
+            return Ok(RotateOutcome::NotFound);
+        };
+        if let Some(successor) = entry.details.replaced_by {
+            return Ok(RotateOutcome::AlreadyReplaced(successor));
+        }
+        if entry.details.revoked.is_some() {
+            return Ok(RotateOutcome::Revoked);
+        }
+        entry.credential.replaced = true;
+        entry.details.replaced_by = Some(new);
+        match retire {
+            Retirement::ExpiresAt(at) => entry.credential.expires_at = Some(at),
+            Retirement::Revoked(revocation) => {
+                entry.revoke(revocation);
+            }
+        }
+        let entry = Entry::new(successor, Arc::clone(&scope));
+        insert_into(new_table.unwrap_or(old_table), entry);
+        drop((first, second));
+        self.index(&scope, cursor);
+        Ok(RotateOutcome::Rotated)
+    }
+
+    async fn record_uses(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
+        for &(id, at) in uses {
+            let mut table = write(self.shard(id));
+            if let Some(entry) = find_in_mut(&mut table, id) {
+                let last = &mut entry.credential.last_used_at;
+                *last = Some(last.map_or(at, |earlier| earlier.max(at)));
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_expiring(
+        &self,
+        scope: &Scope,
+        window: Range<OffsetDateTime>,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        let mut expiring: Vec<TokenRecord> = self
+            .ids_of(scope)
+            .into_iter()
+            .filter_map(|id| {
+                let table = read(self.shard(id));
+                let entry = find_in(&table, id)?;
+                let credential = &entry.credential;
+                let expires = credential.expires_at.is_some_and(|at| window.contains(&at));
+                (expires && !credential.revoked).then(|| entry.record())
+            })
+            .collect();
+        expiring.sort_by_key(|record| (record.expires_at, record.id));
+        Ok(expiring)
     }
 }
 

@@ -7,17 +7,20 @@
 //!
 //! # Writing your own store
 //!
-//! Implement the five methods below; each must be atomic on its own, and none
+//! Implement the methods below; each must be atomic on its own, and none
 //! needs a transaction with another. [`find_credential`] is the one
 //! verification calls: it must agree with [`find`](TokenStore::find) (a
 //! database answers it from the same row, as the example does from the same
-//! map).
+//! map). The example keeps everything under one lock, which makes every
+//! method trivially atomic; the memory store shows how to do better.
 //!
 //! ```
 //! use std::collections::BTreeMap;
+//! use std::ops::Range;
 //! use std::sync::{Arc, Mutex};
 //!
-//! use api_tokens::store::{Cursor, RevokeOutcome, TokenStore};
+//! use api_tokens::store::{Cursor, Retirement, RevokeOutcome, RotateOutcome, TokenStore};
+//! use time::OffsetDateTime;
 //! use api_tokens::{Revocation, Scope, StoreError, StoredCredential, TokenId, TokenRecord};
 //!
 //! /// Every record in one ordered map behind one lock.
@@ -72,6 +75,71 @@
 //!         record.revoked = Some(revocation);
 //!         Ok(RevokeOutcome::Revoked)
 //!     }
+//!
+//!     async fn revoke_scope(&self, scope: &Scope, revocation: Revocation) -> Result<u64, StoreError> {
+//!         let mut revoked = 0;
+//!         for record in self.0.lock().unwrap().values_mut() {
+//!             if scope.covers(&record.scope) && record.revoked.is_none() {
+//!                 record.revoked = Some(revocation.clone());
+//!                 revoked += 1;
+//!             }
+//!         }
+//!         Ok(revoked)
+//!     }
+//!
+//!     async fn rotate(
+//!         &self,
+//!         old: TokenId,
+//!         retire: Retirement,
+//!         successor: TokenRecord,
+//!     ) -> Result<RotateOutcome, StoreError> {
+//!         let mut records = self.0.lock().unwrap();
+//!         if records.contains_key(&successor.id) {
+//!             return Err(StoreError::AlreadyExists { id: successor.id });
+//!         }
+//!         let Some(record) = records.get_mut(&old) else {
+//!             return Ok(RotateOutcome::NotFound);
+//!         };
+//!         if let Some(by) = record.replaced_by {
+//!             return Ok(RotateOutcome::AlreadyReplaced(by));
+//!         }
+//!         if record.revoked.is_some() {
+//!             return Ok(RotateOutcome::Revoked);
+//!         }
+//!         record.replaced_by = Some(successor.id);
+//!         match retire {
+//!             Retirement::ExpiresAt(at) => record.expires_at = Some(at),
+//!             Retirement::Revoked(revocation) => record.revoked = Some(revocation),
+//!         }
+//!         records.insert(successor.id, successor);
+//!         Ok(RotateOutcome::Rotated)
+//!     }
+//!
+//!     async fn record_uses(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
+//!         let mut records = self.0.lock().unwrap();
+//!         for &(id, at) in uses {
+//!             if let Some(record) = records.get_mut(&id) {
+//!                 record.last_used_at = record.last_used_at.max(Some(at));
+//!             }
+//!         }
+//!         Ok(())
+//!     }
+//!
+//!     async fn list_expiring(
+//!         &self,
+//!         scope: &Scope,
+//!         window: Range<OffsetDateTime>,
+//!     ) -> Result<Vec<TokenRecord>, StoreError> {
+//!         let records = self.0.lock().unwrap();
+//!         let mut found: Vec<_> = records
+//!             .values()
+//!             .filter(|r| &r.scope == scope && r.revoked.is_none())
+//!             .filter(|r| r.expires_at.is_some_and(|at| window.contains(&at)))
+//!             .cloned()
+//!             .collect();
+//!         found.sort_by_key(|r| (r.expires_at, r.id));
+//!         Ok(found)
+//!     }
 //! }
 //!
 //! let store: Arc<dyn TokenStore> = Arc::new(BTreeStore::default());
@@ -80,6 +148,8 @@
 //! [`find_credential`]: TokenStore::find_credential
 
 use async_trait::async_trait;
+use std::ops::Range;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -160,6 +230,85 @@ pub trait TokenStore: Send + Sync {
         id: TokenId,
         revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError>;
+
+    /// Revokes, with `revocation`, every record not yet revoked whose scope
+    /// `scope` [covers](Scope::covers) (an organization's own tokens and its
+    /// domains'), as one atomic step, and says how many it revoked. Records
+    /// revoked before keep their revocation.
+    ///
+    /// Atomic against inserts: a record whose insert returned before this
+    /// call began is revoked by it; one inserted concurrently is either
+    /// revoked too or ordered after it, never half-way (a database's single
+    /// `UPDATE` gives exactly this).
+    ///
+    /// # Errors
+    ///
+    /// A backend failure; then nothing was revoked, or (for a store that
+    /// cannot do it in one step) what was revoked stays revoked and a retry
+    /// finishes the job.
+    async fn revoke_scope(&self, scope: &Scope, revocation: Revocation) -> Result<u64, StoreError>;
+
+    /// Replaces the record `old` by `successor` (whose `rotated_from` is
+    /// `old`) in one atomic step, if `old` is neither revoked nor replaced
+    /// yet: inserts `successor`, sets `old`'s `replaced_by` to the
+    /// successor's id, and retires `old` as `retire` says. Otherwise changes
+    /// nothing and says why. Of many concurrent rotations of one record,
+    /// exactly one succeeds.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::AlreadyExists`] if the successor's id is taken (nothing
+    /// changed), or a backend failure.
+    async fn rotate(
+        &self,
+        old: TokenId,
+        retire: Retirement,
+        successor: TokenRecord,
+    ) -> Result<RotateOutcome, StoreError>;
+
+    /// Records uses: for each `(id, at)`, sets the record's `last_used_at` to
+    /// `at` unless it already holds a later time. Ids with no record are
+    /// skipped. Each pair is applied atomically; the batch need not be.
+    ///
+    /// # Errors
+    ///
+    /// A backend failure.
+    async fn record_uses(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError>;
+
+    /// The records whose scope equals `scope` exactly, not revoked, whose
+    /// `expires_at` lies in `window` (start included, end excluded), the
+    /// soonest to expire first: what an "expiring soon" e-mail lists.
+    ///
+    /// # Errors
+    ///
+    /// A backend failure, or [`StoreError::Corrupt`].
+    async fn list_expiring(
+        &self,
+        scope: &Scope,
+        window: Range<OffsetDateTime>,
+    ) -> Result<Vec<TokenRecord>, StoreError>;
+}
+
+/// How [`TokenStore::rotate`] retires the replaced record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Retirement {
+    /// It keeps verifying until this time (its grace period), then expires.
+    ExpiresAt(OffsetDateTime),
+    /// It is revoked at once (a rotation without grace).
+    Revoked(Revocation),
+}
+
+/// What [`TokenStore::rotate`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The successor is stored and the old record retired.
+    Rotated,
+    /// No record has the old id.
+    NotFound,
+    /// The old record is revoked; nothing changed.
+    Revoked,
+    /// The old record was already replaced, by this record; nothing changed.
+    AlreadyReplaced(TokenId),
 }
 
 /// What [`TokenStore::revoke`] did.

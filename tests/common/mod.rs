@@ -7,14 +7,15 @@
 pub mod http;
 
 use std::io;
+use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use api_tokens::store::{Cursor, RevokeOutcome, TokenStore};
+use api_tokens::store::{Cursor, Retirement, RevokeOutcome, RotateOutcome, TokenStore};
 use api_tokens::{
-    Actor, ActorId, DomainId, HashKey, KeyId, Keyring, ManualClock, MemoryStore, OrganizationId,
-    Revocation, Role, Scope, StoreError, StoredCredential, TokenFormat, TokenId, TokenRecord,
-    TokenService,
+    Actor, ActorId, DomainId, HashKey, KeyId, Keyring, ManualClock, MemoryAuditSink, MemoryStore,
+    OrganizationId, Revocation, Role, Scope, StoreError, StoredCredential, TokenFormat, TokenId,
+    TokenRecord, TokenService,
 };
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -26,6 +27,8 @@ pub struct Fixture {
     pub service: TokenService,
     pub store: Arc<CountingStore>,
     pub clock: ManualClock,
+    /// Every audit event the service sent.
+    pub audit: Arc<MemoryAuditSink>,
 }
 
 /// A service with prefix `acme`, one key, a counting memory store, and a
@@ -37,12 +40,29 @@ pub fn fixture() -> Fixture {
 pub fn fixture_with_keys(keys: Keyring) -> Fixture {
     let store = Arc::new(CountingStore::default());
     let clock = ManualClock::new(START);
+    let audit = Arc::new(MemoryAuditSink::new());
     let service = TokenService::new(TokenFormat::new(PREFIX).unwrap(), keys, store.clone())
-        .with_clock(Arc::new(clock.clone()));
+        .with_clock(Arc::new(clock.clone()))
+        .with_audit_sink(audit.clone());
     Fixture {
         service,
         store,
         clock,
+        audit,
+    }
+}
+
+impl Fixture {
+    /// Issues a token at `scope` as an admin of its organization; returns the
+    /// token text and its id.
+    pub async fn issue_at(&self, scope: Scope, label: &str) -> (String, TokenId) {
+        let admin = org_admin(scope.org().as_str());
+        let issued = self
+            .service
+            .issue(&admin, api_tokens::IssueRequest::new(scope, label))
+            .await
+            .unwrap();
+        (issued.token.expose_secret().to_owned(), issued.summary.id)
     }
 }
 
@@ -128,6 +148,8 @@ pub struct CountingStore {
     finds: AtomicUsize,
     inserts: AtomicUsize,
     revokes: AtomicUsize,
+    uses: AtomicUsize,
+    fail_next_use_write: AtomicBool,
     ids_taken_first: AtomicUsize,
 }
 
@@ -140,6 +162,16 @@ impl CountingStore {
 
     pub fn finds(&self) -> usize {
         self.finds.load(Ordering::SeqCst)
+    }
+
+    /// The next `record_uses` fails as an outage.
+    pub fn fail_next_use_write(&self) {
+        self.fail_next_use_write.store(true, Ordering::SeqCst);
+    }
+
+    /// How many times uses were written (one call per flush).
+    pub fn use_writes(&self) -> usize {
+        self.uses.load(Ordering::SeqCst)
     }
 
     /// The stored record with `id`, which must exist.
@@ -195,6 +227,37 @@ impl TokenStore for CountingStore {
         self.revokes.fetch_add(1, Ordering::SeqCst);
         self.inner.revoke(id, revocation).await
     }
+
+    async fn revoke_scope(&self, scope: &Scope, revocation: Revocation) -> Result<u64, StoreError> {
+        self.revokes.fetch_add(1, Ordering::SeqCst);
+        self.inner.revoke_scope(scope, revocation).await
+    }
+
+    async fn rotate(
+        &self,
+        old: TokenId,
+        retire: Retirement,
+        successor: TokenRecord,
+    ) -> Result<RotateOutcome, StoreError> {
+        self.inserts.fetch_add(1, Ordering::SeqCst);
+        self.inner.rotate(old, retire, successor).await
+    }
+
+    async fn record_uses(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
+        if self.fail_next_use_write.swap(false, Ordering::SeqCst) {
+            return Err(outage());
+        }
+        self.uses.fetch_add(1, Ordering::SeqCst);
+        self.inner.record_uses(uses).await
+    }
+
+    async fn list_expiring(
+        &self,
+        scope: &Scope,
+        window: Range<OffsetDateTime>,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        self.inner.list_expiring(scope, window).await
+    }
 }
 
 /// A store whose backend is down: what a network store returns during an
@@ -231,6 +294,27 @@ impl TokenStore for Unreachable {
         Err(outage())
     }
     async fn revoke(&self, _: TokenId, _: Revocation) -> Result<RevokeOutcome, StoreError> {
+        Err(outage())
+    }
+    async fn revoke_scope(&self, _: &Scope, _: Revocation) -> Result<u64, StoreError> {
+        Err(outage())
+    }
+    async fn rotate(
+        &self,
+        _: TokenId,
+        _: Retirement,
+        _: TokenRecord,
+    ) -> Result<RotateOutcome, StoreError> {
+        Err(outage())
+    }
+    async fn record_uses(&self, _: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
+        Err(outage())
+    }
+    async fn list_expiring(
+        &self,
+        _: &Scope,
+        _: Range<OffsetDateTime>,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
         Err(outage())
     }
 }

@@ -1,31 +1,47 @@
-//! The service: issue, verify, revoke and list, with the authorization rules.
+//! The service: issue, verify, revoke and list, with the authorization rules;
+//! the rest of a token's life (rotation, scope-wide revocation, expiring
+//! soon, last used) is in [`lifecycle`].
 //!
 //! This is the only place that combines the token format, the keys and the
 //! store. Authorization, in full:
 //!
-//! - issue, list and revoke at a scope need [`Role::Admin`] (or higher) there;
-//!   an organization admin therefore manages the organization's tokens and
-//!   those of each of its domains, a domain admin only that domain's;
+//! - issue, list, revoke and rotate at a scope need [`Role::Admin`] (or
+//!   higher) there; an organization admin therefore manages the
+//!   organization's tokens and those of each of its domains, a domain admin
+//!   only that domain's;
 //! - a token's role is at most its issuer's role at the token's scope (the
 //!   issuer's role there is the default);
-//! - revoking a token the actor may not manage fails exactly like revoking a
-//!   token that does not exist.
+//! - revoking or rotating a token the actor may not manage fails exactly like
+//!   naming a token that does not exist.
+//!
+//! Every management call that changes something, and every one refused for
+//! lack of rights, goes to the service's [`AuditSink`].
+
+mod lifecycle;
 
 use std::fmt;
 use std::sync::Arc;
 
 use subtle::{Choice, ConstantTimeEq};
-use time::{OffsetDateTime, UtcOffset};
+use time::{Duration, OffsetDateTime, UtcOffset};
 
 use crate::actor::{Actor, Role};
+use crate::audit::{AuditEvent, AuditSink, FailureCounters, Operation, TracingAuditSink};
 use crate::clock::{Clock, SystemClock};
-use crate::error::{IssueError, ListError, RevokeError, StoreError, VerifyError};
+use crate::error::{
+    IssueError, ListError, LookupError, RandomSourceError, RevokeError, StoreError, VerifyError,
+};
 use crate::hashing::{Digest, Keyring};
 use crate::label::Label;
+use crate::policy::{Expiry, ExpiryPolicy};
 use crate::record::{Revocation, TokenRecord, TokenSummary};
 use crate::scope::Scope;
 use crate::store::{Cursor, RevokeOutcome, TokenStore};
 use crate::token::{PlaintextToken, TokenFormat, TokenId};
+use crate::usage::UsageTracker;
+
+/// How often a token's use is written at most, unless configured otherwise.
+pub const DEFAULT_LAST_USED_INTERVAL: Duration = Duration::seconds(60);
 
 /// The most tokens one [`TokenService::list`] call returns.
 pub const MAX_PAGE_SIZE: usize = 1000;
@@ -60,6 +76,11 @@ pub struct TokenService {
     keys: Keyring,
     store: Arc<dyn TokenStore>,
     clock: Arc<dyn Clock>,
+    policy: ExpiryPolicy,
+    audit: Arc<dyn AuditSink>,
+    failures: FailureCounters,
+    /// `None` when last-used tracking is off.
+    usage: Option<UsageTracker>,
 }
 
 /// What to issue: a token for `scope`, labelled `label`.
@@ -71,19 +92,20 @@ pub struct IssueRequest {
     pub label: String,
     /// The role the token grants; by default the issuer's role at `scope`.
     pub role: Option<Role>,
-    /// When the token stops verifying; by default never.
-    pub expires_at: Option<OffsetDateTime>,
+    /// When the token stops verifying; by default as the service's
+    /// [`ExpiryPolicy`] says (without one: never).
+    pub expiry: Expiry,
 }
 
 impl IssueRequest {
-    /// A request for a token at `scope` with `label`, the issuer's role and no
-    /// expiry.
+    /// A request for a token at `scope` with `label`, the issuer's role and
+    /// the policy's default expiry.
     pub fn new(scope: Scope, label: impl Into<String>) -> Self {
         IssueRequest {
             scope,
             label: label.into(),
             role: None,
-            expires_at: None,
+            expiry: Expiry::PolicyDefault,
         }
     }
 
@@ -97,7 +119,15 @@ impl IssueRequest {
     /// Asks for a token that stops verifying at `at`.
     #[must_use]
     pub fn expires_at(mut self, at: OffsetDateTime) -> Self {
-        self.expires_at = Some(at);
+        self.expiry = Expiry::At(at);
+        self
+    }
+
+    /// Asks for a token that never expires (refused where the policy limits
+    /// lifetimes).
+    #[must_use]
+    pub fn never_expires(mut self) -> Self {
+        self.expiry = Expiry::Never;
         self
     }
 }
@@ -210,13 +240,20 @@ pub struct TokenPage {
 
 impl TokenService {
     /// A service issuing tokens of `format`, hashing with `keys` and keeping
-    /// records in `store`, reading the system clock.
+    /// records in `store`, reading the system clock, with no expiry policy,
+    /// audit events going to `tracing`, and last-used tracking every
+    /// [`DEFAULT_LAST_USED_INTERVAL`] (call
+    /// [`flush_last_used`](Self::flush_last_used) periodically).
     pub fn new(format: TokenFormat, keys: Keyring, store: Arc<dyn TokenStore>) -> Self {
         TokenService {
             format,
             keys,
             store,
             clock: Arc::new(SystemClock),
+            policy: ExpiryPolicy::default(),
+            audit: Arc::new(TracingAuditSink),
+            failures: FailureCounters::default(),
+            usage: Some(UsageTracker::new(DEFAULT_LAST_USED_INTERVAL)),
         }
     }
 
@@ -225,6 +262,28 @@ impl TokenService {
     #[must_use]
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// The same service, applying `policy` to the lifetimes of new tokens.
+    #[must_use]
+    pub fn with_expiry_policy(mut self, policy: ExpiryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The same service, sending audit events to `sink`.
+    #[must_use]
+    pub fn with_audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = sink;
+        self
+    }
+
+    /// The same service, recording a token's use at most once per `interval`
+    /// (whole seconds, at least one), or not at all for `None`.
+    #[must_use]
+    pub fn with_last_used_interval(mut self, interval: Option<Duration>) -> Self {
+        self.usage = interval.map(UsageTracker::new);
         self
     }
 
@@ -240,22 +299,26 @@ impl TokenService {
     ///
     /// [`IssueError`] when the actor is not an admin at the scope, the role
     /// exceeds the actor's, the label is invalid, the expiry is not in the
-    /// future, or the store fails. Nothing is stored then.
+    /// future or not what the [`ExpiryPolicy`] allows, or the store fails.
+    /// Nothing is stored then.
     pub async fn issue(
         &self,
         actor: &Actor,
         request: IssueRequest,
     ) -> Result<IssuedToken, IssueError> {
-        let held = match actor.role_at(&request.scope) {
+        let scope = request.scope;
+        let held = match actor.role_at(&scope) {
             Some(held) if held >= Role::Admin => held,
             _ => {
-                return Err(IssueError::NotAllowed {
-                    scope: request.scope,
-                });
+                self.refused(actor, Operation::Issue, Some(&scope), None)
+                    .await;
+                return Err(IssueError::NotAllowed { scope });
             }
         };
         let role = request.role.unwrap_or(held);
         if role > held {
+            self.refused(actor, Operation::Issue, Some(&scope), None)
+                .await;
             return Err(IssueError::RoleTooHigh {
                 requested: role,
                 held,
@@ -263,37 +326,67 @@ impl TokenService {
         }
         let label = Label::new(&request.label)?;
         let now = self.now();
-        let expires_at = match request.expires_at {
-            None => None,
-            Some(expiry) => Some(stored_time(expiry).ok_or(IssueError::ExpiryOutOfRange)?),
+        let expiry = match request.expiry {
+            Expiry::At(at) => Expiry::At(stored_time(at).ok_or(IssueError::ExpiryOutOfRange)?),
+            other => other,
         };
-        if expires_at.is_some_and(|expiry| expiry <= now) {
-            return Err(IssueError::ExpiryNotInFuture);
-        }
+        let expires_at = self.policy.resolve(scope.kind(), expiry, now)?;
+        let expires_at = expires_at
+            .map(|at| stored_time(at).ok_or(IssueError::ExpiryOutOfRange))
+            .transpose()?;
 
         let mut attempt = 1;
         loop {
-            let token = self.format.generate(request.scope.kind())?;
-            let (key_id, key) = self.keys.current();
-            let record = TokenRecord {
-                id: token.id(),
-                scope: request.scope.clone(),
-                role,
-                label: label.clone(),
-                key_id,
-                digest: key.digest(token.hashed_part()),
-                created_at: now,
-                created_by: actor.id.clone(),
-                expires_at,
-                revoked: None,
-            };
+            let (token, record) = self.mint(actor, &scope, role, &label, expires_at, now)?;
             let summary = self.summary(&record, now);
             match self.store.insert(record).await {
-                Ok(()) => return Ok(IssuedToken { token, summary }),
+                Ok(()) => {
+                    self.audit
+                        .record(AuditEvent::Issued {
+                            at: now,
+                            actor: actor.id.clone(),
+                            token: summary.id,
+                            scope: summary.scope.clone(),
+                            role,
+                            label: summary.label.clone(),
+                        })
+                        .await;
+                    return Ok(IssuedToken { token, summary });
+                }
                 Err(StoreError::AlreadyExists { .. }) if attempt < ISSUE_ATTEMPTS => attempt += 1,
                 Err(error) => return Err(error.into()),
             }
         }
+    }
+
+    /// A fresh token for `scope` and the record to store for it.
+    fn mint(
+        &self,
+        actor: &Actor,
+        scope: &Scope,
+        role: Role,
+        label: &Label,
+        expires_at: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Result<(PlaintextToken, TokenRecord), RandomSourceError> {
+        let token = self.format.generate(scope.kind())?;
+        let (key_id, key) = self.keys.current();
+        let record = TokenRecord {
+            id: token.id(),
+            scope: scope.clone(),
+            role,
+            label: label.clone(),
+            key_id,
+            digest: key.digest(token.hashed_part()),
+            created_at: now,
+            created_by: actor.id.clone(),
+            expires_at,
+            revoked: None,
+            last_used_at: None,
+            rotated_from: None,
+            replaced_by: None,
+        };
+        Ok((token, record))
     }
 
     /// Checks a token presented with a request and says what it grants.
@@ -307,11 +400,25 @@ impl TokenService {
     /// section has the figures). Revocation and expiry are checked only once
     /// the secret has matched.
     ///
+    /// A success may note the token's use for the next
+    /// [`flush_last_used`](Self::flush_last_used); a failure only counts
+    /// towards [`verify_failures`](Self::verify_failures), except a rotated
+    /// token used after its grace period, which is an audit event.
+    ///
     /// # Errors
     ///
     /// [`VerifyError`]: malformed, invalid (unknown or wrong secret), revoked,
     /// expired, or a store failure.
     pub async fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
+        let verified = self.check(token).await;
+        if let Err(error) = &verified {
+            self.failures.count(error);
+        }
+        verified
+    }
+
+    /// `verify` without the failure count.
+    async fn check(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
         let parsed = self.format.parse(token)?;
         let found = self
             .store
@@ -349,7 +456,13 @@ impl TokenService {
         if let Some(expiry) = credential.expires_at
             && self.clock.now() >= expiry
         {
+            if credential.replaced {
+                self.retired_token_used(&credential).await;
+            }
             return Err(VerifyError::Expired);
+        }
+        if let Some(usage) = &self.usage {
+            usage.note(&credential, || self.now());
         }
         Ok(VerifiedToken {
             id: credential.id,
@@ -368,18 +481,84 @@ impl TokenService {
     /// not manage it (the two are indistinguishable by design), or a store
     /// failure.
     pub async fn revoke(&self, actor: &Actor, id: TokenId) -> Result<Revoked, RevokeError> {
-        match self.store.find_credential(id).await? {
-            Some(credential) if actor.can_manage_tokens(&credential.scope) => {}
-            _ => return Err(RevokeError::NotFound { id }),
-        }
+        self.revoke_because(actor, id, None).await
+    }
+
+    /// [`revoke`](Self::revoke), recording why: `reason` is kept with the
+    /// revocation and sent with the audit event.
+    ///
+    /// # Errors
+    ///
+    /// As [`revoke`](Self::revoke), and
+    /// [`RevokeError::InvalidReason`] for a reason that breaks the rules of
+    /// a [`Label`].
+    pub async fn revoke_because(
+        &self,
+        actor: &Actor,
+        id: TokenId,
+        reason: Option<&str>,
+    ) -> Result<Revoked, RevokeError> {
+        let reason = reason
+            .map(Label::new)
+            .transpose()
+            .map_err(RevokeError::InvalidReason)?;
+        let Some(record) = self.managed_record(actor, id, Operation::Revoke).await? else {
+            return Err(RevokeError::NotFound { id });
+        };
         let revocation = Revocation {
             at: self.now(),
             by: actor.id.clone(),
+            reason,
         };
         match self.store.revoke(id, revocation.clone()).await? {
-            RevokeOutcome::Revoked => Ok(Revoked::Now(revocation)),
+            RevokeOutcome::Revoked => {
+                self.audit
+                    .record(AuditEvent::Revoked {
+                        at: revocation.at,
+                        actor: actor.id.clone(),
+                        token: id,
+                        scope: record.scope,
+                        role: record.role,
+                        label: record.label,
+                        reason: revocation.reason.clone(),
+                    })
+                    .await;
+                Ok(Revoked::Now(revocation))
+            }
             RevokeOutcome::AlreadyRevoked(earlier) => Ok(Revoked::Already(earlier)),
             RevokeOutcome::NotFound => Err(RevokeError::NotFound { id }),
+        }
+    }
+
+    /// The API Tokens list's row for the token `id`: its details page.
+    ///
+    /// # Errors
+    ///
+    /// [`LookupError::NotFound`] when no such token exists *or* the actor may
+    /// not manage it, as for [`revoke`](Self::revoke); or a store failure.
+    pub async fn token(&self, actor: &Actor, id: TokenId) -> Result<TokenSummary, LookupError> {
+        match self.managed_record(actor, id, Operation::List).await? {
+            Some(record) => Ok(self.summary(&record, self.now())),
+            None => Err(LookupError::NotFound { id }),
+        }
+    }
+
+    /// The record `id` if `actor` may manage it; `None` if there is none or
+    /// it is out of the actor's reach (which the audit sink hears of, as a
+    /// refused `operation`, and the caller reports like a missing token).
+    async fn managed_record(
+        &self,
+        actor: &Actor,
+        id: TokenId,
+        operation: Operation,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        match self.store.find(id).await? {
+            Some(record) if actor.can_manage_tokens(&record.scope) => Ok(Some(record)),
+            Some(_) => {
+                self.refused(actor, operation, None, Some(id)).await;
+                Ok(None)
+            }
+            None => Ok(None),
         }
     }
 
@@ -397,6 +576,8 @@ impl TokenService {
         page: PageRequest,
     ) -> Result<TokenPage, ListError> {
         if !actor.can_manage_tokens(scope) {
+            self.refused(actor, Operation::List, Some(scope), None)
+                .await;
             return Err(ListError::NotAllowed {
                 scope: scope.clone(),
             });
@@ -437,7 +618,29 @@ impl TokenService {
             created_by: record.created_by.clone(),
             expires_at: record.expires_at,
             revoked: record.revoked.clone(),
+            last_used_at: record.last_used_at,
+            rotated_from: record.rotated_from,
+            replaced_by: record.replaced_by,
         }
+    }
+
+    /// Tells the audit sink that `actor` was refused `operation`.
+    async fn refused(
+        &self,
+        actor: &Actor,
+        operation: Operation,
+        scope: Option<&Scope>,
+        token: Option<TokenId>,
+    ) {
+        self.audit
+            .record(AuditEvent::Refused {
+                at: self.now(),
+                actor: actor.id.clone(),
+                operation,
+                scope: scope.cloned(),
+                token,
+            })
+            .await;
     }
 
     /// The time to write into a record. A clock so far off that its time has

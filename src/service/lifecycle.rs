@@ -1,0 +1,281 @@
+//! The rest of a token's life: rotation with a grace period, revoking a
+//! whole scope, finding tokens that expire soon, last-used tracking, and the
+//! verification failure counters.
+
+use time::Duration;
+
+use super::{ISSUE_ATTEMPTS, IssuedToken, TokenService, stored_time};
+use crate::actor::Actor;
+use crate::audit::{AuditEvent, Operation, VerifyFailures};
+use crate::error::{ListError, RevokeScopeError, RotateError, StoreError};
+use crate::label::Label;
+use crate::policy::Expiry;
+use crate::record::{Revocation, StoredCredential, TokenStatus, TokenSummary};
+use crate::scope::Scope;
+use crate::store::{Retirement, RotateOutcome};
+use crate::token::TokenId;
+
+/// The reason recorded when a rotation without grace revokes the old token.
+const ROTATED: &str = "rotated without grace";
+
+impl TokenService {
+    /// Rotates the token `id`: issues a successor with the same scope, role
+    /// and label (and a fresh lifetime from the [`ExpiryPolicy`]), returned
+    /// once like [`issue`](Self::issue), and lets the old token verify until
+    /// `now + grace`, after which it fails as expired. A zero grace revokes
+    /// the old token at once. The two records link to each other
+    /// (`replaced_by`, `rotated_from`). Same authorization as
+    /// [`revoke`](Self::revoke).
+    ///
+    /// # Errors
+    ///
+    /// [`RotateError`]: not found (or out of the actor's reach), revoked,
+    /// expired, already replaced (a token has at most one successor), a
+    /// negative grace, a grace longer than the token has left, or a store
+    /// failure. Nothing changes then.
+    ///
+    /// [`ExpiryPolicy`]: crate::ExpiryPolicy
+    pub async fn rotate(
+        &self,
+        actor: &Actor,
+        id: TokenId,
+        grace: Duration,
+    ) -> Result<IssuedToken, RotateError> {
+        let now = self.now();
+        let Some(old) = self.managed_record(actor, id, Operation::Rotate).await? else {
+            return Err(RotateError::NotFound { id });
+        };
+        if let Some(by) = old.replaced_by {
+            return Err(RotateError::AlreadyReplaced { id, by });
+        }
+        match old.status_at(now) {
+            TokenStatus::Revoked => return Err(RotateError::Revoked { id }),
+            TokenStatus::Expired => return Err(RotateError::Expired { id }),
+            TokenStatus::Active => {}
+        }
+        let retire = if grace.is_negative() {
+            return Err(RotateError::NegativeGrace);
+        } else if grace.is_zero() {
+            Retirement::Revoked(Revocation {
+                at: now,
+                by: actor.id.clone(),
+                reason: Label::new(ROTATED).ok(),
+            })
+        } else {
+            let until = now
+                .checked_add(grace)
+                .and_then(stored_time)
+                .ok_or(RotateError::GraceOutOfRange)?;
+            if let Some(expiry) = old.expires_at
+                && until > expiry
+            {
+                return Err(RotateError::GraceTooLong {
+                    remaining: expiry - now,
+                });
+            }
+            Retirement::ExpiresAt(until)
+        };
+        let old_valid_until = match &retire {
+            Retirement::ExpiresAt(until) => *until,
+            Retirement::Revoked(_) => now,
+        };
+        // A policy default cannot be refused; beyond the year 9999 it is
+        // "never".
+        let expires_at = self
+            .policy
+            .resolve(old.scope.kind(), Expiry::PolicyDefault, now)
+            .ok()
+            .flatten()
+            .and_then(stored_time);
+
+        let mut attempt = 1;
+        loop {
+            let (token, mut successor) =
+                self.mint(actor, &old.scope, old.role, &old.label, expires_at, now)?;
+            successor.rotated_from = Some(id);
+            let summary = self.summary(&successor, now);
+            match self.store.rotate(id, retire.clone(), successor).await {
+                Ok(RotateOutcome::Rotated) => {
+                    self.audit
+                        .record(AuditEvent::Rotated {
+                            at: now,
+                            actor: actor.id.clone(),
+                            old: id,
+                            new: summary.id,
+                            scope: old.scope,
+                            role: old.role,
+                            label: old.label,
+                            old_valid_until,
+                        })
+                        .await;
+                    return Ok(IssuedToken { token, summary });
+                }
+                // Another call changed the old token since it was read.
+                Ok(RotateOutcome::NotFound) => return Err(RotateError::NotFound { id }),
+                Ok(RotateOutcome::Revoked) => return Err(RotateError::Revoked { id }),
+                Ok(RotateOutcome::AlreadyReplaced(by)) => {
+                    return Err(RotateError::AlreadyReplaced { id, by });
+                }
+                Err(StoreError::AlreadyExists { .. }) if attempt < ISSUE_ATTEMPTS => attempt += 1,
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Revokes every live token of `scope` (for an organization, its domains'
+    /// tokens too), in one store call: for a domain the platform removes or a
+    /// customer it offboards. Tokens revoked before keep their revocation.
+    /// Same authorization as [`revoke`](Self::revoke) at `scope`. Returns how
+    /// many tokens this call revoked.
+    ///
+    /// A token issued while this runs is either revoked by it or issued after
+    /// it (its `issue` returns once this call has revoked the rest), never
+    /// left live in between.
+    ///
+    /// # Errors
+    ///
+    /// [`RevokeScopeError`]: the actor is not an admin at `scope`, the reason
+    /// breaks the rules of a [`Label`], or the store failed.
+    pub async fn revoke_scope(
+        &self,
+        actor: &Actor,
+        scope: &Scope,
+        reason: Option<&str>,
+    ) -> Result<u64, RevokeScopeError> {
+        if !actor.can_manage_tokens(scope) {
+            self.refused(actor, Operation::RevokeScope, Some(scope), None)
+                .await;
+            return Err(RevokeScopeError::NotAllowed {
+                scope: scope.clone(),
+            });
+        }
+        let reason = reason
+            .map(Label::new)
+            .transpose()
+            .map_err(RevokeScopeError::InvalidReason)?;
+        let revocation = Revocation {
+            at: self.now(),
+            by: actor.id.clone(),
+            reason: reason.clone(),
+        };
+        let at = revocation.at;
+        let revoked = self.store.revoke_scope(scope, revocation).await?;
+        self.audit
+            .record(AuditEvent::ScopeRevoked {
+                at,
+                actor: actor.id.clone(),
+                scope: scope.clone(),
+                reason,
+                revoked,
+            })
+            .await;
+        Ok(revoked)
+    }
+
+    /// The live tokens of exactly `scope` that expire within `within` from
+    /// now, the soonest first: the "your tokens expire soon" e-mail. Same
+    /// authorization as [`list`](Self::list).
+    ///
+    /// # Errors
+    ///
+    /// [`ListError`]: the actor is not an admin at `scope`, `within` is
+    /// negative or reaches past the year 9999, or the store failed.
+    pub async fn list_expiring(
+        &self,
+        actor: &Actor,
+        scope: &Scope,
+        within: Duration,
+    ) -> Result<Vec<TokenSummary>, ListError> {
+        if !actor.can_manage_tokens(scope) {
+            self.refused(actor, Operation::List, Some(scope), None)
+                .await;
+            return Err(ListError::NotAllowed {
+                scope: scope.clone(),
+            });
+        }
+        let now = self.now();
+        let end = now
+            .checked_add(within)
+            .filter(|_| !within.is_negative())
+            .ok_or(ListError::InvalidWindow)?;
+        // A token whose expiry is `now` has expired already; times are kept
+        // to the microsecond, so the window starts one later.
+        let start = now
+            .checked_add(Duration::MICROSECOND)
+            .ok_or(ListError::InvalidWindow)?;
+        let records = self.store.list_expiring(scope, start..end).await?;
+        Ok(records
+            .iter()
+            .map(|record| self.summary(record, now))
+            .collect())
+    }
+
+    /// Writes the uses verification noted since the last flush to the store,
+    /// in one call, and returns how many. Call it periodically (every few
+    /// seconds; see [`with_last_used_interval`](Self::with_last_used_interval))
+    /// and once before shutting down: verification itself never writes.
+    ///
+    /// ```no_run
+    /// # use std::{sync::Arc, time::Duration};
+    /// # async fn spawn(service: Arc<api_tokens::TokenService>) {
+    /// tokio::spawn(async move {
+    ///     let mut every = tokio::time::interval(Duration::from_secs(5));
+    ///     loop {
+    ///         every.tick().await;
+    ///         if let Err(error) = service.flush_last_used().await {
+    ///             eprintln!("last-used times not written yet: {error}");
+    ///         }
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A store failure; the uses are kept for the next flush.
+    pub async fn flush_last_used(&self) -> Result<usize, StoreError> {
+        let Some(usage) = &self.usage else {
+            return Ok(0);
+        };
+        let uses = usage.take(self.now());
+        if uses.is_empty() {
+            return Ok(0);
+        }
+        match self.store.record_uses(&uses).await {
+            Ok(()) => Ok(uses.len()),
+            Err(error) => {
+                usage.put_back(uses);
+                Err(error)
+            }
+        }
+    }
+
+    /// How often a token's use is recorded at most, or `None` when last-used
+    /// tracking is off.
+    pub fn last_used_interval(&self) -> Option<Duration> {
+        self.usage.as_ref().map(|usage| usage.interval())
+    }
+
+    /// How many verifications failed since the service started, by reason.
+    pub fn verify_failures(&self) -> VerifyFailures {
+        self.failures.snapshot()
+    }
+
+    /// Tells the audit sink that a rotated token was used after its grace.
+    pub(super) async fn retired_token_used(&self, credential: &StoredCredential) {
+        // Rare (it takes the retired token's secret), so one more read to
+        // name the successor is fine.
+        let replaced_by = match self.store.find(credential.id).await {
+            Ok(record) => record.and_then(|record| record.replaced_by),
+            Err(_) => None,
+        };
+        self.audit
+            .record(AuditEvent::RetiredTokenUsed {
+                at: self.now(),
+                token: credential.id,
+                replaced_by,
+                scope: (*credential.scope).clone(),
+            })
+            .await;
+    }
+}

@@ -1,0 +1,262 @@
+//! The audit trail: an event for every change and every refusal, counters
+//! (not events) for failed verifications, and never a secret in either.
+
+mod common;
+
+use api_tokens::{AuditEvent, IssueRequest, Operation, Role, VerifyFailures};
+use common::*;
+use time::Duration;
+
+#[tokio::test]
+async fn every_change_and_every_refusal_is_an_event() {
+    let fixture = fixture();
+    let alice = org_admin("acme");
+    let bob = domain_admin("acme", "shop");
+
+    let (_, org_token) = fixture.issue_at(org("acme"), "billing export").await;
+    let successor = fixture
+        .service
+        .rotate(&alice, org_token, Duration::hours(1))
+        .await
+        .unwrap()
+        .summary
+        .id;
+    fixture
+        .service
+        .revoke_because(&alice, successor, Some("laptop lost"))
+        .await
+        .unwrap();
+    // Refused: bob may not touch organization tokens, nor list them.
+    assert!(
+        fixture
+            .service
+            .issue(&bob, IssueRequest::new(org("acme"), "x"))
+            .await
+            .is_err()
+    );
+    assert!(
+        fixture
+            .service
+            .list(&bob, &org("acme"), Default::default())
+            .await
+            .is_err()
+    );
+    assert!(fixture.service.revoke(&bob, org_token).await.is_err());
+    assert!(
+        fixture
+            .service
+            .revoke_scope(&bob, &org("acme"), None)
+            .await
+            .is_err()
+    );
+    let revoked = fixture
+        .service
+        .revoke_scope(&alice, &domain("acme", "shop"), Some("domain removed"))
+        .await
+        .unwrap();
+
+    let events = fixture.audit.events();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|event| match event {
+            AuditEvent::Issued { .. } => "issued",
+            AuditEvent::Rotated { .. } => "rotated",
+            AuditEvent::Revoked { .. } => "revoked",
+            AuditEvent::ScopeRevoked { .. } => "scope_revoked",
+            AuditEvent::Refused { .. } => "refused",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "issued",
+            "rotated",
+            "revoked",
+            "refused",
+            "refused",
+            "refused",
+            "refused",
+            "scope_revoked"
+        ]
+    );
+    assert_eq!(
+        events[0],
+        AuditEvent::Issued {
+            at: START,
+            actor: alice.id.clone(),
+            token: org_token,
+            scope: org("acme"),
+            role: Role::Admin,
+            label: api_tokens::Label::new("billing export").unwrap(),
+        }
+    );
+    assert!(matches!(
+        &events[1],
+        AuditEvent::Rotated { old, new, old_valid_until, .. }
+            if *old == org_token && *new == successor && *old_valid_until == START + Duration::hours(1)
+    ));
+    assert!(matches!(
+        &events[2],
+        AuditEvent::Revoked { token, actor, reason: Some(reason), .. }
+            if *token == successor && *actor == alice.id && reason.as_str() == "laptop lost"
+    ));
+    let refused: Vec<Operation> = events
+        .iter()
+        .filter_map(|event| match event {
+            AuditEvent::Refused {
+                operation, actor, ..
+            } if *actor == bob.id => Some(*operation),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            Operation::Issue,
+            Operation::List,
+            Operation::Revoke,
+            Operation::RevokeScope
+        ]
+    );
+    assert!(matches!(
+        &events[7],
+        AuditEvent::ScopeRevoked { revoked: count, reason: Some(reason), .. }
+            if *count == revoked && reason.as_str() == "domain removed"
+    ));
+}
+
+#[tokio::test]
+async fn what_did_not_happen_is_not_an_event() {
+    let fixture = fixture();
+    let alice = org_admin("acme");
+    let (_, id) = fixture.issue_at(org("acme"), "ci").await;
+    fixture.service.revoke(&alice, id).await.unwrap();
+    let events_before = fixture.audit.events().len();
+
+    // Revoking again, a bad label, a bad reason, an unknown id: no change,
+    // no event (and these are not refusals for lack of rights either).
+    fixture.service.revoke(&alice, id).await.unwrap();
+    assert!(
+        fixture
+            .service
+            .issue(&alice, IssueRequest::new(org("acme"), "two\nlines"))
+            .await
+            .is_err()
+    );
+    assert!(
+        fixture
+            .service
+            .revoke_because(&alice, id, Some("bad\u{0}reason"))
+            .await
+            .is_err()
+    );
+    assert!(
+        fixture
+            .service
+            .revoke(&alice, "00000000007".parse().unwrap())
+            .await
+            .is_err()
+    );
+    assert_eq!(fixture.audit.events().len(), events_before);
+}
+
+#[tokio::test]
+async fn failed_verifications_are_counted_by_reason_not_logged() {
+    let fixture = fixture();
+    let alice = org_admin("acme");
+    let (token, id) = fixture.issue_at(org("acme"), "ci").await;
+    let expiring = fixture
+        .service
+        .issue(
+            &alice,
+            IssueRequest::new(org("acme"), "short").expires_at(START + Duration::minutes(1)),
+        )
+        .await
+        .unwrap();
+    let events_before = fixture.audit.events().len();
+
+    for _ in 0..3 {
+        assert!(fixture.service.verify("not a token").await.is_err());
+    }
+    let wrong = altered(&token, SECRET_AT, other_than(token.as_bytes()[SECRET_AT]));
+    for _ in 0..2 {
+        assert!(fixture.service.verify(&wrong).await.is_err());
+    }
+    fixture.clock.advance(Duration::minutes(1));
+    assert!(
+        fixture
+            .service
+            .verify(expiring.token.expose_secret())
+            .await
+            .is_err()
+    );
+    fixture.service.revoke(&alice, id).await.unwrap();
+    assert!(fixture.service.verify(&token).await.is_err());
+
+    assert_eq!(
+        fixture.service.verify_failures(),
+        VerifyFailures {
+            malformed: 3,
+            invalid: 2,
+            revoked: 1,
+            expired: 1,
+            store: 0,
+        }
+    );
+    // The revoke is the only event since; the failures are not events.
+    assert_eq!(fixture.audit.events().len(), events_before + 1);
+}
+
+#[tokio::test]
+async fn no_event_holds_a_secret_or_a_digest() {
+    let fixture = fixture();
+    let alice = org_admin("acme");
+    let mut tokens = Vec::new();
+    for scope in [org("acme"), domain("acme", "shop")] {
+        let issued = fixture
+            .service
+            .issue(&alice, IssueRequest::new(scope, "secret-free"))
+            .await
+            .unwrap();
+        tokens.push((issued.token.expose_secret().to_owned(), issued.summary.id));
+    }
+    let rotated = fixture
+        .service
+        .rotate(&alice, tokens[0].1, Duration::minutes(5))
+        .await
+        .unwrap();
+    tokens.push((rotated.token.expose_secret().to_owned(), rotated.summary.id));
+    fixture.service.revoke(&alice, tokens[1].1).await.unwrap();
+    fixture.clock.advance(Duration::minutes(5));
+    let _ = fixture.service.verify(&tokens[0].0).await; // a retired token's use
+    fixture
+        .service
+        .revoke_scope(&alice, &org("acme"), Some("offboarded"))
+        .await
+        .unwrap();
+
+    let events = fixture.audit.events();
+    assert!(events.len() >= 6);
+    let shown: Vec<String> = events
+        .iter()
+        .flat_map(|event| [format!("{event:?}"), serde_json::to_string(event).unwrap()])
+        .collect();
+    for (token, id) in &tokens {
+        let digest = fixture.store.record(*id).await.digest;
+        let digest_hex: String = digest
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        for text in &shown {
+            assert!(!text.contains(token.as_str()), "{text}");
+            assert!(!text.contains(&token[SECRET_AT..CHECKSUM_AT]), "{text}");
+            assert!(!text.contains(&digest_hex), "{text}");
+            assert!(
+                !text.contains(&format!("{:?}", digest.as_bytes())),
+                "{text}"
+            );
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The default audit sink writes each event through `tracing`, without a
+//! secret. A binary of its own: a test's thread-local subscriber can miss
+//! events of call sites other tests register at the same moment.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use api_tokens::{IssueRequest, TokenFormat, TokenService};
+use common::*;
+
+/// Everything the test's subscriber wrote.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_default_sink_logs_each_event_at_info_under_its_own_target() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let store = std::sync::Arc::new(api_tokens::MemoryStore::new());
+    // No audit sink configured: the default one.
+    let service = TokenService::new(
+        TokenFormat::new(PREFIX).unwrap(),
+        api_tokens::Keyring::new(api_tokens::KeyId::new(1), key(1)),
+        store,
+    );
+    let issued = service
+        .issue(&org_admin("acme"), IssueRequest::new(org("acme"), "logged"))
+        .await
+        .unwrap();
+    service
+        .revoke(&org_admin("acme"), issued.summary.id)
+        .await
+        .unwrap();
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    for (line, event) in lines.iter().zip(["Issued", "Revoked"]) {
+        assert!(
+            line.contains("INFO") && line.contains("api_tokens::audit"),
+            "{line}"
+        );
+        assert!(
+            line.contains(event) && line.contains(&issued.summary.id.to_string()),
+            "{line}"
+        );
+    }
+    let token = issued.token.expose_secret();
+    assert!(!log.contains(&token[SECRET_AT..CHECKSUM_AT]), "{log}");
+}

@@ -1,0 +1,118 @@
+//! "Last used": verification notes uses, a flush writes them, at most once
+//! per token per interval, and the list shows them.
+
+mod common;
+
+use std::sync::Arc;
+
+use api_tokens::{TokenFormat, TokenService};
+use common::*;
+use time::Duration;
+
+async fn last_used(fixture: &Fixture, id: api_tokens::TokenId) -> Option<time::OffsetDateTime> {
+    fixture
+        .service
+        .token(&org_admin("acme"), id)
+        .await
+        .unwrap()
+        .last_used_at
+}
+
+#[tokio::test]
+async fn a_use_is_written_at_the_next_flush_and_at_most_once_per_interval() {
+    let fixture = fixture();
+    assert_eq!(
+        fixture.service.last_used_interval(),
+        Some(Duration::seconds(60))
+    );
+    let (token, id) = fixture.issue_at(org("acme"), "ci").await;
+    assert_eq!(last_used(&fixture, id).await, None);
+
+    fixture.clock.advance(Duration::seconds(5));
+    fixture.service.verify(&token).await.unwrap();
+    // Verification itself writes nothing.
+    assert_eq!(fixture.store.use_writes(), 0);
+    assert_eq!(last_used(&fixture, id).await, None);
+    assert_eq!(fixture.service.flush_last_used().await.unwrap(), 1);
+    assert_eq!(
+        last_used(&fixture, id).await,
+        Some(START + Duration::seconds(5))
+    );
+
+    // Within the interval: uses are not noted again.
+    fixture.clock.advance(Duration::seconds(30));
+    fixture.service.verify(&token).await.unwrap();
+    assert_eq!(fixture.service.flush_last_used().await.unwrap(), 0);
+    assert_eq!(
+        last_used(&fixture, id).await,
+        Some(START + Duration::seconds(5))
+    );
+
+    // Once the interval has passed (as of the last flush), the next use is.
+    fixture.clock.advance(Duration::seconds(40));
+    fixture.service.flush_last_used().await.unwrap();
+    fixture.service.verify(&token).await.unwrap();
+    fixture.service.verify(&token).await.unwrap();
+    assert_eq!(fixture.service.flush_last_used().await.unwrap(), 1);
+    assert_eq!(
+        last_used(&fixture, id).await,
+        Some(START + Duration::seconds(75))
+    );
+
+    // The API Tokens list shows it too.
+    let page = fixture
+        .service
+        .list(&org_admin("acme"), &org("acme"), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        page.tokens[0].last_used_at,
+        Some(START + Duration::seconds(75))
+    );
+}
+
+#[tokio::test]
+async fn failed_verifications_are_not_uses() {
+    let fixture = fixture();
+    let (token, id) = fixture.issue_at(org("acme"), "ci").await;
+    fixture
+        .service
+        .revoke(&org_admin("acme"), id)
+        .await
+        .unwrap();
+    assert!(fixture.service.verify(&token).await.is_err());
+    let wrong = altered(&token, SECRET_AT, other_than(token.as_bytes()[SECRET_AT]));
+    assert!(fixture.service.verify(&wrong).await.is_err());
+    assert_eq!(fixture.service.flush_last_used().await.unwrap(), 0);
+    assert_eq!(last_used(&fixture, id).await, None);
+}
+
+#[tokio::test]
+async fn tracking_can_be_turned_off() {
+    let fixture = fixture();
+    let (token, id) = fixture.issue_at(org("acme"), "ci").await;
+    let untracked = TokenService::new(
+        TokenFormat::new(PREFIX).unwrap(),
+        api_tokens::Keyring::new(api_tokens::KeyId::new(1), key(1)),
+        fixture.store.clone(),
+    )
+    .with_clock(Arc::new(fixture.clock.clone()))
+    .with_last_used_interval(None);
+    assert_eq!(untracked.last_used_interval(), None);
+    untracked.verify(&token).await.unwrap();
+    assert_eq!(untracked.flush_last_used().await.unwrap(), 0);
+    assert_eq!(fixture.store.use_writes(), 0);
+    assert_eq!(last_used(&fixture, id).await, None);
+}
+
+#[tokio::test]
+async fn uses_a_failed_flush_could_not_write_wait_for_the_next() {
+    let fixture = fixture();
+    let (token, id) = fixture.issue_at(org("acme"), "ci").await;
+    fixture.service.verify(&token).await.unwrap();
+    fixture.store.fail_next_use_write();
+    assert!(fixture.service.flush_last_used().await.is_err());
+    assert_eq!(last_used(&fixture, id).await, None);
+    assert_eq!(fixture.service.flush_last_used().await.unwrap(), 1);
+    assert_eq!(last_used(&fixture, id).await, Some(START));
+}

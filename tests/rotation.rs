@@ -1,0 +1,239 @@
+//! Rotation: a successor issued, the old token alive through its grace
+//! period and refused after, records linked both ways, no forks.
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+
+use api_tokens::{AuditEvent, IssueRequest, Role, RotateError, TokenStatus, VerifyError};
+use common::*;
+use time::Duration;
+
+#[tokio::test]
+async fn the_successor_takes_over_and_the_old_token_lasts_its_grace() {
+    let fixture = fixture();
+    let admin = org_admin("acme");
+    let issued = fixture
+        .service
+        .issue(
+            &admin,
+            IssueRequest::new(domain("acme", "shop"), "deploys").role(Role::Editor),
+        )
+        .await
+        .unwrap();
+    let old_token = issued.token.expose_secret().to_owned();
+    let old_id = issued.summary.id;
+
+    let successor = fixture
+        .service
+        .rotate(&admin, old_id, Duration::hours(24))
+        .await
+        .unwrap();
+    let new_token = successor.token.expose_secret();
+    assert_ne!(new_token, old_token);
+    let (new_summary, old_summary) = (
+        &successor.summary,
+        fixture.service.token(&admin, old_id).await.unwrap(),
+    );
+    assert_eq!(new_summary.scope, domain("acme", "shop"));
+    assert_eq!(new_summary.role, Role::Editor);
+    assert_eq!(new_summary.label.as_str(), "deploys");
+    assert_eq!(new_summary.rotated_from, Some(old_id));
+    assert_eq!(old_summary.replaced_by, Some(new_summary.id));
+    assert_eq!(old_summary.expires_at, Some(START + Duration::hours(24)));
+
+    // Both verify during the grace period.
+    assert_eq!(
+        fixture.service.verify(&old_token).await.unwrap().id(),
+        old_id
+    );
+    assert_eq!(
+        fixture.service.verify(new_token).await.unwrap().id(),
+        new_summary.id
+    );
+    fixture
+        .clock
+        .advance(Duration::hours(24) - Duration::seconds(1));
+    assert!(fixture.service.verify(&old_token).await.is_ok());
+
+    // Afterwards only the successor does, and the old token's use is an
+    // audit event of its own.
+    fixture.clock.advance(Duration::seconds(1));
+    assert!(matches!(
+        fixture.service.verify(&old_token).await,
+        Err(VerifyError::Expired)
+    ));
+    assert!(fixture.service.verify(new_token).await.is_ok());
+    let retired_uses: Vec<_> = fixture
+        .audit
+        .events()
+        .into_iter()
+        .filter(|event| matches!(event, AuditEvent::RetiredTokenUsed { .. }))
+        .collect();
+    assert_eq!(retired_uses.len(), 1);
+    assert!(matches!(
+        &retired_uses[0],
+        AuditEvent::RetiredTokenUsed { token, replaced_by, .. }
+            if *token == old_id && *replaced_by == Some(new_summary.id)
+    ));
+}
+
+#[tokio::test]
+async fn zero_grace_revokes_the_old_token_at_once() {
+    let fixture = fixture();
+    let (old_token, old_id) = fixture.issue_at(org("acme"), "ci").await;
+    let successor = fixture
+        .service
+        .rotate(&org_admin("acme"), old_id, Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(matches!(
+        fixture.service.verify(&old_token).await,
+        Err(VerifyError::Revoked)
+    ));
+    assert!(
+        fixture
+            .service
+            .verify(successor.token.expose_secret())
+            .await
+            .is_ok()
+    );
+    let old = fixture.store.record(old_id).await;
+    assert_eq!(old.replaced_by, Some(successor.summary.id));
+    assert_eq!(old.revoked.unwrap().at, START);
+}
+
+#[tokio::test]
+async fn what_cannot_be_rotated_is_refused_and_nothing_changes() {
+    let fixture = fixture();
+    let admin = org_admin("acme");
+    let (_, revoked) = fixture.issue_at(org("acme"), "revoked").await;
+    fixture.service.revoke(&admin, revoked).await.unwrap();
+    let expiring = fixture
+        .service
+        .issue(
+            &admin,
+            IssueRequest::new(org("acme"), "expiring").expires_at(START + Duration::hours(1)),
+        )
+        .await
+        .unwrap()
+        .summary
+        .id;
+    let (_, rotated) = fixture.issue_at(org("acme"), "rotated once").await;
+    let successor = fixture
+        .service
+        .rotate(&admin, rotated, Duration::hours(1))
+        .await
+        .unwrap()
+        .summary
+        .id;
+    let (_, live) = fixture.issue_at(org("acme"), "live").await;
+    let (_, elsewhere) = fixture.issue_at(org("globex"), "theirs").await;
+    let unknown = "00000000007".parse().unwrap();
+
+    let before = fixture
+        .service
+        .list(&admin, &org("acme"), Default::default())
+        .await
+        .unwrap();
+    let attempts = [
+        (revoked, Duration::hours(1), "revoked"),
+        (rotated, Duration::hours(1), "replaced"),
+        (live, Duration::seconds(-1), "negative grace"),
+        (expiring, Duration::hours(2), "grace past expiry"),
+        (live, Duration::MAX, "absurd grace"),
+        (unknown, Duration::hours(1), "unknown"),
+        (elsewhere, Duration::hours(1), "out of reach"),
+    ];
+    for (id, grace, case) in attempts {
+        let error = fixture.service.rotate(&admin, id, grace).await.unwrap_err();
+        let expected = match case {
+            "revoked" => matches!(error, RotateError::Revoked { .. }),
+            "replaced" => {
+                matches!(error, RotateError::AlreadyReplaced { by, .. } if by == successor)
+            }
+            "negative grace" => matches!(error, RotateError::NegativeGrace),
+            "grace past expiry" => {
+                matches!(error, RotateError::GraceTooLong { remaining } if remaining == Duration::hours(1))
+            }
+            "absurd grace" => matches!(error, RotateError::GraceOutOfRange),
+            // Another tenant's token is reported exactly like a missing one.
+            _ => matches!(error, RotateError::NotFound { id: named } if named == id),
+        };
+        assert!(expected, "{case}: {error:?}");
+    }
+    // An expired token cannot be handed over either.
+    fixture.clock.advance(Duration::hours(1));
+    assert!(matches!(
+        fixture
+            .service
+            .rotate(&admin, expiring, Duration::ZERO)
+            .await,
+        Err(RotateError::Expired { .. })
+    ));
+    fixture.clock.advance(-Duration::hours(1));
+
+    let after = fixture
+        .service
+        .list(&admin, &org("acme"), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(after, before, "no token issued, no record changed");
+    assert!(fixture.store.record(live).await.replaced_by.is_none());
+    assert_eq!(
+        fixture.store.record(elsewhere).await.status_at(START),
+        TokenStatus::Active
+    );
+}
+
+#[test]
+fn of_concurrent_rotations_exactly_one_succeeds() {
+    let fixture = Arc::new(fixture());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (_, id) = runtime.block_on(fixture.issue_at(org("acme"), "contested"));
+    let threads = 8;
+    let barrier = Arc::new(Barrier::new(threads));
+    let outcomes: Vec<_> = (0..threads)
+        .map(|_| {
+            let (fixture, barrier) = (fixture.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                barrier.wait();
+                runtime.block_on(
+                    fixture
+                        .service
+                        .rotate(&org_admin("acme"), id, Duration::hours(1)),
+                )
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|thread| thread.join().unwrap())
+        .collect();
+
+    let winners: Vec<_> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "one successor, no fork");
+    let successor = winners[0].summary.id;
+    for outcome in &outcomes {
+        if let Err(error) = outcome {
+            assert!(
+                matches!(error, RotateError::AlreadyReplaced { by, .. } if *by == successor),
+                "{error:?}"
+            );
+        }
+    }
+    let record = runtime.block_on(fixture.store.record(id));
+    assert_eq!(record.replaced_by, Some(successor));
+    let listed = runtime
+        .block_on(
+            fixture
+                .service
+                .list(&org_admin("acme"), &org("acme"), Default::default()),
+        )
+        .unwrap();
+    assert_eq!(listed.tokens.len(), 2, "the original and one successor");
+}
