@@ -10,7 +10,10 @@
 //!   the memory store hashes ids (one multiplication), keyed BLAKE3 over
 //!   id ‖ secret, a constant-time compare.
 //! - `valid`, `unknown_id`, `wrong_secret`, `revoked`, `expired` at 1K, 1M and
-//!   10M stored tokens: `TokenService::verify` over a `MemoryStore`. Each
+//!   10M stored tokens: `TokenService::verify` over a `MemoryStore`, with
+//!   last-used tracking on (the default) in its steady state: every token's
+//!   use noted and flushed once before measuring. `valid_untracked`: the
+//!   same with tracking off. Each
 //!   iteration takes the next token of a pool spread over the whole store
 //!   (up to 2^20 distinct tokens), so large stores pay real memory latency
 //!   instead of re-reading one cached record. 10M uses 20 samples. One token
@@ -172,7 +175,10 @@ fn words(digest: &[u8; 32]) -> [u64; 4] {
 /// A service over `size` tokens, the floor over the same ids, and pools of
 /// token texts for each figure.
 struct Fixture {
+    /// Tracks last use (the default), flushed once before measuring.
     service: Arc<TokenService>,
+    /// The same store, last-used tracking off.
+    untracked: Arc<TokenService>,
     admins: Vec<Actor>,
     floor: Floor,
     valid: Pool,
@@ -186,7 +192,8 @@ impl Fixture {
     fn new(size: usize) -> Fixture {
         let start = datetime!(2030-01-01 00:00 UTC);
         let clock = ManualClock::new(start);
-        let service = service(Arc::new(MemoryStore::new()), &clock);
+        let store = Arc::new(MemoryStore::new());
+        let service = service(store.clone(), &clock);
         let admins = admins();
         let mut floor = Floor {
             digests: HashMap::with_capacity_and_hasher(size, BuildHasherDefault::default()),
@@ -217,11 +224,20 @@ impl Fixture {
             }
         }
         clock.advance(time::Duration::HOUR * 2);
+        let valid = Pool::shuffled(valid);
+        // Last-used tracking in its steady state: every token's use noted
+        // once and flushed, as a service flushing every few seconds has it.
+        // (The clock stands still, so none falls due again while measured.)
+        for token in valid.iter() {
+            ready(service.verify(token)).unwrap();
+        }
+        ready(service.flush_last_used()).unwrap();
         Fixture {
             service: Arc::new(service),
+            untracked: Arc::new(support::service(store, &clock).with_last_used_interval(None)),
             admins,
             floor,
-            valid: Pool::shuffled(valid),
+            valid,
             revoked: Pool::shuffled(revoked),
             expired: Pool::shuffled(expired),
         }
@@ -347,6 +363,13 @@ fn sized(group: &mut BenchmarkGroup<'_, WallTime>, size: usize, label: &str) {
     // and send every unknown id to the same few shards, already in cache.)
     let unknown_id = fixture.valid.map(|_, token| altered(token, SECRET_AT - 1));
     let wrong_secret = (fixture.valid).map(|_, token| altered(token, TOKEN_LEN - CHECKSUM_LEN - 1));
+    bench_verify(
+        group,
+        &format!("valid_untracked/{label}"),
+        &fixture.untracked,
+        &fixture.valid,
+        true,
+    );
     for (figure, pool, expect_ok) in [
         ("valid", &fixture.valid, true),
         ("unknown_id", &unknown_id, false),
@@ -553,14 +576,14 @@ fn summary(memory: Option<(f64, f64)>) {
         value.map_or("—".to_owned(), |v| format!("{v:.2}{unit}"))
     };
     let row = |figure: &str, value: String, target: &str| {
-        println!("| {figure:<44} | {value:>12} | {target:<14} |");
+        println!("| {figure:<52} | {value:>12} | {target:<14} |");
     };
 
     println!(
-        "\n| {:<44} | {:>12} | {:<14} |",
+        "\n| {:<52} | {:>12} | {:<14} |",
         "figure", "measured", "target"
     );
-    println!("|{:-<46}|{:-<14}|{:-<16}|", "", "", "");
+    println!("|{:-<54}|{:-<14}|{:-<16}|", "", "", "");
     for size in ["1K", "1M", "10M"] {
         let floor = ns(&format!("floor/{size}"));
         let valid = ns(&format!("valid/{size}"));
@@ -570,6 +593,12 @@ fn summary(memory: Option<(f64, f64)>) {
             &format!("valid ÷ floor at {size}"),
             show(ratio(valid, floor), "×"),
             "≤ 1.3",
+        );
+        let untracked = ns(&format!("valid_untracked/{size}"));
+        row(
+            &format!("valid, last-used tracking off, ÷ floor at {size}"),
+            show(ratio(untracked, floor), "×"),
+            "",
         );
         for failure in ["unknown_id", "wrong_secret"] {
             let failed = ns(&format!("{failure}/{size}"));
