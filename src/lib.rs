@@ -95,6 +95,8 @@
 mod actor;
 mod audit;
 mod clock;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod error;
 mod hashing;
 #[cfg(feature = "axum")]

@@ -63,7 +63,7 @@ impl TokenId {
         self.0
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "conformance"))]
     pub(crate) const fn from_bits(bits: u64) -> Self {
         TokenId(bits)
     }

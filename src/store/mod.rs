@@ -12,7 +12,9 @@
 //! verification calls: it must agree with [`find`](TokenStore::find) (a
 //! database answers it from the same row, as the example does from the same
 //! map). The example keeps everything under one lock, which makes every
-//! method trivially atomic; the memory store shows how to do better.
+//! method trivially atomic; the memory store shows how to do better. Prove
+//! a store keeps the contract with the suite in `conformance` (feature
+//! `conformance`), as every store of this crate does.
 //!
 //! ```
 //! use std::collections::BTreeMap;

@@ -1,0 +1,146 @@
+//! A store of your own: `Metered` wraps any other store and counts its calls
+//! and failures, for a metrics endpoint. It passes the conformance suite
+//! (`tests/conformance.rs` runs it there), which is how you know a store of
+//! yours keeps the contract the service relies on.
+//!
+//! Run it with `cargo run --example custom_store`.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use api_tokens::store::{Cursor, Retirement, RevokeOutcome, RotateOutcome, TokenStore};
+use api_tokens::{
+    Actor, ActorId, HashKey, IssueRequest, KeyId, Keyring, MemoryStore, OrganizationId, Revocation,
+    Role, Scope, StoreError, StoredCredential, TokenFormat, TokenId, TokenRecord, TokenService,
+};
+use time::OffsetDateTime;
+
+/// Counts the calls made to the store it wraps, and how many failed.
+pub struct Metered {
+    inner: Arc<dyn TokenStore>,
+    /// Verification's lookups, the figure to watch.
+    pub lookups: AtomicU64,
+    /// Every other call.
+    pub other_calls: AtomicU64,
+    /// Calls that returned an error.
+    pub failures: AtomicU64,
+}
+
+impl Metered {
+    /// `inner`, counted.
+    pub fn new(inner: Arc<dyn TokenStore>) -> Self {
+        Metered {
+            inner,
+            lookups: AtomicU64::new(0),
+            other_calls: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one call of the kind `counter` tallies, and its failure.
+    fn count<T>(
+        &self,
+        counter: &AtomicU64,
+        outcome: Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        counter.fetch_add(1, Ordering::Relaxed);
+        if outcome.is_err() {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        outcome
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenStore for Metered {
+    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
+        self.count(&self.other_calls, self.inner.insert(record).await)
+    }
+
+    async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        self.count(&self.other_calls, self.inner.find(id).await)
+    }
+
+    async fn find_credential(&self, id: TokenId) -> Result<Option<StoredCredential>, StoreError> {
+        self.count(&self.lookups, self.inner.find_credential(id).await)
+    }
+
+    async fn list(
+        &self,
+        scope: &Scope,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        self.count(
+            &self.other_calls,
+            self.inner.list(scope, after, limit).await,
+        )
+    }
+
+    async fn revoke(
+        &self,
+        id: TokenId,
+        revocation: Revocation,
+    ) -> Result<RevokeOutcome, StoreError> {
+        self.count(&self.other_calls, self.inner.revoke(id, revocation).await)
+    }
+
+    async fn revoke_scope(&self, scope: &Scope, revocation: Revocation) -> Result<u64, StoreError> {
+        self.count(
+            &self.other_calls,
+            self.inner.revoke_scope(scope, revocation).await,
+        )
+    }
+
+    async fn rotate(
+        &self,
+        old: TokenId,
+        retire: Retirement,
+        successor: TokenRecord,
+    ) -> Result<RotateOutcome, StoreError> {
+        let outcome = self.inner.rotate(old, retire, successor).await;
+        self.count(&self.other_calls, outcome)
+    }
+
+    async fn record_uses(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
+        self.count(&self.other_calls, self.inner.record_uses(uses).await)
+    }
+
+    async fn list_expiring(
+        &self,
+        scope: &Scope,
+        window: Range<OffsetDateTime>,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        self.count(
+            &self.other_calls,
+            self.inner.list_expiring(scope, window).await,
+        )
+    }
+}
+
+#[allow(dead_code)] // the conformance test includes this file for `Metered` alone
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let store = Arc::new(Metered::new(Arc::new(MemoryStore::new())));
+    let service = TokenService::new(
+        TokenFormat::new("acme")?,
+        Keyring::new(KeyId::new(1), HashKey::generate()?),
+        store.clone(),
+    );
+    let org = Scope::organization(OrganizationId::new("acme")?);
+    let alice = Actor::new(ActorId::new("alice")?).with_grant(org.clone(), Role::Admin);
+    let issued = service
+        .issue(&alice, IssueRequest::new(org, "metered"))
+        .await?;
+    for _ in 0..1000 {
+        service.verify(issued.token.expose_secret()).await?;
+    }
+    println!(
+        "store lookups: {}, other calls: {}, failures: {}",
+        store.lookups.load(Ordering::Relaxed),
+        store.other_calls.load(Ordering::Relaxed),
+        store.failures.load(Ordering::Relaxed),
+    );
+    Ok(())
+}

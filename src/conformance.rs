@@ -1,0 +1,671 @@
+//! The [`TokenStore`] contract as a test suite (feature `conformance`).
+//!
+//! Every store this crate ships runs it, and so should yours: one call runs
+//! every check, each against a fresh, empty store from your factory, and
+//! panics with the check's name and what went wrong at the first failure.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use api_tokens::{MemoryStore, TokenStore};
+//!
+//! #[tokio::test(flavor = "multi_thread")]
+//! async fn my_store_keeps_the_contract() {
+//!     api_tokens::conformance::run(|| async {
+//!         Arc::new(MemoryStore::new()) as Arc<dyn TokenStore>
+//!     })
+//!     .await;
+//! }
+//! ```
+//!
+//! It must run inside a multi-threaded tokio runtime: the atomicity checks
+//! race operations from spawned tasks. A store that shares one database
+//! between factory calls must hand out a store that starts empty each time
+//! (a fresh schema, say).
+//!
+//! The checks, and what a user relies on in each:
+//!
+//! - a record reads back identical, every field, to the microsecond, with
+//!   any label; `find_credential` agrees with `find`;
+//! - inserting a taken id fails as a conflict and changes nothing;
+//! - unknown ids are `None`, `NotFound`, or skipped, never an error;
+//! - a list holds exactly its scope, newest first, and paging by cursor
+//!   neither loses nor repeats a record, even while records are inserted;
+//! - revoking is a compare-and-set: of many concurrent revokes one wins and
+//!   its revocation is the one kept;
+//! - revoked and expired records come back as stored;
+//! - uses keep the latest time; rotation inserts, links and retires in one
+//!   step, once; scope revocation covers an organization's domains and keeps
+//!   earlier revocations; `list_expiring` holds the scope's live tokens in
+//!   the window, soonest first.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+use crate::actor::Role;
+use crate::error::StoreError;
+use crate::hashing::{Digest, KeyId};
+use crate::ids::{ActorId, DomainId, OrganizationId};
+use crate::label::Label;
+use crate::record::{Revocation, TokenRecord};
+use crate::scope::Scope;
+use crate::store::{Cursor, Retirement, RevokeOutcome, RotateOutcome, TokenStore};
+use crate::token::{TokenId, fill_random};
+
+/// A time with microseconds, which every store must keep.
+const T0: OffsetDateTime = datetime!(2030-01-01 09:00:00.123456 UTC);
+
+/// How many concurrent calls race in the atomicity checks.
+const RACERS: usize = 16;
+
+/// Runs every check of the contract, each on a fresh store from
+/// `make_store`. Panics, naming the check, at the first failure.
+pub async fn run<F, Fut>(mut make_store: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Arc<dyn TokenStore>>,
+{
+    check(
+        "records read back identical",
+        records_read_back_identical(make_store().await),
+    )
+    .await;
+    check(
+        "credentials agree with records",
+        credentials_agree_with_records(make_store().await),
+    )
+    .await;
+    check(
+        "a taken id is a conflict",
+        a_taken_id_is_a_conflict(make_store().await),
+    )
+    .await;
+    check(
+        "unknown ids are absent",
+        unknown_ids_are_absent(make_store().await),
+    )
+    .await;
+    check(
+        "lists hold one scope, newest first",
+        lists_hold_one_scope(make_store().await),
+    )
+    .await;
+    check(
+        "paging loses and repeats nothing",
+        paging_loses_and_repeats_nothing(make_store().await),
+    )
+    .await;
+    check(
+        "revoke is a compare-and-set",
+        revoke_is_a_compare_and_set(make_store().await),
+    )
+    .await;
+    check(
+        "records come back raw",
+        records_come_back_raw(make_store().await),
+    )
+    .await;
+    check(
+        "uses keep the latest time",
+        uses_keep_the_latest_time(make_store().await),
+    )
+    .await;
+    check(
+        "rotation is one step, once",
+        rotation_is_one_step_once(make_store().await),
+    )
+    .await;
+    check(
+        "rotation refuses and changes nothing",
+        rotation_refuses(make_store().await),
+    )
+    .await;
+    check(
+        "scope revocation covers domains",
+        scope_revocation(make_store().await),
+    )
+    .await;
+    check(
+        "expiring lists the window",
+        expiring_lists_the_window(make_store().await),
+    )
+    .await;
+}
+
+async fn check(name: &str, outcome: impl Future<Output = Result<(), StoreError>>) {
+    if let Err(error) = outcome.await {
+        panic!("conformance check `{name}`: the store failed: {error:?}");
+    }
+}
+
+fn org(name: &str) -> Scope {
+    Scope::organization(OrganizationId::new(name).expect("a valid id"))
+}
+
+fn domain(org: &str, domain: &str) -> Scope {
+    Scope::domain(
+        OrganizationId::new(org).expect("a valid id"),
+        DomainId::new(domain).expect("a valid id"),
+    )
+}
+
+fn actor(name: &str) -> ActorId {
+    ActorId::new(name).expect("a valid id")
+}
+
+fn random_id() -> TokenId {
+    let mut bytes = [0; 8];
+    fill_random(&mut bytes).expect("the OS random source");
+    TokenId::from_bits(u64::from_le_bytes(bytes))
+}
+
+/// A live record of `scope`, created at `created_at`, with every optional
+/// field empty.
+fn record(scope: Scope, created_at: OffsetDateTime) -> TokenRecord {
+    let id = random_id();
+    let mut digest = [0; 32];
+    fill_random(&mut digest).expect("the OS random source");
+    TokenRecord {
+        id,
+        scope,
+        role: Role::Editor,
+        label: Label::new("deploys").expect("a valid label"),
+        key_id: KeyId::new(7),
+        digest: Digest::from_bytes(digest),
+        created_at,
+        created_by: actor("alice"),
+        expires_at: None,
+        revoked: None,
+        last_used_at: None,
+        rotated_from: None,
+        replaced_by: None,
+    }
+}
+
+fn revocation(by: &str, at: OffsetDateTime) -> Revocation {
+    Revocation {
+        at,
+        by: actor(by),
+        reason: Some(Label::new("no longer needed").expect("a valid label")),
+    }
+}
+
+async fn found(store: &dyn TokenStore, id: TokenId) -> Result<TokenRecord, StoreError> {
+    Ok(store
+        .find(id)
+        .await?
+        .unwrap_or_else(|| panic!("record {id} is missing")))
+}
+
+/// Records with every field set, odd labels and microsecond times.
+fn varied_records() -> Vec<TokenRecord> {
+    let mut full = record(domain("acme", "shop"), T0);
+    full.role = Role::Owner;
+    full.label = Label::new("Déploiement 🚀 中文 עברית \"quoted\" 'x' %_\\").expect("valid");
+    full.expires_at = Some(T0 + Duration::days(90) + Duration::microseconds(7));
+    full.revoked = Some(revocation("bob", T0 + Duration::microseconds(1)));
+    full.last_used_at = Some(T0 + Duration::seconds(59) + Duration::microseconds(999_999));
+    full.rotated_from = Some(random_id());
+    full.replaced_by = Some(random_id());
+    let mut bare = record(org("acme"), T0 - Duration::days(400));
+    bare.revoked = Some(Revocation {
+        at: T0,
+        by: actor("carol"),
+        reason: None,
+    });
+    vec![full, bare, record(org("x"), T0)]
+}
+
+async fn records_read_back_identical(store: Arc<dyn TokenStore>) -> Result<(), StoreError> {
+    for record in varied_records() {
+        store.insert(record.clone()).await?;
+        let back = found(&*store, record.id).await?;
+        assert!(
+            back == record,
+            "a record must read back identical:\n{record:?}\n{back:?}"
+        );
+    }
+    Ok(())
+}
+
+async fn credentials_agree_with_records(store: Arc<dyn TokenStore>) -> Result<(), StoreError> {
+    let mut records = varied_records();
+    let mut expired = record(org("acme"), T0);
+    expired.expires_at = Some(T0 - Duration::days(1));
+    records.push(expired);
+    for record in &records {
+        store.insert(record.clone()).await?;
+    }
+    store.revoke(records[2].id, revocation("dave", T0)).await?;
+    store
+        .record_uses(&[(records[3].id, T0 + Duration::hours(1))])
+        .await?;
+    for record in &records {
+        let back = found(&*store, record.id).await?;
+        let credential = store.find_credential(record.id).await?;
+        assert!(
+            credential.as_ref() == Some(&back.credential()),
+            "find_credential must say what find says: {credential:?} for {back:?}"
+        );
+    }
+    Ok(())
+}
+
+async fn a_taken_id_is_a_conflict(store: Arc<dyn TokenStore>) -> Result<(), StoreError> {
+    let original = record(org("acme"), T0);
+    store.insert(original.clone()).await?;
+    let mut impostor = record(org("globex"), T0 + Duration::hours(1));
+    impostor.id = original.id;
+    match store.insert(impostor).await {
+        Err(StoreError::AlreadyExists { id }) => {
+            assert!(id == original.id, "the conflict must name the id")
+        }
+        other => panic!("inserting a taken id must fail as AlreadyExists, not {other:?}"),
+    }
+    assert!(
+        found(&*store, original.id).await? == original,
+        "a failed insert must change nothing"
+    );
+    assert!(
+        store.list(&org("globex"), None, 10).await?.is_empty(),
+        "a failed insert must not be listed"
+    );
+    Ok(())
+}
+
+async fn unknown_ids_are_absent(store: Arc<dyn TokenStore>) -> Result<(), StoreError> {
+    store.insert(record(org("acme"), T0)).await?;
+    let unknown = random_id();
+    assert!(
+        store.find(unknown).await?.is_none(),
+        "find of an unknown id is None"
+    );
+    assert!(
+        store.find_credential(unknown).await?.is_none(),
+        "find_credential of an unknown id is None"
+    );
+    assert!(
+        store.revoke(unknown, revocation("x", T0)).await? == RevokeOutcome::NotFound,
+        "revoke of an unknown id says NotFound"
+    );
+    let successor = record(org("acme"), T0);
+    let successor_id = successor.id;
+    assert!(
+        store
+            .rotate(unknown, Retirement::ExpiresAt(T0), successor)
+            .await?
+            == RotateOutcome::NotFound,
+        "rotate of an unknown id says NotFound"
+    );
+    assert!(
+        store.find(successor_id).await?.is_none(),
+        "a refused rotation stores no successor"
+    );
+    store.record_uses(&[(unknown, T0)]).await?;
+    Ok(())
+}
+
+async fn lists_hold_one_scope(store: Arc<dyn TokenStore>) -> Result<(), StoreError> {
+    let mut expected = Vec::new();
+    for minutes in [3, 1, 2] {
+        let record = record(org("acme"), T0 + Duration::minutes(minutes));
+        store.insert(record.clone()).await?;
+        expected.push(record);
+    }
+    // Two records in one instant: the id breaks the tie.
+    let twin = record(org("acme"), T0 + Duration::minutes(2));
+    store.insert(twin.clone()).await?;
+    expected.push(twin);
+    for other in [
+        domain("acme", "shop"),
+        org("globex"),
+        domain("globex", "acme"),
+    ] {
+        store.insert(record(other, T0)).await?;
+    }
+    expected.sort_by_key(|record| std::cmp::Reverse(Cursor::of(record)));
+
+    let listed = store.list(&org("acme"), None, 100).await?;
+    assert!(
+        listed == expected,
+        "a list holds exactly its scope (not its domains), newest first by (created_at, id)"
+    );
+    let shop = store.list(&domain("acme", "shop"), None, 100).await?;
+    assert!(
+        shop.len() == 1,
+        "a domain's list holds its own records only"
+    );
+    assert!(
+        store.list(&org("acme"), None, 2).await? == expected[..2],
+        "a list holds at most `limit` records"
+    );
+    Ok(())
+}
+
+async fn paging_loses_and_repeats_nothing(store: Arc<dyn TokenStore>) -> Result<(), StoreError> {
+    let mut inserted = Vec::new();
+    for seconds in 0..25 {
+        // Some share an instant, so the id must break ties.
+        let record = record(org("acme"), T0 + Duration::seconds(seconds / 2));
+        store.insert(record.clone()).await?;
+        inserted.push(record.id);
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    let mut newer = 0;
+    loop {
+        let page = store.list(&org("acme"), after, 4).await?;
+        // Others keep issuing tokens while the list is paged through.
+        newer += 1;
+        store
+            .insert(record(org("acme"), T0 + Duration::hours(newer)))
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some(Cursor::of(last));
+        seen.extend(page.iter().map(|record| record.id));
+    }
+    inserted.sort();
+    seen.sort();
+    assert!(
+        seen == inserted,
+        "paging must return every record present at the start exactly once"
+    );
+    Ok(())
+}
+
+async fn revoke_is_a_compare_and_set(store: Arc<dyn TokenStore>) -> Result<(), StoreError> {
+    let target = record(org("acme"), T0);
+    store.insert(target.clone()).await?;
+    let racers: Vec<_> = (0..RACERS)
+        .map(|n| {
+            let store = store.clone();
+            let revocation = revocation(&format!("racer{n}"), T0 + Duration::seconds(n as i64));
+            tokio::spawn(async move {
+                let outcome = store.revoke(target.id, revocation.clone()).await;
+                (revocation, outcome)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    let mut losers = Vec::new();
+    for racer in racers {
+        let (revocation, outcome) = racer.await.expect("a racing task panicked");
+        match outcome? {
+            RevokeOutcome::Revoked => winners.push(revocation),
+            RevokeOutcome::AlreadyRevoked(kept) => losers.push(kept),
+            RevokeOutcome::NotFound => panic!("revoke lost a stored record"),
+        }
+    }
+    assert!(
+        winners.len() == 1,
+        "exactly one of {RACERS} concurrent revokes wins, not {}",
+        winners.len()
+    );
+    let stored = found(&*store, target.id).await?.revoked;
+    assert!(
+        stored.as_ref() == Some(&winners[0]),
+        "the winner's revocation is the one kept"
+    );
+    assert!(
+        losers.iter().all(|kept| Some(kept) == stored.as_ref()),
+        "the others are told the kept revocation"
+    );
+    Ok(())
+}
+
+async fn records_come_back_raw(store: Arc<dyn TokenStore>) -> Result<(), StoreError> {
+    let mut expired = record(org("acme"), T0 - Duration::days(10));
+    expired.expires_at = Some(T0 - Duration::days(1));
+    let revoked = record(org("acme"), T0);
+    for record in [&expired, &revoked] {
+        store.insert(record.clone()).await?;
+    }
+    store.revoke(revoked.id, revocation("bob", T0)).await?;
+    assert!(
+        found(&*store, expired.id).await? == expired,
+        "an expired record is returned as stored: the service decides validity"
+    );
+    let back = found(&*store, revoked.id).await?;
+    assert!(
+        back.revoked.is_some(),
+        "a revoked record is returned, revoked"
+    );
+    assert!(
+        store.list(&org("acme"), None, 10).await?.len() == 2,
+        "lists include revoked and expired records"
+    );
+    Ok(())
+}
+
+async fn uses_keep_the_latest_time(store: Arc<dyn TokenStore>) -> Result<(), StoreError> {
+    let (a, b) = (record(org("acme"), T0), record(org("acme"), T0));
+    store.insert(a.clone()).await?;
+    store.insert(b.clone()).await?;
+    let later = T0 + Duration::minutes(5) + Duration::microseconds(3);
+    store
+        .record_uses(&[(a.id, later), (b.id, T0), (random_id(), T0)])
+        .await?;
+    store
+        .record_uses(&[(a.id, T0 + Duration::minutes(1))])
+        .await?;
+    assert!(
+        found(&*store, a.id).await?.last_used_at == Some(later),
+        "an earlier use never overwrites a later one"
+    );
+    assert!(
+        found(&*store, b.id).await?.last_used_at == Some(T0),
+        "each use is kept"
+    );
+    Ok(())
+}
+
+async fn rotation_is_one_step_once(store: Arc<dyn TokenStore>) -> Result<(), StoreError> {
+    let old = record(domain("acme", "shop"), T0);
+    store.insert(old.clone()).await?;
+    let grace_end = T0 + Duration::hours(24);
+    let racers: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let store = store.clone();
+            let mut successor = record(old.scope.clone(), T0 + Duration::seconds(1));
+            successor.rotated_from = Some(old.id);
+            tokio::spawn(async move {
+                let id = successor.id;
+                let outcome = store
+                    .rotate(old.id, Retirement::ExpiresAt(grace_end), successor)
+                    .await;
+                (id, outcome)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    let mut losers = Vec::new();
+    for racer in racers {
+        let (id, outcome) = racer.await.expect("a racing task panicked");
+        match outcome? {
+            RotateOutcome::Rotated => winners.push(id),
+            RotateOutcome::AlreadyReplaced(by) => losers.push((id, by)),
+            other => panic!("a concurrent rotation said {other:?}"),
+        }
+    }
+    assert!(
+        winners.len() == 1,
+        "exactly one of {RACERS} concurrent rotations wins: no fork"
+    );
+    let successor = winners[0];
+    let retired = found(&*store, old.id).await?;
+    assert!(
+        retired.replaced_by == Some(successor),
+        "the old record names its successor"
+    );
+    assert!(
+        retired.expires_at == Some(grace_end),
+        "the old record expires when its grace ends"
+    );
+    assert!(
+        retired.revoked.is_none(),
+        "a rotation with grace does not revoke"
+    );
+    let new = found(&*store, successor).await?;
+    assert!(
+        new.rotated_from == Some(old.id),
+        "the successor names what it replaced"
+    );
+    for (id, by) in losers {
+        assert!(by == successor, "losers are told the winner");
+        assert!(
+            store.find(id).await?.is_none(),
+            "a losing successor is not stored"
+        );
+    }
+    assert!(
+        store.list(&domain("acme", "shop"), None, 100).await?.len() == 2,
+        "the old record and one successor are listed"
+    );
+
+    // Without grace: retired by revocation, in the same step.
+    let mut next = record(new.scope.clone(), T0 + Duration::seconds(2));
+    next.rotated_from = Some(successor);
+    let revoked = revocation("alice", T0 + Duration::seconds(2));
+    let outcome = store
+        .rotate(
+            successor,
+            Retirement::Revoked(revoked.clone()),
+            next.clone(),
+        )
+        .await?;
+    assert!(outcome == RotateOutcome::Rotated, "a live record rotates");
+    let retired = found(&*store, successor).await?;
+    assert!(
+        retired.revoked == Some(revoked),
+        "a rotation without grace revokes"
+    );
+    assert!(retired.replaced_by == Some(next.id), "and links");
+    Ok(())
+}
+
+async fn rotation_refuses(store: Arc<dyn TokenStore>) -> Result<(), StoreError> {
+    let revoked = record(org("acme"), T0);
+    let live = record(org("acme"), T0);
+    let bystander = record(org("acme"), T0);
+    for record in [&revoked, &live, &bystander] {
+        store.insert(record.clone()).await?;
+    }
+    store.revoke(revoked.id, revocation("bob", T0)).await?;
+    let before = found(&*store, revoked.id).await?;
+    let successor = record(org("acme"), T0);
+    let successor_id = successor.id;
+    assert!(
+        store
+            .rotate(revoked.id, Retirement::ExpiresAt(T0), successor)
+            .await?
+            == RotateOutcome::Revoked,
+        "a revoked record is not rotated"
+    );
+    assert!(
+        found(&*store, revoked.id).await? == before,
+        "and is left as it was"
+    );
+    assert!(
+        store.find(successor_id).await?.is_none(),
+        "and no successor is stored"
+    );
+
+    // A successor whose id is taken: a conflict, and nothing changes.
+    let mut clash = record(org("acme"), T0);
+    clash.id = bystander.id;
+    match store
+        .rotate(live.id, Retirement::ExpiresAt(T0), clash)
+        .await
+    {
+        Err(StoreError::AlreadyExists { id }) => assert!(id == bystander.id, "naming the id"),
+        other => panic!("a taken successor id must fail as AlreadyExists, not {other:?}"),
+    }
+    assert!(
+        found(&*store, live.id).await? == live,
+        "the old record is untouched"
+    );
+    assert!(
+        found(&*store, bystander.id).await? == bystander,
+        "the holder is untouched"
+    );
+    Ok(())
+}
+
+async fn scope_revocation(store: Arc<dyn TokenStore>) -> Result<(), StoreError> {
+    let acme = record(org("acme"), T0);
+    let shop = record(domain("acme", "shop"), T0);
+    let earlier = record(domain("acme", "blog"), T0);
+    let globex = record(org("globex"), T0);
+    let globex_shop = record(domain("globex", "shop"), T0);
+    for record in [&acme, &shop, &earlier, &globex, &globex_shop] {
+        store.insert(record.clone()).await?;
+    }
+    let first = revocation("bob", T0);
+    store.revoke(earlier.id, first.clone()).await?;
+    let offboarding = revocation("alice", T0 + Duration::hours(1));
+    let count = store
+        .revoke_scope(&org("acme"), offboarding.clone())
+        .await?;
+    assert!(
+        count == 2,
+        "an organization's revocation counts what it revoked: {count}"
+    );
+    for id in [acme.id, shop.id] {
+        assert!(
+            found(&*store, id).await?.revoked == Some(offboarding.clone()),
+            "an organization's tokens and its domains' are revoked"
+        );
+    }
+    assert!(
+        found(&*store, earlier.id).await?.revoked == Some(first),
+        "an earlier revocation is kept"
+    );
+    for id in [globex.id, globex_shop.id] {
+        assert!(
+            found(&*store, id).await?.revoked.is_none(),
+            "other tenants are untouched"
+        );
+    }
+    let again = store
+        .revoke_scope(&domain("globex", "shop"), offboarding)
+        .await?;
+    assert!(again == 1, "a domain's revocation takes that domain only");
+    assert!(
+        found(&*store, globex.id).await?.revoked.is_none(),
+        "and not its organization"
+    );
+    Ok(())
+}
+
+async fn expiring_lists_the_window(store: Arc<dyn TokenStore>) -> Result<(), StoreError> {
+    let expiring = |days: i64| {
+        let mut record = record(org("acme"), T0);
+        record.expires_at = Some(T0 + Duration::days(days));
+        record
+    };
+    let (in_two, in_five, at_end, later) = (expiring(2), expiring(5), expiring(7), expiring(30));
+    let revoked = expiring(3);
+    let mut elsewhere = record(domain("acme", "shop"), T0);
+    elsewhere.expires_at = Some(T0 + Duration::days(1));
+    let never = record(org("acme"), T0);
+    for record in [
+        &in_five, &in_two, &at_end, &later, &revoked, &elsewhere, &never,
+    ] {
+        store.insert(record.clone()).await?;
+    }
+    store.revoke(revoked.id, revocation("bob", T0)).await?;
+    let window = T0 + Duration::days(2)..T0 + Duration::days(7);
+    let listed: Vec<TokenId> = store
+        .list_expiring(&org("acme"), window)
+        .await?
+        .iter()
+        .map(|record| record.id)
+        .collect();
+    assert!(
+        listed == [in_two.id, in_five.id],
+        "the window holds the scope's live tokens expiring in [start, end), soonest first"
+    );
+    Ok(())
+}
