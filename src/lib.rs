@@ -64,6 +64,9 @@
 //! | what | feature | for |
 //! |---|---|---|
 //! | [`MemoryStore`] | always built | tests, single-process services, prototypes |
+//! | `SqliteStore` | `sqlite` | one instance that keeps its tokens across restarts: one file |
+//! | `PostgresStore` | `postgres` | many instances sharing tokens and revocations |
+//! | `conformance`: the store contract as a test suite | `conformance` | testing a store of your own |
 //! | your own store | — | implement [`TokenStore`]: nine small async methods |
 //! | `http`: tower middleware and axum extractor | `axum` | protecting HTTP routes with `Authorization: Bearer` tokens |
 //!
@@ -133,6 +136,10 @@ pub use service::{
     DEFAULT_LAST_USED_INTERVAL, IssueRequest, IssuedToken, MAX_PAGE_SIZE, PageRequest, Revoked,
     TokenPage, TokenService, VerifiedToken,
 };
+#[cfg(feature = "postgres")]
+pub use store::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
 pub use store::{MemoryStore, TokenStore};
 pub use token::{ParsedToken, PlaintextToken, TokenFormat, TokenId};
 

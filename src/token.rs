@@ -63,7 +63,14 @@ impl TokenId {
         self.0
     }
 
-    #[cfg(any(test, feature = "conformance"))]
+    /// The id with these 64 bits (as `bits` returned them, or as a store
+    /// kept them).
+    #[cfg(any(
+        test,
+        feature = "conformance",
+        feature = "sqlite",
+        feature = "postgres"
+    ))]
     pub(crate) const fn from_bits(bits: u64) -> Self {
         TokenId(bits)
     }

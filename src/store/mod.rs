@@ -161,8 +161,18 @@ use crate::scope::Scope;
 use crate::token::TokenId;
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
 
 /// Storage for token records. Object safe: the service holds an
 /// `Arc<dyn TokenStore>`.

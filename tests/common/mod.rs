@@ -5,6 +5,8 @@
 
 #[cfg(feature = "axum")]
 pub mod http;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 use std::io;
 use std::ops::Range;

@@ -1,0 +1,193 @@
+//! The SQLite store, on real files: the conformance suite, a service over
+//! it, migrations run twice, a process killed mid-write, and rows edited
+//! into nonsense.
+
+mod common;
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use api_tokens::{
+    IssueRequest, SqliteStore, StoreError, TokenFormat, TokenService, TokenStore, VerifyError,
+};
+use common::*;
+
+/// A fresh, empty path for a database file, inside cargo's scratch dir.
+fn fresh_path(name: &str) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sqlite_store");
+    std::fs::create_dir_all(&dir).unwrap();
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let path = dir.join(format!("{name}-{}-{n}.db", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    path
+}
+
+fn service_over(store: Arc<dyn TokenStore>) -> TokenService {
+    TokenService::new(
+        TokenFormat::new(PREFIX).unwrap(),
+        api_tokens::Keyring::new(api_tokens::KeyId::new(1), key(1)),
+        store,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_sqlite_store_keeps_the_contract() {
+    api_tokens::conformance::run(|| async {
+        let store = SqliteStore::open(fresh_path("conformance")).await.unwrap();
+        Arc::new(store) as Arc<dyn TokenStore>
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tokens_outlive_the_store_and_migrating_twice_is_harmless() {
+    let path = fresh_path("reopen");
+    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    store.migrate().await.unwrap();
+    let service = service_over(store.clone());
+    let admin = org_admin("acme");
+    let kept = service
+        .issue(&admin, IssueRequest::new(org("acme"), "kept"))
+        .await
+        .unwrap();
+    let revoked = service
+        .issue(&admin, IssueRequest::new(domain("acme", "shop"), "revoked"))
+        .await
+        .unwrap();
+    service.revoke(&admin, revoked.summary.id).await.unwrap();
+    store.pool().close().await;
+
+    // Another process, later: the same file, migrated again.
+    let reopened = service_over(Arc::new(SqliteStore::open(&path).await.unwrap()));
+    let verified = reopened.verify(kept.token.expose_secret()).await.unwrap();
+    assert_eq!(verified.id(), kept.summary.id);
+    assert!(matches!(
+        reopened.verify(revoked.token.expose_secret()).await,
+        Err(VerifyError::Revoked)
+    ));
+    let listed = reopened
+        .list(&admin, &org("acme"), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.tokens, [kept.summary]);
+}
+
+#[tokio::test]
+async fn a_row_edited_into_nonsense_is_corrupt_never_a_token() {
+    let path = fresh_path("corrupt");
+    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let service = service_over(store.clone());
+    let admin = org_admin("acme");
+    let mut tokens = Vec::new();
+    for label in ["short digest", "unknown kind"] {
+        let issued = service
+            .issue(&admin, IssueRequest::new(org("acme"), label))
+            .await
+            .unwrap();
+        tokens.push((issued.token.expose_secret().to_owned(), issued.summary.id));
+    }
+    for edit in [
+        "UPDATE api_tokens SET digest = x'010203' WHERE label = 'short digest'",
+        "UPDATE api_tokens SET scope_kind = 'galaxy' WHERE label = 'unknown kind'",
+    ] {
+        let edited = sqlx::query(edit).execute(store.pool()).await.unwrap();
+        assert_eq!(edited.rows_affected(), 1);
+    }
+
+    for (token, id) in &tokens {
+        let named = |error: &StoreError| matches!(error, StoreError::Corrupt { id: Some(named), .. } if named == id);
+        match service.verify(token).await {
+            Err(VerifyError::Store(error)) => assert!(named(&error), "{error:?}"),
+            other => panic!("a corrupt row must not verify: {other:?}"),
+        }
+        assert!(named(&store.find(*id).await.unwrap_err()));
+        assert!(named(&store.find_credential(*id).await.unwrap_err()));
+    }
+}
+
+/// The child of the durability test: issues tokens into the file named by
+/// `API_TOKENS_SQLITE_CHILD` and prints each one only once `issue` has
+/// returned, until it is killed. Without that variable it does nothing.
+#[tokio::test]
+async fn durability_child() {
+    let Ok(path) = std::env::var("API_TOKENS_SQLITE_CHILD") else {
+        return;
+    };
+    let service = service_over(Arc::new(SqliteStore::open(&path).await.unwrap()));
+    let admin = org_admin("acme");
+    let mut stdout = std::io::stdout().lock();
+    for n in 0.. {
+        let issued = service
+            .issue(&admin, IssueRequest::new(org("acme"), format!("token {n}")))
+            .await
+            .unwrap();
+        writeln!(stdout, "{}", issued.token.expose_secret()).unwrap();
+        stdout.flush().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn tokens_acknowledged_before_a_sigkill_survive_it() {
+    let path = fresh_path("killed");
+    // Create the schema first, so the child only issues.
+    SqliteStore::open(&path).await.unwrap().pool().close().await;
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "durability_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("API_TOKENS_SQLITE_CHILD", &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut recorded = Vec::new();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while recorded.len() < 200 && Instant::now() < deadline {
+        let line = lines.next().expect("the child stopped early").unwrap();
+        if line.starts_with(PREFIX) {
+            recorded.push(line);
+        }
+    }
+    // SIGKILL, in the middle of its next insert.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(recorded.len() >= 200, "the child issued too slowly");
+
+    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let integrity: (String,) = sqlx::query_as("PRAGMA integrity_check")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(integrity.0, "ok");
+    let service = service_over(store.clone());
+    for token in &recorded {
+        service.verify(token).await.unwrap();
+    }
+    // No half-written record: every row reads back whole, and the child's
+    // acknowledged tokens are all there (plus at most the one in flight).
+    let all = store.list(&org("acme"), None, 100_000).await.unwrap();
+    assert!(all.len() >= recorded.len() && all.len() <= recorded.len() + 1);
+    assert!(
+        all.iter()
+            .all(|record| record.label.as_str().starts_with("token "))
+    );
+}
+
+#[tokio::test]
+async fn an_unopenable_file_is_unavailable() {
+    let error = SqliteStore::open(Path::new("/nonexistent/dir/tokens.db"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable { .. }), "{error:?}");
+}
