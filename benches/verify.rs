@@ -234,7 +234,11 @@ impl Fixture {
         ready(service.flush_last_used()).unwrap();
         Fixture {
             service: Arc::new(service),
-            untracked: Arc::new(support::service(store, &clock).with_last_used_interval(None)),
+            untracked: Arc::new(
+                support::service(store, &clock)
+                    .with_last_used_interval(None)
+                    .expect("no interval is a valid setting"),
+            ),
             admins,
             floor,
             valid,

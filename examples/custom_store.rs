@@ -86,7 +86,11 @@ impl TokenStore for Metered {
         self.count(&self.other_calls, self.inner.revoke(id, revocation).await)
     }
 
-    async fn revoke_scope(&self, scope: &Scope, revocation: Revocation) -> Result<u64, StoreError> {
+    async fn revoke_scope(
+        &self,
+        scope: &Scope,
+        revocation: Revocation,
+    ) -> Result<Vec<TokenId>, StoreError> {
         self.count(
             &self.other_calls,
             self.inner.revoke_scope(scope, revocation).await,

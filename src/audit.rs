@@ -98,8 +98,8 @@ pub enum AuditEvent {
         scope: Scope,
         /// Why, if the revoker said.
         reason: Option<Label>,
-        /// How many tokens this revoked (not counting those revoked before).
-        revoked: u64,
+        /// The tokens this revoked (not those revoked before).
+        tokens: Vec<TokenId>,
     },
     /// A management operation was refused because the actor lacks the
     /// rights, or named a token it may not manage (which it was told does
@@ -155,7 +155,8 @@ pub enum Operation {
 /// `record` cannot fail: a sink that can lose events (a full queue, a lost
 /// connection) decides itself whether to retry, buffer or drop, and says so
 /// in its own monitoring. The service awaits it after the operation has
-/// happened, so a slow sink slows management calls, never verification.
+/// happened, so a slow sink slows management calls; verification awaits it
+/// only for a retired token's use, at most once per token per minute.
 #[async_trait]
 pub trait AuditSink: Send + Sync {
     /// Keeps `event`.

@@ -35,8 +35,9 @@
 //! - revoked and expired records come back as stored;
 //! - uses keep the latest time; rotation inserts, links and retires in one
 //!   step, once; scope revocation covers an organization's domains and keeps
-//!   earlier revocations; `list_expiring` holds the scope's live tokens in
-//!   the window, soonest first.
+//!   earlier revocations, returning what it revoked; `list_expiring` holds
+//!   the scope's live tokens in the window that no rotation replaced,
+//!   soonest first.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -605,12 +606,15 @@ async fn scope_revocation(store: Arc<dyn TokenStore>) -> Result<(), StoreError> 
     let first = revocation("bob", T0);
     store.revoke(earlier.id, first.clone()).await?;
     let offboarding = revocation("alice", T0 + Duration::hours(1));
-    let count = store
+    let mut revoked = store
         .revoke_scope(&org("acme"), offboarding.clone())
         .await?;
+    revoked.sort();
+    let mut expected = vec![acme.id, shop.id];
+    expected.sort();
     assert!(
-        count == 2,
-        "an organization's revocation counts what it revoked: {count}"
+        revoked == expected,
+        "an organization's revocation returns exactly what it revoked: {revoked:?}"
     );
     for id in [acme.id, shop.id] {
         assert!(
@@ -631,7 +635,10 @@ async fn scope_revocation(store: Arc<dyn TokenStore>) -> Result<(), StoreError> 
     let again = store
         .revoke_scope(&domain("globex", "shop"), offboarding)
         .await?;
-    assert!(again == 1, "a domain's revocation takes that domain only");
+    assert!(
+        again == [globex_shop.id],
+        "a domain's revocation takes that domain only"
+    );
     assert!(
         found(&*store, globex.id).await?.revoked.is_none(),
         "and not its organization"
@@ -647,11 +654,13 @@ async fn expiring_lists_the_window(store: Arc<dyn TokenStore>) -> Result<(), Sto
     };
     let (in_two, in_five, at_end, later) = (expiring(2), expiring(5), expiring(7), expiring(30));
     let revoked = expiring(3);
+    let mut replaced = expiring(4);
+    replaced.replaced_by = Some(random_id());
     let mut elsewhere = record(domain("acme", "shop"), T0);
     elsewhere.expires_at = Some(T0 + Duration::days(1));
     let never = record(org("acme"), T0);
     for record in [
-        &in_five, &in_two, &at_end, &later, &revoked, &elsewhere, &never,
+        &in_five, &in_two, &at_end, &later, &revoked, &replaced, &elsewhere, &never,
     ] {
         store.insert(record.clone()).await?;
     }
@@ -665,7 +674,8 @@ async fn expiring_lists_the_window(store: Arc<dyn TokenStore>) -> Result<(), Sto
         .collect();
     assert!(
         listed == [in_two.id, in_five.id],
-        "the window holds the scope's live tokens expiring in [start, end), soonest first"
+        "the window holds the scope's live, unreplaced tokens expiring in [start, end), \
+         soonest first"
     );
     Ok(())
 }

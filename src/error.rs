@@ -182,6 +182,12 @@ pub enum PolicyError {
     /// A lifetime of zero or less.
     #[error("a token lifetime must be positive")]
     NotPositive,
+    /// A lifetime beyond [`MAX_LIFETIME`](crate::MAX_LIFETIME).
+    #[error("a token lifetime may be at most 100 years; use a never-expiring token instead")]
+    TooLong,
+    /// A last-used interval under one second.
+    #[error("the last-used interval must be at least one second")]
+    TooShort,
 }
 
 /// Why [`TokenService::issue`](crate::TokenService::issue) made no token.
@@ -363,6 +369,21 @@ pub enum RotateError {
     /// A grace period ending beyond the year 9999.
     #[error("the grace period ends beyond the year 9999")]
     GraceOutOfRange,
+    /// The successor's lifetime under the policy would end beyond the year
+    /// 9999.
+    #[error("the successor's lifetime would end beyond the year 9999")]
+    SuccessorExpiryOutOfRange,
+    /// The token's role is above the actor's at its scope: its successor
+    /// would be a token the actor may not issue.
+    #[error(
+        "a token of role {role} can be rotated only by one who holds it; the actor holds {held}"
+    )]
+    RoleTooHigh {
+        /// The token's role.
+        role: Role,
+        /// The actor's role at the token's scope.
+        held: Role,
+    },
     /// The operating system's random source failed.
     #[error(transparent)]
     RandomSource(#[from] RandomSourceError),
@@ -389,8 +410,8 @@ pub enum ListError {
         /// The largest page allowed.
         max: usize,
     },
-    /// An expiry window that is negative or reaches past the year 9999.
-    #[error("the window must be zero or more and end before the year 10000")]
+    /// A negative expiry window.
+    #[error("the window must be zero or more")]
     InvalidWindow,
     /// The store failed.
     #[error(transparent)]

@@ -79,7 +79,9 @@
 //!   [`TokenService::list_expiring`] finds the tokens to warn about.
 //! - Verification notes when a token was last used, at most once per
 //!   interval; [`TokenService::flush_last_used`] writes the notes, and the
-//!   list shows them.
+//!   list shows them. **Call it every few seconds** from a background task
+//!   (its docs show one): verification never writes, so without it no use
+//!   is ever recorded.
 //! - Every change and every refused attempt goes to an [`AuditSink`]
 //!   ([`TracingAuditSink`] by default); failed verifications are counted in
 //!   [`VerifyFailures`], not logged one by one.
@@ -128,7 +130,7 @@ pub use error::{
 pub use hashing::{Digest, HashKey, KeyId, Keyring};
 pub use ids::{ActorId, DomainId, MAX_ID_LEN, OrganizationId};
 pub use label::{Label, MAX_LABEL_CHARS};
-pub use policy::{Expiry, ExpiryPolicy};
+pub use policy::{Expiry, ExpiryPolicy, MAX_LIFETIME};
 pub use record::{Revocation, StoredCredential, TokenRecord, TokenStatus, TokenSummary};
 pub use scan::FoundToken;
 pub use scope::{Scope, ScopeKind};

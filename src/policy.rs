@@ -8,6 +8,7 @@ use crate::scope::ScopeKind;
 
 /// The expiry an [`IssueRequest`](crate::IssueRequest) asks for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Expiry {
     /// Whatever the service's [`ExpiryPolicy`] gives a new token.
     #[default]
@@ -46,7 +47,8 @@ impl ExpiryPolicy {
     ///
     /// # Errors
     ///
-    /// [`PolicyError`] for a lifetime that is not positive.
+    /// [`PolicyError`] for a lifetime that is not positive or longer than
+    /// [`MAX_LIFETIME`].
     pub fn with_default_lifetime(mut self, lifetime: Duration) -> Result<Self, PolicyError> {
         self.default_lifetime = Some(positive(lifetime)?);
         Ok(self)
@@ -57,7 +59,8 @@ impl ExpiryPolicy {
     ///
     /// # Errors
     ///
-    /// [`PolicyError`] for a lifetime that is not positive.
+    /// [`PolicyError`] for a lifetime that is not positive or longer than
+    /// [`MAX_LIFETIME`].
     pub fn with_max_lifetime(
         mut self,
         kind: ScopeKind,
@@ -123,11 +126,17 @@ impl ExpiryPolicy {
     }
 }
 
+/// The longest lifetime a policy may set: a century, past which "expires"
+/// means nothing and date arithmetic nears its limits.
+pub const MAX_LIFETIME: Duration = Duration::days(36_525);
+
 fn positive(lifetime: Duration) -> Result<Duration, PolicyError> {
-    if lifetime.is_positive() {
-        Ok(lifetime)
-    } else {
+    if !lifetime.is_positive() {
         Err(PolicyError::NotPositive)
+    } else if lifetime > MAX_LIFETIME {
+        Err(PolicyError::TooLong)
+    } else {
+        Ok(lifetime)
     }
 }
 
@@ -163,15 +172,25 @@ mod tests {
 
     #[test]
     fn lifetimes_must_be_positive() {
-        for bad in [Duration::ZERO, Duration::seconds(-1)] {
+        for (bad, error) in [
+            (Duration::ZERO, PolicyError::NotPositive),
+            (Duration::seconds(-1), PolicyError::NotPositive),
+            (MAX_LIFETIME + Duration::SECOND, PolicyError::TooLong),
+            (Duration::MAX, PolicyError::TooLong),
+        ] {
             assert_eq!(
                 ExpiryPolicy::default().with_default_lifetime(bad),
-                Err(PolicyError::NotPositive)
+                Err(error)
             );
             assert_eq!(
                 ExpiryPolicy::default().with_max_lifetime(ScopeKind::Domain, bad),
-                Err(PolicyError::NotPositive)
+                Err(error)
             );
         }
+        assert!(
+            ExpiryPolicy::default()
+                .with_default_lifetime(MAX_LIFETIME)
+                .is_ok()
+        );
     }
 }

@@ -8,9 +8,11 @@
 //! token); the next flush writes the whole set to the store in one call.
 //!
 //! So a user gets: `last_used_at` is the time of the first use after the
-//! previous recorded one was at least an interval old; it reaches the store
-//! at the next flush; and the list therefore shows a time at most one
-//! interval plus one flush period older than the true last use.
+//! previous recorded one was at least an interval old (as of the last
+//! flush); it reaches the store at the next flush; and the list therefore
+//! shows a time at most one interval plus two flush periods older than the
+//! true last use. A token's use is written at most once per interval: a use
+//! noted while a flush writes it is not noted again.
 //!
 //! [`TokenService::flush_last_used`]: crate::TokenService::flush_last_used
 
@@ -32,20 +34,29 @@ const SHARDS: usize = 16;
 pub(crate) struct UsageTracker {
     /// At most one write per token per this many seconds.
     interval_seconds: i64,
-    /// Unix seconds at the last flush; 0 before the first, so that a token
-    /// never used is due at once.
+    /// Unix seconds at the last successful flush; 0 before the first, so
+    /// that a token never used is due at once.
     coarse_now: AtomicI64,
-    pending: Box<[Mutex<HashMap<TokenId, OffsetDateTime>>]>,
+    shards: Box<[Mutex<Pending>]>,
+}
+
+/// One shard's uses: noted since the last flush, and taken by a flush whose
+/// write has not returned yet (a use of those is not noted again, or the
+/// next flush would write it a second time within the interval).
+#[derive(Debug, Default)]
+struct Pending {
+    noted: HashMap<TokenId, OffsetDateTime>,
+    writing: HashMap<TokenId, OffsetDateTime>,
 }
 
 impl UsageTracker {
     /// A tracker writing each token's use at most once per `interval`
-    /// (counted in whole seconds, at least one).
+    /// (whole seconds; the caller checked it is at least one).
     pub(crate) fn new(interval: Duration) -> Self {
         UsageTracker {
             interval_seconds: interval.whole_seconds().max(1),
             coarse_now: AtomicI64::new(0),
-            pending: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
         }
     }
 
@@ -64,32 +75,76 @@ impl UsageTracker {
             .last_used_at
             .is_none_or(|last| coarse_now - last.unix_timestamp() >= self.interval_seconds);
         if due {
-            self.shard(credential.id)
-                .entry(credential.id)
-                .or_insert_with(now);
+            let mut pending = self.shard(credential.id);
+            if !pending.writing.contains_key(&credential.id) {
+                pending.noted.entry(credential.id).or_insert_with(now);
+            }
         }
     }
 
-    /// Takes every pending use, and moves the coarse time to `now`.
-    pub(crate) fn take(&self, now: OffsetDateTime) -> Vec<(TokenId, OffsetDateTime)> {
-        self.coarse_now
-            .fetch_max(now.unix_timestamp(), Ordering::Relaxed);
-        self.pending
-            .iter()
-            .flat_map(|shard| lock(shard).drain().collect::<Vec<_>>())
-            .collect()
+    /// Takes every noted use for a flush to write; they stay marked as being
+    /// written until [`finish`](Self::finish).
+    pub(crate) fn take(&self) -> Vec<(TokenId, OffsetDateTime)> {
+        let mut taken = Vec::new();
+        for shard in self.shards.iter() {
+            let mut pending = lock(shard);
+            let noted = std::mem::take(&mut pending.noted);
+            taken.extend(noted.iter().map(|(&id, &at)| (id, at)));
+            pending.writing.extend(noted);
+        }
+        taken
     }
 
-    /// Puts back uses a flush could not write, so the next flush tries
-    /// again. A use of the same token noted meanwhile is newer, and stays.
-    pub(crate) fn put_back(&self, uses: Vec<(TokenId, OffsetDateTime)>) {
-        for (id, at) in uses {
-            self.shard(id).entry(id).or_insert(at);
+    /// Ends a flush begun at `now`. Written: the store has the times, and
+    /// the coarse time moves on. Not written: the uses wait for the next
+    /// flush (none of them was noted meanwhile).
+    pub(crate) fn finish(&self, now: OffsetDateTime, written: bool) {
+        for shard in self.shards.iter() {
+            let mut pending = lock(shard);
+            let writing = std::mem::take(&mut pending.writing);
+            if !written {
+                pending.noted.extend(writing);
+            }
+        }
+        if written {
+            self.coarse_now
+                .fetch_max(now.unix_timestamp(), Ordering::Relaxed);
         }
     }
 
-    fn shard(&self, id: TokenId) -> MutexGuard<'_, HashMap<TokenId, OffsetDateTime>> {
-        lock(&self.pending[id.bits() as usize % SHARDS])
+    fn shard(&self, id: TokenId) -> MutexGuard<'_, Pending> {
+        lock(&self.shards[id.bits() as usize % SHARDS])
+    }
+}
+
+/// Lets something happen at most once per token per interval: the audit
+/// event for a retired token's use, so that a client hammering the service
+/// with one makes one event a minute, not one per request.
+#[derive(Debug)]
+pub(crate) struct OncePerInterval {
+    interval: Duration,
+    last: Box<[Mutex<HashMap<TokenId, OffsetDateTime>>]>,
+}
+
+impl OncePerInterval {
+    pub(crate) fn new(interval: Duration) -> Self {
+        OncePerInterval {
+            interval,
+            last: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    /// Whether `id` may have its turn at `now`; if so, the next is an
+    /// interval later.
+    pub(crate) fn turn(&self, id: TokenId, now: OffsetDateTime) -> bool {
+        let mut last = lock(&self.last[id.bits() as usize % SHARDS]);
+        match last.get(&id) {
+            Some(&at) if now - at < self.interval => false,
+            _ => {
+                last.insert(id, now);
+                true
+            }
+        }
     }
 }
 

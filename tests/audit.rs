@@ -49,11 +49,20 @@ async fn every_change_and_every_refusal_is_an_event() {
             .await
             .is_err()
     );
+    // The rotated token, live through its grace, is all the scope has left.
     let revoked = fixture
         .service
-        .revoke_scope(&alice, &domain("acme", "shop"), Some("domain removed"))
+        .revoke_scope(&alice, &org("acme"), Some("customer offboarded"))
         .await
         .unwrap();
+    assert_eq!(revoked, 1);
+    // A scope with nothing left to revoke: nothing happened, no event.
+    let nothing = fixture
+        .service
+        .revoke_scope(&alice, &org("acme"), None)
+        .await
+        .unwrap();
+    assert_eq!(nothing, 0);
 
     let events = fixture.audit.events();
     let kinds: Vec<&str> = events
@@ -121,8 +130,8 @@ async fn every_change_and_every_refusal_is_an_event() {
     );
     assert!(matches!(
         &events[7],
-        AuditEvent::ScopeRevoked { revoked: count, reason: Some(reason), .. }
-            if *count == revoked && reason.as_str() == "domain removed"
+        AuditEvent::ScopeRevoked { tokens, reason: Some(reason), .. }
+            if *tokens == [org_token] && reason.as_str() == "customer offboarded"
     ));
 }
 
@@ -258,5 +267,43 @@ async fn no_event_holds_a_secret_or_a_digest() {
                 "{text}"
             );
         }
+    }
+}
+
+#[tokio::test]
+async fn a_token_pasted_into_a_label_or_reason_is_kept_redacted() {
+    let fixture = fixture();
+    let alice = org_admin("acme");
+    let (leaked, leaked_id) = fixture.issue_at(org("acme"), "ci").await;
+    let head = &leaked[..SECRET_AT];
+
+    let issued = fixture
+        .service
+        .issue(
+            &alice,
+            IssueRequest::new(org("acme"), format!("replaces {leaked}")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        issued.summary.label.as_str(),
+        format!("replaces {head}…[redacted]")
+    );
+    fixture
+        .service
+        .revoke_because(
+            &alice,
+            leaked_id,
+            Some(&format!("pasted in chat: {leaked}")),
+        )
+        .await
+        .unwrap();
+    let stored = fixture.store.record(leaked_id).await;
+    assert_eq!(
+        stored.revoked.unwrap().reason.unwrap().as_str(),
+        format!("pasted in chat: {head}…[redacted]")
+    );
+    for event in fixture.audit.events() {
+        assert!(!format!("{event:?}").contains(&leaked[SECRET_AT..CHECKSUM_AT]));
     }
 }

@@ -85,7 +85,11 @@ impl TokenStore for Faulty {
             (_, outcome) => outcome,
         })
     }
-    async fn revoke_scope(&self, scope: &Scope, revocation: Revocation) -> Result<u64, StoreError> {
+    async fn revoke_scope(
+        &self,
+        scope: &Scope,
+        revocation: Revocation,
+    ) -> Result<Vec<TokenId>, StoreError> {
         self.0.revoke_scope(scope, revocation).await
     }
     async fn rotate(

@@ -97,7 +97,8 @@ async fn tracking_can_be_turned_off() {
         fixture.store.clone(),
     )
     .with_clock(Arc::new(fixture.clock.clone()))
-    .with_last_used_interval(None);
+    .with_last_used_interval(None)
+    .unwrap();
     assert_eq!(untracked.last_used_interval(), None);
     untracked.verify(&token).await.unwrap();
     assert_eq!(untracked.flush_last_used().await.unwrap(), 0);
@@ -115,4 +116,55 @@ async fn uses_a_failed_flush_could_not_write_wait_for_the_next() {
     assert_eq!(last_used(&fixture, id).await, None);
     assert_eq!(fixture.service.flush_last_used().await.unwrap(), 1);
     assert_eq!(last_used(&fixture, id).await, Some(START));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_use_during_a_flush_is_not_written_again_within_the_interval() {
+    let fixture = Arc::new(fixture());
+    let (token, id) = fixture.issue_at(org("acme"), "ci").await;
+    fixture.service.verify(&token).await.unwrap();
+    let gate = fixture.store.hold_next_use_write();
+    let flushing = {
+        let fixture = fixture.clone();
+        tokio::spawn(async move { fixture.service.flush_last_used().await })
+    };
+    gate.entered.notified().await;
+    // The store has not recorded the first use yet; this one must not be
+    // noted again, or the next flush would write the token a second time.
+    fixture.clock.advance(Duration::seconds(1));
+    fixture.service.verify(&token).await.unwrap();
+    gate.release.notify_one();
+    assert_eq!(flushing.await.unwrap().unwrap(), 1);
+    assert_eq!(fixture.service.flush_last_used().await.unwrap(), 0);
+    assert_eq!(fixture.store.use_writes(), 1);
+    assert_eq!(last_used(&fixture, id).await, Some(START));
+}
+
+#[tokio::test]
+async fn an_interval_under_a_second_is_refused() {
+    let fixture = fixture();
+    let service = TokenService::new(
+        TokenFormat::new(PREFIX).unwrap(),
+        api_tokens::Keyring::new(api_tokens::KeyId::new(1), key(1)),
+        fixture.store.clone(),
+    );
+    for bad in [
+        Duration::ZERO,
+        Duration::milliseconds(999),
+        Duration::seconds(-5),
+    ] {
+        assert!(matches!(
+            TokenService::new(
+                TokenFormat::new(PREFIX).unwrap(),
+                api_tokens::Keyring::new(api_tokens::KeyId::new(1), key(1)),
+                fixture.store.clone(),
+            )
+            .with_last_used_interval(Some(bad)),
+            Err(api_tokens::PolicyError::TooShort)
+        ));
+    }
+    let five = service
+        .with_last_used_interval(Some(Duration::seconds(5)))
+        .unwrap();
+    assert_eq!(five.last_used_interval(), Some(Duration::seconds(5)));
 }

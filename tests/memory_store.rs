@@ -164,7 +164,7 @@ fn of_concurrent_revokes_exactly_one_wins_and_its_revocation_is_kept() {
                     match block_on(store.revoke(id, revocation)).unwrap() {
                         RevokeOutcome::Revoked => Some(by),
                         RevokeOutcome::AlreadyRevoked(_) => None,
-                        RevokeOutcome::NotFound => panic!("the record exists"),
+                        other => panic!("the record exists: {other:?}"),
                     }
                 })
             })

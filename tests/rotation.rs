@@ -237,3 +237,107 @@ fn of_concurrent_rotations_exactly_one_succeeds() {
         .unwrap();
     assert_eq!(listed.tokens.len(), 2, "the original and one successor");
 }
+
+#[tokio::test]
+async fn an_admin_cannot_rotate_an_owners_token_into_an_owner_token() {
+    let fixture = fixture();
+    let owner = actor("olga", &[(org("acme"), Role::Owner)]);
+    let admin = org_admin("acme");
+    let owners = fixture
+        .service
+        .issue(&owner, IssueRequest::new(org("acme"), "owner's"))
+        .await
+        .unwrap();
+    assert_eq!(owners.summary.role, Role::Owner);
+    // The admin may revoke it, but not mint its successor.
+    assert!(matches!(
+        fixture
+            .service
+            .rotate(&admin, owners.summary.id, Duration::hours(1))
+            .await,
+        Err(RotateError::RoleTooHigh {
+            role: Role::Owner,
+            held: Role::Admin
+        })
+    ));
+    assert!(
+        fixture
+            .store
+            .record(owners.summary.id)
+            .await
+            .replaced_by
+            .is_none()
+    );
+    assert!(matches!(
+        fixture.audit.events().last(),
+        Some(AuditEvent::Refused {
+            operation: api_tokens::Operation::Rotate,
+            ..
+        })
+    ));
+    // The owner may.
+    let successor = fixture
+        .service
+        .rotate(&owner, owners.summary.id, Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(successor.summary.role, Role::Owner);
+}
+
+#[tokio::test]
+async fn refused_rotations_leave_no_event_but_a_refusal_for_lack_of_rights() {
+    let fixture = fixture();
+    let admin = org_admin("acme");
+    let (_, live) = fixture.issue_at(org("acme"), "live").await;
+    let (_, theirs) = fixture.issue_at(org("globex"), "theirs").await;
+    let before = fixture.audit.events().len();
+    for grace in [Duration::seconds(-1), Duration::MAX] {
+        assert!(fixture.service.rotate(&admin, live, grace).await.is_err());
+    }
+    assert_eq!(fixture.audit.events().len(), before, "nothing happened");
+    assert!(
+        fixture
+            .service
+            .rotate(&admin, theirs, Duration::hours(1))
+            .await
+            .is_err()
+    );
+    let events = fixture.audit.events();
+    assert_eq!(events.len(), before + 1);
+    assert!(matches!(
+        &events[before],
+        AuditEvent::Refused { operation: api_tokens::Operation::Rotate, token: Some(token), .. }
+            if *token == theirs
+    ));
+}
+
+#[tokio::test]
+async fn a_retired_tokens_uses_are_audited_once_a_minute_not_per_request() {
+    let fixture = fixture();
+    let admin = org_admin("acme");
+    let (old_token, old_id) = fixture.issue_at(org("acme"), "ci").await;
+    // Rotated without grace: revoked at once, and still a retired token.
+    fixture
+        .service
+        .rotate(&admin, old_id, Duration::ZERO)
+        .await
+        .unwrap();
+    let retired_events = |fixture: &Fixture| {
+        fixture
+            .audit
+            .events()
+            .iter()
+            .filter(|event| matches!(event, AuditEvent::RetiredTokenUsed { .. }))
+            .count()
+    };
+    for _ in 0..100 {
+        assert!(matches!(
+            fixture.service.verify(&old_token).await,
+            Err(VerifyError::Revoked)
+        ));
+    }
+    assert_eq!(retired_events(&fixture), 1);
+    fixture.clock.advance(Duration::seconds(61));
+    assert!(fixture.service.verify(&old_token).await.is_err());
+    assert_eq!(retired_events(&fixture), 2);
+}

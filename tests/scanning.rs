@@ -73,6 +73,30 @@ proptest! {
         prop_assert_eq!(redacted.as_ref(), text.as_str());
     }
 
+    /// A real token with one character changed, or cut short, embedded in
+    /// text: never matched (the near misses a scanner must not flag).
+    #[test]
+    fn near_misses_are_not_matched(
+        pick in 0..64usize,
+        position in 0..TOKEN_LEN,
+        replacement in prop::sample::select(
+            b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_".to_vec()
+        ),
+        cut in 1..TOKEN_LEN,
+    ) {
+        let token = &issued()[pick].0;
+        prop_assume!(token.as_bytes()[position] != replacement);
+        let mut changed = token.clone().into_bytes();
+        changed[position] = replacement;
+        let changed = String::from_utf8(changed).unwrap();
+        for near_miss in [changed.as_str(), &token[..cut], &token[cut..]] {
+            let text = format!("x {near_miss} y");
+            prop_assert!(format().find_tokens(&text).is_empty(), "{near_miss}");
+            let redacted = format().redact(&text);
+            prop_assert_eq!(redacted.as_ref(), text.as_str());
+        }
+    }
+
     /// Strings shaped like tokens but with a random tail fail the checksum
     /// and are not matched.
     #[test]

@@ -45,6 +45,17 @@ impl TokenService {
         let Some(old) = self.managed_record(actor, id, Operation::Rotate).await? else {
             return Err(RotateError::NotFound { id });
         };
+        // The successor carries the old token's role: only an actor who
+        // could issue that role may mint it (an admin rotating an owner's
+        // token would otherwise get an owner token).
+        let held = actor.role_at(&old.scope);
+        if held.is_none_or(|held| old.role > held) {
+            self.refused(actor, Operation::Rotate, None, Some(id)).await;
+            return Err(RotateError::RoleTooHigh {
+                role: old.role,
+                held: held.unwrap_or(old.role),
+            });
+        }
         if let Some(by) = old.replaced_by {
             return Err(RotateError::AlreadyReplaced { id, by });
         }
@@ -79,14 +90,16 @@ impl TokenService {
             Retirement::ExpiresAt(until) => *until,
             Retirement::Revoked(_) => now,
         };
-        // A policy default cannot be refused; beyond the year 9999 it is
-        // "never".
-        let expires_at = self
+        // A policy default is never refused, except where it would end past
+        // the year 9999.
+        let expires_at = match self
             .policy
             .resolve(old.scope.kind(), Expiry::PolicyDefault, now)
-            .ok()
-            .flatten()
-            .and_then(stored_time);
+        {
+            Ok(None) => None,
+            Ok(Some(at)) => Some(stored_time(at).ok_or(RotateError::SuccessorExpiryOutOfRange)?),
+            Err(_) => return Err(RotateError::SuccessorExpiryOutOfRange),
+        };
 
         let mut attempt = 1;
         loop {
@@ -150,7 +163,7 @@ impl TokenService {
             });
         }
         let reason = reason
-            .map(Label::new)
+            .map(|reason| self.label(reason))
             .transpose()
             .map_err(RevokeScopeError::InvalidReason)?;
         let revocation = Revocation {
@@ -160,16 +173,20 @@ impl TokenService {
         };
         let at = revocation.at;
         let revoked = self.store.revoke_scope(scope, revocation).await?;
-        self.audit
-            .record(AuditEvent::ScopeRevoked {
-                at,
-                actor: actor.id.clone(),
-                scope: scope.clone(),
-                reason,
-                revoked,
-            })
-            .await;
-        Ok(revoked)
+        let count = revoked.len() as u64;
+        // Nothing revoked, nothing happened: no event.
+        if !revoked.is_empty() {
+            self.audit
+                .record(AuditEvent::ScopeRevoked {
+                    at,
+                    actor: actor.id.clone(),
+                    scope: scope.clone(),
+                    reason,
+                    tokens: revoked,
+                })
+                .await;
+        }
+        Ok(count)
     }
 
     /// The live tokens of exactly `scope` that expire within `within` from
@@ -179,7 +196,7 @@ impl TokenService {
     /// # Errors
     ///
     /// [`ListError`]: the actor is not an admin at `scope`, `within` is
-    /// negative or reaches past the year 9999, or the store failed.
+    /// negative, or the store failed.
     pub async fn list_expiring(
         &self,
         actor: &Actor,
@@ -193,16 +210,15 @@ impl TokenService {
                 scope: scope.clone(),
             });
         }
+        if within.is_negative() {
+            return Err(ListError::InvalidWindow);
+        }
         let now = self.now();
-        let end = now
-            .checked_add(within)
-            .filter(|_| !within.is_negative())
-            .ok_or(ListError::InvalidWindow)?;
         // A token whose expiry is `now` has expired already; times are kept
-        // to the microsecond, so the window starts one later.
-        let start = now
-            .checked_add(Duration::MICROSECOND)
-            .ok_or(ListError::InvalidWindow)?;
+        // to the microsecond, so the window starts one later. Near the year
+        // 9999 the window ends where time does.
+        let start = now.saturating_add(Duration::MICROSECOND);
+        let end = now.saturating_add(within);
         let records = self.store.list_expiring(scope, start..end).await?;
         Ok(records
             .iter()
@@ -237,17 +253,15 @@ impl TokenService {
         let Some(usage) = &self.usage else {
             return Ok(0);
         };
-        let uses = usage.take(self.now());
-        if uses.is_empty() {
-            return Ok(0);
-        }
-        match self.store.record_uses(&uses).await {
-            Ok(()) => Ok(uses.len()),
-            Err(error) => {
-                usage.put_back(uses);
-                Err(error)
-            }
-        }
+        let now = self.now();
+        let uses = usage.take();
+        let written = if uses.is_empty() {
+            Ok(())
+        } else {
+            self.store.record_uses(&uses).await
+        };
+        usage.finish(now, written.is_ok());
+        written.map(|()| uses.len())
     }
 
     /// How often a token's use is recorded at most, or `None` when last-used
@@ -263,8 +277,11 @@ impl TokenService {
 
     /// Tells the audit sink that a rotated token was used after its grace.
     pub(super) async fn retired_token_used(&self, credential: &StoredCredential) {
-        // Rare (it takes the retired token's secret), so one more read to
-        // name the successor is fine.
+        if !self.retired_reports.turn(credential.id, self.now()) {
+            return;
+        }
+        // Once a minute per token at most, so one more read to name the
+        // successor costs nothing that matters.
         let replaced_by = match self.store.find(credential.id).await {
             Ok(record) => record.and_then(|record| record.replaced_by),
             Err(_) => None,

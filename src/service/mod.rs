@@ -28,8 +28,10 @@ use time::{Duration, OffsetDateTime, UtcOffset};
 use crate::actor::{Actor, Role};
 use crate::audit::{AuditEvent, AuditSink, FailureCounters, Operation, TracingAuditSink};
 use crate::clock::{Clock, SystemClock};
+use crate::error::LabelError;
 use crate::error::{
-    IssueError, ListError, LookupError, RandomSourceError, RevokeError, StoreError, VerifyError,
+    IssueError, ListError, LookupError, PolicyError, RandomSourceError, RevokeError, StoreError,
+    VerifyError,
 };
 use crate::hashing::{Digest, Keyring};
 use crate::label::Label;
@@ -38,7 +40,7 @@ use crate::record::{Revocation, TokenRecord, TokenSummary};
 use crate::scope::Scope;
 use crate::store::{Cursor, RevokeOutcome, TokenStore};
 use crate::token::{PlaintextToken, TokenFormat, TokenId};
-use crate::usage::UsageTracker;
+use crate::usage::{OncePerInterval, UsageTracker};
 
 /// How often a token's use is written at most, unless configured otherwise.
 pub const DEFAULT_LAST_USED_INTERVAL: Duration = Duration::seconds(60);
@@ -81,6 +83,8 @@ pub struct TokenService {
     failures: FailureCounters,
     /// `None` when last-used tracking is off.
     usage: Option<UsageTracker>,
+    /// A retired token's use is audited once per token per interval.
+    retired_reports: OncePerInterval,
 }
 
 /// What to issue: a token for `scope`, labelled `label`.
@@ -254,6 +258,7 @@ impl TokenService {
             audit: Arc::new(TracingAuditSink),
             failures: FailureCounters::default(),
             usage: Some(UsageTracker::new(DEFAULT_LAST_USED_INTERVAL)),
+            retired_reports: OncePerInterval::new(DEFAULT_LAST_USED_INTERVAL),
         }
     }
 
@@ -280,11 +285,20 @@ impl TokenService {
     }
 
     /// The same service, recording a token's use at most once per `interval`
-    /// (whole seconds, at least one), or not at all for `None`.
-    #[must_use]
-    pub fn with_last_used_interval(mut self, interval: Option<Duration>) -> Self {
+    /// (counted in whole seconds), or not at all for `None`.
+    ///
+    /// # Errors
+    ///
+    /// [`PolicyError::TooShort`] for an interval under one second.
+    pub fn with_last_used_interval(
+        mut self,
+        interval: Option<Duration>,
+    ) -> Result<Self, PolicyError> {
+        if interval.is_some_and(|interval| interval < Duration::SECOND) {
+            return Err(PolicyError::TooShort);
+        }
         self.usage = interval.map(UsageTracker::new);
-        self
+        Ok(self)
     }
 
     /// The token format this service issues and accepts.
@@ -324,7 +338,7 @@ impl TokenService {
                 held,
             });
         }
-        let label = Label::new(&request.label)?;
+        let label = self.label(&request.label)?;
         let now = self.now();
         let expiry = match request.expiry {
             Expiry::At(at) => Expiry::At(stored_time(at).ok_or(IssueError::ExpiryOutOfRange)?),
@@ -450,16 +464,23 @@ impl TokenService {
             }
             _ => return Err(VerifyError::Invalid),
         };
-        if credential.revoked {
-            return Err(VerifyError::Revoked);
-        }
-        if let Some(expiry) = credential.expires_at
-            && self.clock.now() >= expiry
+        let refused = if credential.revoked {
+            Some(VerifyError::Revoked)
+        } else if credential
+            .expires_at
+            .is_some_and(|expiry| self.clock.now() >= expiry)
         {
+            Some(VerifyError::Expired)
+        } else {
+            None
+        };
+        if let Some(refused) = refused {
+            // A rotated token past its grace (or rotated without one): a
+            // client still holding an old credential, or a leaked copy.
             if credential.replaced {
                 self.retired_token_used(&credential).await;
             }
-            return Err(VerifyError::Expired);
+            return Err(refused);
         }
         if let Some(usage) = &self.usage {
             usage.note(&credential, || self.now());
@@ -499,7 +520,7 @@ impl TokenService {
         reason: Option<&str>,
     ) -> Result<Revoked, RevokeError> {
         let reason = reason
-            .map(Label::new)
+            .map(|reason| self.label(reason))
             .transpose()
             .map_err(RevokeError::InvalidReason)?;
         let Some(record) = self.managed_record(actor, id, Operation::Revoke).await? else {
@@ -622,6 +643,13 @@ impl TokenService {
             rotated_from: record.rotated_from,
             replaced_by: record.replaced_by,
         }
+    }
+
+    /// A label or reason as kept: validated, with any token of this service
+    /// someone pasted into it redacted, so no list, record or audit event
+    /// ever holds one.
+    fn label(&self, text: &str) -> Result<Label, LabelError> {
+        Label::new(&self.format.redact(text))
     }
 
     /// Tells the audit sink that `actor` was refused `operation`.

@@ -78,12 +78,12 @@
 //!         Ok(RevokeOutcome::Revoked)
 //!     }
 //!
-//!     async fn revoke_scope(&self, scope: &Scope, revocation: Revocation) -> Result<u64, StoreError> {
-//!         let mut revoked = 0;
+//!     async fn revoke_scope(&self, scope: &Scope, revocation: Revocation) -> Result<Vec<TokenId>, StoreError> {
+//!         let mut revoked = Vec::new();
 //!         for record in self.0.lock().unwrap().values_mut() {
 //!             if scope.covers(&record.scope) && record.revoked.is_none() {
 //!                 record.revoked = Some(revocation.clone());
-//!                 revoked += 1;
+//!                 revoked.push(record.id);
 //!             }
 //!         }
 //!         Ok(revoked)
@@ -135,7 +135,7 @@
 //!         let records = self.0.lock().unwrap();
 //!         let mut found: Vec<_> = records
 //!             .values()
-//!             .filter(|r| &r.scope == scope && r.revoked.is_none())
+//!             .filter(|r| &r.scope == scope && r.revoked.is_none() && r.replaced_by.is_none())
 //!             .filter(|r| r.expires_at.is_some_and(|at| window.contains(&at)))
 //!             .cloned()
 //!             .collect();
@@ -245,8 +245,8 @@ pub trait TokenStore: Send + Sync {
 
     /// Revokes, with `revocation`, every record not yet revoked whose scope
     /// `scope` [covers](Scope::covers) (an organization's own tokens and its
-    /// domains'), as one atomic step, and says how many it revoked. Records
-    /// revoked before keep their revocation.
+    /// domains', expired ones too), as one atomic step, and returns the ids
+    /// it revoked. Records revoked before keep their revocation.
     ///
     /// Atomic against inserts: a record whose insert returned before this
     /// call began is revoked by it; one inserted concurrently is either
@@ -258,7 +258,11 @@ pub trait TokenStore: Send + Sync {
     /// A backend failure; then nothing was revoked, or (for a store that
     /// cannot do it in one step) what was revoked stays revoked and a retry
     /// finishes the job.
-    async fn revoke_scope(&self, scope: &Scope, revocation: Revocation) -> Result<u64, StoreError>;
+    async fn revoke_scope(
+        &self,
+        scope: &Scope,
+        revocation: Revocation,
+    ) -> Result<Vec<TokenId>, StoreError>;
 
     /// Replaces the record `old` by `successor` (whose `rotated_from` is
     /// `old`) in one atomic step, if `old` is neither revoked nor replaced
@@ -287,9 +291,11 @@ pub trait TokenStore: Send + Sync {
     /// A backend failure.
     async fn record_uses(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError>;
 
-    /// The records whose scope equals `scope` exactly, not revoked, whose
-    /// `expires_at` lies in `window` (start included, end excluded), the
-    /// soonest to expire first: what an "expiring soon" e-mail lists.
+    /// The records whose scope equals `scope` exactly, neither revoked nor
+    /// replaced by a rotation (that expiry is a grace period the admin
+    /// chose), whose `expires_at` lies in `window` (start included, end
+    /// excluded), the soonest to expire first, ties by id: what an "expiring
+    /// soon" e-mail lists.
     ///
     /// # Errors
     ///
@@ -301,7 +307,9 @@ pub trait TokenStore: Send + Sync {
     ) -> Result<Vec<TokenRecord>, StoreError>;
 }
 
-/// How [`TokenStore::rotate`] retires the replaced record.
+/// How [`TokenStore::rotate`] retires the replaced record. Deliberately not
+/// `#[non_exhaustive]`: a new way to retire a token must fail every store's
+/// build until the store handles it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Retirement {
     /// It keeps verifying until this time (its grace period), then expires.
@@ -312,6 +320,7 @@ pub enum Retirement {
 
 /// What [`TokenStore::rotate`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RotateOutcome {
     /// The successor is stored and the old record retired.
     Rotated,
@@ -325,6 +334,7 @@ pub enum RotateOutcome {
 
 /// What [`TokenStore::revoke`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RevokeOutcome {
     /// The record was live and is now revoked with the given revocation.
     Revoked,

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use super::sql::{
     CREDENTIAL_COLUMNS, CredentialRow, RECORD_COLUMNS, RecordParams, RecordRow, bind_record,
-    id_to_sql, scope_to_sql, store_error, time_to_sql,
+    id_from_sql, id_to_sql, scope_to_sql, store_error, time_to_sql,
 };
 use super::{Cursor, Retirement, RevokeOutcome, RotateOutcome, TokenStore};
 use crate::error::StoreError;
@@ -271,7 +271,11 @@ impl TokenStore for PostgresStore {
         })
     }
 
-    async fn revoke_scope(&self, scope: &Scope, revocation: Revocation) -> Result<u64, StoreError> {
+    async fn revoke_scope(
+        &self,
+        scope: &Scope,
+        revocation: Revocation,
+    ) -> Result<Vec<TokenId>, StoreError> {
         let (kind, org, domain) = scope_to_sql(scope);
         // An organization covers its domains: every row of the organization.
         let covered = match scope {
@@ -280,9 +284,9 @@ impl TokenStore for PostgresStore {
         };
         let query = format!(
             "UPDATE api_tokens SET revoked_at = $1, revoked_by = $2, revoke_reason = $3 \
-             WHERE {covered} AND revoked_at IS NULL"
+             WHERE {covered} AND revoked_at IS NULL RETURNING id"
         );
-        let mut update = sqlx::query(&query)
+        let mut update = sqlx::query_scalar(&query)
             .bind(time_to_sql(revocation.at))
             .bind(revocation.by.as_str())
             .bind(revocation.reason.as_ref().map(|reason| reason.as_str()))
@@ -290,8 +294,8 @@ impl TokenStore for PostgresStore {
         if let Scope::Domain { .. } = scope {
             update = update.bind(kind).bind(domain);
         }
-        let revoked = update.execute(&self.pool).await.map_err(error)?;
-        Ok(revoked.rows_affected())
+        let revoked: Vec<i64> = update.fetch_all(&self.pool).await.map_err(error)?;
+        Ok(revoked.into_iter().map(id_from_sql).collect())
     }
 
     async fn rotate(
@@ -378,7 +382,8 @@ impl TokenStore for PostgresStore {
         let (kind, org, domain) = scope_to_sql(scope);
         let query = format!(
             "SELECT {RECORD_COLUMNS} FROM api_tokens WHERE {} AND revoked_at IS NULL \
-             AND expires_at >= $4 AND expires_at < $5 ORDER BY expires_at, id",
+             AND replaced_by IS NULL AND expires_at >= $4 AND expires_at < $5 \
+             ORDER BY expires_at, id",
             exact_scope(1)
         );
         let rows: Vec<RecordRow> = sqlx::query_as(&query)

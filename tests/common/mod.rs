@@ -152,6 +152,8 @@ pub struct CountingStore {
     revokes: AtomicUsize,
     uses: AtomicUsize,
     fail_next_use_write: AtomicBool,
+    /// When set, `record_uses` says it started, then waits to be released.
+    use_write_gate: std::sync::Mutex<Option<UseWriteGate>>,
     ids_taken_first: AtomicUsize,
 }
 
@@ -164,6 +166,14 @@ impl CountingStore {
 
     pub fn finds(&self) -> usize {
         self.finds.load(Ordering::SeqCst)
+    }
+
+    /// The next `record_uses` waits inside the store until released: to
+    /// see what happens while a flush is writing.
+    pub fn hold_next_use_write(&self) -> UseWriteGate {
+        let gate = UseWriteGate::default();
+        *self.use_write_gate.lock().unwrap() = Some(gate.clone());
+        gate
     }
 
     /// The next `record_uses` fails as an outage.
@@ -230,7 +240,11 @@ impl TokenStore for CountingStore {
         self.inner.revoke(id, revocation).await
     }
 
-    async fn revoke_scope(&self, scope: &Scope, revocation: Revocation) -> Result<u64, StoreError> {
+    async fn revoke_scope(
+        &self,
+        scope: &Scope,
+        revocation: Revocation,
+    ) -> Result<Vec<TokenId>, StoreError> {
         self.revokes.fetch_add(1, Ordering::SeqCst);
         self.inner.revoke_scope(scope, revocation).await
     }
@@ -249,6 +263,11 @@ impl TokenStore for CountingStore {
         if self.fail_next_use_write.swap(false, Ordering::SeqCst) {
             return Err(outage());
         }
+        let gate = self.use_write_gate.lock().unwrap().take();
+        if let Some(gate) = gate {
+            gate.entered.notify_one();
+            gate.release.notified().await;
+        }
         self.uses.fetch_add(1, Ordering::SeqCst);
         self.inner.record_uses(uses).await
     }
@@ -260,6 +279,16 @@ impl TokenStore for CountingStore {
     ) -> Result<Vec<TokenRecord>, StoreError> {
         self.inner.list_expiring(scope, window).await
     }
+}
+
+/// Holds a `record_uses` call inside the store (see
+/// [`CountingStore::hold_next_use_write`]).
+#[derive(Clone, Default)]
+pub struct UseWriteGate {
+    /// Notified once the write has started.
+    pub entered: Arc<tokio::sync::Notify>,
+    /// Notify to let the write go on.
+    pub release: Arc<tokio::sync::Notify>,
 }
 
 /// A store whose backend is down: what a network store returns during an
@@ -298,7 +327,7 @@ impl TokenStore for Unreachable {
     async fn revoke(&self, _: TokenId, _: Revocation) -> Result<RevokeOutcome, StoreError> {
         Err(outage())
     }
-    async fn revoke_scope(&self, _: &Scope, _: Revocation) -> Result<u64, StoreError> {
+    async fn revoke_scope(&self, _: &Scope, _: Revocation) -> Result<Vec<TokenId>, StoreError> {
         Err(outage())
     }
     async fn rotate(
