@@ -34,7 +34,8 @@
 //!   its revocation is the one kept;
 //! - revoked and expired records come back as stored;
 //! - uses keep the latest time; rotation inserts, links and retires in one
-//!   step, once; scope revocation covers an organization's domains and keeps
+//!   step, once, and takes turns with scope revocation (no successor escapes
+//!   it); scope revocation covers an organization's domains and keeps
 //!   earlier revocations, returning what it revoked; `list_expiring` holds
 //!   the scope's live tokens in the window that no rotation replaced,
 //!   soonest first.
@@ -126,6 +127,11 @@ where
     check(
         "scope revocation covers domains",
         scope_revocation(make_store().await),
+    )
+    .await;
+    check(
+        "scope revocation and rotation take turns",
+        scope_revocation_races_rotation(make_store().await),
     )
     .await;
     check(
@@ -315,10 +321,14 @@ async fn lists_hold_one_scope(store: Arc<dyn TokenStore>) -> Result<(), StoreErr
         store.insert(record.clone()).await?;
         expected.push(record);
     }
-    // Two records in one instant: the id breaks the tie.
-    let twin = record(org("acme"), T0 + Duration::minutes(2));
-    store.insert(twin.clone()).await?;
-    expected.push(twin);
+    // Records in one instant: the id breaks the tie, in the ids' own
+    // (unsigned) order, so ids on either side of the top bit must sort right.
+    for bits in [1, u64::MAX, 1 << 63, (1 << 63) - 1] {
+        let mut twin = record(org("acme"), T0 + Duration::minutes(2));
+        twin.id = TokenId::from_bits(bits);
+        store.insert(twin.clone()).await?;
+        expected.push(twin);
+    }
     for other in [
         domain("acme", "shop"),
         org("globex"),
@@ -445,8 +455,9 @@ async fn uses_keep_the_latest_time(store: Arc<dyn TokenStore>) -> Result<(), Sto
     store.insert(a.clone()).await?;
     store.insert(b.clone()).await?;
     let later = T0 + Duration::minutes(5) + Duration::microseconds(3);
+    // An id twice in one batch keeps its later time, whichever comes first.
     store
-        .record_uses(&[(a.id, later), (b.id, T0), (random_id(), T0)])
+        .record_uses(&[(a.id, later), (b.id, T0), (random_id(), T0), (a.id, T0)])
         .await?;
     store
         .record_uses(&[(a.id, T0 + Duration::minutes(1))])
@@ -643,6 +654,53 @@ async fn scope_revocation(store: Arc<dyn TokenStore>) -> Result<(), StoreError> 
         found(&*store, globex.id).await?.revoked.is_none(),
         "and not its organization"
     );
+    Ok(())
+}
+
+async fn scope_revocation_races_rotation(store: Arc<dyn TokenStore>) -> Result<(), StoreError> {
+    let olds: Vec<TokenRecord> = (0..RACERS).map(|_| record(org("acme"), T0)).collect();
+    for old in &olds {
+        store.insert(old.clone()).await?;
+    }
+    let rotations: Vec<_> = olds
+        .iter()
+        .map(|old| {
+            let store = store.clone();
+            let mut successor = record(old.scope.clone(), T0 + Duration::seconds(1));
+            successor.rotated_from = Some(old.id);
+            let old = old.id;
+            tokio::spawn(async move {
+                store
+                    .rotate(
+                        old,
+                        Retirement::ExpiresAt(T0 + Duration::hours(1)),
+                        successor,
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let revoking = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .revoke_scope(&org("acme"), revocation("alice", T0 + Duration::seconds(2)))
+                .await
+        })
+    };
+    for rotation in rotations {
+        rotation.await.expect("a racing task panicked")?;
+    }
+    revoking.await.expect("a racing task panicked")?;
+    // Each rotation came before the revocation (its successor revoked with
+    // the rest) or after it (refused: the old token was revoked). Never a
+    // revoked old token with a live successor.
+    for record in store.list(&org("acme"), None, 1000).await? {
+        assert!(
+            record.revoked.is_some(),
+            "a token of a revoked organization is live: {record:?}"
+        );
+    }
     Ok(())
 }
 

@@ -147,22 +147,49 @@ async fn tokens_acknowledged_before_a_sigkill_survive_it() {
         ])
         .env("API_TOKENS_SQLITE_CHILD", &path)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        // Inherited: if the child dies of something else, the log says why.
+        .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
+    // The child's lines arrive on a thread, so a child gone silent fails the
+    // test after a minute instead of hanging it.
+    let (lines, acknowledged) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        // The test harness may print on the same line as the first token,
+        // so tokens are found in lines, not assumed to start them.
+        let format = TokenFormat::new(PREFIX).unwrap();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            for found in format.find_tokens(&line) {
+                if lines.send(line[found.range].to_owned()).is_err() {
+                    return;
+                }
+            }
+        }
+    });
     let mut recorded = Vec::new();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while recorded.len() < 200 && Instant::now() < deadline {
-        let line = lines.next().expect("the child stopped early").unwrap();
-        if line.starts_with(PREFIX) {
-            recorded.push(line);
+    while recorded.len() < 200 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match acknowledged.recv_timeout(left) {
+            Ok(line) => recorded.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "the child acknowledged only {} tokens in a minute",
+                    recorded.len()
+                );
+            }
         }
     }
-    // SIGKILL, in the middle of its next insert.
+    // SIGKILL, in the middle of whatever insert comes next.
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(recorded.len() >= 200, "the child issued too slowly");
+    // Everything it acknowledged before dying counts, not just what was
+    // read so far.
+    reader.join().unwrap();
+    recorded.extend(acknowledged.try_iter());
 
     let store = Arc::new(SqliteStore::open(&path).await.unwrap());
     let integrity: (String,) = sqlx::query_as("PRAGMA integrity_check")
@@ -177,7 +204,12 @@ async fn tokens_acknowledged_before_a_sigkill_survive_it() {
     // No half-written record: every row reads back whole, and the child's
     // acknowledged tokens are all there (plus at most the one in flight).
     let all = store.list(&org("acme"), None, 100_000).await.unwrap();
-    assert!(all.len() >= recorded.len() && all.len() <= recorded.len() + 1);
+    assert!(
+        all.len() >= recorded.len() && all.len() <= recorded.len() + 1,
+        "{} rows for {} acknowledged tokens",
+        all.len(),
+        recorded.len()
+    );
     assert!(
         all.iter()
             .all(|record| record.label.as_str().starts_with("token "))
@@ -190,4 +222,12 @@ async fn an_unopenable_file_is_unavailable() {
         .await
         .unwrap_err();
     assert!(matches!(error, StoreError::Unavailable { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_corrupt() {
+    let path = fresh_path("not-a-database");
+    std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+    let error = SqliteStore::open(&path).await.unwrap_err();
+    assert!(matches!(error, StoreError::Corrupt { .. }), "{error:?}");
 }

@@ -1,6 +1,7 @@
 //! The PostgreSQL store (feature `postgres`): one database shared by every
 //! instance of a service, so a revocation on one is seen by all at once.
 
+use std::future::Future;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use time::OffsetDateTime;
 
 use super::sql::{
-    CREDENTIAL_COLUMNS, CredentialRow, RECORD_COLUMNS, RecordParams, RecordRow, bind_record,
+    CREDENTIAL_COLUMNS, Class, CredentialRow, RECORD_COLUMNS, RecordParams, RecordRow, bind_record,
     id_from_sql, id_to_sql, scope_to_sql, store_error, time_to_sql,
 };
 use super::{Cursor, Retirement, RevokeOutcome, RotateOutcome, TokenStore};
@@ -51,21 +52,41 @@ const MIGRATIONS: &[(i64, &str)] = &[(
 /// (an arbitrary number of ours), so two never race to create one table.
 const MIGRATION_LOCK: i64 = 0x6170_695f_746f_6b6e;
 
-/// Codes meaning "try again later": connection exceptions (class 08), the
-/// server shutting down or starting (57P0x), too many connections, and a
-/// serialization failure or deadlock.
-fn is_outage(code: &str) -> bool {
-    code.starts_with("08")
+/// The key space of the per-organization advisory locks (the first half of
+/// PostgreSQL's two-part key; the second is a hash of the organization id).
+/// Inserts and rotations hold their organization's lock shared, scope
+/// revocations exclusively: under READ COMMITTED a revocation's `UPDATE`
+/// would otherwise miss a successor a concurrent rotation inserted after the
+/// revocation's snapshot while it revoked the old token, leaving the new one
+/// live.
+const ORG_LOCK_SPACE: i32 = 0x6170_6974;
+
+/// PostgreSQL's error codes meaning "try again later": connection
+/// exceptions (class 08), the server shutting down or starting (57P0x), a
+/// statement cancelled (57014), insufficient resources (class 53: disk
+/// full, out of memory, too many connections), a read-only server after a
+/// failover (25006), a serialization failure or deadlock. Data corrupted on
+/// disk (XX001, XX002) is corrupt.
+fn classify(code: &str) -> Class {
+    if code.starts_with("08")
         || code.starts_with("57P0")
-        || matches!(code, "53300" | "40001" | "40P01")
+        || code.starts_with("53")
+        || matches!(code, "57014" | "25006" | "40001" | "40P01")
+    {
+        Class::Outage
+    } else if matches!(code, "XX001" | "XX002") {
+        Class::Corrupt
+    } else {
+        Class::Other
+    }
 }
 
 fn error(error: sqlx::Error) -> StoreError {
-    store_error(error, None, is_outage)
+    store_error(error, None, classify)
 }
 
 fn error_for(id: TokenId) -> impl Fn(sqlx::Error) -> StoreError {
-    move |error| store_error(error, Some(id), is_outage)
+    move |error| store_error(error, Some(id), classify)
 }
 
 /// Keeps records in a PostgreSQL database that every instance of a service
@@ -81,14 +102,19 @@ fn error_for(id: TokenId) -> impl Fn(sqlx::Error) -> StoreError {
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// How long any call may take before it fails as unavailable.
+    timeout: Duration,
 }
+
+/// How long a call waits for the database unless told otherwise.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl PostgresStore {
     /// Connects to the database at `url` with a pool suited to verification
-    /// traffic, and brings its schema up to date. A call waits at most five
-    /// seconds for a connection, then fails as unavailable rather than
-    /// hanging while the server is down; connections are re-made once it is
-    /// back.
+    /// traffic, and brings its schema up to date. A call that gets no answer
+    /// within five seconds (no connection, or a server that stopped
+    /// answering) fails as unavailable rather than hanging; connections are
+    /// re-made once the server is back.
     ///
     /// # Errors
     ///
@@ -97,7 +123,10 @@ impl PostgresStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(DEFAULT_TIMEOUT)
+            // No ping before every query: it would double a verify's round
+            // trips, and a broken connection fails its query and is dropped.
+            .test_before_acquire(false)
             .connect(url)
             .await
             .map_err(error)?;
@@ -106,11 +135,36 @@ impl PostgresStore {
         Ok(store)
     }
 
-    /// A store over a pool you configured yourself (give it an acquire
-    /// timeout, so an outage fails calls instead of stalling them). Call
+    /// A store over a pool you configured yourself. Every call is bounded by
+    /// five seconds (see [`with_timeout`](Self::with_timeout)). Call
     /// [`migrate`](Self::migrate) once before use.
     pub fn from_pool(pool: PgPool) -> Self {
-        PostgresStore { pool }
+        PostgresStore {
+            pool,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// The same store, failing any call that gets no answer within
+    /// `timeout` as [`StoreError::Unavailable`].
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Runs `work`, or fails as unavailable once the timeout has passed (the
+    /// connection it held is dropped, not returned to the pool).
+    async fn bounded<T>(
+        &self,
+        work: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(outcome) => outcome,
+            Err(elapsed) => Err(StoreError::Unavailable {
+                source: Box::new(elapsed),
+            }),
+        }
     }
 
     /// Creates or updates the tables and indexes this store needs, in the
@@ -121,6 +175,10 @@ impl PostgresStore {
     ///
     /// A failure of the database.
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.bounded(self.migrate_unbounded()).await
+    }
+
+    async fn migrate_unbounded(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(error)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(MIGRATION_LOCK)
@@ -158,6 +216,33 @@ impl PostgresStore {
     }
 }
 
+/// How [`lock_org`] takes an organization's lock.
+enum Lock {
+    /// With other inserts and rotations.
+    Shared,
+    /// Alone: a scope revocation.
+    Exclusive,
+}
+
+/// Takes the advisory lock of organization `org` until `tx` ends.
+async fn lock_org(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    org: &str,
+    lock: Lock,
+) -> Result<(), StoreError> {
+    let query = match lock {
+        Lock::Shared => "SELECT pg_advisory_xact_lock_shared($1, hashtext($2))",
+        Lock::Exclusive => "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+    };
+    sqlx::query(query)
+        .bind(ORG_LOCK_SPACE)
+        .bind(org)
+        .execute(&mut **tx)
+        .await
+        .map_err(error)?;
+    Ok(())
+}
+
 /// `WHERE` conditions for a scope exactly, its parameters numbered from `first`.
 fn exact_scope(first: usize) -> String {
     format!(
@@ -171,40 +256,52 @@ fn exact_scope(first: usize) -> String {
 #[async_trait]
 impl TokenStore for PostgresStore {
     async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
-        let id = record.id;
-        let query = format!(
-            "INSERT INTO api_tokens ({RECORD_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
-             ON CONFLICT (id) DO NOTHING"
-        );
-        let inserted = bind_record!(sqlx::query(&query), RecordParams::of(&record))
-            .execute(&self.pool)
-            .await
-            .map_err(error_for(id))?;
-        if inserted.rows_affected() == 0 {
-            return Err(StoreError::AlreadyExists { id });
-        }
-        Ok(())
+        self.bounded(async {
+            let id = record.id;
+            let query = format!(
+                "INSERT INTO api_tokens ({RECORD_COLUMNS}) VALUES \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+                 ON CONFLICT (id) DO NOTHING"
+            );
+            let mut tx = self.pool.begin().await.map_err(error)?;
+            lock_org(&mut tx, record.scope.org().as_str(), Lock::Shared).await?;
+            let inserted = bind_record!(sqlx::query(&query), RecordParams::of(&record))
+                .execute(&mut *tx)
+                .await
+                .map_err(error_for(id))?;
+            if inserted.rows_affected() == 0 {
+                tx.rollback().await.map_err(error)?;
+                return Err(StoreError::AlreadyExists { id });
+            }
+            tx.commit().await.map_err(error)
+        })
+        .await
     }
 
     async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        let query = format!("SELECT {RECORD_COLUMNS} FROM api_tokens WHERE id = $1");
-        let row: Option<RecordRow> = sqlx::query_as(&query)
-            .bind(id_to_sql(id))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(error_for(id))?;
-        row.map(RecordRow::into_record).transpose()
+        self.bounded(async {
+            let query = format!("SELECT {RECORD_COLUMNS} FROM api_tokens WHERE id = $1");
+            let row: Option<RecordRow> = sqlx::query_as(&query)
+                .bind(id_to_sql(id))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(error_for(id))?;
+            row.map(RecordRow::into_record).transpose()
+        })
+        .await
     }
 
     async fn find_credential(&self, id: TokenId) -> Result<Option<StoredCredential>, StoreError> {
-        let query = format!("SELECT {CREDENTIAL_COLUMNS} FROM api_tokens WHERE id = $1");
-        let row: Option<CredentialRow> = sqlx::query_as(&query)
-            .bind(id_to_sql(id))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(error_for(id))?;
-        row.map(CredentialRow::into_credential).transpose()
+        self.bounded(async {
+            let query = format!("SELECT {CREDENTIAL_COLUMNS} FROM api_tokens WHERE id = $1");
+            let row: Option<CredentialRow> = sqlx::query_as(&query)
+                .bind(id_to_sql(id))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(error_for(id))?;
+            row.map(CredentialRow::into_credential).transpose()
+        })
+        .await
     }
 
     async fn list(
@@ -213,27 +310,30 @@ impl TokenStore for PostgresStore {
         after: Option<Cursor>,
         limit: usize,
     ) -> Result<Vec<TokenRecord>, StoreError> {
-        let (kind, org, domain) = scope_to_sql(scope);
-        // Without a cursor, start after the greatest position there can be.
-        let (created_at, id) = after.map_or((i64::MAX, i64::MAX), |cursor| {
-            (time_to_sql(cursor.created_at), id_to_sql(cursor.id))
-        });
-        let query = format!(
-            "SELECT {RECORD_COLUMNS} FROM api_tokens WHERE {} AND (created_at, id) < ($4, $5) \
-             ORDER BY created_at DESC, id DESC LIMIT $6",
-            exact_scope(1)
-        );
-        let rows: Vec<RecordRow> = sqlx::query_as(&query)
-            .bind(org)
-            .bind(kind)
-            .bind(domain)
-            .bind(created_at)
-            .bind(id)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(error)?;
-        rows.into_iter().map(RecordRow::into_record).collect()
+        self.bounded(async {
+            let (kind, org, domain) = scope_to_sql(scope);
+            // Without a cursor, start after the greatest position there can be.
+            let (created_at, id) = after.map_or((i64::MAX, i64::MAX), |cursor| {
+                (time_to_sql(cursor.created_at), id_to_sql(cursor.id))
+            });
+            let query = format!(
+                "SELECT {RECORD_COLUMNS} FROM api_tokens WHERE {} AND (created_at, id) < ($4, $5) \
+                 ORDER BY created_at DESC, id DESC LIMIT $6",
+                exact_scope(1)
+            );
+            let rows: Vec<RecordRow> = sqlx::query_as(&query)
+                .bind(org)
+                .bind(kind)
+                .bind(domain)
+                .bind(created_at)
+                .bind(id)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(error)?;
+            rows.into_iter().map(RecordRow::into_record).collect()
+        })
+        .await
     }
 
     async fn revoke(
@@ -241,34 +341,37 @@ impl TokenStore for PostgresStore {
         id: TokenId,
         revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
-        let revoked = sqlx::query(
-            "UPDATE api_tokens SET revoked_at = $1, revoked_by = $2, revoke_reason = $3 \
-             WHERE id = $4 AND revoked_at IS NULL",
-        )
-        .bind(time_to_sql(revocation.at))
-        .bind(revocation.by.as_str())
-        .bind(revocation.reason.as_ref().map(|reason| reason.as_str()))
-        .bind(id_to_sql(id))
-        .execute(&self.pool)
-        .await
-        .map_err(error_for(id))?;
-        if revoked.rows_affected() == 1 {
-            return Ok(RevokeOutcome::Revoked);
-        }
-        // Revoked before, or absent; a revocation is never undone, so what
-        // is read now is what made the update miss.
-        Ok(match self.find(id).await? {
-            Some(TokenRecord {
-                revoked: Some(earlier),
-                ..
-            }) => RevokeOutcome::AlreadyRevoked(earlier),
-            Some(_) => {
-                return Err(StoreError::Other {
-                    source: "a live record was not revoked".into(),
-                });
+        self.bounded(async {
+            let revoked = sqlx::query(
+                "UPDATE api_tokens SET revoked_at = $1, revoked_by = $2, revoke_reason = $3 \
+                 WHERE id = $4 AND revoked_at IS NULL",
+            )
+            .bind(time_to_sql(revocation.at))
+            .bind(revocation.by.as_str())
+            .bind(revocation.reason.as_ref().map(|reason| reason.as_str()))
+            .bind(id_to_sql(id))
+            .execute(&self.pool)
+            .await
+            .map_err(error_for(id))?;
+            if revoked.rows_affected() == 1 {
+                return Ok(RevokeOutcome::Revoked);
             }
-            None => RevokeOutcome::NotFound,
+            // Revoked before, or absent; a revocation is never undone, so what
+            // is read now is what made the update miss.
+            Ok(match self.find(id).await? {
+                Some(TokenRecord {
+                    revoked: Some(earlier),
+                    ..
+                }) => RevokeOutcome::AlreadyRevoked(earlier),
+                Some(_) => {
+                    return Err(StoreError::Other {
+                        source: "a live record was not revoked".into(),
+                    });
+                }
+                None => RevokeOutcome::NotFound,
+            })
         })
+        .await
     }
 
     async fn revoke_scope(
@@ -276,26 +379,32 @@ impl TokenStore for PostgresStore {
         scope: &Scope,
         revocation: Revocation,
     ) -> Result<Vec<TokenId>, StoreError> {
-        let (kind, org, domain) = scope_to_sql(scope);
-        // An organization covers its domains: every row of the organization.
-        let covered = match scope {
-            Scope::Organization { .. } => "org_id = $4".to_owned(),
-            Scope::Domain { .. } => exact_scope(4),
-        };
-        let query = format!(
-            "UPDATE api_tokens SET revoked_at = $1, revoked_by = $2, revoke_reason = $3 \
-             WHERE {covered} AND revoked_at IS NULL RETURNING id"
-        );
-        let mut update = sqlx::query_scalar(&query)
-            .bind(time_to_sql(revocation.at))
-            .bind(revocation.by.as_str())
-            .bind(revocation.reason.as_ref().map(|reason| reason.as_str()))
-            .bind(org);
-        if let Scope::Domain { .. } = scope {
-            update = update.bind(kind).bind(domain);
-        }
-        let revoked: Vec<i64> = update.fetch_all(&self.pool).await.map_err(error)?;
-        Ok(revoked.into_iter().map(id_from_sql).collect())
+        self.bounded(async {
+            let (kind, org, domain) = scope_to_sql(scope);
+            // An organization covers its domains: every row of the organization.
+            let covered = match scope {
+                Scope::Organization { .. } => "org_id = $4".to_owned(),
+                Scope::Domain { .. } => exact_scope(4),
+            };
+            let query = format!(
+                "UPDATE api_tokens SET revoked_at = $1, revoked_by = $2, revoke_reason = $3 \
+                 WHERE {covered} AND revoked_at IS NULL RETURNING id"
+            );
+            let mut update = sqlx::query_scalar(&query)
+                .bind(time_to_sql(revocation.at))
+                .bind(revocation.by.as_str())
+                .bind(revocation.reason.as_ref().map(|reason| reason.as_str()))
+                .bind(org);
+            if let Scope::Domain { .. } = scope {
+                update = update.bind(kind).bind(domain);
+            }
+            let mut tx = self.pool.begin().await.map_err(error)?;
+            lock_org(&mut tx, org, Lock::Exclusive).await?;
+            let revoked: Vec<i64> = update.fetch_all(&mut *tx).await.map_err(error)?;
+            tx.commit().await.map_err(error)?;
+            Ok(revoked.into_iter().map(id_from_sql).collect())
+        })
+        .await
     }
 
     async fn rotate(
@@ -304,74 +413,83 @@ impl TokenStore for PostgresStore {
         retire: Retirement,
         successor: TokenRecord,
     ) -> Result<RotateOutcome, StoreError> {
-        let new = successor.id;
-        let (expires_at, revoked) = match &retire {
-            Retirement::ExpiresAt(at) => (Some(time_to_sql(*at)), None),
-            Retirement::Revoked(revocation) => (None, Some(revocation)),
-        };
-        let mut tx = self.pool.begin().await.map_err(error)?;
-        // The update locks the old row: a concurrent rotation waits for this
-        // transaction, then finds `replaced_by` set and changes nothing.
-        let retired = sqlx::query(
-            "UPDATE api_tokens SET replaced_by = $1, \
-                 expires_at = COALESCE($2, expires_at), \
-                 revoked_at = $3, revoked_by = $4, revoke_reason = $5 \
-             WHERE id = $6 AND revoked_at IS NULL AND replaced_by IS NULL",
-        )
-        .bind(id_to_sql(new))
-        .bind(expires_at)
-        .bind(revoked.map(|revocation| time_to_sql(revocation.at)))
-        .bind(revoked.map(|revocation| revocation.by.as_str()))
-        .bind(revoked.and_then(|revocation| revocation.reason.as_ref().map(|r| r.as_str())))
-        .bind(id_to_sql(old))
-        .execute(&mut *tx)
-        .await
-        .map_err(error_for(old))?;
-        if retired.rows_affected() == 0 {
-            tx.rollback().await.map_err(error)?;
-            return Ok(match self.find(old).await? {
-                None => RotateOutcome::NotFound,
-                Some(record) => match record.replaced_by {
-                    Some(by) => RotateOutcome::AlreadyReplaced(by),
-                    None => RotateOutcome::Revoked,
-                },
-            });
-        }
-        let query = format!(
-            "INSERT INTO api_tokens ({RECORD_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
-             ON CONFLICT (id) DO NOTHING"
-        );
-        let inserted = bind_record!(sqlx::query(&query), RecordParams::of(&successor))
+        self.bounded(async {
+            let new = successor.id;
+            let (expires_at, revoked) = match &retire {
+                Retirement::ExpiresAt(at) => (Some(time_to_sql(*at)), None),
+                Retirement::Revoked(revocation) => (None, Some(revocation)),
+            };
+            let mut tx = self.pool.begin().await.map_err(error)?;
+            lock_org(&mut tx, successor.scope.org().as_str(), Lock::Shared).await?;
+            // The update locks the old row: a concurrent rotation waits for this
+            // transaction, then finds `replaced_by` set and changes nothing.
+            let retired = sqlx::query(
+                "UPDATE api_tokens SET replaced_by = $1, \
+                     expires_at = COALESCE($2, expires_at), \
+                     revoked_at = $3, revoked_by = $4, revoke_reason = $5 \
+                 WHERE id = $6 AND revoked_at IS NULL AND replaced_by IS NULL",
+            )
+            .bind(id_to_sql(new))
+            .bind(expires_at)
+            .bind(revoked.map(|revocation| time_to_sql(revocation.at)))
+            .bind(revoked.map(|revocation| revocation.by.as_str()))
+            .bind(revoked.and_then(|revocation| revocation.reason.as_ref().map(|r| r.as_str())))
+            .bind(id_to_sql(old))
             .execute(&mut *tx)
             .await
-            .map_err(error_for(new))?;
-        if inserted.rows_affected() == 0 {
-            tx.rollback().await.map_err(error)?;
-            return Err(StoreError::AlreadyExists { id: new });
-        }
-        tx.commit().await.map_err(error)?;
-        Ok(RotateOutcome::Rotated)
+            .map_err(error_for(old))?;
+            if retired.rows_affected() == 0 {
+                tx.rollback().await.map_err(error)?;
+                return Ok(match self.find(old).await? {
+                    None => RotateOutcome::NotFound,
+                    Some(record) => match record.replaced_by {
+                        Some(by) => RotateOutcome::AlreadyReplaced(by),
+                        None => RotateOutcome::Revoked,
+                    },
+                });
+            }
+            let query = format!(
+                "INSERT INTO api_tokens ({RECORD_COLUMNS}) VALUES \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+                 ON CONFLICT (id) DO NOTHING"
+            );
+            let inserted = bind_record!(sqlx::query(&query), RecordParams::of(&successor))
+                .execute(&mut *tx)
+                .await
+                .map_err(error_for(new))?;
+            if inserted.rows_affected() == 0 {
+                tx.rollback().await.map_err(error)?;
+                return Err(StoreError::AlreadyExists { id: new });
+            }
+            tx.commit().await.map_err(error)?;
+            Ok(RotateOutcome::Rotated)
+        })
+        .await
     }
 
     async fn record_uses(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
-        // One statement for the whole batch.
-        let (ids, times): (Vec<i64>, Vec<i64>) = uses
-            .iter()
-            .map(|&(id, at)| (id_to_sql(id), time_to_sql(at)))
-            .unzip();
-        sqlx::query(
-            "UPDATE api_tokens AS token SET last_used_at = used.at \
-             FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS used (id, at) \
-             WHERE token.id = used.id \
-             AND (token.last_used_at IS NULL OR token.last_used_at < used.at)",
-        )
-        .bind(ids)
-        .bind(times)
-        .execute(&self.pool)
+        self.bounded(async {
+            // One statement for the whole batch; an id given twice keeps its
+            // latest time (an UPDATE ... FROM would apply an arbitrary one).
+            let (ids, times): (Vec<i64>, Vec<i64>) = uses
+                .iter()
+                .map(|&(id, at)| (id_to_sql(id), time_to_sql(at)))
+                .unzip();
+            sqlx::query(
+                "UPDATE api_tokens AS token SET last_used_at = used.at \
+                 FROM (SELECT id, max(at) AS at FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS u (id, at) \
+                       GROUP BY id) AS used \
+                 WHERE token.id = used.id \
+                 AND (token.last_used_at IS NULL OR token.last_used_at < used.at)",
+            )
+            .bind(ids)
+            .bind(times)
+            .execute(&self.pool)
+            .await
+            .map_err(error)?;
+            Ok(())
+        })
         .await
-        .map_err(error)?;
-        Ok(())
     }
 
     async fn list_expiring(
@@ -379,22 +497,25 @@ impl TokenStore for PostgresStore {
         scope: &Scope,
         window: Range<OffsetDateTime>,
     ) -> Result<Vec<TokenRecord>, StoreError> {
-        let (kind, org, domain) = scope_to_sql(scope);
-        let query = format!(
-            "SELECT {RECORD_COLUMNS} FROM api_tokens WHERE {} AND revoked_at IS NULL \
-             AND replaced_by IS NULL AND expires_at >= $4 AND expires_at < $5 \
-             ORDER BY expires_at, id",
-            exact_scope(1)
-        );
-        let rows: Vec<RecordRow> = sqlx::query_as(&query)
-            .bind(org)
-            .bind(kind)
-            .bind(domain)
-            .bind(time_to_sql(window.start))
-            .bind(time_to_sql(window.end))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(error)?;
-        rows.into_iter().map(RecordRow::into_record).collect()
+        self.bounded(async {
+            let (kind, org, domain) = scope_to_sql(scope);
+            let query = format!(
+                "SELECT {RECORD_COLUMNS} FROM api_tokens WHERE {} AND revoked_at IS NULL \
+                 AND replaced_by IS NULL AND expires_at >= $4 AND expires_at < $5 \
+                 ORDER BY expires_at, id",
+                exact_scope(1)
+            );
+            let rows: Vec<RecordRow> = sqlx::query_as(&query)
+                .bind(org)
+                .bind(kind)
+                .bind(domain)
+                .bind(time_to_sql(window.start))
+                .bind(time_to_sql(window.end))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(error)?;
+            rows.into_iter().map(RecordRow::into_record).collect()
+        })
+        .await
     }
 }

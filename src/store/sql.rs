@@ -14,8 +14,9 @@
 //! | `rotated_from`, `replaced_by` | ids, as `id` |
 //!
 //! A row that does not read back as a valid record (a digest of the wrong
-//! length, an unknown scope kind, an id that is not an id) is reported as
-//! [`StoreError::Corrupt`] naming the token, never trusted.
+//! length, an unknown scope kind or role, an id of an organization that is
+//! not a valid id) is reported as [`StoreError::Corrupt`] naming the token,
+//! never trusted.
 
 use std::sync::Arc;
 
@@ -251,35 +252,39 @@ impl CredentialRow {
     }
 }
 
+/// What a database error code means to a caller.
+pub(super) enum Class {
+    /// Try again later: no connection, overloaded, busy, shutting down.
+    Outage,
+    /// The data on disk is damaged or not a database.
+    Corrupt,
+    /// Anything else.
+    Other,
+}
+
 /// A driver error as a [`StoreError`]: outages (no connection, pool
-/// exhausted, server shutting down, database busy: what `is_outage` says of
-/// a database error code) are `Unavailable`; rows that do not decode are
-/// `Corrupt`, naming `id` when the query was about one token; anything else
-/// is `Other`. The driver's error is the source.
+/// exhausted, and the database codes `classify` calls outages) are
+/// `Unavailable`; damaged data (codes `classify` calls corrupt, values that
+/// do not decode) is `Corrupt`, naming `id` when the query was about one
+/// token; anything else (a schema that lacks a column, say) is `Other`. The
+/// driver's error is kept as the source.
 pub(super) fn store_error(
     error: sqlx::Error,
     id: Option<TokenId>,
-    is_outage: fn(&str) -> bool,
+    classify: fn(&str) -> Class,
 ) -> StoreError {
     use sqlx::Error::*;
-    let outage = match &error {
-        Io(_) | Tls(_) | Protocol(_) | PoolTimedOut | PoolClosed | WorkerCrashed => true,
-        Database(database) => database.code().is_some_and(|code| is_outage(&code)),
-        _ => false,
+    let class = match &error {
+        Io(_) | Tls(_) | Protocol(_) | PoolTimedOut | PoolClosed | WorkerCrashed => Class::Outage,
+        Database(database) => database.code().map_or(Class::Other, |code| classify(&code)),
+        ColumnDecode { .. } | Decode(_) => Class::Corrupt,
+        _ => Class::Other,
     };
-    match &error {
-        _ if outage => StoreError::Unavailable {
-            source: Box::new(error),
-        },
-        ColumnDecode { .. } | Decode(_) | ColumnNotFound(_) | TypeNotFound { .. } => {
-            StoreError::Corrupt {
-                id,
-                source: Box::new(error),
-            }
-        }
-        _ => StoreError::Other {
-            source: Box::new(error),
-        },
+    let source = Box::new(error);
+    match class {
+        Class::Outage => StoreError::Unavailable { source },
+        Class::Corrupt => StoreError::Corrupt { id, source },
+        Class::Other => StoreError::Other { source },
     }
 }
 

@@ -12,7 +12,7 @@ use sqlx::sqlite::{
 use time::OffsetDateTime;
 
 use super::sql::{
-    CREDENTIAL_COLUMNS, CredentialRow, RECORD_COLUMNS, RecordParams, RecordRow, bind_record,
+    CREDENTIAL_COLUMNS, Class, CredentialRow, RECORD_COLUMNS, RecordParams, RecordRow, bind_record,
     id_from_sql, id_to_sql, scope_to_sql, store_error, time_to_sql,
 };
 use super::{Cursor, Retirement, RevokeOutcome, RotateOutcome, TokenStore};
@@ -50,19 +50,24 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         ON api_tokens (org_id, scope_kind, domain_id, expires_at);",
 )];
 
-/// Database busy or locked (the primary codes; extended codes add bits
-/// above the low byte): another connection holds the write lock.
-fn is_outage(code: &str) -> bool {
-    code.parse::<u32>()
-        .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
+/// SQLite's result codes (the primary code is the low byte; extended codes
+/// add bits above it): busy or locked (another connection holds the write
+/// lock), an I/O error or a file that cannot be opened are outages; a
+/// damaged file or one that is not a database is corrupt.
+fn classify(code: &str) -> Class {
+    match code.parse::<u32>().map(|code| code & 0xff) {
+        Ok(5 | 6 | 10 | 14) => Class::Outage,
+        Ok(11 | 26) => Class::Corrupt,
+        _ => Class::Other,
+    }
 }
 
 fn error(error: sqlx::Error) -> StoreError {
-    store_error(error, None, is_outage)
+    store_error(error, None, classify)
 }
 
 fn error_for(id: TokenId) -> impl Fn(sqlx::Error) -> StoreError {
-    move |error| store_error(error, Some(id), is_outage)
+    move |error| store_error(error, Some(id), classify)
 }
 
 /// Keeps records in one SQLite database file: durable across restarts, no
@@ -84,13 +89,15 @@ impl SqliteStore {
     /// settings for a durable store, and brings its schema up to date.
     ///
     /// The journal is a write-ahead log with `synchronous = FULL`: once a
-    /// write returns, it survives the process being killed and the machine
-    /// losing power. Writers wait up to five seconds for one another.
+    /// write returns, it survives the process being killed (the tests prove
+    /// this) and, as SQLite documents for this setting, the machine losing
+    /// power. Writers wait up to five seconds for one another.
     ///
     /// # Errors
     ///
     /// [`StoreError::Unavailable`] if the file cannot be opened or created,
-    /// or a failure of the migration.
+    /// [`StoreError::Corrupt`] if it is not a database, or a failure of the
+    /// migration.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -101,9 +108,7 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .connect_with(options)
             .await
-            .map_err(|error| StoreError::Unavailable {
-                source: Box::new(error),
-            })?;
+            .map_err(error)?;
         let store = SqliteStore::from_pool(pool);
         store.migrate().await?;
         Ok(store)
