@@ -23,9 +23,18 @@
 //! | the same three under `/organizations/{org}/domains/{domain}/tokens` | admin |
 //! | `GET /organizations/{org}/domains/{domain}/resource` | a token for the domain or its organization |
 //!
-//! Tokens live in the in-memory store and vanish when the service stops:
-//! the memory store is the only backend so far, so there is no setting to
-//! choose another yet.
+//! Tokens live in the in-memory store unless `API_TOKENS_STORE` names
+//! another: `sqlite:<path>` (feature `sqlite`) or a `postgres://` URL
+//! (feature `postgres`), e.g.
+//!
+//! ```sh
+//! API_TOKENS_STORE=sqlite:tokens.db API_TOKENS_HASH_KEY=$(openssl rand -hex 32) \
+//!     cargo run --example axum_service --features axum,sqlite
+//! ```
+//!
+//! With a durable store, give the hashing key in `API_TOKENS_HASH_KEY` (64
+//! hex digits) so tokens verify after a restart; without it a fresh key is
+//! made and earlier tokens stop verifying.
 //!
 //! DEMO ONLY: the dashboard endpoints know their admin from the
 //! `X-Demo-User` header and a static user table ([`DEMO_USERS`]). Anyone can
@@ -37,7 +46,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use api_tokens::http::{TokenLayer, TokenRejection};
-use api_tokens::store::Cursor;
+use api_tokens::store::{Cursor, TokenStore};
 use api_tokens::{
     Actor, ActorId, DomainId, HashKey, IssueError, IssueRequest, KeyId, Keyring, ListError,
     LookupError, MAX_PAGE_SIZE, MemoryStore, OrganizationId, PageRequest, RevokeError, Revoked,
@@ -73,12 +82,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .with_max_level(tracing::Level::DEBUG)
         .init();
 
-    // A real service loads its hashing key from a secret manager; a fresh
-    // key suits a store that forgets everything on exit anyway.
     let tokens = Arc::new(TokenService::new(
         TokenFormat::new("acme")?,
-        Keyring::new(KeyId::new(1), HashKey::generate()?),
-        Arc::new(MemoryStore::new()),
+        Keyring::new(KeyId::new(1), hash_key()?),
+        store_from_env().await?,
     ));
     // Verification only notes uses; this writes them, so the list's
     // `last_used_at` stays within a minute and a few seconds of the truth.
@@ -103,6 +110,48 @@ async fn main() -> Result<(), Box<dyn Error>> {
     );
     axum::serve(listener, app(tokens)).await?;
     Ok(())
+}
+
+/// The store `API_TOKENS_STORE` names: `memory` (the default),
+/// `sqlite:<path>` or a `postgres://` URL.
+async fn store_from_env() -> Result<Arc<dyn TokenStore>, Box<dyn Error>> {
+    let setting = std::env::var("API_TOKENS_STORE").unwrap_or_else(|_| "memory".into());
+    if setting == "memory" {
+        return Ok(Arc::new(MemoryStore::new()));
+    }
+    #[cfg(feature = "sqlite")]
+    if let Some(path) = setting.strip_prefix("sqlite:") {
+        return Ok(Arc::new(api_tokens::SqliteStore::open(path).await?));
+    }
+    #[cfg(feature = "postgres")]
+    if setting.starts_with("postgres://") || setting.starts_with("postgresql://") {
+        return Ok(Arc::new(
+            api_tokens::PostgresStore::connect(&setting).await?,
+        ));
+    }
+    Err(format!(
+        "API_TOKENS_STORE={setting:?}: use memory, sqlite:<path> (feature sqlite) or a \
+         postgres:// URL (feature postgres)"
+    )
+    .into())
+}
+
+/// The hashing key: `API_TOKENS_HASH_KEY` (64 hex digits) if set, else a
+/// fresh one. A real service loads it from its secret manager.
+fn hash_key() -> Result<HashKey, Box<dyn Error>> {
+    let Ok(hex) = std::env::var("API_TOKENS_HASH_KEY") else {
+        return Ok(HashKey::generate()?);
+    };
+    let bad = || "API_TOKENS_HASH_KEY must be 64 hexadecimal digits";
+    if hex.len() != 64 {
+        return Err(bad().into());
+    }
+    let mut key = [0u8; 32];
+    let digit = |c: u8| char::from(c).to_digit(16).ok_or_else(bad);
+    for (byte, pair) in key.iter_mut().zip(hex.as_bytes().chunks(2)) {
+        *byte = (digit(pair[0])? << 4 | digit(pair[1])?) as u8;
+    }
+    Ok(HashKey::from_bytes(key))
 }
 
 /// What every handler shares.
