@@ -10,8 +10,10 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use time::OffsetDateTime;
 
 use super::sql::{
-    CREDENTIAL_COLUMNS, Class, CredentialRow, RECORD_COLUMNS, RecordParams, RecordRow, bind_record,
-    id_from_sql, id_to_sql, scope_to_sql, store_error, time_to_sql,
+    Class, CredentialRow, FIND, FIND_CREDENTIAL, INSERT, LIST, LIST_EXPIRING, RETIRE, REVOKE,
+    REVOKE_DOMAIN, REVOKE_ORGANIZATION, RecordParams, RecordRow, bind_record, id_from_sql,
+    id_to_sql, limit_to_sql, list_start, retirement_to_sql, revocation_to_sql, revoke_missed,
+    rotation_refused, scope_to_sql, store_error, time_to_sql,
 };
 use super::{Cursor, Retirement, RevokeOutcome, RotateOutcome, TokenStore};
 use crate::error::StoreError;
@@ -243,29 +245,14 @@ async fn lock_org(
     Ok(())
 }
 
-/// `WHERE` conditions for a scope exactly, its parameters numbered from `first`.
-fn exact_scope(first: usize) -> String {
-    format!(
-        "org_id = ${} AND scope_kind = ${} AND domain_id = ${}",
-        first,
-        first + 1,
-        first + 2
-    )
-}
-
 #[async_trait]
 impl TokenStore for PostgresStore {
     async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
         self.bounded(async {
             let id = record.id;
-            let query = format!(
-                "INSERT INTO api_tokens ({RECORD_COLUMNS}) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
-                 ON CONFLICT (id) DO NOTHING"
-            );
             let mut tx = self.pool.begin().await.map_err(error)?;
             lock_org(&mut tx, record.scope.org().as_str(), Lock::Shared).await?;
-            let inserted = bind_record!(sqlx::query(&query), RecordParams::of(&record))
+            let inserted = bind_record!(sqlx::query(&INSERT), RecordParams::of(&record))
                 .execute(&mut *tx)
                 .await
                 .map_err(error_for(id))?;
@@ -280,8 +267,7 @@ impl TokenStore for PostgresStore {
 
     async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
         self.bounded(async {
-            let query = format!("SELECT {RECORD_COLUMNS} FROM api_tokens WHERE id = $1");
-            let row: Option<RecordRow> = sqlx::query_as(&query)
+            let row: Option<RecordRow> = sqlx::query_as(&FIND)
                 .bind(id_to_sql(id))
                 .fetch_optional(&self.pool)
                 .await
@@ -293,8 +279,7 @@ impl TokenStore for PostgresStore {
 
     async fn find_credential(&self, id: TokenId) -> Result<Option<StoredCredential>, StoreError> {
         self.bounded(async {
-            let query = format!("SELECT {CREDENTIAL_COLUMNS} FROM api_tokens WHERE id = $1");
-            let row: Option<CredentialRow> = sqlx::query_as(&query)
+            let row: Option<CredentialRow> = sqlx::query_as(&FIND_CREDENTIAL)
                 .bind(id_to_sql(id))
                 .fetch_optional(&self.pool)
                 .await
@@ -312,22 +297,14 @@ impl TokenStore for PostgresStore {
     ) -> Result<Vec<TokenRecord>, StoreError> {
         self.bounded(async {
             let (kind, org, domain) = scope_to_sql(scope);
-            // Without a cursor, start after the greatest position there can be.
-            let (created_at, id) = after.map_or((i64::MAX, i64::MAX), |cursor| {
-                (time_to_sql(cursor.created_at), id_to_sql(cursor.id))
-            });
-            let query = format!(
-                "SELECT {RECORD_COLUMNS} FROM api_tokens WHERE {} AND (created_at, id) < ($4, $5) \
-                 ORDER BY created_at DESC, id DESC LIMIT $6",
-                exact_scope(1)
-            );
-            let rows: Vec<RecordRow> = sqlx::query_as(&query)
+            let (created_at, id) = list_start(after);
+            let rows: Vec<RecordRow> = sqlx::query_as(&LIST)
                 .bind(org)
                 .bind(kind)
                 .bind(domain)
                 .bind(created_at)
                 .bind(id)
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .bind(limit_to_sql(limit))
                 .fetch_all(&self.pool)
                 .await
                 .map_err(error)?;
@@ -342,34 +319,19 @@ impl TokenStore for PostgresStore {
         revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
         self.bounded(async {
-            let revoked = sqlx::query(
-                "UPDATE api_tokens SET revoked_at = $1, revoked_by = $2, revoke_reason = $3 \
-                 WHERE id = $4 AND revoked_at IS NULL",
-            )
-            .bind(time_to_sql(revocation.at))
-            .bind(revocation.by.as_str())
-            .bind(revocation.reason.as_ref().map(|reason| reason.as_str()))
-            .bind(id_to_sql(id))
-            .execute(&self.pool)
-            .await
-            .map_err(error_for(id))?;
+            let (at, by, reason) = revocation_to_sql(&revocation);
+            let revoked = sqlx::query(REVOKE)
+                .bind(at)
+                .bind(by)
+                .bind(reason)
+                .bind(id_to_sql(id))
+                .execute(&self.pool)
+                .await
+                .map_err(error_for(id))?;
             if revoked.rows_affected() == 1 {
                 return Ok(RevokeOutcome::Revoked);
             }
-            // Revoked before, or absent; a revocation is never undone, so what
-            // is read now is what made the update miss.
-            Ok(match self.find(id).await? {
-                Some(TokenRecord {
-                    revoked: Some(earlier),
-                    ..
-                }) => RevokeOutcome::AlreadyRevoked(earlier),
-                Some(_) => {
-                    return Err(StoreError::Other {
-                        source: "a live record was not revoked".into(),
-                    });
-                }
-                None => RevokeOutcome::NotFound,
-            })
+            revoke_missed(self.find(id).await?)
         })
         .await
     }
@@ -381,20 +343,12 @@ impl TokenStore for PostgresStore {
     ) -> Result<Vec<TokenId>, StoreError> {
         self.bounded(async {
             let (kind, org, domain) = scope_to_sql(scope);
-            // An organization covers its domains: every row of the organization.
-            let covered = match scope {
-                Scope::Organization { .. } => "org_id = $4".to_owned(),
-                Scope::Domain { .. } => exact_scope(4),
+            let (at, by, reason) = revocation_to_sql(&revocation);
+            let update = match scope {
+                Scope::Organization { .. } => sqlx::query_scalar(REVOKE_ORGANIZATION),
+                Scope::Domain { .. } => sqlx::query_scalar(REVOKE_DOMAIN),
             };
-            let query = format!(
-                "UPDATE api_tokens SET revoked_at = $1, revoked_by = $2, revoke_reason = $3 \
-                 WHERE {covered} AND revoked_at IS NULL RETURNING id"
-            );
-            let mut update = sqlx::query_scalar(&query)
-                .bind(time_to_sql(revocation.at))
-                .bind(revocation.by.as_str())
-                .bind(revocation.reason.as_ref().map(|reason| reason.as_str()))
-                .bind(org);
+            let mut update = update.bind(at).bind(by).bind(reason).bind(org);
             if let Scope::Domain { .. } = scope {
                 update = update.bind(kind).bind(domain);
             }
@@ -415,45 +369,26 @@ impl TokenStore for PostgresStore {
     ) -> Result<RotateOutcome, StoreError> {
         self.bounded(async {
             let new = successor.id;
-            let (expires_at, revoked) = match &retire {
-                Retirement::ExpiresAt(at) => (Some(time_to_sql(*at)), None),
-                Retirement::Revoked(revocation) => (None, Some(revocation)),
-            };
+            let retirement = retirement_to_sql(&retire);
             let mut tx = self.pool.begin().await.map_err(error)?;
             lock_org(&mut tx, successor.scope.org().as_str(), Lock::Shared).await?;
             // The update locks the old row: a concurrent rotation waits for this
             // transaction, then finds `replaced_by` set and changes nothing.
-            let retired = sqlx::query(
-                "UPDATE api_tokens SET replaced_by = $1, \
-                     expires_at = COALESCE($2, expires_at), \
-                     revoked_at = $3, revoked_by = $4, revoke_reason = $5 \
-                 WHERE id = $6 AND revoked_at IS NULL AND replaced_by IS NULL",
-            )
-            .bind(id_to_sql(new))
-            .bind(expires_at)
-            .bind(revoked.map(|revocation| time_to_sql(revocation.at)))
-            .bind(revoked.map(|revocation| revocation.by.as_str()))
-            .bind(revoked.and_then(|revocation| revocation.reason.as_ref().map(|r| r.as_str())))
-            .bind(id_to_sql(old))
-            .execute(&mut *tx)
-            .await
-            .map_err(error_for(old))?;
+            let retired = sqlx::query(RETIRE)
+                .bind(id_to_sql(new))
+                .bind(retirement.expires_at)
+                .bind(retirement.revoked_at)
+                .bind(retirement.revoked_by)
+                .bind(retirement.revoke_reason)
+                .bind(id_to_sql(old))
+                .execute(&mut *tx)
+                .await
+                .map_err(error_for(old))?;
             if retired.rows_affected() == 0 {
                 tx.rollback().await.map_err(error)?;
-                return Ok(match self.find(old).await? {
-                    None => RotateOutcome::NotFound,
-                    Some(record) => match record.replaced_by {
-                        Some(by) => RotateOutcome::AlreadyReplaced(by),
-                        None => RotateOutcome::Revoked,
-                    },
-                });
+                return Ok(rotation_refused(self.find(old).await?));
             }
-            let query = format!(
-                "INSERT INTO api_tokens ({RECORD_COLUMNS}) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
-                 ON CONFLICT (id) DO NOTHING"
-            );
-            let inserted = bind_record!(sqlx::query(&query), RecordParams::of(&successor))
+            let inserted = bind_record!(sqlx::query(&INSERT), RecordParams::of(&successor))
                 .execute(&mut *tx)
                 .await
                 .map_err(error_for(new))?;
@@ -499,13 +434,7 @@ impl TokenStore for PostgresStore {
     ) -> Result<Vec<TokenRecord>, StoreError> {
         self.bounded(async {
             let (kind, org, domain) = scope_to_sql(scope);
-            let query = format!(
-                "SELECT {RECORD_COLUMNS} FROM api_tokens WHERE {} AND revoked_at IS NULL \
-                 AND replaced_by IS NULL AND expires_at >= $4 AND expires_at < $5 \
-                 ORDER BY expires_at, id",
-                exact_scope(1)
-            );
-            let rows: Vec<RecordRow> = sqlx::query_as(&query)
+            let rows: Vec<RecordRow> = sqlx::query_as(&LIST_EXPIRING)
                 .bind(org)
                 .bind(kind)
                 .bind(domain)

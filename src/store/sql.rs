@@ -18,7 +18,7 @@
 //! not a valid id) is reported as [`StoreError::Corrupt`] naming the token,
 //! never trusted.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use time::OffsetDateTime;
 
@@ -31,14 +31,167 @@ use crate::record::{Revocation, StoredCredential, TokenRecord};
 use crate::scope::Scope;
 use crate::token::TokenId;
 
+use super::{Cursor, Retirement, RevokeOutcome, RotateOutcome};
+
 /// The columns of a whole record, in the order every query selects them.
-pub(super) const RECORD_COLUMNS: &str = "id, scope_kind, org_id, domain_id, role, label, \
+const RECORD_COLUMNS: &str = "id, scope_kind, org_id, domain_id, role, label, \
      key_id, digest, created_at, created_by, expires_at, revoked_at, revoked_by, \
      revoke_reason, last_used_at, rotated_from, replaced_by";
 
 /// The columns verification reads.
-pub(super) const CREDENTIAL_COLUMNS: &str = "id, scope_kind, org_id, domain_id, role, key_id, \
+const CREDENTIAL_COLUMNS: &str = "id, scope_kind, org_id, domain_id, role, key_id, \
      digest, expires_at, revoked_at, replaced_by, last_used_at";
+
+// The statements both stores run, written once. Parameters are `$N`, which
+// PostgreSQL reads as numbered and SQLite as named, numbering each at its
+// first appearance; so in every statement they first appear in order, `$1`
+// before `$2`. Built once, not per call: `find_credential` is on the verify
+// path, and a constant text lets each connection reuse its prepared form.
+
+/// Adds a record, its parameters the [`RECORD_COLUMNS`] (see
+/// [`bind_record`]); a taken id inserts nothing.
+pub(super) static INSERT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO api_tokens ({RECORD_COLUMNS}) VALUES \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+         ON CONFLICT (id) DO NOTHING"
+    )
+});
+
+/// The [`RecordRow`] of id `$1`.
+pub(super) static FIND: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {RECORD_COLUMNS} FROM api_tokens WHERE id = $1"));
+
+/// The [`CredentialRow`] of id `$1`.
+pub(super) static FIND_CREDENTIAL: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {CREDENTIAL_COLUMNS} FROM api_tokens WHERE id = $1"));
+
+/// A page of one exact scope (`$1`–`$3`, see [`scope_to_sql`]), newest
+/// first, after the position `($4, $5)` (see [`list_start`]), at most `$6`
+/// rows.
+pub(super) static LIST: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {RECORD_COLUMNS} FROM api_tokens \
+         WHERE org_id = $1 AND scope_kind = $2 AND domain_id = $3 \
+         AND (created_at, id) < ($4, $5) \
+         ORDER BY created_at DESC, id DESC LIMIT $6"
+    )
+});
+
+/// The live records of one exact scope (`$1`–`$3`) expiring at or after
+/// `$4` and before `$5`, soonest first.
+pub(super) static LIST_EXPIRING: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {RECORD_COLUMNS} FROM api_tokens \
+         WHERE org_id = $1 AND scope_kind = $2 AND domain_id = $3 \
+         AND revoked_at IS NULL AND replaced_by IS NULL \
+         AND expires_at >= $4 AND expires_at < $5 \
+         ORDER BY expires_at, id"
+    )
+});
+
+/// Revokes id `$4` unless revoked already; `$1`–`$3` are the revocation
+/// (see [`revocation_to_sql`]).
+pub(super) const REVOKE: &str = "UPDATE api_tokens SET revoked_at = $1, revoked_by = $2, revoke_reason = $3 \
+     WHERE id = $4 AND revoked_at IS NULL";
+
+/// Revokes every live token of organization `$4`, its domains' too, and
+/// returns their ids.
+pub(super) const REVOKE_ORGANIZATION: &str = "UPDATE api_tokens SET revoked_at = $1, revoked_by = $2, revoke_reason = $3 \
+     WHERE org_id = $4 AND revoked_at IS NULL RETURNING id";
+
+/// Revokes every live token of exactly the scope `$4`–`$6` and returns
+/// their ids.
+pub(super) const REVOKE_DOMAIN: &str = "UPDATE api_tokens SET revoked_at = $1, revoked_by = $2, revoke_reason = $3 \
+     WHERE org_id = $4 AND scope_kind = $5 AND domain_id = $6 \
+     AND revoked_at IS NULL RETURNING id";
+
+/// Marks id `$6` replaced by `$1` if it is live and not replaced yet:
+/// expiring at `$2` (if not null) or revoked with `$3`–`$5` (see
+/// [`retirement_to_sql`]). Changes no row if the rotation must not happen.
+pub(super) const RETIRE: &str = "UPDATE api_tokens SET replaced_by = $1, \
+         expires_at = COALESCE($2, expires_at), \
+         revoked_at = $3, revoked_by = $4, revoke_reason = $5 \
+     WHERE id = $6 AND revoked_at IS NULL AND replaced_by IS NULL";
+
+/// The values a revocation writes: `revoked_at`, `revoked_by`,
+/// `revoke_reason`.
+pub(super) fn revocation_to_sql(revocation: &Revocation) -> (i64, &str, Option<&str>) {
+    (
+        time_to_sql(revocation.at),
+        revocation.by.as_str(),
+        revocation.reason.as_ref().map(|reason| reason.as_str()),
+    )
+}
+
+/// The values [`RETIRE`] writes besides the successor: a new `expires_at`,
+/// or the revocation's three columns.
+pub(super) fn retirement_to_sql(retire: &Retirement) -> RetirementParams<'_> {
+    match retire {
+        Retirement::ExpiresAt(at) => RetirementParams {
+            expires_at: Some(time_to_sql(*at)),
+            ..RetirementParams::default()
+        },
+        Retirement::Revoked(revocation) => {
+            let (at, by, reason) = revocation_to_sql(revocation);
+            RetirementParams {
+                expires_at: None,
+                revoked_at: Some(at),
+                revoked_by: Some(by),
+                revoke_reason: reason,
+            }
+        }
+    }
+}
+
+/// Parameters `$2`–`$5` of [`RETIRE`].
+#[derive(Default)]
+pub(super) struct RetirementParams<'a> {
+    pub(super) expires_at: Option<i64>,
+    pub(super) revoked_at: Option<i64>,
+    pub(super) revoked_by: Option<&'a str>,
+    pub(super) revoke_reason: Option<&'a str>,
+}
+
+/// The position a [`LIST`] page starts after: the cursor's, or without one
+/// the greatest there can be.
+pub(super) fn list_start(after: Option<Cursor>) -> (i64, i64) {
+    after.map_or((i64::MAX, i64::MAX), |cursor| {
+        (time_to_sql(cursor.created_at), id_to_sql(cursor.id))
+    })
+}
+
+/// A row limit as SQL reads it (`usize` beyond `i64` means no limit).
+pub(super) fn limit_to_sql(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// What a [`REVOKE`] that changed no row meant, given the record as read
+/// after it: revoked before, or absent. A revocation is never undone, so
+/// what is read then is what made the update miss.
+pub(super) fn revoke_missed(found: Option<TokenRecord>) -> Result<RevokeOutcome, StoreError> {
+    match found {
+        Some(TokenRecord {
+            revoked: Some(earlier),
+            ..
+        }) => Ok(RevokeOutcome::AlreadyRevoked(earlier)),
+        Some(_) => Err(StoreError::Other {
+            source: "a live record was not revoked".into(),
+        }),
+        None => Ok(RevokeOutcome::NotFound),
+    }
+}
+
+/// Why a [`RETIRE`] changed no row, given the old record as read after it.
+pub(super) fn rotation_refused(found: Option<TokenRecord>) -> RotateOutcome {
+    match found {
+        None => RotateOutcome::NotFound,
+        Some(record) => match record.replaced_by {
+            Some(by) => RotateOutcome::AlreadyReplaced(by),
+            None => RotateOutcome::Revoked,
+        },
+    }
+}
 
 /// A token id as stored: its bits with the top one flipped, so that signed
 /// `BIGINT` order is the ids' own (unsigned) order.
@@ -338,7 +491,7 @@ impl RecordParams {
 }
 
 /// Binds a [`RecordParams`] to a query whose parameters are the
-/// `RECORD_COLUMNS`, in order. (A macro: the two drivers' query types share
+/// [`RECORD_COLUMNS`], in order, as [`INSERT`]'s are. (A macro: the two drivers' query types share
 /// no trait that would let a function do it without a wall of bounds.)
 macro_rules! bind_record {
     ($query:expr, $params:expr) => {{
