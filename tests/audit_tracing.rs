@@ -4,35 +4,13 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use api_tokens::{IssueRequest, TokenFormat, TokenService};
+use common::logs::capture_logs;
 use common::*;
-
-/// Everything the test's subscriber wrote.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn the_default_sink_logs_each_event_at_info_under_its_own_target() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture_logs(tracing::Level::INFO);
 
     let store = std::sync::Arc::new(api_tokens::MemoryStore::new());
     // No audit sink configured: the default one.
@@ -50,7 +28,7 @@ async fn the_default_sink_logs_each_event_at_info_under_its_own_target() {
         .await
         .unwrap();
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     let lines: Vec<&str> = log.lines().collect();
     assert_eq!(lines.len(), 2, "{log}");
     for (line, event) in lines.iter().zip(["Issued", "Revoked"]) {

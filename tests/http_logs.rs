@@ -5,43 +5,15 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use common::http::*;
+use common::logs::capture_logs;
 use common::*;
-
-/// Everything the test's subscriber wrote.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
 
 // The default (current-thread) runtime runs the server, the client and
 // this test on one thread, so the thread's subscriber sees all they log.
 #[tokio::test]
 async fn the_log_says_why_a_token_was_refused_but_never_holds_a_token() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture_logs(tracing::Level::TRACE);
 
     let protected = start_bearer().await;
     let valid = protected.issue(acme_token()).await;

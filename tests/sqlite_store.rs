@@ -84,15 +84,7 @@ async fn a_row_edited_into_nonsense_is_corrupt_never_a_token() {
     let path = fresh_path("corrupt");
     let store = Arc::new(SqliteStore::open(&path).await.unwrap());
     let service = service_over(store.clone());
-    let admin = org_admin("acme");
-    let mut tokens = Vec::new();
-    for label in ["short digest", "unknown kind"] {
-        let issued = service
-            .issue(&admin, IssueRequest::new(org("acme"), label))
-            .await
-            .unwrap();
-        tokens.push((issued.token.expose_secret().to_owned(), issued.summary.id));
-    }
+    let tokens = issue_rows_to_damage(&service).await;
     for edit in [
         "UPDATE api_tokens SET digest = x'010203' WHERE label = 'short digest'",
         "UPDATE api_tokens SET scope_kind = 'galaxy' WHERE label = 'unknown kind'",
@@ -101,15 +93,7 @@ async fn a_row_edited_into_nonsense_is_corrupt_never_a_token() {
         assert_eq!(edited.rows_affected(), 1);
     }
 
-    for (token, id) in &tokens {
-        let named = |error: &StoreError| matches!(error, StoreError::Corrupt { id: Some(named), .. } if named == id);
-        match service.verify(token).await {
-            Err(VerifyError::Store(error)) => assert!(named(&error), "{error:?}"),
-            other => panic!("a corrupt row must not verify: {other:?}"),
-        }
-        assert!(named(&store.find(*id).await.unwrap_err()));
-        assert!(named(&store.find_credential(*id).await.unwrap_err()));
-    }
+    assert_damaged_rows_are_corrupt(&service, &*store, &tokens).await;
 }
 
 /// The child of the durability test: issues tokens into the file named by

@@ -5,6 +5,7 @@
 
 #[cfg(feature = "axum")]
 pub mod http;
+pub mod logs;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 
@@ -15,9 +16,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use api_tokens::store::{Cursor, Retirement, RevokeOutcome, RotateOutcome, TokenStore};
 use api_tokens::{
-    Actor, ActorId, DomainId, HashKey, KeyId, Keyring, ManualClock, MemoryAuditSink, MemoryStore,
-    OrganizationId, Revocation, Role, Scope, StoreError, StoredCredential, TokenFormat, TokenId,
-    TokenRecord, TokenService,
+    Actor, ActorId, DomainId, HashKey, IssueRequest, KeyId, Keyring, ManualClock, MemoryAuditSink,
+    MemoryStore, OrganizationId, Revocation, Role, Scope, StoreError, StoredCredential,
+    TokenFormat, TokenId, TokenRecord, TokenService, VerifyError,
 };
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -132,6 +133,39 @@ pub fn altered(token: &str, position: usize, replacement: u8) -> String {
 /// A base62 character other than `c`.
 pub fn other_than(c: u8) -> u8 {
     if c == b'A' { b'B' } else { b'A' }
+}
+
+/// Issues two tokens of organization `acme`, labelled `short digest` and
+/// `unknown kind`, for a SQL store's test to damage those rows in its own
+/// dialect; returns each token with its id.
+pub async fn issue_rows_to_damage(service: &TokenService) -> Vec<(String, TokenId)> {
+    let mut tokens = Vec::new();
+    for label in ["short digest", "unknown kind"] {
+        let issued = service
+            .issue(&org_admin("acme"), IssueRequest::new(org("acme"), label))
+            .await
+            .unwrap();
+        tokens.push((issued.token.expose_secret().to_owned(), issued.summary.id));
+    }
+    tokens
+}
+
+/// Asserts each damaged token is reported as `StoreError::Corrupt` naming
+/// it, by verification and by both lookups: never trusted as a token.
+pub async fn assert_damaged_rows_are_corrupt(
+    service: &TokenService,
+    store: &dyn TokenStore,
+    tokens: &[(String, TokenId)],
+) {
+    for (token, id) in tokens {
+        let named = |error: &StoreError| matches!(error, StoreError::Corrupt { id: Some(named), .. } if named == id);
+        match service.verify(token).await {
+            Err(VerifyError::Store(error)) => assert!(named(&error), "{error:?}"),
+            other => panic!("a corrupt row must not verify: {other:?}"),
+        }
+        assert!(named(&store.find(*id).await.unwrap_err()));
+        assert!(named(&store.find_credential(*id).await.unwrap_err()));
+    }
 }
 
 /// Byte offsets in a token with the `acme` prefix.
