@@ -42,6 +42,13 @@ pub enum IdError {
         /// Byte offset of the first offending byte.
         position: usize,
     },
+    /// The id is an API token, pasted into the wrong field. Revoke that
+    /// token: it has been sent somewhere it should not be.
+    #[error("{what} must not be an API token; revoke the token that was pasted here")]
+    HoldsToken {
+        /// Which kind of id.
+        what: &'static str,
+    },
 }
 
 /// A token label was refused. See [`Label`](crate::Label) for the rules.
@@ -57,10 +64,13 @@ pub enum LabelError {
         /// The limit, in characters.
         max: usize,
     },
-    /// A control, line-separator or bidirectional-override character.
+    /// A control, line-separator, format (invisible or direction-changing)
+    /// or default-ignorable character, outside the emoji sequences a label
+    /// accepts.
     #[error(
         "the label has a forbidden character U+{code_point:04X} at position {position}; \
-         a label is one line of printable text"
+         a label is one line of visible text, without control, invisible or \
+         direction-changing characters"
     )]
     ForbiddenCharacter {
         /// Index (in characters, after trimming) of the first forbidden one.

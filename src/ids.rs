@@ -4,8 +4,10 @@
 //! platform already has (numeric ids, UUIDs, slugs, e-mail addresses). Each is
 //! validated once, on construction, so every later use can rely on it:
 //! 1 to [`MAX_ID_LEN`] bytes of printable ASCII (`!` through `~`, no spaces or
-//! control characters). That keeps ids safe to put in log lines, URLs and SQL
-//! text columns without escaping surprises.
+//! control characters), and never an API token (of any service built on this
+//! crate). That keeps ids safe to put in log lines, URLs and SQL text columns
+//! without escaping surprises, and keeps a token pasted into the wrong field
+//! out of every log.
 //!
 //! Ids are reference-counted strings, so cloning one (into a record, a scope,
 //! a summary) never copies its text.
@@ -17,6 +19,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::IdError;
+use crate::scan::find_any_format_tokens;
 
 /// The longest identifier accepted, in bytes.
 pub const MAX_ID_LEN: usize = 64;
@@ -34,6 +37,12 @@ fn validate(value: &str, what: &'static str) -> Result<(), IdError> {
     }
     if let Some(position) = value.bytes().position(|b| !b.is_ascii_graphic()) {
         return Err(IdError::NotPrintable { what, position });
+    }
+    // Ids are logged and shown everywhere: one must never be a token pasted
+    // into the wrong field. (Only a token with a two-letter prefix fits in
+    // `MAX_ID_LEN` bytes.)
+    if !find_any_format_tokens(value).is_empty() {
+        return Err(IdError::HoldsToken { what });
     }
     Ok(())
 }
@@ -162,6 +171,25 @@ mod tests {
                 })
             );
         }
+    }
+
+    #[test]
+    fn refuses_a_token_pasted_as_an_id() {
+        // With a two-letter prefix a token is exactly `MAX_ID_LEN` bytes.
+        let format = crate::TokenFormat::new("zz").unwrap();
+        let token = format.generate(crate::ScopeKind::Domain).unwrap();
+        let text = token.expose_secret();
+        assert_eq!(text.len(), MAX_ID_LEN);
+        assert_eq!(
+            ActorId::new(text),
+            Err(IdError::HoldsToken {
+                what: "an actor id"
+            })
+        );
+        // One character changed breaks the checksum: an ordinary id again.
+        let mut altered = text.to_owned();
+        altered.replace_range(20..21, if &text[20..21] == "a" { "b" } else { "a" });
+        assert!(ActorId::new(&altered).is_ok());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use crate::scope::ScopeKind;
-use crate::token::{TokenFormat, TokenId};
+use crate::token::{SECRET_TAIL_LEN, TokenFormat, TokenId, any_format_token_at};
 
 /// What [`TokenFormat::redact`] writes after a token's public head.
 const MASK: &str = "…[redacted]";
@@ -72,21 +72,54 @@ impl TokenFormat {
     /// which token it was: `acmeo_3kT9QxPb1Zr…[redacted]`. Text without a
     /// token comes back unchanged, byte for byte, and without a copy.
     pub fn redact<'t>(&self, text: &'t str) -> Cow<'t, str> {
-        let found = self.find_tokens(text);
-        if found.is_empty() {
-            return Cow::Borrowed(text);
-        }
-        let mut redacted = String::with_capacity(text.len());
-        let mut copied = 0;
-        for token in found {
-            let head_end = token.range.start + self.public_head_len();
-            redacted.push_str(&text[copied..head_end]);
-            redacted.push_str(MASK);
-            copied = token.range.end;
-        }
-        redacted.push_str(&text[copied..]);
-        Cow::Owned(redacted)
+        let ranges = self.find_tokens(text).into_iter().map(|found| found.range);
+        mask(text, ranges.collect())
     }
+}
+
+/// The byte ranges of tokens of *any* service's format in `text`, in order.
+///
+/// For places that must never hold a token whatever service minted it:
+/// labels and reasons, platform ids, `Debug` output of request types.
+pub(crate) fn find_any_format_tokens(text: &str) -> Vec<Range<usize>> {
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(offset) = bytes[from..].iter().position(|&b| b == b'_') {
+        let separator = from + offset;
+        match any_format_token_at(bytes, separator) {
+            Some(range) => {
+                from = range.end;
+                found.push(range);
+            }
+            None => from = separator + 1,
+        }
+    }
+    found
+}
+
+/// `text` with every token of any service's format masked after its public
+/// head, as [`TokenFormat::redact`] masks one service's tokens.
+pub(crate) fn redact_any_format(text: &str) -> Cow<'_, str> {
+    mask(text, find_any_format_tokens(text))
+}
+
+/// `text` with each token at `ranges` (in order) cut to its public head and
+/// the mask; `text` itself when there are none.
+fn mask(text: &str, ranges: Vec<Range<usize>>) -> Cow<'_, str> {
+    if ranges.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    let mut redacted = String::with_capacity(text.len());
+    let mut copied = 0;
+    for range in ranges {
+        let head_end = range.end - SECRET_TAIL_LEN;
+        redacted.push_str(&text[copied..head_end]);
+        redacted.push_str(MASK);
+        copied = range.end;
+    }
+    redacted.push_str(&text[copied..]);
+    Cow::Owned(redacted)
 }
 
 #[cfg(test)]
@@ -113,7 +146,7 @@ mod tests {
                 .all(|f| f.id == token.id() && f.kind == ScopeKind::Domain)
         );
 
-        let head = &text[..format.public_head_len()];
+        let head = &text[..text.len() - SECRET_TAIL_LEN];
         assert_eq!(
             format.redact(&line),
             format!("é {head}{MASK}, and again:{head}{MASK}")

@@ -24,6 +24,7 @@
 //! covers the id and secret characters exactly as they appear in the token.
 
 use std::fmt;
+use std::ops::Range;
 use std::str::FromStr;
 
 use rand::TryRng;
@@ -264,11 +265,6 @@ impl TokenFormat {
         })
     }
 
-    /// Bytes of a token's public head: prefix, scope letter, `_` and id.
-    pub(crate) fn public_head_len(&self) -> usize {
-        self.token_len() - SECRET_LEN - CHECKSUM_LEN
-    }
-
     /// What a list shows to help a person recognise a token without its
     /// secret: the token's public head and an ellipsis, e.g.
     /// `acmeo_3kT9QxPb1Zr…`.
@@ -312,6 +308,50 @@ impl TokenFormat {
         Ok(PlaintextToken { text, id })
     }
 }
+
+/// The byte range of a token of *any* service's format (any valid prefix)
+/// whose `_` separator is at `separator` in `bytes`, or `None`.
+///
+/// Labels, platform ids and `Debug` output use it to keep out tokens of
+/// every service built on this crate, not only the one at hand. The
+/// checksum decides which prefix length is the token's: a wrong length
+/// matches it once in four billion tries.
+pub(crate) fn any_format_token_at(bytes: &[u8], separator: usize) -> Option<Range<usize>> {
+    if bytes.get(separator) != Some(&b'_') {
+        return None;
+    }
+    let kind_at = separator.checked_sub(1)?;
+    kind_from_letter(bytes[kind_at])?;
+    let end = separator + 1 + ID_LEN + SECRET_LEN + CHECKSUM_LEN;
+    let random_and_checksum = bytes.get(separator + 1..end)?;
+    if !random_and_checksum.iter().all(u8::is_ascii_alphanumeric) {
+        return None;
+    }
+    let checksum = decode_base62(&bytes[end - CHECKSUM_LEN..end]);
+    for prefix_len in PREFIX_LEN {
+        let Some(start) = kind_at.checked_sub(prefix_len) else {
+            break;
+        };
+        // A character outside `a-z0-9` ends every longer prefix too.
+        let first = bytes[start];
+        if !(first.is_ascii_lowercase() || first.is_ascii_digit()) {
+            break;
+        }
+        if first.is_ascii_lowercase()
+            && checksum
+                == Some(u64::from(crc32fast::hash(
+                    &bytes[start..end - CHECKSUM_LEN],
+                )))
+        {
+            return Some(start..end);
+        }
+    }
+    None
+}
+
+/// Bytes at the end of a token that are not its public head: the secret and
+/// the checksum.
+pub(crate) const SECRET_TAIL_LEN: usize = SECRET_LEN + CHECKSUM_LEN;
 
 /// A token that passed [`TokenFormat::parse`]: well formed, not yet verified.
 /// It borrows the token text; its `Debug` shows only the public parts.
@@ -378,7 +418,7 @@ impl PlaintextToken {
 
     fn write_redacted(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Prefix, kind letter, separator and id: the public head.
-        let head_len = self.text.len() - SECRET_LEN - CHECKSUM_LEN;
+        let head_len = self.text.len() - SECRET_TAIL_LEN;
         write!(f, "{}…[redacted]", &self.text[..head_len])
     }
 }
