@@ -96,12 +96,38 @@ impl Scope {
 }
 
 impl fmt::Display for Scope {
-    /// `organization acme` or `domain acme/shop`.
+    /// `organization acme` or `domain acme/shop`. The `/` between the two
+    /// ids is the only one shown: a `/` inside an id is written `%2F` (and
+    /// a `%` as `%25`), so organization `a/b` with domain `c` (`domain
+    /// a%2Fb/c`) never reads like organization `a` with domain `b/c`
+    /// (`domain a/b%2Fc`) in a log line or an alert.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Scope::Organization { org } => write!(f, "organization {org}"),
-            Scope::Domain { org, domain } => write!(f, "domain {org}/{domain}"),
+            Scope::Organization { org } => write!(f, "organization {}", Escaped(org.as_str())),
+            Scope::Domain { org, domain } => write!(
+                f,
+                "domain {}/{}",
+                Escaped(org.as_str()),
+                Escaped(domain.as_str())
+            ),
         }
+    }
+}
+
+/// An id as a scope's text shows it: `%` and `/` percent-encoded, every
+/// other character (printable ASCII, as ids are) as it is.
+struct Escaped<'a>(&'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for part in self.0.split_inclusive(['%', '/']) {
+            match part.as_bytes().last() {
+                Some(b'%') => write!(f, "{}%25", &part[..part.len() - 1])?,
+                Some(b'/') => write!(f, "{}%2F", &part[..part.len() - 1])?,
+                _ => f.write_str(part)?,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -153,5 +179,21 @@ mod tests {
         assert_eq!(json, r#"{"kind":"domain","org":"acme","domain":"shop"}"#);
         assert_eq!(serde_json::from_str::<Scope>(&json).unwrap(), scope);
         assert_eq!(scope.to_string(), "domain acme/shop");
+    }
+
+    #[test]
+    fn display_tells_apart_scopes_whose_ids_hold_the_separator() {
+        let left = domain("a/b", "c");
+        let right = domain("a", "b/c");
+        assert_ne!(left.to_string(), right.to_string());
+        assert_eq!(left.to_string(), "domain a%2Fb/c");
+        assert_eq!(right.to_string(), "domain a/b%2Fc");
+        // An escape written by hand stays apart from the character it names.
+        assert_ne!(
+            domain("a%2Fb", "c").to_string(),
+            domain("a/b", "c").to_string()
+        );
+        assert_eq!(domain("a%2Fb", "c").to_string(), "domain a%252Fb/c");
+        assert_eq!(org("50%/off").to_string(), "organization 50%25%2Foff");
     }
 }
