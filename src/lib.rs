@@ -22,7 +22,9 @@
 //! let alice = Actor::new(ActorId::new("alice")?).with_grant(org.clone(), Role::Admin);
 //!
 //! // Create Token: the text is returned this once.
-//! let issued = service.issue(&alice, IssueRequest::new(org.clone(), "CI deploys")).await?;
+//! // The role asked for (Viewer if none), never above the issuer's.
+//! let request = IssueRequest::new(org.clone(), "CI deploys").role(Role::Editor);
+//! let issued = service.issue(&alice, request).await?;
 //! let text = issued.token.expose_secret();
 //!
 //! // Every request: what does this token grant?

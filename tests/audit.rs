@@ -96,7 +96,7 @@ async fn every_change_and_every_refusal_is_an_event() {
             actor: alice.id.clone(),
             token: org_token,
             scope: org("acme"),
-            role: Role::Admin,
+            role: Role::Viewer,
             label: api_tokens::Label::new("billing export").unwrap(),
         }
     );

@@ -179,16 +179,30 @@ async fn a_token_never_outranks_its_issuer() {
     let owner = owner_of(&org("acme"));
     let admin = org_admin("acme");
 
-    // By default a token carries its issuer's role at the scope.
+    // A request that names no role gets the least privilege: Viewer, even
+    // from an owner.
     let by_owner = fixture
         .service
         .issue(&owner, IssueRequest::new(org("acme"), "o"))
         .await
         .unwrap();
-    assert_eq!(by_owner.summary.role, Role::Owner);
+    assert_eq!(by_owner.summary.role, Role::Viewer);
+    // The role asked for, up to the issuer's own.
+    let owner_token = fixture
+        .service
+        .issue(
+            &owner,
+            IssueRequest::new(org("acme"), "o").role(Role::Owner),
+        )
+        .await
+        .unwrap();
+    assert_eq!(owner_token.summary.role, Role::Owner);
     let by_admin = fixture
         .service
-        .issue(&admin, IssueRequest::new(domain("acme", "shop"), "a"))
+        .issue(
+            &admin,
+            IssueRequest::new(domain("acme", "shop"), "a").role(Role::Admin),
+        )
         .await
         .unwrap();
     assert_eq!(by_admin.summary.role, Role::Admin);
@@ -226,5 +240,42 @@ async fn a_token_never_outranks_its_issuer() {
         }
         other => panic!("expected RoleTooHigh, got {other:?}"),
     }
+    assert_eq!(fixture.store.inner.len(), before);
+}
+
+#[tokio::test]
+async fn a_configured_default_role_applies_but_never_above_the_issuer() {
+    let fixture = fixture();
+    let service = fixture.service.with_default_role(Role::Editor);
+    let admin = org_admin("acme");
+    let issued = service
+        .issue(&admin, IssueRequest::new(org("acme"), "editor by default"))
+        .await
+        .unwrap();
+    assert_eq!(issued.summary.role, Role::Editor);
+    let verified = service.verify(issued.token.expose_secret()).await.unwrap();
+    assert_eq!(verified.role(), Role::Editor);
+    // A role named in the request wins over the default, lower too.
+    let viewer = service
+        .issue(
+            &admin,
+            IssueRequest::new(org("acme"), "viewer").role(Role::Viewer),
+        )
+        .await
+        .unwrap();
+    assert_eq!(viewer.summary.role, Role::Viewer);
+
+    // A default above the issuer's role is refused like asking for it.
+    let service = service.with_default_role(Role::Owner);
+    let before = fixture.store.inner.len();
+    assert!(matches!(
+        service
+            .issue(&admin, IssueRequest::new(org("acme"), "owner by default"))
+            .await,
+        Err(IssueError::RoleTooHigh {
+            requested: Role::Owner,
+            held: Role::Admin
+        })
+    ));
     assert_eq!(fixture.store.inner.len(), before);
 }

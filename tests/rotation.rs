@@ -245,7 +245,10 @@ async fn an_admin_cannot_rotate_an_owners_token_into_an_owner_token() {
     let admin = org_admin("acme");
     let owners = fixture
         .service
-        .issue(&owner, IssueRequest::new(org("acme"), "owner's"))
+        .issue(
+            &owner,
+            IssueRequest::new(org("acme"), "owner's").role(Role::Owner),
+        )
         .await
         .unwrap();
     assert_eq!(owners.summary.role, Role::Owner);

@@ -257,7 +257,7 @@ async fn the_hint_is_the_public_head_of_the_token() {
         .unwrap();
     let token = issued.token.expose_secret();
     assert_eq!(issued.summary.hint, format!("{}…", &token[..SECRET_AT]));
-    assert_eq!(issued.summary.role, Role::Admin);
+    assert_eq!(issued.summary.role, Role::Viewer);
 }
 
 fn base62() -> impl Strategy<Value = char> {

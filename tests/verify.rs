@@ -28,7 +28,11 @@ async fn a_valid_token_reports_its_scope_and_role() {
         IssueRequest::new(org("acme"), "org").role(Role::Editor),
     )
     .await;
-    let shop_token = issue(&fixture, IssueRequest::new(domain("acme", "shop"), "shop")).await;
+    let shop_token = issue(
+        &fixture,
+        IssueRequest::new(domain("acme", "shop"), "shop").role(Role::Admin),
+    )
+    .await;
 
     let verified = fixture.service.verify(&org_token).await.unwrap();
     assert_eq!(verified.scope(), &org("acme"));

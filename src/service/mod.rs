@@ -9,8 +9,9 @@
 //!   higher) there; an organization admin therefore manages the
 //!   organization's tokens and those of each of its domains, a domain admin
 //!   only that domain's;
-//! - a token's role is at most its issuer's role at the token's scope (the
-//!   issuer's role there is the default);
+//! - a token's role is at most its issuer's role at the token's scope; a
+//!   request that names no role gets the service's default role
+//!   ([`Role::Viewer`] unless configured), never the issuer's by default;
 //! - revoking or rotating a token the actor may not manage fails exactly like
 //!   naming a token that does not exist.
 //!
@@ -37,6 +38,7 @@ use crate::hashing::{Digest, Keyring};
 use crate::label::Label;
 use crate::policy::{Expiry, ExpiryPolicy};
 use crate::record::{Revocation, TokenRecord, TokenSummary};
+use crate::scan::redact_any_format;
 use crate::scope::Scope;
 use crate::store::{Cursor, RevokeOutcome, TokenStore};
 use crate::token::{PlaintextToken, TokenFormat, TokenId};
@@ -79,6 +81,8 @@ pub struct TokenService {
     store: Arc<dyn TokenStore>,
     clock: Arc<dyn Clock>,
     policy: ExpiryPolicy,
+    /// The role of a token whose request names none.
+    default_role: Role,
     audit: Arc<dyn AuditSink>,
     failures: FailureCounters,
     /// `None` when last-used tracking is off.
@@ -88,13 +92,24 @@ pub struct TokenService {
 }
 
 /// What to issue: a token for `scope`, labelled `label`.
-#[derive(Clone, Debug)]
+///
+/// A token gets the least privilege unless the request asks for more: the
+/// role it names, or else the service's default role
+/// ([`TokenService::with_default_role`]), which is [`Role::Viewer`] unless
+/// configured. Never the issuer's own role by default: an owner creating a
+/// token for a read-only dashboard gets a viewer token without thinking
+/// about it. The issuer's role at `scope` is the ceiling either way.
+///
+/// Its `Debug` shows the label with any token in it masked, as the label
+/// will be kept.
+#[derive(Clone)]
 pub struct IssueRequest {
     /// Where the token will be valid.
     pub scope: Scope,
     /// What the token is for; validated as a [`Label`].
     pub label: String,
-    /// The role the token grants; by default the issuer's role at `scope`.
+    /// The role the token grants, at most the issuer's own at `scope`;
+    /// `None` for the service's default role (by default [`Role::Viewer`]).
     pub role: Option<Role>,
     /// When the token stops verifying; by default as the service's
     /// [`ExpiryPolicy`] says (without one: never).
@@ -102,8 +117,9 @@ pub struct IssueRequest {
 }
 
 impl IssueRequest {
-    /// A request for a token at `scope` with `label`, the issuer's role and
-    /// the policy's default expiry.
+    /// A request for a token at `scope` with `label`, the service's default
+    /// role ([`Role::Viewer`] unless configured) and the policy's default
+    /// expiry.
     pub fn new(scope: Scope, label: impl Into<String>) -> Self {
         IssueRequest {
             scope,
@@ -133,6 +149,19 @@ impl IssueRequest {
     pub fn never_expires(mut self) -> Self {
         self.expiry = Expiry::Never;
         self
+    }
+}
+
+// Written out: the label is raw input, and someone may have pasted a token
+// into it. It is shown as it will be kept, with any token masked.
+impl fmt::Debug for IssueRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssueRequest")
+            .field("scope", &self.scope)
+            .field("label", &redact_any_format(&self.label))
+            .field("role", &self.role)
+            .field("expiry", &self.expiry)
+            .finish()
     }
 }
 
@@ -255,6 +284,7 @@ impl TokenService {
             store,
             clock: Arc::new(SystemClock),
             policy: ExpiryPolicy::default(),
+            default_role: Role::Viewer,
             audit: Arc::new(TracingAuditSink),
             failures: FailureCounters::default(),
             usage: Some(UsageTracker::new(DEFAULT_LAST_USED_INTERVAL)),
@@ -274,6 +304,16 @@ impl TokenService {
     #[must_use]
     pub fn with_expiry_policy(mut self, policy: ExpiryPolicy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// The same service, giving `role` to tokens whose [`IssueRequest`]
+    /// names no role (instead of [`Role::Viewer`]). The issuer's role stays
+    /// the ceiling: an issuer who holds less than `role` must name a role
+    /// it holds, or is refused with [`IssueError::RoleTooHigh`].
+    #[must_use]
+    pub fn with_default_role(mut self, role: Role) -> Self {
+        self.default_role = role;
         self
     }
 
@@ -329,7 +369,7 @@ impl TokenService {
                 return Err(IssueError::NotAllowed { scope });
             }
         };
-        let role = request.role.unwrap_or(held);
+        let role = request.role.unwrap_or(self.default_role);
         if role > held {
             self.refused(actor, Operation::Issue, Some(&scope), None)
                 .await;
