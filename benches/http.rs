@@ -57,7 +57,7 @@ fn main() {
 async fn service_with_tokens() -> (Arc<TokenService>, String) {
     let service = TokenService::new(
         TokenFormat::new("acme").expect("a valid prefix"),
-        Keyring::new(KeyId::new(1), HashKey::from_bytes([7; 32])),
+        Keyring::new(KeyId::new(1), HashKey::from_bytes(&[7; 32])),
         Arc::new(MemoryStore::new()),
     );
     let org = Scope::organization(OrganizationId::new("acme").expect("a valid id"));

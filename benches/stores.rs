@@ -48,7 +48,7 @@ async fn filled(store: Arc<dyn TokenStore>) -> (TokenService, Vec<String>) {
         api_tokens::TokenFormat::new(PREFIX).unwrap(),
         api_tokens::Keyring::new(
             api_tokens::KeyId::new(1),
-            api_tokens::HashKey::from_bytes(KEY),
+            api_tokens::HashKey::from_bytes(&KEY),
         ),
         store,
     )

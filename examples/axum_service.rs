@@ -146,12 +146,13 @@ fn hash_key() -> Result<HashKey, Box<dyn Error>> {
     if hex.len() != 64 {
         return Err(bad().into());
     }
-    let mut key = [0u8; 32];
+    // Wiped when it goes out of scope; the key keeps its own copy.
+    let mut key = zeroize::Zeroizing::new([0u8; 32]);
     let digit = |c: u8| char::from(c).to_digit(16).ok_or_else(bad);
     for (byte, pair) in key.iter_mut().zip(hex.as_bytes().chunks(2)) {
         *byte = (digit(pair[0])? << 4 | digit(pair[1])?) as u8;
     }
-    Ok(HashKey::from_bytes(key))
+    Ok(HashKey::from_bytes(&key))
 }
 
 /// What every handler shares.

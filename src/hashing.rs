@@ -51,13 +51,36 @@ impl fmt::Display for KeyId {
 /// The bytes live in one heap block for the key's whole life: moving a
 /// `HashKey` (into a [`Keyring`], a `Vec`) moves only a pointer, so no
 /// unwiped copy is left behind in memory.
+///
+/// What wiping cannot reach: every hash copies the key into BLAKE3's
+/// hasher state on the stack, where it stays until that stack memory is
+/// reused (the `blake3` crate does not wipe it); and whatever buffers held
+/// the key before it reached [`from_bytes`](Self::from_bytes) (your secret
+/// manager's client, an environment variable's copy in the process) are
+/// outside this type. Wiping on drop narrows what a later memory disclosure
+/// can find; it is not a guarantee that no copy exists.
 pub struct HashKey(Box<Zeroizing<[u8; 32]>>);
 
 impl HashKey {
     /// A key from 32 bytes of key material (e.g. decoded from your secret
-    /// manager). The copy the caller passed in is the caller's to wipe.
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        HashKey(Box::new(Zeroizing::new(bytes)))
+    /// manager), copied straight into the key's own heap block. `bytes` is
+    /// borrowed, not moved, so no copy is left behind on the way in; wipe
+    /// your buffer when you are done, or keep it in a
+    /// [`Zeroizing`](zeroize::Zeroizing) that does:
+    ///
+    /// ```
+    /// use api_tokens::HashKey;
+    /// use zeroize::Zeroizing;
+    ///
+    /// let material = Zeroizing::new([7u8; 32]); // decoded from your secret store
+    /// let key = HashKey::from_bytes(&material);
+    /// drop(material); // wiped here; `key` keeps the only copy
+    /// # drop(key);
+    /// ```
+    pub fn from_bytes(bytes: &[u8; 32]) -> Self {
+        let mut key = Box::new(Zeroizing::new([0u8; 32]));
+        key.copy_from_slice(bytes);
+        HashKey(key)
     }
 
     /// A fresh key from the OS random source. Handy in tests and examples;
@@ -276,8 +299,8 @@ mod tests {
 
     #[test]
     fn digest_depends_on_key_and_input() {
-        let a = HashKey::from_bytes([1; 32]);
-        let b = HashKey::from_bytes([2; 32]);
+        let a = HashKey::from_bytes(&[1; 32]);
+        let b = HashKey::from_bytes(&[2; 32]);
         assert!(a.digest(b"id-secret") == a.digest(b"id-secret"));
         assert!(a.digest(b"id-secret") != b.digest(b"id-secret"));
         assert!(a.digest(b"id-secret") != a.digest(b"id-secreT"));
@@ -285,7 +308,7 @@ mod tests {
 
     #[test]
     fn digest_serde_round_trips_and_rejects_bad_hex() {
-        let digest = HashKey::from_bytes([7; 32]).digest(b"x");
+        let digest = HashKey::from_bytes(&[7; 32]).digest(b"x");
         let json = serde_json::to_string(&digest).unwrap();
         assert_eq!(json.len(), 66);
         assert!(serde_json::from_str::<Digest>(&json).unwrap() == digest);
@@ -308,8 +331,8 @@ mod tests {
             Err(KeyringError::Empty)
         ));
         let keys = [
-            (KeyId::new(1), HashKey::from_bytes([1; 32])),
-            (KeyId::new(1), HashKey::from_bytes([2; 32])),
+            (KeyId::new(1), HashKey::from_bytes(&[1; 32])),
+            (KeyId::new(1), HashKey::from_bytes(&[2; 32])),
         ];
         assert!(matches!(
             Keyring::from_keys(keys),
@@ -319,7 +342,7 @@ mod tests {
 
     #[test]
     fn debug_shows_no_key_material() {
-        let key = HashKey::from_bytes([0xab; 32]);
+        let key = HashKey::from_bytes(&[0xab; 32]);
         assert_eq!(format!("{key:?}"), "HashKey([redacted])");
         let keys = Keyring::new(KeyId::new(3), key);
         assert_eq!(format!("{keys:?}"), "Keyring { key_ids: [KeyId(3)] }");

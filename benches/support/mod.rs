@@ -120,7 +120,7 @@ pub fn admins() -> Vec<Actor> {
 pub fn service(store: Arc<MemoryStore>, clock: &ManualClock) -> TokenService {
     TokenService::new(
         TokenFormat::new(PREFIX).unwrap(),
-        Keyring::new(KeyId::new(1), HashKey::from_bytes(KEY)),
+        Keyring::new(KeyId::new(1), HashKey::from_bytes(&KEY)),
         store,
     )
     .with_clock(Arc::new(clock.clone()))

@@ -772,11 +772,11 @@ mod tests {
     async fn every_well_formed_token_costs_one_hash_and_one_comparison() {
         let store = Arc::new(MemoryStore::new());
         let old = service(
-            Keyring::new(KeyId::new(1), HashKey::from_bytes([1; 32])),
+            Keyring::new(KeyId::new(1), HashKey::from_bytes(&[1; 32])),
             store.clone(),
         );
         let new = service(
-            Keyring::new(KeyId::new(2), HashKey::from_bytes([2; 32])),
+            Keyring::new(KeyId::new(2), HashKey::from_bytes(&[2; 32])),
             store,
         );
         let org = Scope::organization(OrganizationId::new("acme").unwrap());

@@ -71,7 +71,7 @@ impl Fixture {
 
 /// A deterministic key, so tests can build the same key twice.
 pub fn key(seed: u8) -> HashKey {
-    HashKey::from_bytes([seed; 32])
+    HashKey::from_bytes(&[seed; 32])
 }
 
 pub fn org(id: &str) -> Scope {
