@@ -14,6 +14,12 @@
 //! true last use. A token's use is written at most once per interval: a use
 //! noted while a flush writes it is not noted again.
 //!
+//! Bounds: the pending set holds at most one entry per token that verified
+//! successfully (right secret, live) since its last write, so it never
+//! grows past the number of live tokens, and forged or wrong tokens never
+//! add to it. The retired-use throttle ([`OncePerInterval`]) has a fixed
+//! size.
+//!
 //! [`TokenService::flush_last_used`]: crate::TokenService::flush_last_used
 
 use std::collections::HashMap;
@@ -83,7 +89,10 @@ impl UsageTracker {
     }
 
     /// Takes every noted use for a flush to write; they stay marked as being
-    /// written until [`finish`](Self::finish).
+    /// written until that flush calls [`finish`](Self::finish) with them.
+    ///
+    /// Flushes may overlap: a token is in at most one flush's batch at a
+    /// time, because a use of a token being written is not noted again.
     pub(crate) fn take(&self) -> Vec<(TokenId, OffsetDateTime)> {
         let mut taken = Vec::new();
         for shard in self.shards.iter() {
@@ -95,15 +104,21 @@ impl UsageTracker {
         taken
     }
 
-    /// Ends a flush begun at `now`. Written: the store has the times, and
-    /// the coarse time moves on. Not written: the uses wait for the next
-    /// flush (none of them was noted meanwhile).
-    pub(crate) fn finish(&self, now: OffsetDateTime, written: bool) {
-        for shard in self.shards.iter() {
-            let mut pending = lock(shard);
-            let writing = std::mem::take(&mut pending.writing);
+    /// Ends the flush begun at `now` that took `batch`, and touches nothing
+    /// another flush took. Written: the store has the times, and the coarse
+    /// time moves on. Not written: the batch's uses wait for the next flush
+    /// (none of them was noted meanwhile, so none is lost or doubled).
+    pub(crate) fn finish(
+        &self,
+        batch: &[(TokenId, OffsetDateTime)],
+        now: OffsetDateTime,
+        written: bool,
+    ) {
+        for &(id, at) in batch {
+            let mut pending = self.shard(id);
+            pending.writing.remove(&id);
             if !written {
-                pending.noted.extend(writing);
+                pending.noted.insert(id, at);
             }
         }
         if written {
@@ -117,9 +132,20 @@ impl UsageTracker {
     }
 }
 
+/// The most tokens one shard of [`OncePerInterval`] remembers: 16 shards of
+/// 4,096 entries of 32 bytes, about 2 MiB at most.
+pub(crate) const REMEMBERED_PER_SHARD: usize = 4096;
+
 /// Lets something happen at most once per token per interval: the audit
 /// event for a retired token's use, so that a client hammering the service
 /// with one makes one event a minute, not one per request.
+///
+/// It remembers at most [`REMEMBERED_PER_SHARD`] tokens per shard, whatever
+/// the traffic: a full shard first forgets the turns older than the
+/// interval, which no longer hold anything back, and if it is still full
+/// (more retired tokens used within one interval than it holds), forgets
+/// all of them. A forgotten token may then have its turn again early: one
+/// more audit event, never a lost one.
 #[derive(Debug)]
 pub(crate) struct OncePerInterval {
     interval: Duration,
@@ -138,13 +164,25 @@ impl OncePerInterval {
     /// interval later.
     pub(crate) fn turn(&self, id: TokenId, now: OffsetDateTime) -> bool {
         let mut last = lock(&self.last[id.bits() as usize % SHARDS]);
-        match last.get(&id) {
-            Some(&at) if now - at < self.interval => false,
-            _ => {
-                last.insert(id, now);
-                true
+        if let Some(&at) = last.get(&id)
+            && now - at < self.interval
+        {
+            return false;
+        }
+        if last.len() >= REMEMBERED_PER_SHARD && !last.contains_key(&id) {
+            last.retain(|_, at| now - *at < self.interval);
+            if last.len() >= REMEMBERED_PER_SHARD {
+                last.clear();
             }
         }
+        last.insert(id, now);
+        true
+    }
+
+    /// How many tokens it remembers now.
+    #[cfg(test)]
+    fn remembered(&self) -> usize {
+        self.last.iter().map(|shard| lock(shard).len()).sum()
     }
 }
 
@@ -152,4 +190,39 @@ impl OncePerInterval {
 // set is still usable.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn a_million_retired_tokens_leave_the_throttle_bounded() {
+        let once = OncePerInterval::new(Duration::minutes(1));
+        let start = datetime!(2030-01-01 00:00 UTC);
+        let mut turns = 0;
+        for n in 0..1_000_000u64 {
+            // Spread over the ids' shards, all within one interval.
+            let id = TokenId::from_bits(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let now = start + Duration::microseconds(n as i64);
+            turns += usize::from(once.turn(id, now));
+            if n % 4096 == 0 {
+                assert!(once.remembered() <= SHARDS * REMEMBERED_PER_SHARD);
+            }
+        }
+        assert_eq!(turns, 1_000_000, "every token's first use has its turn");
+        assert!(once.remembered() <= SHARDS * REMEMBERED_PER_SHARD);
+    }
+
+    #[test]
+    fn a_token_has_one_turn_per_interval() {
+        let once = OncePerInterval::new(Duration::minutes(1));
+        let start = datetime!(2030-01-01 00:00 UTC);
+        let id = TokenId::from_bits(7);
+        assert!(once.turn(id, start));
+        assert!(!once.turn(id, start + Duration::seconds(59)));
+        assert!(once.turn(id, start + Duration::seconds(60)));
+        assert!(!once.turn(id, start + Duration::seconds(61)));
+    }
 }

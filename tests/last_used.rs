@@ -140,6 +140,51 @@ async fn a_use_during_a_flush_is_not_written_again_within_the_interval() {
     assert_eq!(last_used(&fixture, id).await, Some(START));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_flushes_lose_no_use_when_one_fails() {
+    let fixture = Arc::new(fixture());
+    let (first, first_id) = fixture.issue_at(org("acme"), "first").await;
+    let (second, second_id) = fixture.issue_at(org("acme"), "second").await;
+
+    // Flush 1 takes the first token's use and is held inside the store.
+    fixture.service.verify(&first).await.unwrap();
+    let gate = fixture.store.hold_next_use_write();
+    let flush_1 = {
+        let fixture = fixture.clone();
+        tokio::spawn(async move { fixture.service.flush_last_used().await })
+    };
+    gate.entered.notified().await;
+
+    // Meanwhile flush 2 takes and writes the second token's use.
+    fixture.clock.advance(Duration::seconds(2));
+    fixture.service.verify(&second).await.unwrap();
+    assert_eq!(fixture.service.flush_last_used().await.unwrap(), 1);
+    assert_eq!(
+        last_used(&fixture, second_id).await,
+        Some(START + Duration::seconds(2))
+    );
+
+    // Flush 1's write fails: its use must wait for the next flush, not
+    // vanish because flush 2 finished first.
+    fixture.store.fail_next_use_write();
+    gate.release.notify_one();
+    assert!(flush_1.await.unwrap().is_err());
+    assert_eq!(last_used(&fixture, first_id).await, None);
+
+    // Uses within the interval note nothing new, for either token.
+    fixture.clock.advance(Duration::seconds(1));
+    fixture.service.verify(&first).await.unwrap();
+    fixture.service.verify(&second).await.unwrap();
+    assert_eq!(fixture.service.flush_last_used().await.unwrap(), 1);
+    assert_eq!(last_used(&fixture, first_id).await, Some(START));
+    assert_eq!(
+        last_used(&fixture, second_id).await,
+        Some(START + Duration::seconds(2)),
+        "written once in the interval"
+    );
+    assert_eq!(fixture.service.flush_last_used().await.unwrap(), 0);
+}
+
 #[tokio::test]
 async fn an_interval_under_a_second_is_refused() {
     let fixture = fixture();

@@ -260,7 +260,7 @@ impl TokenService {
         } else {
             self.store.record_uses(&uses).await
         };
-        usage.finish(now, written.is_ok());
+        usage.finish(&uses, now, written.is_ok());
         written.map(|()| uses.len())
     }
 

@@ -210,7 +210,8 @@ impl CountingStore {
         gate
     }
 
-    /// The next `record_uses` fails as an outage.
+    /// The next `record_uses` to go on (a held one once released) fails as
+    /// an outage.
     pub fn fail_next_use_write(&self) {
         self.fail_next_use_write.store(true, Ordering::SeqCst);
     }
@@ -294,13 +295,14 @@ impl TokenStore for CountingStore {
     }
 
     async fn record_uses(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
-        if self.fail_next_use_write.swap(false, Ordering::SeqCst) {
-            return Err(outage());
-        }
         let gate = self.use_write_gate.lock().unwrap().take();
         if let Some(gate) = gate {
             gate.entered.notify_one();
             gate.release.notified().await;
+        }
+        // Checked once released, so a held write can be made to fail too.
+        if self.fail_next_use_write.swap(false, Ordering::SeqCst) {
+            return Err(outage());
         }
         self.uses.fetch_add(1, Ordering::SeqCst);
         self.inner.record_uses(uses).await
