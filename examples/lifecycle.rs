@@ -102,6 +102,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     println!("\n== Audit log ==");
+    // Events reach the sink from a queue, never slowing a request: wait for
+    // them (a service does this before shutting down).
+    service.flush_audit().await;
     for event in audit.events() {
         println!("{}", serde_json::to_string(&event)?);
     }

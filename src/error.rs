@@ -185,7 +185,9 @@ pub enum StoreError {
     },
 }
 
-/// An [`ExpiryPolicy`](crate::ExpiryPolicy) setting was refused.
+/// A setting of the service was refused: an
+/// [`ExpiryPolicy`](crate::ExpiryPolicy) lifetime, the last-used interval or
+/// the audit queue's capacity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PolicyError {
@@ -198,6 +200,9 @@ pub enum PolicyError {
     /// A last-used interval under one second.
     #[error("the last-used interval must be at least one second")]
     TooShort,
+    /// An audit queue that could hold no event.
+    #[error("the audit queue must hold at least one event")]
+    ZeroCapacity,
 }
 
 /// Why [`TokenService::issue`](crate::TokenService::issue) made no token.

@@ -121,7 +121,8 @@ mod usage;
 
 pub use actor::{Actor, Grant, Role};
 pub use audit::{
-    AuditEvent, AuditSink, MemoryAuditSink, Operation, TracingAuditSink, VerifyFailures,
+    AuditEvent, AuditSink, DEFAULT_AUDIT_QUEUE_CAPACITY, MemoryAuditSink, Operation,
+    TracingAuditSink, VerifyFailures,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{

@@ -64,7 +64,7 @@ async fn every_change_and_every_refusal_is_an_event() {
         .unwrap();
     assert_eq!(nothing, 0);
 
-    let events = fixture.audit.events();
+    let events = fixture.audit_events().await;
     let kinds: Vec<&str> = events
         .iter()
         .map(|event| match event {
@@ -141,10 +141,10 @@ async fn what_did_not_happen_is_not_an_event() {
     let alice = org_admin("acme");
     let (_, id) = fixture.issue_at(org("acme"), "ci").await;
     fixture.service.revoke(&alice, id).await.unwrap();
-    let events_before = fixture.audit.events().len();
+    let events_before = fixture.audit_events().await.len();
 
-    // Revoking again, a bad label, a bad reason, an unknown id: no change,
-    // no event (and these are not refusals for lack of rights either).
+    // Revoking again, a bad label, a bad reason: no change, no event (and
+    // these are not refusals for lack of rights either).
     fixture.service.revoke(&alice, id).await.unwrap();
     assert!(
         fixture
@@ -160,14 +160,39 @@ async fn what_did_not_happen_is_not_an_event() {
             .await
             .is_err()
     );
-    assert!(
-        fixture
-            .service
-            .revoke(&alice, "00000000007".parse().unwrap())
-            .await
-            .is_err()
-    );
-    assert_eq!(fixture.audit.events().len(), events_before);
+    assert_eq!(fixture.audit_events().await.len(), events_before);
+}
+
+#[tokio::test]
+async fn an_unknown_id_and_another_tenants_token_are_one_refusal() {
+    let fixture = fixture();
+    let mallory = org_admin("globex");
+    let (_, acme_token) = fixture.issue_at(org("acme"), "acme's").await;
+    let unknown: api_tokens::TokenId = "00000000007".parse().unwrap();
+    let before = fixture.audit_events().await.len();
+
+    for id in [acme_token, unknown] {
+        assert!(matches!(
+            fixture.service.revoke(&mallory, id).await,
+            Err(api_tokens::RevokeError::NotFound { id: named }) if named == id
+        ));
+    }
+    let events = fixture.audit_events().await;
+    let refusals: Vec<_> = events[before..]
+        .iter()
+        .map(|event| match event {
+            AuditEvent::Refused {
+                actor,
+                operation,
+                scope,
+                token,
+                ..
+            } => (actor.clone(), *operation, scope.clone(), *token),
+            other => panic!("expected a refusal, got {other:?}"),
+        })
+        .collect();
+    let as_refused = |id| (mallory.id.clone(), Operation::Revoke, None, Some(id));
+    assert_eq!(refusals, [as_refused(acme_token), as_refused(unknown)]);
 }
 
 #[tokio::test]
@@ -183,7 +208,7 @@ async fn failed_verifications_are_counted_by_reason_not_logged() {
         )
         .await
         .unwrap();
-    let events_before = fixture.audit.events().len();
+    let events_before = fixture.audit_events().await.len();
 
     for _ in 0..3 {
         assert!(fixture.service.verify("not a token").await.is_err());
@@ -214,7 +239,7 @@ async fn failed_verifications_are_counted_by_reason_not_logged() {
         }
     );
     // The revoke is the only event since; the failures are not events.
-    assert_eq!(fixture.audit.events().len(), events_before + 1);
+    assert_eq!(fixture.audit_events().await.len(), events_before + 1);
 }
 
 #[tokio::test]
@@ -245,7 +270,7 @@ async fn no_event_holds_a_secret_or_a_digest() {
         .await
         .unwrap();
 
-    let events = fixture.audit.events();
+    let events = fixture.audit_events().await;
     assert!(events.len() >= 6);
     let shown: Vec<String> = events
         .iter()
@@ -303,7 +328,7 @@ async fn a_token_pasted_into_a_label_or_reason_is_kept_redacted() {
         stored.revoked.unwrap().reason.unwrap().as_str(),
         format!("pasted in chat: {head}…[redacted]")
     );
-    for event in fixture.audit.events() {
+    for event in fixture.audit_events().await {
         assert!(!format!("{event:?}").contains(&leaked[SECRET_AT..CHECKSUM_AT]));
     }
 }

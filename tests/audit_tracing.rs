@@ -27,6 +27,7 @@ async fn the_default_sink_logs_each_event_at_info_under_its_own_target() {
         .revoke(&org_admin("acme"), issued.summary.id)
         .await
         .unwrap();
+    service.flush_audit().await;
 
     let log = captured.text();
     let lines: Vec<&str> = log.lines().collect();

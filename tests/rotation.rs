@@ -65,8 +65,8 @@ async fn the_successor_takes_over_and_the_old_token_lasts_its_grace() {
     ));
     assert!(fixture.service.verify(new_token).await.is_ok());
     let retired_uses: Vec<_> = fixture
-        .audit
-        .events()
+        .audit_events()
+        .await
         .into_iter()
         .filter(|event| matches!(event, AuditEvent::RetiredTokenUsed { .. }))
         .collect();
@@ -272,7 +272,7 @@ async fn an_admin_cannot_rotate_an_owners_token_into_an_owner_token() {
             .is_none()
     );
     assert!(matches!(
-        fixture.audit.events().last(),
+        fixture.audit_events().await.last(),
         Some(AuditEvent::Refused {
             operation: api_tokens::Operation::Rotate,
             ..
@@ -293,11 +293,15 @@ async fn refused_rotations_leave_no_event_but_a_refusal_for_lack_of_rights() {
     let admin = org_admin("acme");
     let (_, live) = fixture.issue_at(org("acme"), "live").await;
     let (_, theirs) = fixture.issue_at(org("globex"), "theirs").await;
-    let before = fixture.audit.events().len();
+    let before = fixture.audit_events().await.len();
     for grace in [Duration::seconds(-1), Duration::MAX] {
         assert!(fixture.service.rotate(&admin, live, grace).await.is_err());
     }
-    assert_eq!(fixture.audit.events().len(), before, "nothing happened");
+    assert_eq!(
+        fixture.audit_events().await.len(),
+        before,
+        "nothing happened"
+    );
     assert!(
         fixture
             .service
@@ -305,7 +309,7 @@ async fn refused_rotations_leave_no_event_but_a_refusal_for_lack_of_rights() {
             .await
             .is_err()
     );
-    let events = fixture.audit.events();
+    let events = fixture.audit_events().await;
     assert_eq!(events.len(), before + 1);
     assert!(matches!(
         &events[before],
@@ -325,22 +329,21 @@ async fn a_retired_tokens_uses_are_audited_once_a_minute_not_per_request() {
         .rotate(&admin, old_id, Duration::ZERO)
         .await
         .unwrap();
-    let retired_events = |fixture: &Fixture| {
-        fixture
-            .audit
-            .events()
+    async fn retired_events(fixture: &Fixture) -> usize {
+        let events = fixture.audit_events().await;
+        events
             .iter()
             .filter(|event| matches!(event, AuditEvent::RetiredTokenUsed { .. }))
             .count()
-    };
+    }
     for _ in 0..100 {
         assert!(matches!(
             fixture.service.verify(&old_token).await,
             Err(VerifyError::Revoked)
         ));
     }
-    assert_eq!(retired_events(&fixture), 1);
+    assert_eq!(retired_events(&fixture).await, 1);
     fixture.clock.advance(Duration::seconds(61));
     assert!(fixture.service.verify(&old_token).await.is_err());
-    assert_eq!(retired_events(&fixture), 2);
+    assert_eq!(retired_events(&fixture).await, 2);
 }

@@ -50,7 +50,7 @@ impl TokenService {
         // token would otherwise get an owner token).
         let held = actor.role_at(&old.scope);
         if held.is_none_or(|held| old.role > held) {
-            self.refused(actor, Operation::Rotate, None, Some(id)).await;
+            self.refused(actor, Operation::Rotate, None, Some(id));
             return Err(RotateError::RoleTooHigh {
                 role: old.role,
                 held: held.unwrap_or(old.role),
@@ -109,18 +109,16 @@ impl TokenService {
             let summary = self.summary(&successor, now);
             match self.store.rotate(id, retire.clone(), successor).await {
                 Ok(RotateOutcome::Rotated) => {
-                    self.audit
-                        .record(AuditEvent::Rotated {
-                            at: now,
-                            actor: actor.id.clone(),
-                            old: id,
-                            new: summary.id,
-                            scope: old.scope,
-                            role: old.role,
-                            label: old.label,
-                            old_valid_until,
-                        })
-                        .await;
+                    self.audit.send(AuditEvent::Rotated {
+                        at: now,
+                        actor: actor.id.clone(),
+                        old: id,
+                        new: summary.id,
+                        scope: old.scope,
+                        role: old.role,
+                        label: old.label,
+                        old_valid_until,
+                    });
                     return Ok(IssuedToken { token, summary });
                 }
                 // Another call changed the old token since it was read.
@@ -156,8 +154,7 @@ impl TokenService {
         reason: Option<&str>,
     ) -> Result<u64, RevokeScopeError> {
         if !actor.can_manage_tokens(scope) {
-            self.refused(actor, Operation::RevokeScope, Some(scope), None)
-                .await;
+            self.refused(actor, Operation::RevokeScope, Some(scope), None);
             return Err(RevokeScopeError::NotAllowed {
                 scope: scope.clone(),
             });
@@ -176,15 +173,13 @@ impl TokenService {
         let count = revoked.len() as u64;
         // Nothing revoked, nothing happened: no event.
         if !revoked.is_empty() {
-            self.audit
-                .record(AuditEvent::ScopeRevoked {
-                    at,
-                    actor: actor.id.clone(),
-                    scope: scope.clone(),
-                    reason,
-                    tokens: revoked,
-                })
-                .await;
+            self.audit.send(AuditEvent::ScopeRevoked {
+                at,
+                actor: actor.id.clone(),
+                scope: scope.clone(),
+                reason,
+                tokens: revoked,
+            });
         }
         Ok(count)
     }
@@ -204,8 +199,7 @@ impl TokenService {
         within: Duration,
     ) -> Result<Vec<TokenSummary>, ListError> {
         if !actor.can_manage_tokens(scope) {
-            self.refused(actor, Operation::List, Some(scope), None)
-                .await;
+            self.refused(actor, Operation::List, Some(scope), None);
             return Err(ListError::NotAllowed {
                 scope: scope.clone(),
             });
@@ -286,13 +280,11 @@ impl TokenService {
             Ok(record) => record.and_then(|record| record.replaced_by),
             Err(_) => None,
         };
-        self.audit
-            .record(AuditEvent::RetiredTokenUsed {
-                at: self.now(),
-                token: credential.id,
-                replaced_by,
-                scope: (*credential.scope).clone(),
-            })
-            .await;
+        self.audit.send(AuditEvent::RetiredTokenUsed {
+            at: self.now(),
+            token: credential.id,
+            replaced_by,
+            scope: (*credential.scope).clone(),
+        });
     }
 }

@@ -27,7 +27,10 @@ use subtle::{Choice, ConstantTimeEq};
 use time::{Duration, OffsetDateTime, UtcOffset};
 
 use crate::actor::{Actor, Role};
-use crate::audit::{AuditEvent, AuditSink, FailureCounters, Operation, TracingAuditSink};
+use crate::audit::{
+    AuditEvent, AuditQueue, AuditSink, DEFAULT_AUDIT_QUEUE_CAPACITY, FailureCounters, Operation,
+    TracingAuditSink,
+};
 use crate::clock::{Clock, SystemClock};
 use crate::error::LabelError;
 use crate::error::{
@@ -83,7 +86,8 @@ pub struct TokenService {
     policy: ExpiryPolicy,
     /// The role of a token whose request names none.
     default_role: Role,
-    audit: Arc<dyn AuditSink>,
+    /// Where audit events wait for the sink; no request waits for it.
+    audit: AuditQueue,
     failures: FailureCounters,
     /// `None` when last-used tracking is off.
     usage: Option<UsageTracker>,
@@ -285,7 +289,7 @@ impl TokenService {
             clock: Arc::new(SystemClock),
             policy: ExpiryPolicy::default(),
             default_role: Role::Viewer,
-            audit: Arc::new(TracingAuditSink),
+            audit: AuditQueue::new(Arc::new(TracingAuditSink), DEFAULT_AUDIT_QUEUE_CAPACITY),
             failures: FailureCounters::default(),
             usage: Some(UsageTracker::new(DEFAULT_LAST_USED_INTERVAL)),
             retired_reports: OncePerInterval::new(DEFAULT_LAST_USED_INTERVAL),
@@ -317,11 +321,43 @@ impl TokenService {
         self
     }
 
-    /// The same service, sending audit events to `sink`.
+    /// The same service, sending audit events to `sink`. No request waits
+    /// for it: see [`AuditSink`] for how events reach it.
     #[must_use]
     pub fn with_audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Self {
-        self.audit = sink;
+        self.audit = AuditQueue::new(sink, self.audit.capacity());
         self
+    }
+
+    /// The same service, letting its audit sink fall at most `capacity`
+    /// events behind (instead of [`DEFAULT_AUDIT_QUEUE_CAPACITY`]) before new
+    /// events are dropped and counted. The queue takes memory for that many
+    /// events when the sink is that far behind, and none otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`PolicyError::ZeroCapacity`] for a capacity of zero.
+    pub fn with_audit_queue_capacity(mut self, capacity: usize) -> Result<Self, PolicyError> {
+        if capacity == 0 {
+            return Err(PolicyError::ZeroCapacity);
+        }
+        self.audit = AuditQueue::new(self.audit.sink().clone(), capacity);
+        Ok(self)
+    }
+
+    /// Waits until every audit event so far has reached the sink. Call it
+    /// before shutting down, and in tests before reading a
+    /// [`MemoryAuditSink`](crate::MemoryAuditSink). Without a Tokio runtime
+    /// (no delivery task can run) it is the only way events reach the sink.
+    pub async fn flush_audit(&self) {
+        self.audit.flush().await;
+    }
+
+    /// How many audit events were dropped, since the service started,
+    /// because the sink was a whole queue behind. Export it to your
+    /// metrics: anything above zero means the sink is too slow.
+    pub fn audit_events_dropped(&self) -> u64 {
+        self.audit.dropped()
     }
 
     /// The same service, recording a token's use at most once per `interval`
@@ -364,15 +400,13 @@ impl TokenService {
         let held = match actor.role_at(&scope) {
             Some(held) if held >= Role::Admin => held,
             _ => {
-                self.refused(actor, Operation::Issue, Some(&scope), None)
-                    .await;
+                self.refused(actor, Operation::Issue, Some(&scope), None);
                 return Err(IssueError::NotAllowed { scope });
             }
         };
         let role = request.role.unwrap_or(self.default_role);
         if role > held {
-            self.refused(actor, Operation::Issue, Some(&scope), None)
-                .await;
+            self.refused(actor, Operation::Issue, Some(&scope), None);
             return Err(IssueError::RoleTooHigh {
                 requested: role,
                 held,
@@ -395,16 +429,14 @@ impl TokenService {
             let summary = self.summary(&record, now);
             match self.store.insert(record).await {
                 Ok(()) => {
-                    self.audit
-                        .record(AuditEvent::Issued {
-                            at: now,
-                            actor: actor.id.clone(),
-                            token: summary.id,
-                            scope: summary.scope.clone(),
-                            role,
-                            label: summary.label.clone(),
-                        })
-                        .await;
+                    self.audit.send(AuditEvent::Issued {
+                        at: now,
+                        actor: actor.id.clone(),
+                        token: summary.id,
+                        scope: summary.scope.clone(),
+                        role,
+                        label: summary.label.clone(),
+                    });
                     return Ok(IssuedToken { token, summary });
                 }
                 Err(StoreError::AlreadyExists { .. }) if attempt < ISSUE_ATTEMPTS => attempt += 1,
@@ -573,17 +605,15 @@ impl TokenService {
         };
         match self.store.revoke(id, revocation.clone()).await? {
             RevokeOutcome::Revoked => {
-                self.audit
-                    .record(AuditEvent::Revoked {
-                        at: revocation.at,
-                        actor: actor.id.clone(),
-                        token: id,
-                        scope: record.scope,
-                        role: record.role,
-                        label: record.label,
-                        reason: revocation.reason.clone(),
-                    })
-                    .await;
+                self.audit.send(AuditEvent::Revoked {
+                    at: revocation.at,
+                    actor: actor.id.clone(),
+                    token: id,
+                    scope: record.scope,
+                    role: record.role,
+                    label: record.label,
+                    reason: revocation.reason.clone(),
+                });
                 Ok(Revoked::Now(revocation))
             }
             RevokeOutcome::AlreadyRevoked(earlier) => Ok(Revoked::Already(earlier)),
@@ -605,22 +635,31 @@ impl TokenService {
     }
 
     /// The record `id` if `actor` may manage it; `None` if there is none or
-    /// it is out of the actor's reach (which the audit sink hears of, as a
-    /// refused `operation`, and the caller reports like a missing token).
+    /// it is out of the actor's reach, which the caller reports alike.
+    ///
+    /// The two do the same work, so that its cost does not tell another
+    /// tenant's token from an id that does not exist: the same credential
+    /// lookup verification makes (equal work for a hit and a miss, see
+    /// [`verify`](Self::verify)), and the same refused `operation` handed to
+    /// the audit queue. Only a token the actor may manage is then read in
+    /// full (its scope never changes, so the check still holds).
     async fn managed_record(
         &self,
         actor: &Actor,
         id: TokenId,
         operation: Operation,
     ) -> Result<Option<TokenRecord>, StoreError> {
-        match self.store.find(id).await? {
-            Some(record) if actor.can_manage_tokens(&record.scope) => Ok(Some(record)),
-            Some(_) => {
-                self.refused(actor, operation, None, Some(id)).await;
-                Ok(None)
-            }
-            None => Ok(None),
+        let reachable = self
+            .store
+            .find_credential(id)
+            .await?
+            .is_some_and(|credential| actor.can_manage_tokens(&credential.scope));
+        if !reachable {
+            self.refused(actor, operation, None, Some(id));
+            return Ok(None);
         }
+        // `None` only if the token was deleted in between.
+        self.store.find(id).await
     }
 
     /// One page of the tokens at exactly `scope` (an organization's list does
@@ -637,8 +676,7 @@ impl TokenService {
         page: PageRequest,
     ) -> Result<TokenPage, ListError> {
         if !actor.can_manage_tokens(scope) {
-            self.refused(actor, Operation::List, Some(scope), None)
-                .await;
+            self.refused(actor, Operation::List, Some(scope), None);
             return Err(ListError::NotAllowed {
                 scope: scope.clone(),
             });
@@ -693,22 +731,20 @@ impl TokenService {
     }
 
     /// Tells the audit sink that `actor` was refused `operation`.
-    async fn refused(
+    fn refused(
         &self,
         actor: &Actor,
         operation: Operation,
         scope: Option<&Scope>,
         token: Option<TokenId>,
     ) {
-        self.audit
-            .record(AuditEvent::Refused {
-                at: self.now(),
-                actor: actor.id.clone(),
-                operation,
-                scope: scope.cloned(),
-                token,
-            })
-            .await;
+        self.audit.send(AuditEvent::Refused {
+            at: self.now(),
+            actor: actor.id.clone(),
+            operation,
+            scope: scope.cloned(),
+            token,
+        });
     }
 
     /// The time to write into a record. A clock so far off that its time has

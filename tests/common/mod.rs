@@ -56,6 +56,13 @@ pub fn fixture_with_keys(keys: Keyring) -> Fixture {
 }
 
 impl Fixture {
+    /// Every audit event so far, once the service's queue has delivered
+    /// them all.
+    pub async fn audit_events(&self) -> Vec<api_tokens::AuditEvent> {
+        self.service.flush_audit().await;
+        self.audit.events()
+    }
+
     /// Issues a token at `scope` as an admin of its organization; returns the
     /// token text and its id.
     pub async fn issue_at(&self, scope: Scope, label: &str) -> (String, TokenId) {

@@ -10,6 +10,11 @@
 //!
 //! No event or counter holds a token, a secret or a digest: only public ids,
 //! scopes, roles and labels.
+//!
+//! No request waits for the sink: events go through a bounded queue to a
+//! task that delivers them in order ([`queue`] has the details and bounds).
+
+mod queue;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -24,6 +29,9 @@ use crate::ids::ActorId;
 use crate::label::Label;
 use crate::scope::Scope;
 use crate::token::TokenId;
+
+pub(crate) use queue::AuditQueue;
+pub use queue::DEFAULT_AUDIT_QUEUE_CAPACITY;
 
 /// Something the audit trail records. Every variant says when it happened.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -102,8 +110,10 @@ pub enum AuditEvent {
         tokens: Vec<TokenId>,
     },
     /// A management operation was refused because the actor lacks the
-    /// rights, or named a token it may not manage (which it was told does
-    /// not exist).
+    /// rights, or named a token it may not manage or that does not exist.
+    /// The last two are one event, as they are one answer to the actor
+    /// (no such token), so that neither the answer nor the work behind it
+    /// tells another tenant's token from a missing one.
     Refused {
         /// When.
         #[serde(with = "time::serde::rfc3339")]
@@ -152,11 +162,19 @@ pub enum Operation {
 /// Where audit events go: a log, a table, a message queue. Object safe; the
 /// service holds an `Arc<dyn AuditSink>`.
 ///
-/// `record` cannot fail: a sink that can lose events (a full queue, a lost
-/// connection) decides itself whether to retry, buffer or drop, and says so
-/// in its own monitoring. The service awaits it after the operation has
-/// happened, so a slow sink slows management calls; verification awaits it
-/// only for a retired token's use, at most once per token per minute.
+/// The service never waits for a sink. It hands each event to a bounded
+/// queue and goes on; a task of its own calls `record` with one event at a
+/// time, in the order they happened, so a slow sink slows nothing but the
+/// delivery of events. When the sink falls [a queue's
+/// worth](crate::TokenService::with_audit_queue_capacity) behind, new events
+/// are dropped and counted
+/// ([`audit_events_dropped`](crate::TokenService::audit_events_dropped)).
+/// [`flush_audit`](crate::TokenService::flush_audit) waits until every
+/// event so far has been recorded: call it before shutting down.
+///
+/// `record` cannot fail: a sink that can lose events (a lost connection)
+/// decides itself whether to retry, buffer or drop, and says so in its own
+/// monitoring.
 #[async_trait]
 pub trait AuditSink: Send + Sync {
     /// Keeps `event`.
@@ -175,7 +193,10 @@ impl AuditSink for TracingAuditSink {
     }
 }
 
-/// Keeps every event in memory, in order: for tests, including yours.
+/// Keeps every event in memory, in order: for tests, including yours. It
+/// never forgets one, so it grows with every event: not for production.
+/// Call [`TokenService::flush_audit`](crate::TokenService::flush_audit)
+/// before reading it, so every event so far has arrived.
 #[derive(Debug, Default)]
 pub struct MemoryAuditSink {
     events: Mutex<Vec<AuditEvent>>,

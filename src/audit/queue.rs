@@ -1,0 +1,204 @@
+//! The bounded queue between the service and its [`AuditSink`]: a request
+//! hands its event over and goes on; a task of its own delivers the events
+//! to the sink, one at a time, in order.
+//!
+//! Why: a request that waited for the sink would take as long as the sink
+//! does, and only on the paths that produce an event. Managing a token out of
+//! the actor's reach produces one; naming a token that does not exist used
+//! not to, so a slow sink made the first take 50 ms and the second 27 µs: an
+//! oracle for which ids exist in other tenants. Now both hand over the same
+//! event (see `TokenService::managed_record`) and neither waits.
+//!
+//! Bounds: the queue holds at most its capacity of events; an event that
+//! finds it full is dropped and counted, never waited for. The delivery
+//! task is spawned on the Tokio runtime of the first request that sends an
+//! event, and ends once the service is dropped and the queue delivered.
+//! Without a Tokio runtime there is no task: events wait in the queue for
+//! [`TokenService::flush_audit`](crate::TokenService::flush_audit).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use super::{AuditEvent, AuditSink};
+
+/// Events a service's audit queue holds unless configured otherwise: a
+/// sink can fall this far behind before events are dropped. Each takes a
+/// few hundred bytes, so a full queue takes a few megabytes.
+pub const DEFAULT_AUDIT_QUEUE_CAPACITY: usize = 10_000;
+
+/// The service's end of the queue. Dropping it (with the service) lets the
+/// delivery task deliver what is left, then end.
+pub(crate) struct AuditQueue {
+    shared: Arc<Shared>,
+}
+
+/// What the service and the delivery task share.
+struct Shared {
+    sink: Arc<dyn AuditSink>,
+    capacity: usize,
+    /// Events not yet taken for delivery, each with its number in the
+    /// order they were sent.
+    pending: Mutex<VecDeque<(u64, AuditEvent)>>,
+    /// The number the next event sent gets.
+    next_number: AtomicU64,
+    /// Held while events are taken and delivered, so they reach the sink
+    /// one at a time and in order, whether the task or a flush delivers.
+    delivering: tokio::sync::Mutex<()>,
+    /// Wakes the delivery task when an event arrives or the service goes.
+    wake: tokio::sync::Notify,
+    /// Whether a delivery task is running.
+    task_running: AtomicBool,
+    /// The service is gone: deliver what is left and end.
+    closed: AtomicBool,
+    /// Events dropped because the queue was full.
+    dropped: AtomicU64,
+    /// Whether the queue has been full since it was last emptied, so a full
+    /// queue is logged once, not once per dropped event.
+    overflowing: AtomicBool,
+}
+
+impl AuditQueue {
+    /// A queue of `capacity` events (at least one) in front of `sink`.
+    pub(crate) fn new(sink: Arc<dyn AuditSink>, capacity: usize) -> Self {
+        AuditQueue {
+            shared: Arc::new(Shared {
+                sink,
+                capacity: capacity.max(1),
+                pending: Mutex::new(VecDeque::new()),
+                next_number: AtomicU64::new(0),
+                delivering: tokio::sync::Mutex::new(()),
+                wake: tokio::sync::Notify::new(),
+                task_running: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+                dropped: AtomicU64::new(0),
+                overflowing: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The sink the events go to.
+    pub(crate) fn sink(&self) -> &Arc<dyn AuditSink> {
+        &self.shared.sink
+    }
+
+    /// How many events the queue holds at most.
+    pub(crate) fn capacity(&self) -> usize {
+        self.shared.capacity
+    }
+
+    /// Hands `event` over for delivery without waiting for the sink: a
+    /// short lock to append it, or, when the queue is full, a count.
+    pub(crate) fn send(&self, event: AuditEvent) {
+        let shared = &*self.shared;
+        {
+            let mut pending = lock(&shared.pending);
+            if pending.len() >= shared.capacity {
+                drop(pending);
+                shared.dropped.fetch_add(1, Ordering::Relaxed);
+                if !shared.overflowing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        target: "api_tokens::audit",
+                        capacity = shared.capacity,
+                        "the audit queue is full: audit events are being dropped until the sink \
+                         catches up (see TokenService::audit_events_dropped)"
+                    );
+                }
+                return;
+            }
+            let number = shared.next_number.fetch_add(1, Ordering::Relaxed);
+            pending.push_back((number, event));
+        }
+        shared.wake.notify_one();
+        self.start_task();
+    }
+
+    /// Delivers every event sent before this call began (and any sent
+    /// since that come before them in the queue), then returns.
+    pub(crate) async fn flush(&self) {
+        let last = self.shared.next_number.load(Ordering::Relaxed);
+        self.shared.deliver(Some(last)).await;
+    }
+
+    /// Events dropped so far because the queue was full.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Starts the delivery task on the current Tokio runtime, unless one
+    /// runs already or there is no runtime here.
+    fn start_task(&self) {
+        let shared = &self.shared;
+        if shared.task_running.load(Ordering::Acquire)
+            || shared.task_running.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(deliver_until_closed(TaskRunning(shared.clone())));
+            }
+            Err(_) => shared.task_running.store(false, Ordering::Release),
+        }
+    }
+}
+
+impl Drop for AuditQueue {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+    }
+}
+
+impl Shared {
+    /// Takes events from the queue and delivers them, in order, until it is
+    /// empty or the next event's number is past `until`.
+    async fn deliver(&self, until: Option<u64>) {
+        let _turn = self.delivering.lock().await;
+        loop {
+            let next = {
+                let mut pending = lock(&self.pending);
+                let due = pending
+                    .front()
+                    .is_some_and(|(number, _)| until.is_none_or(|until| *number < until));
+                let next = if due { pending.pop_front() } else { None };
+                if pending.is_empty() {
+                    self.overflowing.store(false, Ordering::Relaxed);
+                }
+                next
+            };
+            let Some((_, event)) = next else { break };
+            self.sink.record(event).await;
+        }
+    }
+}
+
+/// The delivery task: waits for events and delivers them until the service
+/// is gone, then delivers what is left and ends.
+async fn deliver_until_closed(task: TaskRunning) {
+    let shared = &*task.0;
+    loop {
+        shared.deliver(None).await;
+        if shared.closed.load(Ordering::Acquire) {
+            // Whatever was sent before the service went.
+            shared.deliver(None).await;
+            return;
+        }
+        shared.wake.notified().await;
+    }
+}
+
+/// Marks the delivery task as running while it lives: when it ends, or its
+/// runtime shuts down and drops it, the next event starts another.
+struct TaskRunning(Arc<Shared>);
+
+impl Drop for TaskRunning {
+    fn drop(&mut self) {
+        self.0.task_running.store(false, Ordering::Release);
+    }
+}
+
+// A panic while the lock was held leaves the queue as it was: still usable.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,256 @@
+//! No request waits for the audit sink: events go through a bounded queue,
+//! a slow or stuck sink slows nothing, a full queue drops and counts, and
+//! flushing delivers everything in order.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration as StdDuration, Instant};
+
+use api_tokens::{
+    AuditEvent, AuditSink, IssueRequest, MemoryAuditSink, MemoryStore, Operation, PolicyError,
+    RevokeError, TokenFormat, TokenId, TokenService,
+};
+use common::*;
+
+/// A sink that takes a while per event (until told to hurry), then keeps it.
+struct SlowSink {
+    delay_ms: AtomicU64,
+    kept: MemoryAuditSink,
+}
+
+impl SlowSink {
+    fn new(delay: StdDuration) -> Arc<Self> {
+        Arc::new(SlowSink {
+            delay_ms: AtomicU64::new(delay.as_millis() as u64),
+            kept: MemoryAuditSink::new(),
+        })
+    }
+
+    fn hurry(&self) {
+        self.delay_ms.store(0, Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditSink for SlowSink {
+    async fn record(&self, event: AuditEvent) {
+        let delay = self.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(StdDuration::from_millis(delay)).await;
+        }
+        self.kept.record(event).await;
+    }
+}
+
+/// A sink that never returns.
+struct StuckSink;
+
+#[async_trait::async_trait]
+impl AuditSink for StuckSink {
+    async fn record(&self, _: AuditEvent) {
+        std::future::pending::<()>().await;
+    }
+}
+
+fn service_with(sink: Arc<dyn AuditSink>) -> TokenService {
+    TokenService::new(
+        TokenFormat::new(PREFIX).unwrap(),
+        api_tokens::Keyring::new(api_tokens::KeyId::new(1), key(1)),
+        Arc::new(MemoryStore::new()),
+    )
+    .with_audit_sink(sink)
+}
+
+fn median(mut samples: Vec<StdDuration>) -> StdDuration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_sink_does_not_tell_another_tenants_token_from_an_unknown_id() {
+    // Every event takes the sink 50 ms: a request that waited for it could
+    // not hide it.
+    let sink = SlowSink::new(StdDuration::from_millis(50));
+    let service = service_with(sink.clone());
+    let acme_admin = org_admin("acme");
+    let mut acme_tokens = Vec::new();
+    for n in 0..1_000 {
+        let request = IssueRequest::new(org("acme"), format!("acme {n}"));
+        acme_tokens.push(
+            service
+                .issue(&acme_admin, request)
+                .await
+                .unwrap()
+                .summary
+                .id,
+        );
+    }
+    let unknown: Vec<TokenId> = (0..1_000u64)
+        .map(|n| format!("{:0>11}", n * 7 + 1).parse().unwrap())
+        .collect();
+
+    // Another tenant's admin names each, alternating, timing every call.
+    let mallory = org_admin("globex");
+    let (mut existing, mut missing) = (Vec::new(), Vec::new());
+    for (theirs, nobodys) in acme_tokens.iter().zip(&unknown) {
+        for (id, times) in [(theirs, &mut existing), (nobodys, &mut missing)] {
+            let start = Instant::now();
+            let refused = service.revoke(&mallory, *id).await;
+            times.push(start.elapsed());
+            assert!(matches!(refused, Err(RevokeError::NotFound { .. })));
+        }
+    }
+    let (existing, missing) = (median(existing), median(missing));
+    let difference = existing.abs_diff(missing).as_secs_f64() / existing.max(missing).as_secs_f64();
+    assert!(
+        difference < 0.10,
+        "another tenant's token: {existing:?}, an unknown id: {missing:?} (median of 1,000 each)"
+    );
+    assert!(
+        existing < StdDuration::from_millis(5),
+        "the request waited for the sink: {existing:?}"
+    );
+
+    // Both were audited, and nothing was lost: the 1,000 issues and 2,000
+    // refusals waited in the queue for the sink.
+    sink.hurry();
+    service.flush_audit().await;
+    assert_eq!(service.audit_events_dropped(), 0);
+    let events = sink.kept.events();
+    assert_eq!(events.len(), 3_000);
+    let refused_ids: Vec<TokenId> = events[1_000..]
+        .iter()
+        .map(|event| match event {
+            AuditEvent::Refused {
+                operation: Operation::Revoke,
+                token: Some(id),
+                ..
+            } => *id,
+            other => panic!("expected a refused revoke, got {other:?}"),
+        })
+        .collect();
+    let named: Vec<TokenId> = acme_tokens
+        .iter()
+        .zip(&unknown)
+        .flat_map(|(theirs, nobodys)| [*theirs, *nobodys])
+        .collect();
+    assert_eq!(refused_ids, named, "in the order they happened");
+}
+
+#[tokio::test]
+async fn a_stuck_sink_blocks_no_request_and_a_full_queue_drops_and_counts() {
+    let service = service_with(Arc::new(StuckSink))
+        .with_audit_queue_capacity(3)
+        .unwrap();
+    let admin = org_admin("acme");
+    let outsider = org_admin("globex");
+    // Each call makes one event; the sink never takes one. The first is
+    // taken for delivery (and stuck there), three wait, the rest are dropped.
+    let issued = tokio::time::timeout(StdDuration::from_secs(5), async {
+        let mut issued = Vec::new();
+        for n in 0..6 {
+            let request = IssueRequest::new(org("acme"), format!("token {n}"));
+            issued.push(service.issue(&admin, request).await.unwrap());
+        }
+        for token in &issued {
+            assert!(service.revoke(&outsider, token.summary.id).await.is_err());
+        }
+        issued
+    })
+    .await
+    .expect("no request waits for the sink");
+    assert_eq!(issued.len(), 6);
+    // 12 events: at most 1 in delivery and 3 queued; at least 8 dropped.
+    let dropped = service.audit_events_dropped();
+    assert!((8..=9).contains(&dropped), "{dropped} dropped");
+}
+
+#[tokio::test]
+async fn the_delivery_task_delivers_in_order_without_a_flush() {
+    let sink = Arc::new(MemoryAuditSink::new());
+    let service = service_with(sink.clone());
+    let admin = org_admin("acme");
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let request = IssueRequest::new(org("acme"), format!("token {n}"));
+        ids.push(service.issue(&admin, request).await.unwrap().summary.id);
+    }
+    // No flush: the task spawned on this runtime delivers on its own.
+    let delivered = tokio::time::timeout(StdDuration::from_secs(10), async {
+        loop {
+            let events = sink.events();
+            if events.len() == ids.len() {
+                return events;
+            }
+            tokio::time::sleep(StdDuration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the events arrive without a flush");
+    let delivered_ids: Vec<TokenId> = delivered
+        .iter()
+        .map(|event| match event {
+            AuditEvent::Issued { token, .. } => *token,
+            other => panic!("expected an issue, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(delivered_ids, ids);
+}
+
+#[tokio::test]
+async fn events_still_queued_are_delivered_after_the_service_is_dropped() {
+    let sink = SlowSink::new(StdDuration::from_millis(20));
+    let service = service_with(sink.clone());
+    for n in 0..5 {
+        let request = IssueRequest::new(org("acme"), format!("token {n}"));
+        service.issue(&org_admin("acme"), request).await.unwrap();
+    }
+    drop(service);
+    tokio::time::timeout(StdDuration::from_secs(10), async {
+        while sink.kept.events().len() < 5 {
+            tokio::time::sleep(StdDuration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the task delivers what was queued, then ends");
+}
+
+#[test]
+fn without_a_tokio_runtime_events_wait_for_a_flush() {
+    let sink = Arc::new(MemoryAuditSink::new());
+    let service = service_with(sink.clone());
+    // Driven by hand, outside any runtime: the memory store never waits.
+    let issued = poll_once(service.issue(&org_admin("acme"), IssueRequest::new(org("acme"), "x")));
+    let id = issued.unwrap().summary.id;
+    assert!(sink.events().is_empty(), "no task could run");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(service.flush_audit());
+    assert!(matches!(
+        sink.events().as_slice(),
+        [AuditEvent::Issued { token, .. }] if *token == id
+    ));
+}
+
+/// Polls `future` once with a waker that does nothing; it must be ready.
+fn poll_once<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(output) => output,
+        std::task::Poll::Pending => panic!("the memory store answers at once"),
+    }
+}
+
+#[test]
+fn a_queue_of_no_events_is_refused() {
+    let service = service_with(Arc::new(MemoryAuditSink::new()));
+    assert!(matches!(
+        service.with_audit_queue_capacity(0),
+        Err(PolicyError::ZeroCapacity)
+    ));
+}
