@@ -102,12 +102,7 @@ fn fixture(size: usize) -> (TokenService, Vec<String>) {
 }
 
 /// Times `verify` on tokens of two classes (class 0 from `a`, 1 from `b`).
-fn verify_pair(
-    service: &TokenService,
-    a: &[String],
-    b: &[String],
-    samples: usize,
-) -> (f64, String) {
+fn verify_pair(service: &TokenService, a: &[String], b: &[String], samples: usize) -> Verdict {
     // Every token is copied to the same place before it is timed, so where a
     // pool happens to sit in memory cannot tell the classes apart.
     let mut buffer = String::with_capacity(TOKEN_LEN);
@@ -128,7 +123,7 @@ fn verify_pair(
 /// secret compare unrelated digests, so only this shows whether the
 /// comparison stops at the first difference. Each timing covers `COMPARES`
 /// comparisons, so neither the clock's cost nor its granularity drowns them.
-fn digest_pair(samples: usize) -> (f64, String) {
+fn digest_pair(samples: usize) -> Verdict {
     const COMPARES: usize = 1024;
     let digest = *blake3::keyed_hash(&KEY, b"a token's id and secret").as_bytes();
     let differing = |byte: usize| {
@@ -137,23 +132,35 @@ fn digest_pair(samples: usize) -> (f64, String) {
         Digest::from_bytes(other)
     };
     let digest = Digest::from_bytes(digest);
-    let classes = [differing(0), differing(31)];
+    // Each class's digest on a cache line of its own: a copy from a slot
+    // that straddled two lines would be slower for one class alone.
+    #[repr(align(64))]
+    struct Line(Digest);
+    let classes = [Line(differing(0)), Line(differing(31))];
     // As with tokens, the digest compared sits in the same place for both
-    // classes (one of two array slots may straddle a cache line).
-    let mut other = Box::new(digest);
+    // classes.
+    let mut other = Box::new(Line(digest));
     compare(samples, |class, _| {
-        *other = classes[class];
+        other.0 = classes[class].0;
         let started = Instant::now();
         for _ in 0..COMPARES {
-            black_box(black_box(&digest).ct_eq(black_box(&*other)));
+            black_box(black_box(&digest).ct_eq(black_box(&other.0)));
         }
         started.elapsed().as_nanos() as f64
     })
 }
 
+/// What a pair's timings showed: the largest |t| over the raw and cropped
+/// tests, the crop that gave it, and each class's median.
+struct Verdict {
+    t: f64,
+    crop: String,
+    medians: [f64; 2],
+}
+
 /// Takes `samples` timings of each class, in random order, and returns the
 /// largest |t| over the raw and cropped tests, with the crop that gave it.
-fn compare(samples: usize, mut time_one: impl FnMut(usize, &mut XorShift) -> f64) -> (f64, String) {
+fn compare(samples: usize, mut time_one: impl FnMut(usize, &mut XorShift) -> f64) -> Verdict {
     let mut random = XorShift(0x9e37_79b9_7f4a_7c15);
 
     // Warm up, and learn the crop thresholds from timings of both classes.
@@ -166,6 +173,8 @@ fn compare(samples: usize, mut time_one: impl FnMut(usize, &mut XorShift) -> f64
 
     // [test][class]: test 0 takes every timing, test i+1 those below limits[i].
     let mut moments = vec![[Moments::default(); 2]; 1 + CROPS.len()];
+    // Each class's timings, for its median (a few MB at the default count).
+    let mut timings: [Vec<f64>; 2] = [Vec::with_capacity(samples), Vec::with_capacity(samples)];
     let (mut left_a, mut left_b) = (samples, samples);
     while left_a + left_b > 0 {
         let class = if left_b == 0 || (left_a > 0 && random.next() & 1 == 0) {
@@ -176,6 +185,7 @@ fn compare(samples: usize, mut time_one: impl FnMut(usize, &mut XorShift) -> f64
             1
         };
         let elapsed = time_one(class, &mut random);
+        timings[class].push(elapsed);
         moments[0][class].add(elapsed);
         for (limit, test) in limits.iter().zip(&mut moments[1..]) {
             if elapsed < *limit {
@@ -197,12 +207,17 @@ fn compare(samples: usize, mut time_one: impl FnMut(usize, &mut XorShift) -> f64
     }
     let names =
         std::iter::once("all".to_owned()).chain(CROPS.iter().map(|p| format!("< p{}", p * 100.0)));
-    moments
+    let (t, crop) = moments
         .iter()
         .zip(names)
         .map(|(test, name)| (welch_t(&test[0], &test[1]).abs(), name))
         .max_by(|x, y| x.0.total_cmp(&y.0))
-        .expect("at least one test")
+        .expect("at least one test");
+    let medians = timings.map(|mut class| {
+        class.sort_by(f64::total_cmp);
+        class[class.len() / 2]
+    });
+    Verdict { t, crop, medians }
 }
 
 fn main() {
@@ -211,11 +226,17 @@ fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(2_000_000);
     println!("dudect: Welch's t-test over {samples} timings per class; |t| < {THRESHOLD} passes\n");
-    println!("| store | pair | max abs(t) | at | verdict |");
-    println!("|---|---|---|---|---|");
-    let print = |store: &str, pair: &str, (t, crop): (f64, String)| {
-        let verdict = if t < THRESHOLD { "pass" } else { "FAIL" };
-        println!("| {store} | {pair} | {t:.2} | {crop} | {verdict} |");
+    println!("CPU: {}\n", cpu_model());
+    println!("| store | pair (a vs b) | max abs(t) | at | verdict | median a / b | a ÷ b |");
+    println!("|---|---|---|---|---|---|---|");
+    let print = |store: &str, pair: &str, verdict: Verdict| {
+        let Verdict { t, crop, medians } = verdict;
+        let pass = if t < THRESHOLD { "pass" } else { "FAIL" };
+        let [a, b] = medians;
+        println!(
+            "| {store} | {pair} | {t:.2} | {crop} | {pass} | {a:.1} / {b:.1} ns | {:.3} |",
+            a / b
+        );
     };
     print(
         "—",

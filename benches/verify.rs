@@ -583,6 +583,7 @@ fn summary(memory: Option<(f64, f64)>) {
         println!("| {figure:<52} | {value:>12} | {target:<14} |");
     };
 
+    println!("\nCPU: {}", cpu_model());
     println!(
         "\n| {:<52} | {:>12} | {:<14} |",
         "figure", "measured", "target"
@@ -612,6 +613,18 @@ fn summary(memory: Option<(f64, f64)>) {
                 "0.8 – 1.2",
             );
         }
+        // The existence oracle: what an attacker holding an id can compare.
+        row(
+            &format!("unknown_id ÷ wrong_secret at {size}"),
+            show(
+                ratio(
+                    ns(&format!("unknown_id/{size}")),
+                    ns(&format!("wrong_secret/{size}")),
+                ),
+                "×",
+            ),
+            "1.00",
+        );
         for status in ["revoked", "expired"] {
             let figure = ns(&format!("{status}/{size}"));
             if figure.is_some() {

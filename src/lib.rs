@@ -85,8 +85,10 @@
 //!   (its docs show one): verification never writes, so without it no use
 //!   is ever recorded.
 //! - Every change and every refused attempt goes to an [`AuditSink`]
-//!   ([`TracingAuditSink`] by default); failed verifications are counted in
-//!   [`VerifyFailures`], not logged one by one.
+//!   ([`TracingAuditSink`] by default) through a bounded queue, so no
+//!   request waits for it; call [`TokenService::flush_audit`] before
+//!   shutting down. Failed verifications are counted in [`VerifyFailures`],
+//!   not logged one by one.
 //! - [`TokenFormat::find_tokens`] and [`TokenFormat::redact`] find and mask
 //!   leaked tokens in text.
 //!

@@ -185,3 +185,17 @@ pub fn estimate_ns(group: &str, function: &str) -> Option<f64> {
         .as_f64()
         .or_else(|| json["mean"]["point_estimate"].as_f64())
 }
+
+/// The CPU's model name, as the kernel reports it: timing differences
+/// depend on the microarchitecture, so every figure says where it was taken.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split(':').nth(1))
+                .map(|name| name.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}

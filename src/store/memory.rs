@@ -20,8 +20,10 @@
 //!   be, as a lookup of a known id reads its own, so both wait on main memory
 //!   alike: without this an unknown id cost half a known one's time at 1M
 //!   tokens. The two still run different instructions in the hash table; a
-//!   dudect test tells them apart by a few nanoseconds (about 2 %), which
-//!   says whether an id exists, never anything about a secret.
+//!   dudect test tells them apart by a few nanoseconds (0–2 % with lookups
+//!   interleaved; up to 14 % on Intel in a loop of misses alone, the
+//!   README's timing section has the figures per CPU), which says whether
+//!   an id exists, never anything about a secret.
 //! - Records of one scope share one copy of the scope.
 
 use std::collections::{BTreeSet, HashMap};
