@@ -48,9 +48,10 @@ use std::sync::Arc;
 use api_tokens::http::{TokenLayer, TokenRejection};
 use api_tokens::store::{Cursor, TokenStore};
 use api_tokens::{
-    Actor, ActorId, DomainId, HashKey, IssueError, IssueRequest, KeyId, Keyring, ListError,
-    LookupError, MAX_PAGE_SIZE, MemoryStore, OrganizationId, PageRequest, RevokeError, Revoked,
-    Role, Scope, StoreError, TokenFormat, TokenId, TokenService, TokenSummary, VerifiedToken,
+    Actor, ActorId, DamagedToken, DomainId, HashKey, IssueError, IssueRequest, KeyId, Keyring,
+    ListError, LookupError, MAX_PAGE_SIZE, MemoryStore, OrganizationId, PageRequest, RevokeError,
+    Revoked, Role, Scope, StoreError, TokenFormat, TokenId, TokenService, TokenSummary,
+    VerifiedToken,
 };
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -281,6 +282,8 @@ struct ListQuery {
 #[derive(Serialize)]
 struct ListView {
     tokens: Vec<TokenSummary>,
+    /// Rows the store could not read back, with what is wrong.
+    damaged: Vec<DamagedToken>,
     next: Option<String>,
 }
 
@@ -296,7 +299,9 @@ async fn list(
         code: "invalid_query",
         description: rejection.body_text(),
     })?;
-    let limit = query.limit.unwrap_or(PageRequest::default().limit);
+    let limit = query
+        .limit
+        .unwrap_or(PageRequest::<Cursor>::default().limit);
     let after = match query.after.as_deref() {
         None => None,
         Some(text) => Some(parse_cursor(text).ok_or(ApiError {
@@ -311,6 +316,7 @@ async fn list(
         .await?;
     Ok(Json(ListView {
         tokens: page.tokens,
+        damaged: page.damaged,
         next: page.next.map(format_cursor),
     }))
 }

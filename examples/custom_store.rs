@@ -9,7 +9,10 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use api_tokens::store::{Cursor, Retirement, RevokeOutcome, RotateOutcome, TokenStore};
+use api_tokens::store::{
+    Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeRevoked,
+    TokenStore,
+};
 use api_tokens::{
     Actor, ActorId, HashKey, IssueRequest, KeyId, Keyring, MemoryStore, OrganizationId, Revocation,
     Role, Scope, StoreError, StoredCredential, TokenFormat, TokenId, TokenRecord, TokenService,
@@ -71,7 +74,7 @@ impl TokenStore for Metered {
         scope: &Scope,
         after: Option<Cursor>,
         limit: usize,
-    ) -> Result<Vec<TokenRecord>, StoreError> {
+    ) -> Result<Vec<ListedRecord>, StoreError> {
         self.count(
             &self.other_calls,
             self.inner.list(scope, after, limit).await,
@@ -90,7 +93,7 @@ impl TokenStore for Metered {
         &self,
         scope: &Scope,
         revocation: Revocation,
-    ) -> Result<Vec<TokenId>, StoreError> {
+    ) -> Result<ScopeRevoked, StoreError> {
         self.count(
             &self.other_calls,
             self.inner.revoke_scope(scope, revocation).await,
@@ -115,11 +118,15 @@ impl TokenStore for Metered {
         &self,
         scope: &Scope,
         window: Range<OffsetDateTime>,
-    ) -> Result<Vec<TokenRecord>, StoreError> {
-        self.count(
-            &self.other_calls,
-            self.inner.list_expiring(scope, window).await,
-        )
+        after: Option<ExpiryCursor>,
+        limit: usize,
+    ) -> Result<Vec<ListedRecord>, StoreError> {
+        let outcome = self.inner.list_expiring(scope, window, after, limit).await;
+        self.count(&self.other_calls, outcome)
+    }
+
+    async fn purge(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError> {
+        self.count(&self.other_calls, self.inner.purge(before, limit).await)
     }
 }
 

@@ -97,7 +97,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .revoke_scope(&alice, &shop, Some("domain removed"))
         .await?;
     println!(
-        "{revoked} token(s) revoked; the storefront's token: {}",
+        "{} token(s) revoked; the storefront's token: {}",
+        revoked.count,
         verdict(service.verify(shop_token.token.expose_secret()).await)
     );
 

@@ -36,9 +36,12 @@
 //! - uses keep the latest time; rotation inserts, links and retires in one
 //!   step, once, and takes turns with scope revocation (no successor escapes
 //!   it); scope revocation covers an organization's domains and keeps
-//!   earlier revocations, returning what it revoked; `list_expiring` holds
-//!   the scope's live tokens in the window that no rotation replaced,
-//!   soonest first.
+//!   earlier revocations, is honoured by every read, revoke and rotate,
+//!   spares tokens issued after it, and reports what it revoked (a count,
+//!   and at most `REPORTED_IDS` ids); `list_expiring` holds the scope's
+//!   live tokens in the window that no rotation replaced, soonest first,
+//!   and pages; `purge` deletes exactly what ended before the cutoff, in
+//!   steps no larger than asked.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -53,7 +56,10 @@ use crate::ids::{ActorId, DomainId, OrganizationId};
 use crate::label::Label;
 use crate::record::{Revocation, TokenRecord};
 use crate::scope::Scope;
-use crate::store::{Cursor, Retirement, RevokeOutcome, RotateOutcome, TokenStore};
+use crate::store::{
+    Cursor, ExpiryCursor, REPORTED_IDS, Retirement, RevokeOutcome, RotateOutcome, ScopeRevoked,
+    TokenStore,
+};
 use crate::token::{TokenId, fill_random};
 
 /// A time with microseconds, which every store must keep.
@@ -135,6 +141,16 @@ where
     )
     .await;
     check(
+        "scope revocation reports a bounded sample",
+        scope_revocation_reports_a_bounded_sample(make_store().await),
+    )
+    .await;
+    check(
+        "purge deletes what ended before the cutoff",
+        purge_deletes_what_ended_before_the_cutoff(make_store().await),
+    )
+    .await;
+    check(
         "expiring lists the window",
         expiring_lists_the_window(make_store().await),
     )
@@ -197,6 +213,21 @@ fn revocation(by: &str, at: OffsetDateTime) -> Revocation {
         by: actor(by),
         reason: Some(Label::new("no longer needed").expect("a valid label")),
     }
+}
+
+/// A list's records; a damaged entry fails the check (the suite stores
+/// only valid records).
+async fn listed(
+    store: &dyn TokenStore,
+    scope: &Scope,
+    after: Option<Cursor>,
+    limit: usize,
+) -> Result<Vec<TokenRecord>, StoreError> {
+    let entries = store.list(scope, after, limit).await?;
+    Ok(entries
+        .into_iter()
+        .map(|entry| entry.unwrap_or_else(|damaged| panic!("a valid record listed as {damaged:?}")))
+        .collect())
 }
 
 async fn found(store: &dyn TokenStore, id: TokenId) -> Result<TokenRecord, StoreError> {
@@ -276,7 +307,7 @@ async fn a_taken_id_is_a_conflict(store: Arc<dyn TokenStore>) -> Result<(), Stor
         "a failed insert must change nothing"
     );
     assert!(
-        store.list(&org("globex"), None, 10).await?.is_empty(),
+        listed(&*store, &org("globex"), None, 10).await?.is_empty(),
         "a failed insert must not be listed"
     );
     Ok(())
@@ -338,9 +369,9 @@ async fn lists_hold_one_scope(store: Arc<dyn TokenStore>) -> Result<(), StoreErr
     }
     expected.sort_by_key(|record| std::cmp::Reverse(Cursor::of(record)));
 
-    let listed = store.list(&org("acme"), None, 100).await?;
+    let all = listed(&*store, &org("acme"), None, 100).await?;
     assert!(
-        listed == expected,
+        all == expected,
         "a list holds exactly its scope (not its domains), newest first by (created_at, id)"
     );
     let shop = store.list(&domain("acme", "shop"), None, 100).await?;
@@ -349,7 +380,7 @@ async fn lists_hold_one_scope(store: Arc<dyn TokenStore>) -> Result<(), StoreErr
         "a domain's list holds its own records only"
     );
     assert!(
-        store.list(&org("acme"), None, 2).await? == expected[..2],
+        listed(&*store, &org("acme"), None, 2).await? == expected[..2],
         "a list holds at most `limit` records"
     );
     Ok(())
@@ -367,7 +398,7 @@ async fn paging_loses_and_repeats_nothing(store: Arc<dyn TokenStore>) -> Result<
     let mut after = None;
     let mut newer = 0;
     loop {
-        let page = store.list(&org("acme"), after, 4).await?;
+        let page = listed(&*store, &org("acme"), after, 4).await?;
         // Others keep issuing tokens while the list is paged through.
         newer += 1;
         store
@@ -444,7 +475,7 @@ async fn records_come_back_raw(store: Arc<dyn TokenStore>) -> Result<(), StoreEr
         "a revoked record is returned, revoked"
     );
     assert!(
-        store.list(&org("acme"), None, 10).await?.len() == 2,
+        listed(&*store, &org("acme"), None, 10).await?.len() == 2,
         "lists include revoked and expired records"
     );
     Ok(())
@@ -620,22 +651,46 @@ async fn scope_revocation(store: Arc<dyn TokenStore>) -> Result<(), StoreError> 
     let mut revoked = store
         .revoke_scope(&org("acme"), offboarding.clone())
         .await?;
-    revoked.sort();
+    revoked.first.sort();
     let mut expected = vec![acme.id, shop.id];
     expected.sort();
     assert!(
-        revoked == expected,
-        "an organization's revocation returns exactly what it revoked: {revoked:?}"
+        revoked.count == 2 && revoked.first == expected,
+        "an organization's revocation says exactly what it revoked: {revoked:?}"
     );
     for id in [acme.id, shop.id] {
         assert!(
             found(&*store, id).await?.revoked == Some(offboarding.clone()),
             "an organization's tokens and its domains' are revoked"
         );
+        let credential = store.find_credential(id).await?;
+        assert!(
+            credential.is_some_and(|credential| credential.revoked),
+            "verification sees the scope's revocation"
+        );
     }
     assert!(
         found(&*store, earlier.id).await?.revoked == Some(first),
         "an earlier revocation is kept"
+    );
+    assert!(
+        store
+            .revoke(acme.id, revocation("carol", T0 + Duration::hours(2)))
+            .await?
+            == RevokeOutcome::AlreadyRevoked(offboarding.clone()),
+        "revoking a token of a revoked scope says it was revoked, by the scope"
+    );
+    let successor = record(domain("acme", "shop"), T0 + Duration::hours(2));
+    assert!(
+        store
+            .rotate(
+                shop.id,
+                Retirement::ExpiresAt(T0 + Duration::days(1)),
+                successor
+            )
+            .await?
+            == RotateOutcome::Revoked,
+        "a token of a revoked scope cannot be rotated"
     );
     for id in [globex.id, globex_shop.id] {
         assert!(
@@ -643,16 +698,62 @@ async fn scope_revocation(store: Arc<dyn TokenStore>) -> Result<(), StoreError> 
             "other tenants are untouched"
         );
     }
+    let later = record(domain("acme", "shop"), T0 + Duration::hours(3));
+    store.insert(later.clone()).await?;
+    assert!(
+        found(&*store, later.id).await?.revoked.is_none(),
+        "a token issued after the revocation is live"
+    );
     let again = store
-        .revoke_scope(&domain("globex", "shop"), offboarding)
+        .revoke_scope(&domain("globex", "shop"), offboarding.clone())
         .await?;
     assert!(
-        again == [globex_shop.id],
-        "a domain's revocation takes that domain only"
+        again.count == 1 && again.first == [globex_shop.id],
+        "a domain's revocation takes that domain only: {again:?}"
     );
     assert!(
         found(&*store, globex.id).await?.revoked.is_none(),
         "and not its organization"
+    );
+    let nothing = store.revoke_scope(&org("nobody"), offboarding).await?;
+    assert!(
+        nothing == ScopeRevoked::default(),
+        "a scope without tokens revokes nothing: {nothing:?}"
+    );
+    Ok(())
+}
+
+async fn scope_revocation_reports_a_bounded_sample(
+    store: Arc<dyn TokenStore>,
+) -> Result<(), StoreError> {
+    let many = REPORTED_IDS + 5;
+    let mut ids = Vec::new();
+    for n in 0..many {
+        let record = record(domain("acme", "shop"), T0 + Duration::seconds(n as i64));
+        ids.push(record.id);
+        store.insert(record).await?;
+    }
+    let revoked = store
+        .revoke_scope(
+            &domain("acme", "shop"),
+            revocation("alice", T0 + Duration::hours(1)),
+        )
+        .await?;
+    assert!(
+        revoked.count == many as u64,
+        "the count covers every token revoked: {} of {many}",
+        revoked.count
+    );
+    assert!(
+        revoked.first.len() == REPORTED_IDS && revoked.first.iter().all(|id| ids.contains(id)),
+        "at most REPORTED_IDS ids, each one revoked"
+    );
+    let again = store
+        .revoke_scope(&org("acme"), revocation("alice", T0 + Duration::hours(2)))
+        .await?;
+    assert!(
+        again.count == 0,
+        "tokens revoked by an earlier scope revocation are not counted again"
     );
     Ok(())
 }
@@ -695,7 +796,7 @@ async fn scope_revocation_races_rotation(store: Arc<dyn TokenStore>) -> Result<(
     // Each rotation came before the revocation (its successor revoked with
     // the rest) or after it (refused: the old token was revoked). Never a
     // revoked old token with a live successor.
-    for record in store.list(&org("acme"), None, 1000).await? {
+    for record in listed(&*store, &org("acme"), None, 1000).await? {
         assert!(
             record.revoked.is_some(),
             "a token of a revoked organization is live: {record:?}"
@@ -724,16 +825,102 @@ async fn expiring_lists_the_window(store: Arc<dyn TokenStore>) -> Result<(), Sto
     }
     store.revoke(revoked.id, revocation("bob", T0)).await?;
     let window = T0 + Duration::days(2)..T0 + Duration::days(7);
-    let listed: Vec<TokenId> = store
-        .list_expiring(&org("acme"), window)
-        .await?
-        .iter()
-        .map(|record| record.id)
-        .collect();
+    let ids = |entries: Vec<crate::store::ListedRecord>| -> Vec<TokenId> {
+        entries
+            .into_iter()
+            .map(|entry| entry.expect("a valid record").id)
+            .collect()
+    };
+    let listed = ids(store
+        .list_expiring(&org("acme"), window.clone(), None, 100)
+        .await?);
     assert!(
         listed == [in_two.id, in_five.id],
         "the window holds the scope's live, unreplaced tokens expiring in [start, end), \
          soonest first"
+    );
+    let first = store
+        .list_expiring(&org("acme"), window.clone(), None, 1)
+        .await?;
+    let after = first[0].as_ref().ok().and_then(ExpiryCursor::of);
+    let second = ids(store.list_expiring(&org("acme"), window, after, 1).await?);
+    assert!(
+        ids(first) == [in_two.id] && second == [in_five.id],
+        "the expiring list pages like the list"
+    );
+    Ok(())
+}
+
+async fn purge_deletes_what_ended_before_the_cutoff(
+    store: Arc<dyn TokenStore>,
+) -> Result<(), StoreError> {
+    let cutoff = T0 + Duration::days(30);
+    let mut expired = record(org("acme"), T0);
+    expired.expires_at = Some(cutoff - Duration::microseconds(1));
+    let mut expiring_later = record(org("acme"), T0);
+    expiring_later.expires_at = Some(cutoff);
+    let revoked = record(org("acme"), T0);
+    let revoked_later = record(org("acme"), T0);
+    let live = record(org("acme"), T0);
+    let offboarded = record(org("globex"), T0);
+    for record in [
+        &expired,
+        &expiring_later,
+        &revoked,
+        &revoked_later,
+        &live,
+        &offboarded,
+    ] {
+        store.insert(record.clone()).await?;
+    }
+    store.revoke(revoked.id, revocation("bob", T0)).await?;
+    store
+        .revoke(revoked_later.id, revocation("bob", cutoff))
+        .await?;
+    store
+        .revoke_scope(&org("globex"), revocation("alice", T0 + Duration::days(1)))
+        .await?;
+
+    // In steps of at most two: a backlog goes in bounded calls.
+    let mut purged = 0;
+    loop {
+        let step = store.purge(cutoff, 2).await?;
+        assert!(step <= 2, "purge deleted {step}, more than its limit of 2");
+        purged += step;
+        if step < 2 {
+            break;
+        }
+    }
+    assert!(
+        purged == 3,
+        "three tokens ended before the cutoff, not {purged}"
+    );
+    for gone in [expired.id, revoked.id, offboarded.id] {
+        assert!(
+            store.find(gone).await?.is_none(),
+            "{gone} ended before the cutoff"
+        );
+    }
+    for kept in [expiring_later.id, revoked_later.id, live.id] {
+        assert!(
+            store.find(kept).await?.is_some(),
+            "{kept} ended at or after it"
+        );
+    }
+    assert!(
+        listed(&*store, &org("acme"), None, 10).await?.len() == 3
+            && listed(&*store, &org("globex"), None, 10).await?.is_empty(),
+        "purged tokens leave the lists"
+    );
+    assert!(
+        store.purge(cutoff, 2).await? == 0,
+        "purging again finds nothing"
+    );
+    let newcomer = record(org("globex"), T0 + Duration::days(40));
+    store.insert(newcomer.clone()).await?;
+    assert!(
+        found(&*store, newcomer.id).await?.revoked.is_none(),
+        "a token issued after a purged scope revocation is live"
     );
     Ok(())
 }

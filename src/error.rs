@@ -92,6 +92,34 @@ pub struct RandomSourceError(#[source] pub(crate) BoxError);
 #[error("a token prefix is 2 to 10 characters of a-z and 0-9, starting with a letter")]
 pub struct PrefixError;
 
+/// A SQL store's table name was refused. See
+/// [`TableName`](crate::store::TableName) for the rules.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TableNameError {
+    /// A part of the name is empty.
+    #[error("a table name is `table` or `schema.table`, and neither part may be empty")]
+    Empty,
+    /// More than one `.`.
+    #[error("a table name is `table` or `schema.table`: at most one `.`")]
+    TooManyParts,
+    /// A part is too long.
+    #[error("a part of the table name is longer than {max} bytes")]
+    TooLong {
+        /// The limit for that part.
+        max: usize,
+    },
+    /// A character other than `a-z`, `0-9` and `_` (or a digit first).
+    #[error(
+        "the table name has a character other than a-z, 0-9 and _ (or starts a part with a \
+         digit) at byte {position}"
+    )]
+    InvalidCharacter {
+        /// Byte offset in the whole name.
+        position: usize,
+    },
+}
+
 /// A text was not a token id (11 base62 characters).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("a token id is 11 characters of 0-9, A-Z and a-z")]
@@ -160,6 +188,16 @@ pub enum StoreError {
     /// The backend cannot be reached or is overloaded; retrying may help.
     #[error("the token store is unavailable; retry later")]
     Unavailable {
+        /// The backend's own error.
+        #[source]
+        source: BoxError,
+    },
+    /// A TLS connection to the backend could not be made: the server's
+    /// certificate is not trusted (check the CA you gave, e.g. PostgreSQL's
+    /// `sslrootcert`), does not name the host, or TLS is not available.
+    /// Retrying will not help until the configuration changes.
+    #[error("no trusted TLS connection to the token store: check its CA certificate and host name")]
+    Tls {
         /// The backend's own error.
         #[source]
         source: BoxError,

@@ -130,18 +130,20 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{
     BoxError, IdError, InvalidTokenId, IssueError, KeyringError, LabelError, ListError,
     LookupError, MalformedToken, PolicyError, PrefixError, RandomSourceError, RevokeError,
-    RevokeScopeError, RotateError, StoreError, VerifyError,
+    RevokeScopeError, RotateError, StoreError, TableNameError, VerifyError,
 };
 pub use hashing::{Digest, HashKey, KeyId, Keyring};
 pub use ids::{ActorId, DomainId, MAX_ID_LEN, OrganizationId};
 pub use label::{Label, MAX_LABEL_CHARS};
 pub use policy::{Expiry, ExpiryPolicy, MAX_LIFETIME};
-pub use record::{Revocation, StoredCredential, TokenRecord, TokenStatus, TokenSummary};
+pub use record::{
+    DamagedToken, Revocation, StoredCredential, TokenRecord, TokenStatus, TokenSummary,
+};
 pub use scan::FoundToken;
 pub use scope::{Scope, ScopeKind};
 pub use service::{
-    DEFAULT_LAST_USED_INTERVAL, IssueRequest, IssuedToken, MAX_PAGE_SIZE, PageRequest, Revoked,
-    TokenPage, TokenService, VerifiedToken,
+    DEFAULT_LAST_USED_INTERVAL, IssueRequest, IssuedToken, MAX_PAGE_SIZE, PURGE_BATCH, PageRequest,
+    Revoked, TokenPage, TokenService, VerifiedToken,
 };
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;

@@ -171,6 +171,16 @@ impl TokenRecord {
         }
     }
 
+    /// Whether the token stopped verifying before `before`: revoked then,
+    /// or expired then. What [`TokenStore::purge`](crate::TokenStore::purge)
+    /// deletes.
+    pub fn ended_before(&self, before: OffsetDateTime) -> bool {
+        self.revoked
+            .as_ref()
+            .is_some_and(|revocation| revocation.at < before)
+            || self.expires_at.is_some_and(|at| at < before)
+    }
+
     /// Whether the token is revoked, expired (at `now`) or active. Revocation
     /// wins over expiry.
     pub fn status_at(&self, now: OffsetDateTime) -> TokenStatus {
@@ -182,4 +192,15 @@ impl TokenRecord {
             TokenStatus::Active
         }
     }
+}
+
+/// A row of a token list the store could not read back as a token (edited
+/// by hand, say): listed in its place with what is wrong, so it is seen and
+/// can be revoked by id, but never shown or trusted as a token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DamagedToken {
+    /// Its id, if that much could be read.
+    pub id: Option<TokenId>,
+    /// What is wrong with it.
+    pub problem: String,
 }

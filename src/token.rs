@@ -66,12 +66,7 @@ impl TokenId {
 
     /// The id with these 64 bits (as `bits` returned them, or as a store
     /// kept them).
-    #[cfg(any(
-        test,
-        feature = "conformance",
-        feature = "sqlite",
-        feature = "postgres"
-    ))]
+    #[cfg(any(test, feature = "conformance"))]
     pub(crate) const fn from_bits(bits: u64) -> Self {
         TokenId(bits)
     }

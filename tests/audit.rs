@@ -55,14 +55,14 @@ async fn every_change_and_every_refusal_is_an_event() {
         .revoke_scope(&alice, &org("acme"), Some("customer offboarded"))
         .await
         .unwrap();
-    assert_eq!(revoked, 1);
+    assert_eq!(revoked.count, 1);
     // A scope with nothing left to revoke: nothing happened, no event.
     let nothing = fixture
         .service
         .revoke_scope(&alice, &org("acme"), None)
         .await
         .unwrap();
-    assert_eq!(nothing, 0);
+    assert_eq!(nothing.count, 0);
 
     let events = fixture.audit_events().await;
     let kinds: Vec<&str> = events
@@ -130,8 +130,8 @@ async fn every_change_and_every_refusal_is_an_event() {
     );
     assert!(matches!(
         &events[7],
-        AuditEvent::ScopeRevoked { tokens, reason: Some(reason), .. }
-            if *tokens == [org_token] && reason.as_str() == "customer offboarded"
+        AuditEvent::ScopeRevoked { count: 1, first_tokens, reason: Some(reason), .. }
+            if *first_tokens == [org_token] && reason.as_str() == "customer offboarded"
     ));
 }
 

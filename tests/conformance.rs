@@ -8,7 +8,9 @@ mod custom_store;
 use std::ops::Range;
 use std::sync::Arc;
 
-use api_tokens::store::{Cursor, Retirement, RevokeOutcome, RotateOutcome};
+use api_tokens::store::{
+    Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeRevoked,
+};
 use api_tokens::{
     MemoryStore, Revocation, Scope, StoreError, StoredCredential, TokenId, TokenRecord, TokenStore,
 };
@@ -71,7 +73,7 @@ impl TokenStore for Faulty {
         scope: &Scope,
         after: Option<Cursor>,
         limit: usize,
-    ) -> Result<Vec<TokenRecord>, StoreError> {
+    ) -> Result<Vec<ListedRecord>, StoreError> {
         self.0.list(scope, after, limit).await
     }
     async fn revoke(
@@ -89,7 +91,7 @@ impl TokenStore for Faulty {
         &self,
         scope: &Scope,
         revocation: Revocation,
-    ) -> Result<Vec<TokenId>, StoreError> {
+    ) -> Result<ScopeRevoked, StoreError> {
         self.0.revoke_scope(scope, revocation).await
     }
     async fn rotate(
@@ -107,8 +109,13 @@ impl TokenStore for Faulty {
         &self,
         scope: &Scope,
         window: Range<OffsetDateTime>,
-    ) -> Result<Vec<TokenRecord>, StoreError> {
-        self.0.list_expiring(scope, window).await
+        after: Option<ExpiryCursor>,
+        limit: usize,
+    ) -> Result<Vec<ListedRecord>, StoreError> {
+        self.0.list_expiring(scope, window, after, limit).await
+    }
+    async fn purge(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError> {
+        self.0.purge(before, limit).await
     }
 }
 

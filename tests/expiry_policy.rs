@@ -103,9 +103,10 @@ async fn expiring_soon_lists_a_scopes_live_tokens_by_expiry() {
 
     let soon = fixture
         .service
-        .list_expiring(&alice, &org("acme"), Duration::days(7))
+        .list_expiring(&alice, &org("acme"), Duration::days(7), Default::default())
         .await
-        .unwrap();
+        .unwrap()
+        .tokens;
     let ids: Vec<_> = soon.iter().map(|summary| summary.id).collect();
     assert_eq!(ids, [in_two, in_five]);
     assert!(!ids.contains(&in_sixty));
@@ -114,15 +115,16 @@ async fn expiring_soon_lists_a_scopes_live_tokens_by_expiry() {
     fixture.clock.advance(Duration::days(2));
     let soon = fixture
         .service
-        .list_expiring(&alice, &org("acme"), Duration::days(7))
+        .list_expiring(&alice, &org("acme"), Duration::days(7), Default::default())
         .await
-        .unwrap();
+        .unwrap()
+        .tokens;
     assert_eq!(soon.iter().map(|s| s.id).collect::<Vec<_>>(), [in_five]);
 
     assert!(matches!(
         fixture
             .service
-            .list_expiring(&alice, &org("acme"), Duration::days(-1))
+            .list_expiring(&alice, &org("acme"), Duration::days(-1), Default::default())
             .await,
         Err(ListError::InvalidWindow)
     ));
@@ -132,7 +134,8 @@ async fn expiring_soon_lists_a_scopes_live_tokens_by_expiry() {
             .list_expiring(
                 &domain_admin("acme", "shop"),
                 &org("acme"),
-                Duration::days(7)
+                Duration::days(7),
+                Default::default()
             )
             .await,
         Err(ListError::NotAllowed { .. })

@@ -194,10 +194,14 @@ async fn tokens_acknowledged_before_a_sigkill_survive_it() {
         all.len(),
         recorded.len()
     );
-    assert!(
-        all.iter()
-            .all(|record| record.label.as_str().starts_with("token "))
-    );
+    assert!(all.iter().all(|record| {
+        record
+            .as_ref()
+            .unwrap()
+            .label
+            .as_str()
+            .starts_with("token ")
+    }));
 }
 
 #[tokio::test]

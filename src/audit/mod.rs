@@ -106,8 +106,24 @@ pub enum AuditEvent {
         scope: Scope,
         /// Why, if the revoker said.
         reason: Option<Label>,
-        /// The tokens this revoked (not those revoked before).
-        tokens: Vec<TokenId>,
+        /// How many tokens this revoked (not those revoked before).
+        count: u64,
+        /// The first of them, at most
+        /// [`REPORTED_IDS`](crate::store::REPORTED_IDS): the event stays
+        /// small however large the scope.
+        first_tokens: Vec<TokenId>,
+    },
+    /// Tokens that ended (revoked or expired) before a cutoff were deleted
+    /// by [`TokenService::purge`](crate::TokenService::purge).
+    Purged {
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+        /// The cutoff: tokens that ended before it.
+        #[serde(with = "time::serde::rfc3339")]
+        before: OffsetDateTime,
+        /// How many were deleted.
+        count: u64,
     },
     /// A management operation was refused because the actor lacks the
     /// rights, or named a token it may not manage or that does not exist.

@@ -4,16 +4,21 @@
 
 use time::Duration;
 
-use super::{ISSUE_ATTEMPTS, IssuedToken, TokenService, stored_time};
+use super::{
+    ISSUE_ATTEMPTS, IssuedToken, MAX_PAGE_SIZE, PageRequest, TokenPage, TokenService, stored_time,
+};
 use crate::actor::Actor;
 use crate::audit::{AuditEvent, Operation, VerifyFailures};
 use crate::error::{ListError, RevokeScopeError, RotateError, StoreError};
 use crate::label::Label;
 use crate::policy::Expiry;
-use crate::record::{Revocation, StoredCredential, TokenStatus, TokenSummary};
+use crate::record::{Revocation, StoredCredential, TokenStatus};
 use crate::scope::Scope;
-use crate::store::{Retirement, RotateOutcome};
+use crate::store::{ExpiryCursor, Retirement, RotateOutcome, ScopeRevoked};
 use crate::token::TokenId;
+
+/// How many tokens one store call of [`TokenService::purge`] deletes at most.
+pub const PURGE_BATCH: usize = 1_000;
 
 /// The reason recorded when a rotation without grace revokes the old token.
 const ROTATED: &str = "rotated without grace";
@@ -137,7 +142,9 @@ impl TokenService {
     /// tokens too), in one store call: for a domain the platform removes or a
     /// customer it offboards. Tokens revoked before keep their revocation.
     /// Same authorization as [`revoke`](Self::revoke) at `scope`. Returns how
-    /// many tokens this call revoked.
+    /// many tokens this call revoked, with the first
+    /// [`REPORTED_IDS`](crate::store::REPORTED_IDS) of their ids (so the
+    /// answer and its audit event stay small however large the scope).
     ///
     /// A token issued while this runs is either revoked by it or issued after
     /// it (its `issue` returns once this call has revoked the rest), never
@@ -152,7 +159,7 @@ impl TokenService {
         actor: &Actor,
         scope: &Scope,
         reason: Option<&str>,
-    ) -> Result<u64, RevokeScopeError> {
+    ) -> Result<ScopeRevoked, RevokeScopeError> {
         if !actor.can_manage_tokens(scope) {
             self.refused(actor, Operation::RevokeScope, Some(scope), None);
             return Err(RevokeScopeError::NotAllowed {
@@ -170,34 +177,37 @@ impl TokenService {
         };
         let at = revocation.at;
         let revoked = self.store.revoke_scope(scope, revocation).await?;
-        let count = revoked.len() as u64;
         // Nothing revoked, nothing happened: no event.
-        if !revoked.is_empty() {
+        if revoked.count > 0 {
             self.audit.send(AuditEvent::ScopeRevoked {
                 at,
                 actor: actor.id.clone(),
                 scope: scope.clone(),
                 reason,
-                tokens: revoked,
+                count: revoked.count,
+                first_tokens: revoked.first.clone(),
             });
         }
-        Ok(count)
+        Ok(revoked)
     }
 
-    /// The live tokens of exactly `scope` that expire within `within` from
-    /// now, the soonest first: the "your tokens expire soon" e-mail. Same
-    /// authorization as [`list`](Self::list).
+    /// One page of the live tokens of exactly `scope` that expire within
+    /// `within` from now, the soonest first: the "your tokens expire soon"
+    /// e-mail. Pages like [`list`](Self::list). Same authorization as
+    /// `list`.
     ///
     /// # Errors
     ///
     /// [`ListError`]: the actor is not an admin at `scope`, `within` is
-    /// negative, or the store failed.
+    /// negative, the page size is outside 1 to
+    /// [`MAX_PAGE_SIZE`](crate::MAX_PAGE_SIZE), or the store failed.
     pub async fn list_expiring(
         &self,
         actor: &Actor,
         scope: &Scope,
         within: Duration,
-    ) -> Result<Vec<TokenSummary>, ListError> {
+        page: PageRequest<ExpiryCursor>,
+    ) -> Result<TokenPage<ExpiryCursor>, ListError> {
         if !actor.can_manage_tokens(scope) {
             self.refused(actor, Operation::List, Some(scope), None);
             return Err(ListError::NotAllowed {
@@ -207,17 +217,74 @@ impl TokenService {
         if within.is_negative() {
             return Err(ListError::InvalidWindow);
         }
+        if !(1..=MAX_PAGE_SIZE).contains(&page.limit) {
+            return Err(ListError::InvalidPageSize {
+                requested: page.limit,
+                max: MAX_PAGE_SIZE,
+            });
+        }
         let now = self.now();
         // A token whose expiry is `now` has expired already; times are kept
         // to the microsecond, so the window starts one later. Near the year
         // 9999 the window ends where time does.
         let start = now.saturating_add(Duration::MICROSECOND);
         let end = now.saturating_add(within);
-        let records = self.store.list_expiring(scope, start..end).await?;
-        Ok(records
-            .iter()
-            .map(|record| self.summary(record, now))
-            .collect())
+        let listed = self
+            .store
+            .list_expiring(scope, start..end, page.after, page.limit + 1)
+            .await?;
+        Ok(self.page(listed, page.limit, |listed| match listed {
+            Ok(record) => ExpiryCursor::of(record),
+            Err(damaged) => Some(ExpiryCursor {
+                expires_at: damaged.expires_at?,
+                id: damaged.id?,
+            }),
+        }))
+    }
+
+    /// Deletes every token that was revoked, or expired, more than
+    /// `older_than` ago, in batches of [`PURGE_BATCH`] (each a short store
+    /// call), and returns how many it deleted: the table, and the cost of
+    /// whole-scope operations, stop growing forever. The tokens are gone
+    /// from lists and lookups; their audit events stay wherever your sink
+    /// keeps them. One [`AuditEvent::Purged`] says how many went.
+    ///
+    /// What stays: a rotated token's link to its successor (`replaced_by`,
+    /// `rotated_from`) may name a token purged before it, since the two may
+    /// end at different times.
+    ///
+    /// Run it periodically (daily, say) from a background task; it is not
+    /// an actor's operation, so it takes none.
+    ///
+    /// A negative `older_than` counts as zero: what ended before now.
+    ///
+    /// # Errors
+    ///
+    /// A store failure stops the purge; what was deleted stays deleted (and
+    /// audited), and the next run goes on.
+    pub async fn purge(&self, older_than: Duration) -> Result<u64, StoreError> {
+        let now = self.now();
+        let before = now.saturating_sub(older_than.max(Duration::ZERO));
+        let mut purged = 0;
+        let outcome = loop {
+            match self.store.purge(before, PURGE_BATCH).await {
+                Ok(deleted) => {
+                    purged += deleted;
+                    if deleted < PURGE_BATCH as u64 {
+                        break Ok(purged);
+                    }
+                }
+                Err(error) => break Err(error),
+            }
+        };
+        if purged > 0 {
+            self.audit.send(AuditEvent::Purged {
+                at: now,
+                before,
+                count: purged,
+            });
+        }
+        outcome
     }
 
     /// Writes the uses verification noted since the last flush to the store,

@@ -20,6 +20,8 @@
 
 mod lifecycle;
 
+pub use lifecycle::PURGE_BATCH;
+
 use std::fmt;
 use std::sync::Arc;
 
@@ -40,10 +42,10 @@ use crate::error::{
 use crate::hashing::{Digest, Keyring};
 use crate::label::Label;
 use crate::policy::{Expiry, ExpiryPolicy};
-use crate::record::{Revocation, TokenRecord, TokenSummary};
+use crate::record::{DamagedToken, Revocation, TokenRecord, TokenSummary};
 use crate::scan::redact_any_format;
 use crate::scope::Scope;
-use crate::store::{Cursor, RevokeOutcome, TokenStore};
+use crate::store::{Cursor, ListedRecord, RevokeOutcome, TokenStore};
 use crate::token::{PlaintextToken, TokenFormat, TokenId};
 use crate::usage::{OncePerInterval, UsageTracker};
 
@@ -235,23 +237,25 @@ pub enum Revoked {
     Already(Revocation),
 }
 
-/// Which page of a list to fetch.
+/// Which page of a list to fetch: of the API Tokens list (positions are
+/// [`Cursor`]s), or of the expiring-soon list
+/// ([`ExpiryCursor`](crate::store::ExpiryCursor)s).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PageRequest {
+pub struct PageRequest<C = Cursor> {
     /// At most this many tokens (1 to [`MAX_PAGE_SIZE`]).
     pub limit: usize,
     /// Continue after this position: the `next` of the previous page.
-    pub after: Option<Cursor>,
+    pub after: Option<C>,
 }
 
-impl PageRequest {
-    /// The first (newest) `limit` tokens.
+impl<C> PageRequest<C> {
+    /// The first `limit` tokens.
     pub fn first(limit: usize) -> Self {
         PageRequest { limit, after: None }
     }
 
     /// The `limit` tokens after `cursor`.
-    pub fn after(cursor: Cursor, limit: usize) -> Self {
+    pub fn after(cursor: C, limit: usize) -> Self {
         PageRequest {
             limit,
             after: Some(cursor),
@@ -259,20 +263,25 @@ impl PageRequest {
     }
 }
 
-impl Default for PageRequest {
+impl<C> Default for PageRequest<C> {
     /// The first 50 tokens.
     fn default() -> Self {
         PageRequest::first(50)
     }
 }
 
-/// One page of a scope's tokens, newest first.
+/// One page of a list: the API Tokens list (newest first) or the
+/// expiring-soon list (soonest first).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TokenPage {
+pub struct TokenPage<C = Cursor> {
     /// The tokens on this page.
     pub tokens: Vec<TokenSummary>,
+    /// Rows on this page the store could not read back (edited by hand,
+    /// say), with what is wrong: shown, never trusted, and never hiding the
+    /// rest of the page.
+    pub damaged: Vec<DamagedToken>,
     /// Where the next page starts, or `None` if this is the last page.
-    pub next: Option<Cursor>,
+    pub next: Option<C>,
 }
 
 impl TokenService {
@@ -688,21 +697,47 @@ impl TokenService {
             });
         }
         // One record more than asked tells whether another page follows.
-        let mut records = self.store.list(scope, page.after, page.limit + 1).await?;
-        let next = if records.len() > page.limit {
-            records.truncate(page.limit);
-            records.last().map(Cursor::of)
+        let listed = self.store.list(scope, page.after, page.limit + 1).await?;
+        Ok(self.page(listed, page.limit, |listed| match listed {
+            Ok(record) => Some(Cursor::of(record)),
+            Err(damaged) => Some(Cursor {
+                created_at: damaged.created_at?,
+                id: damaged.id?,
+            }),
+        }))
+    }
+
+    /// A page of at most `limit` of `listed` (which may hold one more, to
+    /// tell that another page follows), continuing after the position of
+    /// its last entry that has one.
+    fn page<C>(
+        &self,
+        mut listed: Vec<ListedRecord>,
+        limit: usize,
+        position: impl Fn(&ListedRecord) -> Option<C>,
+    ) -> TokenPage<C> {
+        let next = if listed.len() > limit {
+            listed.truncate(limit);
+            listed.iter().rev().find_map(position)
         } else {
             None
         };
         let now = self.now();
-        Ok(TokenPage {
-            tokens: records
-                .iter()
-                .map(|record| self.summary(record, now))
-                .collect(),
+        let mut page = TokenPage {
+            tokens: Vec::with_capacity(listed.len()),
+            damaged: Vec::new(),
             next,
-        })
+        };
+        for entry in listed {
+            match entry {
+                Ok(record) => page.tokens.push(self.summary(&record, now)),
+                Err(damaged) => page.damaged.push(DamagedToken {
+                    id: damaged.id,
+                    problem: damaged.source.to_string(),
+                }),
+            }
+        }
+        page
     }
 
     fn summary(&self, record: &TokenRecord, now: OffsetDateTime) -> TokenSummary {

@@ -21,7 +21,10 @@
 //! use std::ops::Range;
 //! use std::sync::{Arc, Mutex};
 //!
-//! use api_tokens::store::{Cursor, Retirement, RevokeOutcome, RotateOutcome, TokenStore};
+//! use api_tokens::store::{
+//!     Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeRevoked,
+//!     TokenStore,
+//! };
 //! use time::OffsetDateTime;
 //! use api_tokens::{Revocation, Scope, StoreError, StoredCredential, TokenId, TokenRecord};
 //!
@@ -53,7 +56,7 @@
 //!         scope: &Scope,
 //!         after: Option<Cursor>,
 //!         limit: usize,
-//!     ) -> Result<Vec<TokenRecord>, StoreError> {
+//!     ) -> Result<Vec<ListedRecord>, StoreError> {
 //!         let records = self.0.lock().unwrap();
 //!         let mut found: Vec<_> = records
 //!             .values()
@@ -62,8 +65,8 @@
 //!             .cloned()
 //!             .collect();
 //!         found.sort_by_key(|r| std::cmp::Reverse(Cursor::of(r)));
-//!         found.truncate(limit);
-//!         Ok(found)
+//!         // Records kept as Rust values cannot be damaged: all `Ok`.
+//!         Ok(found.into_iter().take(limit).map(Ok).collect())
 //!     }
 //!
 //!     async fn revoke(&self, id: TokenId, revocation: Revocation) -> Result<RevokeOutcome, StoreError> {
@@ -78,12 +81,12 @@
 //!         Ok(RevokeOutcome::Revoked)
 //!     }
 //!
-//!     async fn revoke_scope(&self, scope: &Scope, revocation: Revocation) -> Result<Vec<TokenId>, StoreError> {
-//!         let mut revoked = Vec::new();
+//!     async fn revoke_scope(&self, scope: &Scope, revocation: Revocation) -> Result<ScopeRevoked, StoreError> {
+//!         let mut revoked = ScopeRevoked::default();
 //!         for record in self.0.lock().unwrap().values_mut() {
 //!             if scope.covers(&record.scope) && record.revoked.is_none() {
 //!                 record.revoked = Some(revocation.clone());
-//!                 revoked.push(record.id);
+//!                 revoked.add(record.id);
 //!             }
 //!         }
 //!         Ok(revoked)
@@ -131,16 +134,33 @@
 //!         &self,
 //!         scope: &Scope,
 //!         window: Range<OffsetDateTime>,
-//!     ) -> Result<Vec<TokenRecord>, StoreError> {
+//!         after: Option<ExpiryCursor>,
+//!         limit: usize,
+//!     ) -> Result<Vec<ListedRecord>, StoreError> {
 //!         let records = self.0.lock().unwrap();
 //!         let mut found: Vec<_> = records
 //!             .values()
 //!             .filter(|r| &r.scope == scope && r.revoked.is_none() && r.replaced_by.is_none())
 //!             .filter(|r| r.expires_at.is_some_and(|at| window.contains(&at)))
+//!             .filter(|r| after.is_none_or(|cursor| ExpiryCursor::of(r) > Some(cursor)))
 //!             .cloned()
 //!             .collect();
 //!         found.sort_by_key(|r| (r.expires_at, r.id));
-//!         Ok(found)
+//!         Ok(found.into_iter().take(limit).map(Ok).collect())
+//!     }
+//!
+//!     async fn purge(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError> {
+//!         let mut records = self.0.lock().unwrap();
+//!         let ended: Vec<TokenId> = records
+//!             .values()
+//!             .filter(|r| r.ended_before(before))
+//!             .map(|r| r.id)
+//!             .take(limit)
+//!             .collect();
+//!         for id in &ended {
+//!             records.remove(id);
+//!         }
+//!         Ok(ended.len() as u64)
 //!     }
 //! }
 //!
@@ -155,24 +175,30 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::error::StoreError;
+use crate::error::{BoxError, StoreError};
 use crate::record::{Revocation, StoredCredential, TokenRecord};
 use crate::scope::Scope;
 use crate::token::TokenId;
 
 mod memory;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod migrations;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod table;
 
 pub use memory::MemoryStore;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use migrations::Migration;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
+pub use table::{MAX_TABLE_NAME_LEN, TableName};
 
 /// Storage for token records. Object safe: the service holds an
 /// `Arc<dyn TokenStore>`.
@@ -219,19 +245,25 @@ pub trait TokenStore: Send + Sync {
     /// strictly after that cursor in this order, so pages neither repeat nor
     /// skip a record even while others are inserted.
     ///
+    /// A row that cannot be read back as a record takes its place in the
+    /// list as a [`DamagedRecord`], so one damaged row never hides the rest
+    /// of its scope.
+    ///
     /// # Errors
     ///
-    /// A backend failure, or [`StoreError::Corrupt`].
+    /// A backend failure.
     async fn list(
         &self,
         scope: &Scope,
         after: Option<Cursor>,
         limit: usize,
-    ) -> Result<Vec<TokenRecord>, StoreError>;
+    ) -> Result<Vec<ListedRecord>, StoreError>;
 
     /// Sets `revoked` on the record with `id` if it is not set yet, as one
     /// atomic compare-and-set: of many concurrent calls, exactly one reports
     /// [`RevokeOutcome::Revoked`], and its revocation is the one stored.
+    /// It needs the id and nothing else of the record: a record damaged in
+    /// any other field can still be revoked.
     ///
     /// # Errors
     ///
@@ -245,13 +277,15 @@ pub trait TokenStore: Send + Sync {
 
     /// Revokes, with `revocation`, every record not yet revoked whose scope
     /// `scope` [covers](Scope::covers) (an organization's own tokens and its
-    /// domains', expired ones too), as one atomic step, and returns the ids
-    /// it revoked. Records revoked before keep their revocation.
+    /// domains', expired ones too), as one atomic step, and says how many
+    /// it revoked and which, up to the first [`REPORTED_IDS`]. Records
+    /// revoked before keep their revocation.
     ///
     /// Atomic against inserts: a record whose insert returned before this
     /// call began is revoked by it; one inserted concurrently is either
-    /// revoked too or ordered after it, never half-way (a database's single
-    /// `UPDATE` gives exactly this).
+    /// revoked too or ordered after it, never half-way. Its cost must not
+    /// grow with the scope's size while it holds a lock others wait for
+    /// (the SQL stores write one mark that every read honours).
     ///
     /// # Errors
     ///
@@ -262,7 +296,7 @@ pub trait TokenStore: Send + Sync {
         &self,
         scope: &Scope,
         revocation: Revocation,
-    ) -> Result<Vec<TokenId>, StoreError>;
+    ) -> Result<ScopeRevoked, StoreError>;
 
     /// Replaces the record `old` by `successor` (whose `rotated_from` is
     /// `old`) in one atomic step, if `old` is neither revoked nor replaced
@@ -291,20 +325,79 @@ pub trait TokenStore: Send + Sync {
     /// A backend failure.
     async fn record_uses(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError>;
 
-    /// The records whose scope equals `scope` exactly, neither revoked nor
-    /// replaced by a rotation (that expiry is a grace period the admin
-    /// chose), whose `expires_at` lies in `window` (start included, end
-    /// excluded), the soonest to expire first, ties by id: what an "expiring
-    /// soon" e-mail lists.
+    /// Up to `limit` records whose scope equals `scope` exactly, neither
+    /// revoked nor replaced by a rotation (that expiry is a grace period the
+    /// admin chose), whose `expires_at` lies in `window` (start included,
+    /// end excluded), the soonest to expire first, ties by id: what an
+    /// "expiring soon" e-mail lists. With `after`, only records strictly
+    /// after that position, as [`list`](Self::list) pages. Damaged rows are
+    /// [`DamagedRecord`]s, as in `list`.
     ///
     /// # Errors
     ///
-    /// A backend failure, or [`StoreError::Corrupt`].
+    /// A backend failure.
     async fn list_expiring(
         &self,
         scope: &Scope,
         window: Range<OffsetDateTime>,
-    ) -> Result<Vec<TokenRecord>, StoreError>;
+        after: Option<ExpiryCursor>,
+        limit: usize,
+    ) -> Result<Vec<ListedRecord>, StoreError>;
+
+    /// Deletes up to `limit` records that ended before `before`: revoked
+    /// then, or expired then ([`TokenRecord::ended_before`]), and returns
+    /// how many it deleted; fewer than `limit` means none is left. Each call
+    /// is bounded by `limit`, so a caller deletes a large backlog in many
+    /// short steps. A deleted record's id may live on in another record's
+    /// `rotated_from` or `replaced_by`.
+    ///
+    /// # Errors
+    ///
+    /// A backend failure; what was deleted stays deleted.
+    async fn purge(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError>;
+}
+
+/// How many ids [`TokenStore::revoke_scope`] reports at most, and its
+/// audit event holds: enough to recognise what was revoked, bounded however
+/// large the scope.
+pub const REPORTED_IDS: usize = 100;
+
+/// What [`TokenStore::revoke_scope`] revoked: how many tokens, and the
+/// first [`REPORTED_IDS`] of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopeRevoked {
+    /// How many tokens the call revoked (not those revoked before).
+    pub count: u64,
+    /// The first of them, at most [`REPORTED_IDS`].
+    pub first: Vec<TokenId>,
+}
+
+impl ScopeRevoked {
+    /// Counts one more revoked token, keeping its id while there is room.
+    pub fn add(&mut self, id: TokenId) {
+        self.count += 1;
+        if self.first.len() < REPORTED_IDS {
+            self.first.push(id);
+        }
+    }
+}
+
+/// One entry of a list: a record, or a row the store could not read back.
+pub type ListedRecord = Result<TokenRecord, DamagedRecord>;
+
+/// A row a store holds but cannot read back as a valid record (edited by
+/// hand, say): reported in its place in a list, with what could be read of
+/// it, never trusted as a token.
+#[derive(Debug)]
+pub struct DamagedRecord {
+    /// Its id, if that much could be read.
+    pub id: Option<TokenId>,
+    /// When it was created, if that could be read: its place in a list.
+    pub created_at: Option<OffsetDateTime>,
+    /// When it expires, if that could be read: its place in an expiring list.
+    pub expires_at: Option<OffsetDateTime>,
+    /// What is wrong with it.
+    pub source: BoxError,
 }
 
 /// How [`TokenStore::rotate`] retires the replaced record. Deliberately not
@@ -363,5 +456,26 @@ impl Cursor {
             created_at: record.created_at,
             id: record.id,
         }
+    }
+}
+
+/// A position in an expiring-soon list, which is ordered soonest first.
+/// Ordering compares `expires_at`, then `id`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ExpiryCursor {
+    /// When the record at this position expires.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Its id, which breaks ties.
+    pub id: TokenId,
+}
+
+impl ExpiryCursor {
+    /// The position of `record`, if it expires at all.
+    pub fn of(record: &TokenRecord) -> Option<Self> {
+        Some(ExpiryCursor {
+            expires_at: record.expires_at?,
+            id: record.id,
+        })
     }
 }

@@ -1,54 +1,56 @@
 //! The PostgreSQL store (feature `postgres`): one database shared by every
 //! instance of a service, so a revocation on one is seen by all at once.
+//!
+//! What is PostgreSQL's own here, beside the statements in [`sql`](super::sql):
+//!
+//! - **Two pools.** Verification has a pool of its own; every other call
+//!   uses a second, small one. However many management calls run, and
+//!   whoever makes them, they never take a connection verification needs.
+//! - **Bounded calls, on both ends.** Each call has one deadline (five
+//!   seconds unless [`with_timeout`](PostgresStore::with_timeout) says
+//!   otherwise). Every management call runs in a transaction that sets
+//!   `statement_timeout`, `lock_timeout` and
+//!   `idle_in_transaction_session_timeout` to it, so the server aborts a
+//!   call the client gave up on and releases its locks; the pools this
+//!   store opens set the same on every connection. A connection whose call
+//!   was cancelled (by the deadline or by the caller) is closed, never
+//!   returned to the pool, where it would stay busy until the server
+//!   finished the abandoned statement.
+//! - **Organization locks.** Inserts and rotations hold their
+//!   organization's advisory lock shared, a scope revocation exclusively,
+//!   for one short statement: under READ COMMITTED a scope mark could
+//!   otherwise miss a successor a concurrent rotation inserted.
+//! - **TLS** (feature `postgres-tls`): `sslmode=verify-full` in the URL,
+//!   and `sslrootcert=<path>` for a private CA.
 
-use std::future::Future;
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection, Postgres};
 use time::OffsetDateTime;
 
+use super::migrations::{self, Migration};
 use super::sql::{
-    Class, CredentialRow, FIND, FIND_CREDENTIAL, INSERT, LIST, LIST_EXPIRING, RETIRE, REVOKE,
-    REVOKE_DOMAIN, REVOKE_ORGANIZATION, RecordParams, RecordRow, bind_record, id_from_sql,
+    Class, RecordParams, RecordRow, Statements, bind_record, expiring_start, id_from_sql,
     id_to_sql, limit_to_sql, list_start, retirement_to_sql, revocation_to_sql, revoke_missed,
-    rotation_refused, scope_to_sql, store_error, time_to_sql,
+    rotation_refused, scope_to_sql, store_error,
 };
-use super::{Cursor, Retirement, RevokeOutcome, RotateOutcome, TokenStore};
+use super::table::TableName;
+use super::{
+    Cursor, ExpiryCursor, ListedRecord, REPORTED_IDS, Retirement, RevokeOutcome, RotateOutcome,
+    ScopeRevoked, TokenStore,
+};
 use crate::error::StoreError;
 use crate::record::{Revocation, StoredCredential, TokenRecord};
 use crate::scope::Scope;
 use crate::token::TokenId;
 
-/// The schema, one migration per entry, applied in order and recorded in
-/// `api_tokens_schema` so each runs once.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE IF NOT EXISTS api_tokens (
-        id BIGINT PRIMARY KEY,
-        scope_kind TEXT NOT NULL,
-        org_id TEXT NOT NULL,
-        domain_id TEXT NOT NULL,
-        role TEXT NOT NULL,
-        label TEXT NOT NULL,
-        key_id BIGINT NOT NULL,
-        digest BYTEA NOT NULL,
-        created_at BIGINT NOT NULL,
-        created_by TEXT NOT NULL,
-        expires_at BIGINT,
-        revoked_at BIGINT,
-        revoked_by TEXT,
-        revoke_reason TEXT,
-        last_used_at BIGINT,
-        rotated_from BIGINT,
-        replaced_by BIGINT
-    );
-    CREATE INDEX IF NOT EXISTS api_tokens_by_scope
-        ON api_tokens (org_id, scope_kind, domain_id, created_at, id);
-    CREATE INDEX IF NOT EXISTS api_tokens_by_expiry
-        ON api_tokens (org_id, scope_kind, domain_id, expires_at);",
-)];
+/// A row as PostgreSQL reads it: times are `timestamptz`.
+type Row = RecordRow<OffsetDateTime>;
 
 /// Migrations from many instances at once take turns on this advisory lock
 /// (an arbitrary number of ours), so two never race to create one table.
@@ -56,24 +58,36 @@ const MIGRATION_LOCK: i64 = 0x6170_695f_746f_6b6e;
 
 /// The key space of the per-organization advisory locks (the first half of
 /// PostgreSQL's two-part key; the second is a hash of the organization id).
-/// Inserts and rotations hold their organization's lock shared, scope
-/// revocations exclusively: under READ COMMITTED a revocation's `UPDATE`
-/// would otherwise miss a successor a concurrent rotation inserted after the
-/// revocation's snapshot while it revoked the old token, leaving the new one
-/// live.
 const ORG_LOCK_SPACE: i32 = 0x6170_6974;
+
+/// How long a call may take unless told otherwise.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections of the verification pool [`PostgresStore::connect`] opens.
+const VERIFY_CONNECTIONS: u32 = 16;
+
+/// Connections of the management pool the store opens: enough for a few
+/// admins at once; more calls queue for them, never for verification's.
+const MANAGEMENT_CONNECTIONS: u32 = 4;
+
+/// Most last-used times written by one statement.
+const USES_PER_STATEMENT: usize = 1_000;
 
 /// PostgreSQL's error codes meaning "try again later": connection
 /// exceptions (class 08), the server shutting down or starting (57P0x), a
-/// statement cancelled (57014), insufficient resources (class 53: disk
-/// full, out of memory, too many connections), a read-only server after a
-/// failover (25006), a serialization failure or deadlock. Data corrupted on
-/// disk (XX001, XX002) is corrupt.
+/// statement cancelled or timed out (57014), a lock not granted in time
+/// (55P03), insufficient resources (class 53: disk full, out of memory, too
+/// many connections), a read-only server after a failover (25006), a
+/// serialization failure or deadlock, a transaction idle too long (25P03).
+/// Data corrupted on disk (XX001, XX002) is corrupt.
 fn classify(code: &str) -> Class {
     if code.starts_with("08")
         || code.starts_with("57P0")
         || code.starts_with("53")
-        || matches!(code, "57014" | "25006" | "40001" | "40P01")
+        || matches!(
+            code,
+            "57014" | "55P03" | "25006" | "25P03" | "40001" | "40P01"
+        )
     {
         Class::Outage
     } else if matches!(code, "XX001" | "XX002") {
@@ -93,8 +107,9 @@ fn error_for(id: TokenId) -> impl Fn(sqlx::Error) -> StoreError {
 
 /// Keeps records in a PostgreSQL database that every instance of a service
 /// shares: a token issued on one verifies on all, and once `revoke` returns
-/// it fails on all. Each method is one statement, or one transaction for a
-/// rotation, so the database's own locking makes it atomic.
+/// it fails on all. Each method is one short transaction, so the
+/// database's own locking makes it atomic, and none grows with the size of
+/// a scope (a scope revocation writes one mark; see the `store` docs).
 ///
 /// ```no_run
 /// # async fn connect() -> Result<(), api_tokens::StoreError> {
@@ -103,118 +118,280 @@ fn error_for(id: TokenId) -> impl Fn(sqlx::Error) -> StoreError {
 /// ```
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
-    pool: PgPool,
+    /// `find_credential`'s, and nothing else's.
+    verify_pool: PgPool,
+    /// Every other call's.
+    management_pool: PgPool,
+    table: TableName,
+    statements: Arc<Statements>,
     /// How long any call may take before it fails as unavailable.
     timeout: Duration,
 }
 
-/// How long a call waits for the database unless told otherwise.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-
 impl PostgresStore {
-    /// Connects to the database at `url` with a pool suited to verification
-    /// traffic, and brings its schema up to date. A call that gets no answer
-    /// within five seconds (no connection, or a server that stopped
-    /// answering) fails as unavailable rather than hanging; connections are
-    /// re-made once the server is back.
+    /// Connects to the database at `url`, opening a verification pool and
+    /// a management pool, and brings the schema of the default table
+    /// (`api_tokens`) up to date: the embedded path. A service that runs
+    /// its own migrations uses [`from_pools`](Self::from_pools) or
+    /// [`connect_with`](Self::connect_with) without calling `migrate`.
+    ///
+    /// TLS (feature `postgres-tls`): `?sslmode=verify-full` checks the
+    /// server's certificate against the usual public roots, or
+    /// `&sslrootcert=/path/ca.pem` against your own CA.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Unavailable`] if the server cannot be reached, or a
+    /// [`StoreError::Unavailable`] if the server cannot be reached,
+    /// [`StoreError::Tls`] if no trusted TLS connection can be made, or a
     /// failure of the migration.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(DEFAULT_TIMEOUT)
-            // No ping before every query: it would double a verify's round
-            // trips, and a broken connection fails its query and is dropped.
-            .test_before_acquire(false)
-            .connect(url)
-            .await
-            .map_err(error)?;
-        let store = PostgresStore::from_pool(pool);
+        let options: PgConnectOptions = url.parse().map_err(error)?;
+        let store = PostgresStore::connect_with(options, TableName::default()).await?;
         store.migrate().await?;
         Ok(store)
     }
 
-    /// A store over a pool you configured yourself. Every call is bounded by
-    /// five seconds (see [`with_timeout`](Self::with_timeout)). Call
-    /// [`migrate`](Self::migrate) once before use.
+    /// Opens the two pools with `options`, for tokens in `table`, without
+    /// migrating. Every connection they open gets the store's server-side
+    /// timeouts. Connections are opened as needed, so this does not fail
+    /// for a server that is down; a call then fails as unavailable.
+    ///
+    /// # Errors
+    ///
+    /// None yet; the signature leaves room to check the connection.
+    pub async fn connect_with(
+        options: PgConnectOptions,
+        table: TableName,
+    ) -> Result<Self, StoreError> {
+        let options = with_server_timeouts(options, DEFAULT_TIMEOUT);
+        let pool = |connections| {
+            PgPoolOptions::new()
+                .max_connections(connections)
+                .acquire_timeout(DEFAULT_TIMEOUT)
+                // No ping before every query: it would double a verify's
+                // round trips, and a broken connection fails its query and
+                // is dropped.
+                .test_before_acquire(false)
+                .connect_lazy_with(options.clone())
+        };
+        Ok(
+            PostgresStore::from_pools(pool(VERIFY_CONNECTIONS), pool(MANAGEMENT_CONNECTIONS))
+                .with_table(table),
+        )
+    }
+
+    /// A store over your pool, for verification, and a management pool of
+    /// its own of at most four connections, opened lazily with your pool's
+    /// options (and the store's server-side timeouts), so management never
+    /// takes a connection your verification needs. Tokens live in the
+    /// default table; see [`with_table`](Self::with_table).
     pub fn from_pool(pool: PgPool) -> Self {
+        let options = with_server_timeouts((*pool.connect_options()).clone(), DEFAULT_TIMEOUT);
+        let management = PgPoolOptions::new()
+            .max_connections(MANAGEMENT_CONNECTIONS)
+            .acquire_timeout(DEFAULT_TIMEOUT)
+            .connect_lazy_with(options);
+        PostgresStore::from_pools(pool, management)
+    }
+
+    /// A store over two pools of yours: `verify` for verification alone,
+    /// `management` for every other call. Give verification the larger
+    /// share of the server's connections.
+    pub fn from_pools(verify: PgPool, management: PgPool) -> Self {
+        let table = TableName::default();
         PostgresStore {
-            pool,
+            verify_pool: verify,
+            management_pool: management,
+            statements: Arc::new(Statements::new(&table)),
+            table,
             timeout: DEFAULT_TIMEOUT,
         }
     }
 
+    /// The same store, keeping tokens in `table` (which
+    /// [`migrate`](Self::migrate) or your migration tool creates).
+    #[must_use]
+    pub fn with_table(mut self, table: TableName) -> Self {
+        self.statements = Arc::new(Statements::new(&table));
+        self.table = table;
+        self
+    }
+
     /// The same store, failing any call that gets no answer within
-    /// `timeout` as [`StoreError::Unavailable`].
+    /// `timeout` as [`StoreError::Unavailable`], and telling the server to
+    /// abandon it then too (pools you gave keep their own settings for
+    /// verification).
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// Runs `work`, or fails as unavailable once the timeout has passed (the
-    /// connection it held is dropped, not returned to the pool).
-    async fn bounded<T>(
-        &self,
-        work: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, work).await {
-            Ok(outcome) => outcome,
-            Err(elapsed) => Err(StoreError::Unavailable {
-                source: Box::new(elapsed),
-            }),
-        }
+    /// The schema for tokens in `table`, as plain SQL, in order: for a
+    /// migration tool of your own (sqlx's, refinery, …). The same text as
+    /// the files under `migrations/postgres/` in the repository, written
+    /// for `table`.
+    ///
+    /// ```
+    /// use api_tokens::{PostgresStore, store::TableName};
+    ///
+    /// let migrations = PostgresStore::migrations(&"billing.tokens".parse()?);
+    /// assert!(migrations[0].sql.contains(r#"CREATE TABLE "billing"."tokens" ("#));
+    /// # Ok::<(), api_tokens::TableNameError>(())
+    /// ```
+    pub fn migrations(table: &TableName) -> Vec<Migration> {
+        migrations::render(migrations::POSTGRES, table)
     }
 
-    /// Creates or updates the tables and indexes this store needs, in the
-    /// connection's schema. Safe to run any number of times, from any number
-    /// of instances at once.
+    /// Applies the migrations this database lacks, for the store's table,
+    /// recording each in `<table>_migrations`: the embedded path, for a
+    /// service without a migration tool. It needs the right to create
+    /// tables. Safe to run any number of times, from any number of
+    /// instances at once.
     ///
     /// # Errors
     ///
     /// A failure of the database.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        self.bounded(self.migrate_unbounded()).await
-    }
-
-    async fn migrate_unbounded(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(error)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(MIGRATION_LOCK)
-            .execute(&mut *tx)
-            .await
-            .map_err(error)?;
-        sqlx::query("CREATE TABLE IF NOT EXISTS api_tokens_schema (version BIGINT PRIMARY KEY)")
-            .execute(&mut *tx)
-            .await
-            .map_err(error)?;
-        for &(version, script) in MIGRATIONS {
-            let applied = sqlx::query("SELECT 1 FROM api_tokens_schema WHERE version = $1")
-                .bind(version)
-                .fetch_optional(&mut *tx)
+        let applied = self.table.quoted("_migrations");
+        let migrations = PostgresStore::migrations(&self.table);
+        self.call(&self.management_pool, async |conn| {
+            let mut tx = self.begin(conn).await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *tx)
                 .await
                 .map_err(error)?;
-            if applied.is_none() {
-                sqlx::raw_sql(script)
+            sqlx::query(&format!(
+                "CREATE TABLE IF NOT EXISTS {applied} \
+                 (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            ))
+            .execute(&mut *tx)
+            .await
+            .map_err(error)?;
+            for migration in &migrations {
+                let done = sqlx::query(&format!("SELECT 1 FROM {applied} WHERE version = $1"))
+                    .bind(i64::from(migration.version))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(error)?;
+                if done.is_none() {
+                    sqlx::raw_sql(&migration.sql)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(error)?;
+                    sqlx::query(&format!(
+                        "INSERT INTO {applied} (version, name) VALUES ($1, $2)"
+                    ))
+                    .bind(i64::from(migration.version))
+                    .bind(migration.name)
                     .execute(&mut *tx)
                     .await
                     .map_err(error)?;
-                sqlx::query("INSERT INTO api_tokens_schema (version) VALUES ($1)")
-                    .bind(version)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(error)?;
+                }
             }
-        }
-        tx.commit().await.map_err(error)
+            tx.commit().await.map_err(error)
+        })
+        .await
     }
 
-    /// The pool the store uses, for your own queries or to close it.
+    /// The verification pool, for your own queries or to close it.
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        &self.verify_pool
+    }
+
+    /// The management pool.
+    pub fn management_pool(&self) -> &PgPool {
+        &self.management_pool
+    }
+
+    /// The table the tokens live in.
+    pub fn table(&self) -> &TableName {
+        &self.table
+    }
+
+    /// Runs `work` on a connection of `pool`, all of it within the store's
+    /// timeout. A call that runs out of time (or is dropped by its caller)
+    /// closes its connection instead of returning it to the pool.
+    async fn call<T>(
+        &self,
+        pool: &PgPool,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let unavailable = |elapsed| StoreError::Unavailable {
+            source: Box::new(elapsed),
+        };
+        let connection = tokio::time::timeout_at(deadline, pool.acquire())
+            .await
+            .map_err(unavailable)?
+            .map_err(error)?;
+        let mut connection = ClosedUnlessFinished {
+            connection,
+            finished: false,
+        };
+        let outcome = tokio::time::timeout_at(deadline, work(&mut connection.connection))
+            .await
+            .map_err(unavailable)?;
+        connection.finished = true;
+        outcome
+    }
+
+    /// Begins a transaction that the server, too, abandons after the
+    /// store's timeout, releasing its locks.
+    async fn begin<'c>(
+        &self,
+        conn: &'c mut PgConnection,
+    ) -> Result<sqlx::Transaction<'c, Postgres>, StoreError> {
+        let ms = self.timeout.as_millis();
+        conn.begin_with(format!(
+            "BEGIN; SET LOCAL statement_timeout = {ms}; SET LOCAL lock_timeout = {ms}; \
+             SET LOCAL idle_in_transaction_session_timeout = {ms}"
+        ))
+        .await
+        .map_err(error)
+    }
+
+    /// The record with `id`, read on the management pool.
+    async fn read(
+        &self,
+        conn: &mut PgConnection,
+        id: TokenId,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let row: Option<Row> = sqlx::query_as(&self.statements.find)
+            .bind(id_to_sql(id))
+            .fetch_optional(conn)
+            .await
+            .map_err(error_for(id))?;
+        row.map(Row::into_record).transpose()
+    }
+}
+
+/// `options` with the server told to abandon any statement, lock wait or
+/// idle transaction after `timeout`.
+fn with_server_timeouts(options: PgConnectOptions, timeout: Duration) -> PgConnectOptions {
+    let ms = timeout.as_millis().to_string();
+    options.options([
+        ("statement_timeout", ms.as_str()),
+        ("lock_timeout", ms.as_str()),
+        ("idle_in_transaction_session_timeout", ms.as_str()),
+    ])
+}
+
+/// A pooled connection that is closed, not returned to the pool, unless
+/// the call using it finished: after a cancelled call it may still be busy
+/// with the abandoned statement.
+struct ClosedUnlessFinished {
+    connection: PoolConnection<Postgres>,
+    finished: bool,
+}
+
+impl Drop for ClosedUnlessFinished {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.connection.close_on_drop();
+        }
     }
 }
 
@@ -228,7 +405,7 @@ enum Lock {
 
 /// Takes the advisory lock of organization `org` until `tx` ends.
 async fn lock_org(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    tx: &mut sqlx::Transaction<'_, Postgres>,
     org: &str,
     lock: Lock,
 ) -> Result<(), StoreError> {
@@ -248,11 +425,12 @@ async fn lock_org(
 #[async_trait]
 impl TokenStore for PostgresStore {
     async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
-        self.bounded(async {
+        self.call(&self.management_pool, async |conn| {
             let id = record.id;
-            let mut tx = self.pool.begin().await.map_err(error)?;
+            let mut tx = self.begin(conn).await?;
             lock_org(&mut tx, record.scope.org().as_str(), Lock::Shared).await?;
-            let inserted = bind_record!(sqlx::query(&INSERT), RecordParams::of(&record))
+            let params = RecordParams::<OffsetDateTime>::of(&record);
+            let inserted = bind_record!(sqlx::query(&self.statements.insert), params)
                 .execute(&mut *tx)
                 .await
                 .map_err(error_for(id))?;
@@ -266,25 +444,28 @@ impl TokenStore for PostgresStore {
     }
 
     async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        self.bounded(async {
-            let row: Option<RecordRow> = sqlx::query_as(&FIND)
-                .bind(id_to_sql(id))
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(error_for(id))?;
-            row.map(RecordRow::into_record).transpose()
+        self.call(&self.management_pool, async |conn| {
+            let mut tx = self.begin(conn).await?;
+            let found = self.read(&mut tx, id).await;
+            tx.commit().await.map_err(error)?;
+            found
         })
         .await
     }
 
     async fn find_credential(&self, id: TokenId) -> Result<Option<StoredCredential>, StoreError> {
-        self.bounded(async {
-            let row: Option<CredentialRow> = sqlx::query_as(&FIND_CREDENTIAL)
+        // One statement, on verification's own pool, and the same one as
+        // `find`: what `find` calls damaged never verifies.
+        self.call(&self.verify_pool, async |conn| {
+            let row: Option<Row> = sqlx::query_as(&self.statements.find)
                 .bind(id_to_sql(id))
-                .fetch_optional(&self.pool)
+                .fetch_optional(conn)
                 .await
                 .map_err(error_for(id))?;
-            row.map(CredentialRow::into_credential).transpose()
+            Ok(row
+                .map(Row::into_record)
+                .transpose()?
+                .map(|record| record.credential()))
         })
         .await
     }
@@ -294,21 +475,23 @@ impl TokenStore for PostgresStore {
         scope: &Scope,
         after: Option<Cursor>,
         limit: usize,
-    ) -> Result<Vec<TokenRecord>, StoreError> {
-        self.bounded(async {
+    ) -> Result<Vec<ListedRecord>, StoreError> {
+        self.call(&self.management_pool, async |conn| {
             let (kind, org, domain) = scope_to_sql(scope);
-            let (created_at, id) = list_start(after);
-            let rows: Vec<RecordRow> = sqlx::query_as(&LIST)
+            let (created_at, id) = list_start::<OffsetDateTime>(after);
+            let mut tx = self.begin(conn).await?;
+            let rows: Vec<Row> = sqlx::query_as(&self.statements.list)
                 .bind(org)
                 .bind(kind)
                 .bind(domain)
                 .bind(created_at)
                 .bind(id)
                 .bind(limit_to_sql(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *tx)
                 .await
                 .map_err(error)?;
-            rows.into_iter().map(RecordRow::into_record).collect()
+            tx.commit().await.map_err(error)?;
+            Ok(rows.into_iter().map(Row::into_listed).collect())
         })
         .await
     }
@@ -318,20 +501,24 @@ impl TokenStore for PostgresStore {
         id: TokenId,
         revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
-        self.bounded(async {
-            let (at, by, reason) = revocation_to_sql(&revocation);
-            let revoked = sqlx::query(REVOKE)
+        self.call(&self.management_pool, async |conn| {
+            let (at, by, reason) = revocation_to_sql::<OffsetDateTime>(&revocation);
+            let mut tx = self.begin(conn).await?;
+            let revoked = sqlx::query(&self.statements.revoke)
                 .bind(at)
                 .bind(by)
                 .bind(reason)
                 .bind(id_to_sql(id))
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(error_for(id))?;
-            if revoked.rows_affected() == 1 {
-                return Ok(RevokeOutcome::Revoked);
-            }
-            revoke_missed(self.find(id).await?)
+            let outcome = if revoked.rows_affected() == 1 {
+                Ok(RevokeOutcome::Revoked)
+            } else {
+                revoke_missed(self.read(&mut tx, id).await?)
+            };
+            tx.commit().await.map_err(error)?;
+            outcome
         })
         .await
     }
@@ -340,23 +527,55 @@ impl TokenStore for PostgresStore {
         &self,
         scope: &Scope,
         revocation: Revocation,
-    ) -> Result<Vec<TokenId>, StoreError> {
-        self.bounded(async {
-            let (kind, org, domain) = scope_to_sql(scope);
-            let (at, by, reason) = revocation_to_sql(&revocation);
-            let update = match scope {
-                Scope::Organization { .. } => sqlx::query_scalar(REVOKE_ORGANIZATION),
-                Scope::Domain { .. } => sqlx::query_scalar(REVOKE_DOMAIN),
-            };
-            let mut update = update.bind(at).bind(by).bind(reason).bind(org);
-            if let Scope::Domain { .. } = scope {
-                update = update.bind(kind).bind(domain);
-            }
-            let mut tx = self.pool.begin().await.map_err(error)?;
+    ) -> Result<ScopeRevoked, StoreError> {
+        self.call(&self.management_pool, async |conn| {
+            let (_, org, domain) = scope_to_sql(scope);
+            let (at, by, reason) = revocation_to_sql::<OffsetDateTime>(&revocation);
+            // One short transaction: the mark, under the organization's
+            // lock, so no insert or rotation of it is half-way.
+            let mut tx = self.begin(conn).await?;
             lock_org(&mut tx, org, Lock::Exclusive).await?;
-            let revoked: Vec<i64> = update.fetch_all(&mut *tx).await.map_err(error)?;
+            let mark: Option<(i64, i64)> = sqlx::query_as(&self.statements.mark_scope)
+                .bind(org)
+                .bind(domain)
+                .bind(at)
+                .bind(by)
+                .bind(reason)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(error)?;
             tx.commit().await.map_err(error)?;
-            Ok(revoked.into_iter().map(id_from_sql).collect())
+            let Some((mark, through)) = mark else {
+                return Ok(ScopeRevoked::default());
+            };
+            // What the mark revoked, read after it without any lock: rows
+            // it covers never change their revocation again.
+            let mut tx = self.begin(conn).await?;
+            let count: i64 = sqlx::query_scalar(&self.statements.count_marked)
+                .bind(org)
+                .bind(domain)
+                .bind(through)
+                .bind(mark)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(error)?;
+            let first: Vec<String> = sqlx::query_scalar(&self.statements.first_marked)
+                .bind(org)
+                .bind(domain)
+                .bind(through)
+                .bind(mark)
+                .bind(limit_to_sql(REPORTED_IDS))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(error)?;
+            tx.commit().await.map_err(error)?;
+            Ok(ScopeRevoked {
+                count: u64::try_from(count).unwrap_or_default(),
+                first: first
+                    .iter()
+                    .map(|id| id_from_sql(id))
+                    .collect::<Result<_, _>>()?,
+            })
         })
         .await
     }
@@ -367,14 +586,15 @@ impl TokenStore for PostgresStore {
         retire: Retirement,
         successor: TokenRecord,
     ) -> Result<RotateOutcome, StoreError> {
-        self.bounded(async {
+        self.call(&self.management_pool, async |conn| {
             let new = successor.id;
-            let retirement = retirement_to_sql(&retire);
-            let mut tx = self.pool.begin().await.map_err(error)?;
+            let retirement = retirement_to_sql::<OffsetDateTime>(&retire);
+            let mut tx = self.begin(conn).await?;
             lock_org(&mut tx, successor.scope.org().as_str(), Lock::Shared).await?;
-            // The update locks the old row: a concurrent rotation waits for this
-            // transaction, then finds `replaced_by` set and changes nothing.
-            let retired = sqlx::query(RETIRE)
+            // The update locks the old row: a concurrent rotation waits for
+            // this transaction, then finds `replaced_by` set and changes
+            // nothing.
+            let retired = sqlx::query(&self.statements.retire)
                 .bind(id_to_sql(new))
                 .bind(retirement.expires_at)
                 .bind(retirement.revoked_at)
@@ -385,10 +605,12 @@ impl TokenStore for PostgresStore {
                 .await
                 .map_err(error_for(old))?;
             if retired.rows_affected() == 0 {
+                let refused = rotation_refused(self.read(&mut tx, old).await?);
                 tx.rollback().await.map_err(error)?;
-                return Ok(rotation_refused(self.find(old).await?));
+                return Ok(refused);
             }
-            let inserted = bind_record!(sqlx::query(&INSERT), RecordParams::of(&successor))
+            let params = RecordParams::<OffsetDateTime>::of(&successor);
+            let inserted = bind_record!(sqlx::query(&self.statements.insert), params)
                 .execute(&mut *tx)
                 .await
                 .map_err(error_for(new))?;
@@ -403,48 +625,103 @@ impl TokenStore for PostgresStore {
     }
 
     async fn record_uses(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
-        self.bounded(async {
-            // One statement for the whole batch; an id given twice keeps its
-            // latest time (an UPDATE ... FROM would apply an arbitrary one).
-            let (ids, times): (Vec<i64>, Vec<i64>) = uses
-                .iter()
-                .map(|&(id, at)| (id_to_sql(id), time_to_sql(at)))
-                .unzip();
-            sqlx::query(
-                "UPDATE api_tokens AS token SET last_used_at = used.at \
-                 FROM (SELECT id, max(at) AS at FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS u (id, at) \
-                       GROUP BY id) AS used \
-                 WHERE token.id = used.id \
-                 AND (token.last_used_at IS NULL OR token.last_used_at < used.at)",
-            )
-            .bind(ids)
-            .bind(times)
-            .execute(&self.pool)
-            .await
-            .map_err(error)?;
-            Ok(())
-        })
-        .await
+        let tokens = self.table.quoted("");
+        // An id given twice keeps its latest time (an UPDATE ... FROM would
+        // apply an arbitrary one).
+        let statement = format!(
+            "UPDATE {tokens} AS token SET last_used_at = used.at \
+             FROM (SELECT id, max(at) AS at \
+                   FROM UNNEST($1::TEXT[], $2::TIMESTAMPTZ[]) AS u (id, at) GROUP BY id) AS used \
+             WHERE token.id = used.id \
+             AND (token.last_used_at IS NULL OR token.last_used_at < used.at)"
+        );
+        // A bounded statement per chunk, each its own short transaction.
+        for chunk in uses.chunks(USES_PER_STATEMENT) {
+            let (ids, times): (Vec<String>, Vec<OffsetDateTime>) =
+                chunk.iter().map(|&(id, at)| (id_to_sql(id), at)).unzip();
+            self.call(&self.management_pool, async |conn| {
+                let mut tx = self.begin(conn).await?;
+                sqlx::query(&statement)
+                    .bind(ids)
+                    .bind(times)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(error)?;
+                tx.commit().await.map_err(error)
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     async fn list_expiring(
         &self,
         scope: &Scope,
         window: Range<OffsetDateTime>,
-    ) -> Result<Vec<TokenRecord>, StoreError> {
-        self.bounded(async {
+        after: Option<ExpiryCursor>,
+        limit: usize,
+    ) -> Result<Vec<ListedRecord>, StoreError> {
+        self.call(&self.management_pool, async |conn| {
             let (kind, org, domain) = scope_to_sql(scope);
-            let rows: Vec<RecordRow> = sqlx::query_as(&LIST_EXPIRING)
+            let (from, id) = expiring_start::<OffsetDateTime>(window.start, after);
+            let mut tx = self.begin(conn).await?;
+            let rows: Vec<Row> = sqlx::query_as(&self.statements.list_expiring)
                 .bind(org)
                 .bind(kind)
                 .bind(domain)
-                .bind(time_to_sql(window.start))
-                .bind(time_to_sql(window.end))
-                .fetch_all(&self.pool)
+                .bind(window.start)
+                .bind(window.end)
+                .bind(from)
+                .bind(id)
+                .bind(limit_to_sql(limit))
+                .fetch_all(&mut *tx)
                 .await
                 .map_err(error)?;
-            rows.into_iter().map(RecordRow::into_record).collect()
+            tx.commit().await.map_err(error)?;
+            Ok(rows.into_iter().map(Row::into_listed).collect())
         })
         .await
+    }
+
+    async fn purge(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError> {
+        let statements = &self.statements;
+        let mut deleted = 0;
+        for statement in [
+            &statements.purge_revoked,
+            &statements.purge_expired,
+            &statements.purge_marked,
+        ] {
+            let left = limit.saturating_sub(deleted as usize);
+            if left == 0 {
+                return Ok(deleted);
+            }
+            deleted += self
+                .call(&self.management_pool, async |conn| {
+                    let mut tx = self.begin(conn).await?;
+                    let done = sqlx::query(statement)
+                        .bind(before)
+                        .bind(limit_to_sql(left))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(error)?;
+                    tx.commit().await.map_err(error)?;
+                    Ok(done.rows_affected())
+                })
+                .await?;
+        }
+        if (deleted as usize) < limit {
+            // Nothing is left for the old marks to cover.
+            self.call(&self.management_pool, async |conn| {
+                let mut tx = self.begin(conn).await?;
+                sqlx::query(&statements.drop_marks)
+                    .bind(before)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(error)?;
+                tx.commit().await.map_err(error)
+            })
+            .await?;
+        }
+        Ok(deleted)
     }
 }

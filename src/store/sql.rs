@@ -1,136 +1,254 @@
-//! What the SQL stores share: the table, how a record maps to its row and
-//! back, and how driver errors map to [`StoreError`].
+//! What the SQL stores share: every statement, how a record maps to its row
+//! and back, and how driver errors map to [`StoreError`]. The two store
+//! files keep only what differs: pools, locks, timeouts, the time type.
 //!
-//! One table, `api_tokens`, one row per token, with plain column types both
-//! SQLite and PostgreSQL read alike:
+//! The schema is in `migrations/` (see [`migrations`](super::migrations)):
+//! one row per token in the [`TableName`] table, with the public id as
+//! text, exactly as tokens show it, and one row per scope revocation in
+//! `<table>_scope_revocations`. Times are `timestamptz` on PostgreSQL and
+//! microseconds since the Unix epoch on SQLite ([`SqlTime`]).
 //!
-//! | column | holds |
-//! |---|---|
-//! | `id` | the token id's 64 bits with the top bit flipped, as a signed `BIGINT`, so SQL orders ids as the crate does |
-//! | `scope_kind`, `org_id`, `domain_id` | `organization` or `domain`; the ids; `domain_id` is `''` for an organization |
-//! | `role`, `label`, `key_id`, `digest` | as in [`TokenRecord`] (`digest`: 32 bytes) |
-//! | `created_at`, `expires_at`, `revoked_at`, `last_used_at` | microseconds since the Unix epoch, UTC: exactly the precision records keep |
-//! | `created_by`, `revoked_by`, `revoke_reason` | as in [`TokenRecord`] |
-//! | `rotated_from`, `replaced_by` | ids, as `id` |
+//! A scope revocation is one row, written in one short statement however
+//! many tokens the scope holds: every token of the scope whose `seq`
+//! (insertion order) is at most the mark's `through_seq` counts as revoked
+//! by it, unless it was revoked before on its own. Every read below joins
+//! the earliest mark that covers a row, so a covered token reads back
+//! revoked, with the mark's revocation, everywhere: verification, lists,
+//! revoke and rotate.
 //!
 //! A row that does not read back as a valid record (a digest of the wrong
-//! length, an unknown scope kind or role, an id of an organization that is
-//! not a valid id) is reported as [`StoreError::Corrupt`] naming the token,
-//! never trusted.
+//! length, an unknown role, a creator that is not a valid id, …) is
+//! [`StoreError::Corrupt`] naming the token, never trusted: `find` and
+//! `find_credential` read it with the same statement and fail alike.
 
-use std::sync::{Arc, LazyLock};
-
-use time::OffsetDateTime;
+use time::{OffsetDateTime, UtcOffset};
 
 use crate::actor::Role;
 use crate::error::{BoxError, StoreError};
 use crate::hashing::{Digest, KeyId};
 use crate::ids::{ActorId, DomainId, OrganizationId};
 use crate::label::Label;
-use crate::record::{Revocation, StoredCredential, TokenRecord};
+use crate::record::{Revocation, TokenRecord};
 use crate::scope::Scope;
 use crate::token::TokenId;
 
-use super::{Cursor, Retirement, RevokeOutcome, RotateOutcome};
+use super::table::TableName;
+use super::{Cursor, DamagedRecord, ExpiryCursor, Retirement, RevokeOutcome, RotateOutcome};
 
-/// The columns of a whole record, in the order every query selects them.
-const RECORD_COLUMNS: &str = "id, scope_kind, org_id, domain_id, role, label, \
-     key_id, digest, created_at, created_by, expires_at, revoked_at, revoked_by, \
-     revoke_reason, last_used_at, rotated_from, replaced_by";
+/// The columns of a record, as [`RecordRow`] reads them: the token's own,
+/// and the revocation of the earliest scope mark that covers it.
+const RECORD_COLUMNS: &str = "t.id, t.scope_kind, t.org_id, t.domain_id, t.role, t.label, \
+     t.key_id, t.digest, t.created_at, t.created_by, t.expires_at, t.revoked_at, t.revoked_by, \
+     t.revoke_reason, t.last_used_at, t.rotated_from, t.replaced_by, \
+     m.revoked_at AS scope_revoked_at, m.revoked_by AS scope_revoked_by, \
+     m.revoke_reason AS scope_revoke_reason";
 
-/// The columns verification reads.
-const CREDENTIAL_COLUMNS: &str = "id, scope_kind, org_id, domain_id, role, key_id, \
-     digest, expires_at, revoked_at, replaced_by, last_used_at";
+/// The columns an insert writes, in [`bind_record`]'s order.
+const INSERT_COLUMNS: &str = "id, scope_kind, org_id, domain_id, role, label, key_id, digest, \
+     created_at, created_by, expires_at, revoked_at, revoked_by, revoke_reason, last_used_at, \
+     rotated_from, replaced_by";
 
-// The statements both stores run, written once. Parameters are `$N`, which
-// PostgreSQL reads as numbered and SQLite as named, numbering each at its
-// first appearance; so in every statement they first appear in order, `$1`
-// before `$2`. Built once, not per call: `find_credential` is on the verify
-// path, and a constant text lets each connection reuse its prepared form.
+/// Every statement both stores run, written for one table. Parameters are
+/// `$N`, which PostgreSQL reads as numbered and SQLite as named (numbering
+/// each at its first appearance), so in every statement they first appear
+/// in order. Built once per store: `find` is on the verify path, and a
+/// constant text lets each connection reuse its prepared form.
+#[derive(Debug)]
+pub(super) struct Statements {
+    /// Adds a record, its parameters those of [`bind_record`]; a taken id
+    /// inserts nothing.
+    pub(super) insert: String,
+    /// The [`RecordRow`] of id `$1`.
+    pub(super) find: String,
+    /// A page of one exact scope (`$1`–`$3`, see [`scope_to_sql`]), newest
+    /// first, after the position `($4, $5)` (see [`list_start`]), at most
+    /// `$6` rows.
+    pub(super) list: String,
+    /// A page of the live records of one exact scope (`$1`–`$3`) expiring at
+    /// or after `$4` and before `$5`, soonest first, after the position
+    /// `($6, $7)`, at most `$8` rows.
+    pub(super) list_expiring: String,
+    /// Revokes id `$4` with `$1`–`$3` (see [`revocation_to_sql`]) unless it
+    /// is revoked already, on its own or by a scope mark.
+    pub(super) revoke: String,
+    /// Marks id `$6` replaced by `$1` if it is live and not replaced yet:
+    /// expiring at `$2` (if not null) or revoked with `$3`–`$5`.
+    pub(super) retire: String,
+    /// Marks organization `$1`'s scope `$2` (a domain, or `''` for the
+    /// whole organization) revoked with `$3`–`$5`, through the highest
+    /// `seq` the organization has; returns the mark's id and `through_seq`.
+    /// No row when the organization has no token.
+    pub(super) mark_scope: String,
+    /// How many tokens of organization `$1`, scope `$2`, up to `seq` `$3`,
+    /// the mark `$4` revoked: not revoked before on their own or by an
+    /// earlier mark.
+    pub(super) count_marked: String,
+    /// The first `$5` of those, by `seq`.
+    pub(super) first_marked: String,
+    /// Sets id `$2`'s `last_used_at` to `$1` unless it holds a later time.
+    pub(super) record_use: String,
+    /// Deletes up to `$2` tokens revoked on their own before `$1`.
+    pub(super) purge_revoked: String,
+    /// Deletes up to `$2` tokens that expired before `$1`.
+    pub(super) purge_expired: String,
+    /// Deletes up to `$2` tokens covered by a scope mark made before `$1`.
+    pub(super) purge_marked: String,
+    /// Deletes the scope marks made before `$1` that no longer cover a row.
+    pub(super) drop_marks: String,
+}
 
-/// Adds a record, its parameters the [`RECORD_COLUMNS`] (see
-/// [`bind_record`]); a taken id inserts nothing.
-pub(super) static INSERT: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "INSERT INTO api_tokens ({RECORD_COLUMNS}) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
-         ON CONFLICT (id) DO NOTHING"
-    )
-});
+impl Statements {
+    pub(super) fn new(table: &TableName) -> Self {
+        let tokens = table.quoted("");
+        let marks = table.quoted("_scope_revocations");
+        // A row with the earliest mark that covers it, if any. A mark of
+        // the whole organization has domain `''` and covers every row of
+        // it; a domain's mark covers that domain's rows.
+        let joined = format!(
+            "{tokens} AS t LEFT JOIN {marks} AS m ON m.id = (\
+             SELECT c.id FROM {marks} AS c WHERE c.org_id = t.org_id \
+             AND c.domain_id IN ('', t.domain_id) AND c.through_seq >= t.seq \
+             ORDER BY c.id LIMIT 1)"
+        );
+        // Whether a mark covers the row of `table` being updated.
+        let covered = format!(
+            "EXISTS (SELECT 1 FROM {marks} AS c WHERE c.org_id = {tokens}.org_id \
+             AND c.domain_id IN ('', {tokens}.domain_id) AND c.through_seq >= {tokens}.seq)"
+        );
+        // The tokens a mark (`$1`–`$4` of the two statements using it)
+        // revoked.
+        let marked = format!(
+            "FROM {tokens} AS t WHERE t.org_id = $1 AND ($2 = '' OR t.domain_id = $2) \
+             AND t.seq <= $3 AND t.revoked_at IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM {marks} AS c WHERE c.org_id = t.org_id \
+             AND c.domain_id IN ('', t.domain_id) AND c.through_seq >= t.seq AND c.id < $4)"
+        );
+        let revocation = "revoked_at = $1, revoked_by = $2, revoke_reason = $3";
+        Statements {
+            insert: format!(
+                "INSERT INTO {tokens} ({INSERT_COLUMNS}) VALUES \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+                 ON CONFLICT (id) DO NOTHING"
+            ),
+            find: format!("SELECT {RECORD_COLUMNS} FROM {joined} WHERE t.id = $1"),
+            list: format!(
+                "SELECT {RECORD_COLUMNS} FROM {joined} \
+                 WHERE t.org_id = $1 AND t.scope_kind = $2 AND t.domain_id = $3 \
+                 AND (t.created_at, t.id) < ($4, $5) \
+                 ORDER BY t.created_at DESC, t.id DESC LIMIT $6"
+            ),
+            list_expiring: format!(
+                "SELECT {RECORD_COLUMNS} FROM {joined} \
+                 WHERE t.org_id = $1 AND t.scope_kind = $2 AND t.domain_id = $3 \
+                 AND t.revoked_at IS NULL AND t.replaced_by IS NULL AND m.id IS NULL \
+                 AND t.expires_at >= $4 AND t.expires_at < $5 \
+                 AND (t.expires_at, t.id) > ($6, $7) \
+                 ORDER BY t.expires_at, t.id LIMIT $8"
+            ),
+            revoke: format!(
+                "UPDATE {tokens} SET {revocation} \
+                 WHERE id = $4 AND revoked_at IS NULL AND NOT {covered}"
+            ),
+            retire: format!(
+                "UPDATE {tokens} SET replaced_by = $1, expires_at = COALESCE($2, expires_at), \
+                 revoked_at = $3, revoked_by = $4, revoke_reason = $5 \
+                 WHERE id = $6 AND revoked_at IS NULL AND replaced_by IS NULL AND NOT {covered}"
+            ),
+            mark_scope: format!(
+                "INSERT INTO {marks} \
+                 (org_id, domain_id, through_seq, revoked_at, revoked_by, revoke_reason) \
+                 SELECT $1, $2, (SELECT max(seq) FROM {tokens} WHERE org_id = $1), $3, $4, $5 \
+                 WHERE EXISTS (SELECT 1 FROM {tokens} WHERE org_id = $1) \
+                 RETURNING id, through_seq"
+            ),
+            count_marked: format!("SELECT count(*) {marked}"),
+            first_marked: format!("SELECT t.id {marked} ORDER BY t.seq LIMIT $5"),
+            record_use: format!(
+                "UPDATE {tokens} SET last_used_at = $1 \
+                 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)"
+            ),
+            purge_revoked: format!(
+                "DELETE FROM {tokens} WHERE id IN \
+                 (SELECT id FROM {tokens} WHERE revoked_at < $1 LIMIT $2)"
+            ),
+            purge_expired: format!(
+                "DELETE FROM {tokens} WHERE id IN \
+                 (SELECT id FROM {tokens} WHERE expires_at < $1 LIMIT $2)"
+            ),
+            purge_marked: format!(
+                "DELETE FROM {tokens} WHERE id IN (SELECT t.id FROM {marks} AS c \
+                 JOIN {tokens} AS t ON t.org_id = c.org_id \
+                 AND (c.domain_id = '' OR t.domain_id = c.domain_id) AND t.seq <= c.through_seq \
+                 WHERE c.revoked_at < $1 LIMIT $2)"
+            ),
+            drop_marks: format!(
+                "DELETE FROM {marks} WHERE revoked_at < $1 AND NOT EXISTS \
+                 (SELECT 1 FROM {tokens} AS t WHERE t.org_id = {marks}.org_id \
+                 AND ({marks}.domain_id = '' OR t.domain_id = {marks}.domain_id) \
+                 AND t.seq <= {marks}.through_seq)"
+            ),
+        }
+    }
+}
 
-/// The [`RecordRow`] of id `$1`.
-pub(super) static FIND: LazyLock<String> =
-    LazyLock::new(|| format!("SELECT {RECORD_COLUMNS} FROM api_tokens WHERE id = $1"));
+/// How a backend keeps times: PostgreSQL as `timestamptz`, SQLite as
+/// microseconds since the Unix epoch. Either holds exactly what a record
+/// does (UTC, whole microseconds, within ±9999 years).
+pub(super) trait SqlTime: Sized + Copy {
+    fn to_sql(at: OffsetDateTime) -> Self;
+    fn into_time(self) -> Result<OffsetDateTime, BoxError>;
+}
 
-/// The [`CredentialRow`] of id `$1`.
-pub(super) static FIND_CREDENTIAL: LazyLock<String> =
-    LazyLock::new(|| format!("SELECT {CREDENTIAL_COLUMNS} FROM api_tokens WHERE id = $1"));
+impl SqlTime for i64 {
+    fn to_sql(at: OffsetDateTime) -> Self {
+        (at.unix_timestamp_nanos() / 1000) as i64
+    }
 
-/// A page of one exact scope (`$1`–`$3`, see [`scope_to_sql`]), newest
-/// first, after the position `($4, $5)` (see [`list_start`]), at most `$6`
-/// rows.
-pub(super) static LIST: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT {RECORD_COLUMNS} FROM api_tokens \
-         WHERE org_id = $1 AND scope_kind = $2 AND domain_id = $3 \
-         AND (created_at, id) < ($4, $5) \
-         ORDER BY created_at DESC, id DESC LIMIT $6"
-    )
-});
+    fn into_time(self) -> Result<OffsetDateTime, BoxError> {
+        Ok(OffsetDateTime::from_unix_timestamp_nanos(
+            i128::from(self) * 1000,
+        )?)
+    }
+}
 
-/// The live records of one exact scope (`$1`–`$3`) expiring at or after
-/// `$4` and before `$5`, soonest first.
-pub(super) static LIST_EXPIRING: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT {RECORD_COLUMNS} FROM api_tokens \
-         WHERE org_id = $1 AND scope_kind = $2 AND domain_id = $3 \
-         AND revoked_at IS NULL AND replaced_by IS NULL \
-         AND expires_at >= $4 AND expires_at < $5 \
-         ORDER BY expires_at, id"
-    )
-});
+impl SqlTime for OffsetDateTime {
+    fn to_sql(at: OffsetDateTime) -> Self {
+        at
+    }
 
-/// Revokes id `$4` unless revoked already; `$1`–`$3` are the revocation
-/// (see [`revocation_to_sql`]).
-pub(super) const REVOKE: &str = "UPDATE api_tokens SET revoked_at = $1, revoked_by = $2, revoke_reason = $3 \
-     WHERE id = $4 AND revoked_at IS NULL";
-
-/// Revokes every live token of organization `$4`, its domains' too, and
-/// returns their ids.
-pub(super) const REVOKE_ORGANIZATION: &str = "UPDATE api_tokens SET revoked_at = $1, revoked_by = $2, revoke_reason = $3 \
-     WHERE org_id = $4 AND revoked_at IS NULL RETURNING id";
-
-/// Revokes every live token of exactly the scope `$4`–`$6` and returns
-/// their ids.
-pub(super) const REVOKE_DOMAIN: &str = "UPDATE api_tokens SET revoked_at = $1, revoked_by = $2, revoke_reason = $3 \
-     WHERE org_id = $4 AND scope_kind = $5 AND domain_id = $6 \
-     AND revoked_at IS NULL RETURNING id";
-
-/// Marks id `$6` replaced by `$1` if it is live and not replaced yet:
-/// expiring at `$2` (if not null) or revoked with `$3`–`$5` (see
-/// [`retirement_to_sql`]). Changes no row if the rotation must not happen.
-pub(super) const RETIRE: &str = "UPDATE api_tokens SET replaced_by = $1, \
-         expires_at = COALESCE($2, expires_at), \
-         revoked_at = $3, revoked_by = $4, revoke_reason = $5 \
-     WHERE id = $6 AND revoked_at IS NULL AND replaced_by IS NULL";
+    fn into_time(self) -> Result<OffsetDateTime, BoxError> {
+        Ok(self
+            .checked_to_offset(UtcOffset::UTC)
+            .ok_or("a time past the year 9999")?)
+    }
+}
 
 /// The values a revocation writes: `revoked_at`, `revoked_by`,
 /// `revoke_reason`.
-pub(super) fn revocation_to_sql(revocation: &Revocation) -> (i64, &str, Option<&str>) {
+pub(super) fn revocation_to_sql<T: SqlTime>(revocation: &Revocation) -> (T, &str, Option<&str>) {
     (
-        time_to_sql(revocation.at),
+        T::to_sql(revocation.at),
         revocation.by.as_str(),
-        revocation.reason.as_ref().map(|reason| reason.as_str()),
+        revocation.reason.as_ref().map(Label::as_str),
     )
 }
 
-/// The values [`RETIRE`] writes besides the successor: a new `expires_at`,
-/// or the revocation's three columns.
-pub(super) fn retirement_to_sql(retire: &Retirement) -> RetirementParams<'_> {
+/// Parameters `$2`–`$5` of [`Statements::retire`]: a new `expires_at`, or
+/// the revocation's three columns.
+pub(super) struct RetirementParams<'a, T> {
+    pub(super) expires_at: Option<T>,
+    pub(super) revoked_at: Option<T>,
+    pub(super) revoked_by: Option<&'a str>,
+    pub(super) revoke_reason: Option<&'a str>,
+}
+
+pub(super) fn retirement_to_sql<T: SqlTime>(retire: &Retirement) -> RetirementParams<'_, T> {
     match retire {
         Retirement::ExpiresAt(at) => RetirementParams {
-            expires_at: Some(time_to_sql(*at)),
-            ..RetirementParams::default()
+            expires_at: Some(T::to_sql(*at)),
+            revoked_at: None,
+            revoked_by: None,
+            revoke_reason: None,
         },
         Retirement::Revoked(revocation) => {
             let (at, by, reason) = revocation_to_sql(revocation);
@@ -144,31 +262,39 @@ pub(super) fn retirement_to_sql(retire: &Retirement) -> RetirementParams<'_> {
     }
 }
 
-/// Parameters `$2`–`$5` of [`RETIRE`].
-#[derive(Default)]
-pub(super) struct RetirementParams<'a> {
-    pub(super) expires_at: Option<i64>,
-    pub(super) revoked_at: Option<i64>,
-    pub(super) revoked_by: Option<&'a str>,
-    pub(super) revoke_reason: Option<&'a str>,
+/// The position a list page starts after: the cursor's, or without one a
+/// position after every record (the year 9999, and an id above any).
+pub(super) fn list_start<T: SqlTime>(after: Option<Cursor>) -> (T, String) {
+    match after {
+        Some(cursor) => (T::to_sql(cursor.created_at), id_to_sql(cursor.id)),
+        None => (T::to_sql(LAST_INSTANT), "~".into()),
+    }
 }
 
-/// The position a [`LIST`] page starts after: the cursor's, or without one
-/// the greatest there can be.
-pub(super) fn list_start(after: Option<Cursor>) -> (i64, i64) {
-    after.map_or((i64::MAX, i64::MAX), |cursor| {
-        (time_to_sql(cursor.created_at), id_to_sql(cursor.id))
-    })
+/// The position an expiring page starts after: the cursor's, or without
+/// one a position before every record in the window.
+pub(super) fn expiring_start<T: SqlTime>(
+    window_start: OffsetDateTime,
+    after: Option<ExpiryCursor>,
+) -> (T, String) {
+    match after {
+        Some(cursor) => (T::to_sql(cursor.expires_at), id_to_sql(cursor.id)),
+        None => (T::to_sql(window_start), String::new()),
+    }
 }
+
+/// The last microsecond a record can hold.
+const LAST_INSTANT: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59.999999 UTC);
 
 /// A row limit as SQL reads it (`usize` beyond `i64` means no limit).
 pub(super) fn limit_to_sql(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
-/// What a [`REVOKE`] that changed no row meant, given the record as read
-/// after it: revoked before, or absent. A revocation is never undone, so
-/// what is read then is what made the update miss.
+/// What a [`Statements::revoke`] that changed no row meant, given the
+/// record as read after it: revoked before (on its own or by its scope), or
+/// absent. A revocation is never undone, so what is read then is what made
+/// the update miss.
 pub(super) fn revoke_missed(found: Option<TokenRecord>) -> Result<RevokeOutcome, StoreError> {
     match found {
         Some(TokenRecord {
@@ -182,7 +308,8 @@ pub(super) fn revoke_missed(found: Option<TokenRecord>) -> Result<RevokeOutcome,
     }
 }
 
-/// Why a [`RETIRE`] changed no row, given the old record as read after it.
+/// Why a [`Statements::retire`] changed no row, given the old record as
+/// read after it.
 pub(super) fn rotation_refused(found: Option<TokenRecord>) -> RotateOutcome {
     match found {
         None => RotateOutcome::NotFound,
@@ -193,25 +320,17 @@ pub(super) fn rotation_refused(found: Option<TokenRecord>) -> RotateOutcome {
     }
 }
 
-/// A token id as stored: its bits with the top one flipped, so that signed
-/// `BIGINT` order is the ids' own (unsigned) order.
-pub(super) fn id_to_sql(id: TokenId) -> i64 {
-    (id.bits() ^ (1 << 63)) as i64
+/// A token id as stored: its 11 characters, as tokens and lists show it.
+pub(super) fn id_to_sql(id: TokenId) -> String {
+    id.to_string()
 }
 
-pub(super) fn id_from_sql(stored: i64) -> TokenId {
-    TokenId::from_bits(stored as u64 ^ (1 << 63))
-}
-
-/// A time as stored: microseconds since the Unix epoch, UTC. Records are
-/// whole microseconds within ±9999 years, which fit an `i64` many times over.
-pub(super) fn time_to_sql(at: OffsetDateTime) -> i64 {
-    (at.unix_timestamp_nanos() / 1000) as i64
-}
-
-fn time_from_sql(id: TokenId, micros: i64) -> Result<OffsetDateTime, StoreError> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
-        .map_err(|error| corrupt(id, error))
+/// A stored id, or `Corrupt` for text that is no id.
+pub(super) fn id_from_sql(stored: &str) -> Result<TokenId, StoreError> {
+    stored.parse().map_err(|error| StoreError::Corrupt {
+        id: None,
+        source: format!("the id {stored:?} is not a token id: {error}").into(),
+    })
 }
 
 /// The scope as stored: kind, organization, domain (`''` for none).
@@ -231,27 +350,21 @@ pub(super) fn role_to_sql(role: Role) -> &'static str {
     }
 }
 
-fn role_from_sql(id: TokenId, role: &str) -> Result<Role, StoreError> {
+fn role_from_sql(role: &str) -> Result<Role, BoxError> {
     Ok(match role {
         "viewer" => Role::Viewer,
         "editor" => Role::Editor,
         "admin" => Role::Admin,
         "owner" => Role::Owner,
-        other => return Err(corrupt(id, format!("unknown role {other:?}"))),
+        other => return Err(format!("unknown role {other:?}").into()),
     })
 }
 
-fn corrupt(id: TokenId, error: impl Into<BoxError>) -> StoreError {
-    StoreError::Corrupt {
-        id: Some(id),
-        source: error.into(),
-    }
-}
-
-/// One row of `api_tokens`, as the driver reads it.
+/// One row with its covering mark, as the driver reads it; `T` is the
+/// backend's time type.
 #[derive(sqlx::FromRow)]
-pub(super) struct RecordRow {
-    id: i64,
+pub(super) struct RecordRow<T> {
+    id: String,
     scope_kind: String,
     org_id: String,
     domain_id: String,
@@ -259,148 +372,100 @@ pub(super) struct RecordRow {
     label: String,
     key_id: i64,
     digest: Vec<u8>,
-    created_at: i64,
+    created_at: T,
     created_by: String,
-    expires_at: Option<i64>,
-    revoked_at: Option<i64>,
+    expires_at: Option<T>,
+    revoked_at: Option<T>,
     revoked_by: Option<String>,
     revoke_reason: Option<String>,
-    last_used_at: Option<i64>,
-    rotated_from: Option<i64>,
-    replaced_by: Option<i64>,
+    last_used_at: Option<T>,
+    rotated_from: Option<String>,
+    replaced_by: Option<String>,
+    scope_revoked_at: Option<T>,
+    scope_revoked_by: Option<String>,
+    scope_revoke_reason: Option<String>,
 }
 
-/// The columns of a row verification reads.
-#[derive(sqlx::FromRow)]
-pub(super) struct CredentialRow {
-    id: i64,
-    scope_kind: String,
-    org_id: String,
-    domain_id: String,
-    role: String,
-    key_id: i64,
-    digest: Vec<u8>,
-    expires_at: Option<i64>,
-    revoked_at: Option<i64>,
-    replaced_by: Option<i64>,
-    last_used_at: Option<i64>,
-}
-
-/// Reads and validates what both row shapes share.
-struct Common {
-    id: TokenId,
-    scope: Scope,
-    role: Role,
-    key_id: KeyId,
-    digest: Digest,
-    expires_at: Option<OffsetDateTime>,
-    last_used_at: Option<OffsetDateTime>,
-}
-
-#[allow(clippy::too_many_arguments)] // one per column the two rows share
-fn common(
-    id: i64,
-    scope_kind: &str,
-    org_id: &str,
-    domain_id: &str,
-    role: &str,
-    key_id: i64,
-    digest: &[u8],
-    expires_at: Option<i64>,
-    last_used_at: Option<i64>,
-) -> Result<Common, StoreError> {
-    let id = id_from_sql(id);
-    let org = OrganizationId::new(org_id).map_err(|error| corrupt(id, error))?;
-    let scope = match (scope_kind, domain_id) {
-        ("organization", "") => Scope::organization(org),
-        ("domain", domain) => Scope::domain(
-            org,
-            DomainId::new(domain).map_err(|error| corrupt(id, error))?,
-        ),
-        (kind, _) => return Err(corrupt(id, format!("unknown scope kind {kind:?}"))),
-    };
-    let digest: [u8; 32] = digest
-        .try_into()
-        .map_err(|_| corrupt(id, format!("a digest of {} bytes, not 32", digest.len())))?;
-    let key_id = u32::try_from(key_id).map_err(|error| corrupt(id, error))?;
-    let time = |micros: Option<i64>| micros.map(|m| time_from_sql(id, m)).transpose();
-    Ok(Common {
-        id,
-        scope,
-        role: role_from_sql(id, role)?,
-        key_id: KeyId::new(key_id),
-        digest: Digest::from_bytes(digest),
-        expires_at: time(expires_at)?,
-        last_used_at: time(last_used_at)?,
-    })
-}
-
-impl RecordRow {
+impl<T: SqlTime + Copy> RecordRow<T> {
+    /// The record, or `Corrupt` naming the token and what is wrong.
     pub(super) fn into_record(self) -> Result<TokenRecord, StoreError> {
-        let common = common(
-            self.id,
-            &self.scope_kind,
-            &self.org_id,
-            &self.domain_id,
-            &self.role,
-            self.key_id,
-            &self.digest,
-            self.expires_at,
-            self.last_used_at,
-        )?;
-        let id = common.id;
-        let actor = |name: &str| ActorId::new(name).map_err(|error| corrupt(id, error));
-        let label = |text: &str| Label::new(text).map_err(|error| corrupt(id, error));
-        let revoked = match (self.revoked_at, self.revoked_by) {
-            (None, None) => None,
-            (Some(at), Some(by)) => Some(Revocation {
-                at: time_from_sql(id, at)?,
-                by: actor(&by)?,
-                reason: self.revoke_reason.as_deref().map(label).transpose()?,
-            }),
-            _ => return Err(corrupt(id, "a revocation without its time or its revoker")),
-        };
-        Ok(TokenRecord {
-            id,
-            scope: common.scope,
-            role: common.role,
-            label: label(&self.label)?,
-            key_id: common.key_id,
-            digest: common.digest,
-            created_at: time_from_sql(id, self.created_at)?,
-            created_by: actor(&self.created_by)?,
-            expires_at: common.expires_at,
-            revoked,
-            last_used_at: common.last_used_at,
-            rotated_from: self.rotated_from.map(id_from_sql),
-            replaced_by: self.replaced_by.map(id_from_sql),
+        let id = id_from_sql(&self.id)?;
+        self.decode(id).map_err(|source| StoreError::Corrupt {
+            id: Some(id),
+            source,
         })
     }
-}
 
-impl CredentialRow {
-    pub(super) fn into_credential(self) -> Result<StoredCredential, StoreError> {
-        let common = common(
-            self.id,
-            &self.scope_kind,
-            &self.org_id,
-            &self.domain_id,
-            &self.role,
-            self.key_id,
-            &self.digest,
-            self.expires_at,
-            self.last_used_at,
+    /// The record, or a damaged row reported with whatever of its id and
+    /// list position could be read: what a list returns for it.
+    pub(super) fn into_listed(self) -> Result<TokenRecord, DamagedRecord> {
+        let id = self.id.parse::<TokenId>().ok();
+        let created_at = self.created_at.into_time().ok();
+        let expires_at = self.expires_at.and_then(|at| at.into_time().ok());
+        let decoded = match id {
+            Some(id) => self.decode(id),
+            None => Err(format!("the id {:?} is not a token id", self.id).into()),
+        };
+        decoded.map_err(|source| DamagedRecord {
+            id,
+            created_at,
+            expires_at,
+            source,
+        })
+    }
+
+    fn decode(self, id: TokenId) -> Result<TokenRecord, BoxError> {
+        let org = OrganizationId::new(&self.org_id)?;
+        let scope = match (self.scope_kind.as_str(), self.domain_id.as_str()) {
+            ("organization", "") => Scope::organization(org),
+            ("domain", domain) => Scope::domain(org, DomainId::new(domain)?),
+            (kind, _) => return Err(format!("unknown scope kind {kind:?}").into()),
+        };
+        let digest: [u8; 32] = self
+            .digest
+            .as_slice()
+            .try_into()
+            .map_err(|_| format!("a digest of {} bytes, not 32", self.digest.len()))?;
+        let time = |at: Option<T>| at.map(T::into_time).transpose();
+        let linked = |link: Option<String>| {
+            link.map(|text| {
+                text.parse::<TokenId>()
+                    .map_err(|_| format!("the link {text:?} is no token id"))
+            })
+            .transpose()
+        };
+        let revocation = |at: Option<T>, by: Option<String>, reason: Option<String>| match (at, by)
+        {
+            (None, None) => Ok(None),
+            (Some(at), Some(by)) => Ok::<_, BoxError>(Some(Revocation {
+                at: at.into_time()?,
+                by: ActorId::new(&by)?,
+                reason: reason.as_deref().map(Label::new).transpose()?,
+            })),
+            _ => Err("a revocation without its time or its revoker".into()),
+        };
+        // A token revoked on its own was revoked before any mark covered it
+        // (a covered token cannot be revoked again).
+        let own = revocation(self.revoked_at, self.revoked_by, self.revoke_reason)?;
+        let by_scope = revocation(
+            self.scope_revoked_at,
+            self.scope_revoked_by,
+            self.scope_revoke_reason,
         )?;
-        Ok(StoredCredential {
-            id: common.id,
-            scope: Arc::new(common.scope),
-            role: common.role,
-            key_id: common.key_id,
-            digest: common.digest,
-            expires_at: common.expires_at,
-            revoked: self.revoked_at.is_some(),
-            replaced: self.replaced_by.is_some(),
-            last_used_at: common.last_used_at,
+        Ok(TokenRecord {
+            id,
+            scope,
+            role: role_from_sql(&self.role)?,
+            label: Label::new(&self.label)?,
+            key_id: KeyId::new(u32::try_from(self.key_id)?),
+            digest: Digest::from_bytes(digest),
+            created_at: self.created_at.into_time()?,
+            created_by: ActorId::new(&self.created_by)?,
+            expires_at: time(self.expires_at)?,
+            revoked: own.or(by_scope),
+            last_used_at: time(self.last_used_at)?,
+            rotated_from: linked(self.rotated_from)?,
+            replaced_by: linked(self.replaced_by)?,
         })
     }
 }
@@ -417,10 +482,10 @@ pub(super) enum Class {
 
 /// A driver error as a [`StoreError`]: outages (no connection, pool
 /// exhausted, and the database codes `classify` calls outages) are
-/// `Unavailable`; damaged data (codes `classify` calls corrupt, values that
-/// do not decode) is `Corrupt`, naming `id` when the query was about one
-/// token; anything else (a schema that lacks a column, say) is `Other`. The
-/// driver's error is kept as the source.
+/// `Unavailable`; a TLS failure is `Tls`; damaged data (codes `classify`
+/// calls corrupt, values that do not decode) is `Corrupt`, naming `id` when
+/// the query was about one token; anything else (a schema that lacks a
+/// column, say) is `Other`. The driver's error is kept as the source.
 pub(super) fn store_error(
     error: sqlx::Error,
     id: Option<TokenId>,
@@ -428,7 +493,12 @@ pub(super) fn store_error(
 ) -> StoreError {
     use sqlx::Error::*;
     let class = match &error {
-        Io(_) | Tls(_) | Protocol(_) | PoolTimedOut | PoolClosed | WorkerCrashed => Class::Outage,
+        Tls(_) => {
+            return StoreError::Tls {
+                source: Box::new(error),
+            };
+        }
+        Io(_) | Protocol(_) | PoolTimedOut | PoolClosed | WorkerCrashed => Class::Outage,
         Database(database) => database.code().map_or(Class::Other, |code| classify(&code)),
         ColumnDecode { .. } | Decode(_) => Class::Corrupt,
         _ => Class::Other,
@@ -441,9 +511,9 @@ pub(super) fn store_error(
     }
 }
 
-/// The values of a record's row, in `RECORD_COLUMNS` order.
-pub(super) struct RecordParams {
-    pub(super) id: i64,
+/// The values of a record's row, in [`INSERT_COLUMNS`] order.
+pub(super) struct RecordParams<T> {
+    pub(super) id: String,
     pub(super) scope_kind: &'static str,
     pub(super) org_id: String,
     pub(super) domain_id: String,
@@ -451,18 +521,18 @@ pub(super) struct RecordParams {
     pub(super) label: String,
     pub(super) key_id: i64,
     pub(super) digest: Vec<u8>,
-    pub(super) created_at: i64,
+    pub(super) created_at: T,
     pub(super) created_by: String,
-    pub(super) expires_at: Option<i64>,
-    pub(super) revoked_at: Option<i64>,
+    pub(super) expires_at: Option<T>,
+    pub(super) revoked_at: Option<T>,
     pub(super) revoked_by: Option<String>,
     pub(super) revoke_reason: Option<String>,
-    pub(super) last_used_at: Option<i64>,
-    pub(super) rotated_from: Option<i64>,
-    pub(super) replaced_by: Option<i64>,
+    pub(super) last_used_at: Option<T>,
+    pub(super) rotated_from: Option<String>,
+    pub(super) replaced_by: Option<String>,
 }
 
-impl RecordParams {
+impl<T: SqlTime> RecordParams<T> {
     pub(super) fn of(record: &TokenRecord) -> Self {
         let (scope_kind, org_id, domain_id) = scope_to_sql(&record.scope);
         let revoked = record.revoked.as_ref();
@@ -475,24 +545,24 @@ impl RecordParams {
             label: record.label.as_str().to_owned(),
             key_id: i64::from(record.key_id.get()),
             digest: record.digest.as_bytes().to_vec(),
-            created_at: time_to_sql(record.created_at),
+            created_at: T::to_sql(record.created_at),
             created_by: record.created_by.as_str().to_owned(),
-            expires_at: record.expires_at.map(time_to_sql),
-            revoked_at: revoked.map(|revocation| time_to_sql(revocation.at)),
+            expires_at: record.expires_at.map(T::to_sql),
+            revoked_at: revoked.map(|revocation| T::to_sql(revocation.at)),
             revoked_by: revoked.map(|revocation| revocation.by.as_str().to_owned()),
             revoke_reason: revoked
                 .and_then(|revocation| revocation.reason.as_ref())
                 .map(|reason| reason.as_str().to_owned()),
-            last_used_at: record.last_used_at.map(time_to_sql),
+            last_used_at: record.last_used_at.map(T::to_sql),
             rotated_from: record.rotated_from.map(id_to_sql),
             replaced_by: record.replaced_by.map(id_to_sql),
         }
     }
 }
 
-/// Binds a [`RecordParams`] to a query whose parameters are the
-/// [`RECORD_COLUMNS`], in order, as [`INSERT`]'s are. (A macro: the two drivers' query types share
-/// no trait that would let a function do it without a wall of bounds.)
+/// Binds a [`RecordParams`] to [`Statements::insert`]. (A macro: the two
+/// drivers' query types share no trait that would let a function do it
+/// without a wall of bounds.)
 macro_rules! bind_record {
     ($query:expr, $params:expr) => {{
         let params = $params;

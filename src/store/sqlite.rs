@@ -3,6 +3,7 @@
 
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,46 +12,24 @@ use sqlx::sqlite::{
 };
 use time::OffsetDateTime;
 
+use super::migrations::{self, Migration};
 use super::sql::{
-    Class, CredentialRow, FIND, FIND_CREDENTIAL, INSERT, LIST, LIST_EXPIRING, RETIRE, REVOKE,
-    REVOKE_DOMAIN, REVOKE_ORGANIZATION, RecordParams, RecordRow, bind_record, id_from_sql,
+    Class, RecordParams, RecordRow, SqlTime, Statements, bind_record, expiring_start, id_from_sql,
     id_to_sql, limit_to_sql, list_start, retirement_to_sql, revocation_to_sql, revoke_missed,
-    rotation_refused, scope_to_sql, store_error, time_to_sql,
+    rotation_refused, scope_to_sql, store_error,
 };
-use super::{Cursor, Retirement, RevokeOutcome, RotateOutcome, TokenStore};
+use super::table::TableName;
+use super::{
+    Cursor, ExpiryCursor, ListedRecord, REPORTED_IDS, Retirement, RevokeOutcome, RotateOutcome,
+    ScopeRevoked, TokenStore,
+};
 use crate::error::StoreError;
 use crate::record::{Revocation, StoredCredential, TokenRecord};
 use crate::scope::Scope;
 use crate::token::TokenId;
 
-/// The schema, one migration per entry, applied in order and recorded in
-/// `api_tokens_schema` so each runs once.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE IF NOT EXISTS api_tokens (
-        id INTEGER PRIMARY KEY,
-        scope_kind TEXT NOT NULL,
-        org_id TEXT NOT NULL,
-        domain_id TEXT NOT NULL,
-        role TEXT NOT NULL,
-        label TEXT NOT NULL,
-        key_id INTEGER NOT NULL,
-        digest BLOB NOT NULL,
-        created_at INTEGER NOT NULL,
-        created_by TEXT NOT NULL,
-        expires_at INTEGER,
-        revoked_at INTEGER,
-        revoked_by TEXT,
-        revoke_reason TEXT,
-        last_used_at INTEGER,
-        rotated_from INTEGER,
-        replaced_by INTEGER
-    );
-    CREATE INDEX IF NOT EXISTS api_tokens_by_scope
-        ON api_tokens (org_id, scope_kind, domain_id, created_at, id);
-    CREATE INDEX IF NOT EXISTS api_tokens_by_expiry
-        ON api_tokens (org_id, scope_kind, domain_id, expires_at);",
-)];
+/// A row as SQLite reads it: times are microseconds since the Unix epoch.
+type Row = RecordRow<i64>;
 
 /// SQLite's result codes (the primary code is the low byte; extended codes
 /// add bits above it): busy or locked (another connection holds the write
@@ -74,7 +53,8 @@ fn error_for(id: TokenId) -> impl Fn(sqlx::Error) -> StoreError {
 
 /// Keeps records in one SQLite database file: durable across restarts, no
 /// server to run. Write transactions are serialized by SQLite itself, which
-/// is what makes each method atomic.
+/// is what makes each method atomic; a scope revocation writes one mark,
+/// however many tokens the scope holds.
 ///
 /// ```no_run
 /// # async fn open() -> Result<(), api_tokens::StoreError> {
@@ -84,11 +64,14 @@ fn error_for(id: TokenId) -> impl Fn(sqlx::Error) -> StoreError {
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    table: TableName,
+    statements: Arc<Statements>,
 }
 
 impl SqliteStore {
     /// Opens the database file at `path` (creating it if missing) with
-    /// settings for a durable store, and brings its schema up to date.
+    /// settings for a durable store, and brings the schema of the default
+    /// table (`api_tokens`) up to date.
     ///
     /// The journal is a write-ahead log with `synchronous = FULL`: once a
     /// write returns, it survives the process being killed (the tests prove
@@ -116,40 +99,74 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// A store over a pool you configured yourself. Call
-    /// [`migrate`](Self::migrate) once before use.
+    /// A store over a pool you configured yourself, for tokens in the
+    /// default table. Run the migrations before use: [`migrate`](Self::migrate),
+    /// or [`migrations`](Self::migrations) with your own tool.
     pub fn from_pool(pool: SqlitePool) -> Self {
-        SqliteStore { pool }
+        let table = TableName::default();
+        SqliteStore {
+            pool,
+            statements: Arc::new(Statements::new(&table)),
+            table,
+        }
     }
 
-    /// Creates or updates the tables and indexes this store needs. Safe to
-    /// run any number of times, from any number of processes.
+    /// The same store, keeping tokens in `table`.
+    #[must_use]
+    pub fn with_table(mut self, table: TableName) -> Self {
+        self.statements = Arc::new(Statements::new(&table));
+        self.table = table;
+        self
+    }
+
+    /// The schema for tokens in `table`, as plain SQL, in order: the files
+    /// under `migrations/sqlite/` in the repository, written for `table`.
+    pub fn migrations(table: &TableName) -> Vec<Migration> {
+        migrations::render(migrations::SQLITE, table)
+    }
+
+    /// Applies the migrations this database lacks, for the store's table,
+    /// recording each in `<table>_migrations`. Safe to run any number of
+    /// times, from any number of processes.
     ///
     /// # Errors
     ///
     /// A failure of the database.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(error)?;
-        sqlx::query("CREATE TABLE IF NOT EXISTS api_tokens_schema (version INTEGER PRIMARY KEY)")
-            .execute(&mut *tx)
+        let applied = self.table.quoted("_migrations");
+        // `BEGIN IMMEDIATE`: the write lock first, so two processes never
+        // both find a migration missing.
+        let mut conn = self.pool.acquire().await.map_err(error)?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
             .await
             .map_err(error)?;
-        for &(version, script) in MIGRATIONS {
-            let applied = sqlx::query("SELECT 1 FROM api_tokens_schema WHERE version = ?1")
-                .bind(version)
+        sqlx::query(&format!(
+            "CREATE TABLE IF NOT EXISTS {applied} \
+             (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+        ))
+        .execute(&mut *tx)
+        .await
+        .map_err(error)?;
+        for migration in SqliteStore::migrations(&self.table) {
+            let done = sqlx::query(&format!("SELECT 1 FROM {applied} WHERE version = $1"))
+                .bind(i64::from(migration.version))
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(error)?;
-            if applied.is_none() {
-                sqlx::raw_sql(script)
+            if done.is_none() {
+                sqlx::raw_sql(&migration.sql)
                     .execute(&mut *tx)
                     .await
                     .map_err(error)?;
-                sqlx::query("INSERT INTO api_tokens_schema (version) VALUES (?1)")
-                    .bind(version)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(error)?;
+                sqlx::query(&format!(
+                    "INSERT INTO {applied} (version, name, applied_at) VALUES ($1, $2, $3)"
+                ))
+                .bind(i64::from(migration.version))
+                .bind(migration.name)
+                .bind(i64::to_sql(OffsetDateTime::now_utc()))
+                .execute(&mut *tx)
+                .await
+                .map_err(error)?;
             }
         }
         tx.commit().await.map_err(error)
@@ -159,16 +176,38 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+
+    /// The table the tokens live in.
+    pub fn table(&self) -> &TableName {
+        &self.table
+    }
+
+    /// The record with `id`.
+    async fn read(
+        &self,
+        executor: impl sqlx::SqliteExecutor<'_>,
+        id: TokenId,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let row: Option<Row> = sqlx::query_as(&self.statements.find)
+            .bind(id_to_sql(id))
+            .fetch_optional(executor)
+            .await
+            .map_err(error_for(id))?;
+        row.map(Row::into_record).transpose()
+    }
 }
 
 #[async_trait]
 impl TokenStore for SqliteStore {
     async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
         let id = record.id;
-        let inserted = bind_record!(sqlx::query(&INSERT), RecordParams::of(&record))
-            .execute(&self.pool)
-            .await
-            .map_err(error_for(id))?;
+        let inserted = bind_record!(
+            sqlx::query(&self.statements.insert),
+            RecordParams::<i64>::of(&record)
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(error_for(id))?;
         if inserted.rows_affected() == 0 {
             return Err(StoreError::AlreadyExists { id });
         }
@@ -176,21 +215,16 @@ impl TokenStore for SqliteStore {
     }
 
     async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        let row: Option<RecordRow> = sqlx::query_as(&FIND)
-            .bind(id_to_sql(id))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(error_for(id))?;
-        row.map(RecordRow::into_record).transpose()
+        self.read(&self.pool, id).await
     }
 
     async fn find_credential(&self, id: TokenId) -> Result<Option<StoredCredential>, StoreError> {
-        let row: Option<CredentialRow> = sqlx::query_as(&FIND_CREDENTIAL)
-            .bind(id_to_sql(id))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(error_for(id))?;
-        row.map(CredentialRow::into_credential).transpose()
+        // The same statement as `find`: what `find` calls damaged never
+        // verifies.
+        Ok(self
+            .read(&self.pool, id)
+            .await?
+            .map(|record| record.credential()))
     }
 
     async fn list(
@@ -198,10 +232,10 @@ impl TokenStore for SqliteStore {
         scope: &Scope,
         after: Option<Cursor>,
         limit: usize,
-    ) -> Result<Vec<TokenRecord>, StoreError> {
+    ) -> Result<Vec<ListedRecord>, StoreError> {
         let (kind, org, domain) = scope_to_sql(scope);
-        let (created_at, id) = list_start(after);
-        let rows: Vec<RecordRow> = sqlx::query_as(&LIST)
+        let (created_at, id) = list_start::<i64>(after);
+        let rows: Vec<Row> = sqlx::query_as(&self.statements.list)
             .bind(org)
             .bind(kind)
             .bind(domain)
@@ -211,7 +245,7 @@ impl TokenStore for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(error)?;
-        rows.into_iter().map(RecordRow::into_record).collect()
+        Ok(rows.into_iter().map(Row::into_listed).collect())
     }
 
     async fn revoke(
@@ -219,8 +253,8 @@ impl TokenStore for SqliteStore {
         id: TokenId,
         revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
-        let (at, by, reason) = revocation_to_sql(&revocation);
-        let revoked = sqlx::query(REVOKE)
+        let (at, by, reason) = revocation_to_sql::<i64>(&revocation);
+        let revoked = sqlx::query(&self.statements.revoke)
             .bind(at)
             .bind(by)
             .bind(reason)
@@ -231,26 +265,54 @@ impl TokenStore for SqliteStore {
         if revoked.rows_affected() == 1 {
             return Ok(RevokeOutcome::Revoked);
         }
-        revoke_missed(self.find(id).await?)
+        revoke_missed(self.read(&self.pool, id).await?)
     }
 
     async fn revoke_scope(
         &self,
         scope: &Scope,
         revocation: Revocation,
-    ) -> Result<Vec<TokenId>, StoreError> {
-        let (kind, org, domain) = scope_to_sql(scope);
-        let (at, by, reason) = revocation_to_sql(&revocation);
-        let update = match scope {
-            Scope::Organization { .. } => sqlx::query_scalar(REVOKE_ORGANIZATION),
-            Scope::Domain { .. } => sqlx::query_scalar(REVOKE_DOMAIN),
+    ) -> Result<ScopeRevoked, StoreError> {
+        let (_, org, domain) = scope_to_sql(scope);
+        let (at, by, reason) = revocation_to_sql::<i64>(&revocation);
+        // One statement: SQLite runs writers one at a time, so no insert is
+        // half-way while it writes the mark.
+        let mark: Option<(i64, i64)> = sqlx::query_as(&self.statements.mark_scope)
+            .bind(org)
+            .bind(domain)
+            .bind(at)
+            .bind(by)
+            .bind(reason)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(error)?;
+        let Some((mark, through)) = mark else {
+            return Ok(ScopeRevoked::default());
         };
-        let mut update = update.bind(at).bind(by).bind(reason).bind(org);
-        if let Scope::Domain { .. } = scope {
-            update = update.bind(kind).bind(domain);
-        }
-        let revoked: Vec<i64> = update.fetch_all(&self.pool).await.map_err(error)?;
-        Ok(revoked.into_iter().map(id_from_sql).collect())
+        let count: i64 = sqlx::query_scalar(&self.statements.count_marked)
+            .bind(org)
+            .bind(domain)
+            .bind(through)
+            .bind(mark)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(error)?;
+        let first: Vec<String> = sqlx::query_scalar(&self.statements.first_marked)
+            .bind(org)
+            .bind(domain)
+            .bind(through)
+            .bind(mark)
+            .bind(limit_to_sql(REPORTED_IDS))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(error)?;
+        Ok(ScopeRevoked {
+            count: u64::try_from(count).unwrap_or_default(),
+            first: first
+                .iter()
+                .map(|id| id_from_sql(id))
+                .collect::<Result<_, _>>()?,
+        })
     }
 
     async fn rotate(
@@ -260,11 +322,11 @@ impl TokenStore for SqliteStore {
         successor: TokenRecord,
     ) -> Result<RotateOutcome, StoreError> {
         let new = successor.id;
-        let retirement = retirement_to_sql(&retire);
+        let retirement = retirement_to_sql::<i64>(&retire);
         let mut tx = self.pool.begin().await.map_err(error)?;
         // The first statement writes, so the transaction takes SQLite's
         // write lock at once and concurrent rotations queue behind it.
-        let retired = sqlx::query(RETIRE)
+        let retired = sqlx::query(&self.statements.retire)
             .bind(id_to_sql(new))
             .bind(retirement.expires_at)
             .bind(retirement.revoked_at)
@@ -275,15 +337,19 @@ impl TokenStore for SqliteStore {
             .await
             .map_err(error_for(old))?;
         if retired.rows_affected() == 0 {
+            let refused = rotation_refused(self.read(&mut *tx, old).await?);
             // Rolled back now, not when the pool next lends the connection:
             // until then it would hold the write lock.
             tx.rollback().await.map_err(error)?;
-            return Ok(rotation_refused(self.find(old).await?));
+            return Ok(refused);
         }
-        let inserted = bind_record!(sqlx::query(&INSERT), RecordParams::of(&successor))
-            .execute(&mut *tx)
-            .await
-            .map_err(error_for(new))?;
+        let inserted = bind_record!(
+            sqlx::query(&self.statements.insert),
+            RecordParams::<i64>::of(&successor)
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(error_for(new))?;
         if inserted.rows_affected() == 0 {
             tx.rollback().await.map_err(error)?;
             return Err(StoreError::AlreadyExists { id: new });
@@ -293,36 +359,72 @@ impl TokenStore for SqliteStore {
     }
 
     async fn record_uses(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(error)?;
-        for &(id, at) in uses {
-            sqlx::query(
-                "UPDATE api_tokens SET last_used_at = $1 \
-                 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
-            )
-            .bind(time_to_sql(at))
-            .bind(id_to_sql(id))
-            .execute(&mut *tx)
-            .await
-            .map_err(error_for(id))?;
+        // One transaction per thousand: each holds the write lock briefly.
+        for chunk in uses.chunks(1_000) {
+            let mut tx = self.pool.begin().await.map_err(error)?;
+            for &(id, at) in chunk {
+                sqlx::query(&self.statements.record_use)
+                    .bind(i64::to_sql(at))
+                    .bind(id_to_sql(id))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(error_for(id))?;
+            }
+            tx.commit().await.map_err(error)?;
         }
-        tx.commit().await.map_err(error)
+        Ok(())
     }
 
     async fn list_expiring(
         &self,
         scope: &Scope,
         window: Range<OffsetDateTime>,
-    ) -> Result<Vec<TokenRecord>, StoreError> {
+        after: Option<ExpiryCursor>,
+        limit: usize,
+    ) -> Result<Vec<ListedRecord>, StoreError> {
         let (kind, org, domain) = scope_to_sql(scope);
-        let rows: Vec<RecordRow> = sqlx::query_as(&LIST_EXPIRING)
+        let (from, id) = expiring_start::<i64>(window.start, after);
+        let rows: Vec<Row> = sqlx::query_as(&self.statements.list_expiring)
             .bind(org)
             .bind(kind)
             .bind(domain)
-            .bind(time_to_sql(window.start))
-            .bind(time_to_sql(window.end))
+            .bind(i64::to_sql(window.start))
+            .bind(i64::to_sql(window.end))
+            .bind(from)
+            .bind(id)
+            .bind(limit_to_sql(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(error)?;
-        rows.into_iter().map(RecordRow::into_record).collect()
+        Ok(rows.into_iter().map(Row::into_listed).collect())
+    }
+
+    async fn purge(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError> {
+        let statements = &self.statements;
+        let mut deleted = 0;
+        for statement in [
+            &statements.purge_revoked,
+            &statements.purge_expired,
+            &statements.purge_marked,
+        ] {
+            let left = limit.saturating_sub(deleted as usize);
+            if left == 0 {
+                return Ok(deleted);
+            }
+            let done = sqlx::query(statement)
+                .bind(i64::to_sql(before))
+                .bind(limit_to_sql(left))
+                .execute(&self.pool)
+                .await
+                .map_err(error)?;
+            deleted += done.rows_affected();
+        }
+        // Nothing is left for the old marks to cover.
+        sqlx::query(&statements.drop_marks)
+            .bind(i64::to_sql(before))
+            .execute(&self.pool)
+            .await
+            .map_err(error)?;
+        Ok(deleted)
     }
 }

@@ -14,7 +14,10 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use api_tokens::store::{Cursor, Retirement, RevokeOutcome, RotateOutcome, TokenStore};
+use api_tokens::store::{
+    Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeRevoked,
+    TokenStore,
+};
 use api_tokens::{
     Actor, ActorId, DomainId, HashKey, IssueRequest, KeyId, Keyring, ManualClock, MemoryAuditSink,
     MemoryStore, OrganizationId, Revocation, Role, Scope, StoreError, StoredCredential,
@@ -269,7 +272,7 @@ impl TokenStore for CountingStore {
         scope: &Scope,
         after: Option<Cursor>,
         limit: usize,
-    ) -> Result<Vec<TokenRecord>, StoreError> {
+    ) -> Result<Vec<ListedRecord>, StoreError> {
         self.inner.list(scope, after, limit).await
     }
 
@@ -286,7 +289,7 @@ impl TokenStore for CountingStore {
         &self,
         scope: &Scope,
         revocation: Revocation,
-    ) -> Result<Vec<TokenId>, StoreError> {
+    ) -> Result<ScopeRevoked, StoreError> {
         self.revokes.fetch_add(1, Ordering::SeqCst);
         self.inner.revoke_scope(scope, revocation).await
     }
@@ -319,8 +322,14 @@ impl TokenStore for CountingStore {
         &self,
         scope: &Scope,
         window: Range<OffsetDateTime>,
-    ) -> Result<Vec<TokenRecord>, StoreError> {
-        self.inner.list_expiring(scope, window).await
+        after: Option<ExpiryCursor>,
+        limit: usize,
+    ) -> Result<Vec<ListedRecord>, StoreError> {
+        self.inner.list_expiring(scope, window, after, limit).await
+    }
+
+    async fn purge(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError> {
+        self.inner.purge(before, limit).await
     }
 }
 
@@ -364,13 +373,13 @@ impl TokenStore for Unreachable {
         _: &Scope,
         _: Option<Cursor>,
         _: usize,
-    ) -> Result<Vec<TokenRecord>, StoreError> {
+    ) -> Result<Vec<ListedRecord>, StoreError> {
         Err(outage())
     }
     async fn revoke(&self, _: TokenId, _: Revocation) -> Result<RevokeOutcome, StoreError> {
         Err(outage())
     }
-    async fn revoke_scope(&self, _: &Scope, _: Revocation) -> Result<Vec<TokenId>, StoreError> {
+    async fn revoke_scope(&self, _: &Scope, _: Revocation) -> Result<ScopeRevoked, StoreError> {
         Err(outage())
     }
     async fn rotate(
@@ -388,7 +397,12 @@ impl TokenStore for Unreachable {
         &self,
         _: &Scope,
         _: Range<OffsetDateTime>,
-    ) -> Result<Vec<TokenRecord>, StoreError> {
+        _: Option<ExpiryCursor>,
+        _: usize,
+    ) -> Result<Vec<ListedRecord>, StoreError> {
+        Err(outage())
+    }
+    async fn purge(&self, _: OffsetDateTime, _: usize) -> Result<u64, StoreError> {
         Err(outage())
     }
 }

@@ -1,0 +1,101 @@
+//! The SQL stores' schemas, as plain SQL for whatever migration tool a
+//! service already runs.
+//!
+//! The files live in the repository under `migrations/postgres/` and
+//! `migrations/sqlite/`, written for the default table name `api_tokens`;
+//! a tool that runs SQL files from a directory can take them as they are.
+//! For another [`TableName`], take the text from
+//! `PostgresStore::migrations` or `SqliteStore::migrations`, which write
+//! every name the files derive from `api_tokens` after yours, quoted.
+
+use super::table::TableName;
+
+/// One step of a SQL store's schema: run them in `version` order, each once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Migration {
+    /// Its place in the order, from 1.
+    pub version: u32,
+    /// What it does, as its file is named (`create_api_tokens`).
+    pub name: &'static str,
+    /// The SQL, for the table name it was rendered for.
+    pub sql: String,
+}
+
+/// A store's migration files: version, name, text for `api_tokens`.
+pub(super) type Files = &'static [(u32, &'static str, &'static str)];
+
+#[cfg(feature = "postgres")]
+pub(super) const POSTGRES: Files = &[(
+    1,
+    "create_api_tokens",
+    include_str!("../../migrations/postgres/0001_create_api_tokens.sql"),
+)];
+
+#[cfg(feature = "sqlite")]
+pub(super) const SQLITE: Files = &[(
+    1,
+    "create_api_tokens",
+    include_str!("../../migrations/sqlite/0001_create_api_tokens.sql"),
+)];
+
+/// The name the files are written for.
+const DEFAULT: &str = "api_tokens";
+
+/// The tables the files create; every other name starting with
+/// [`DEFAULT`] is an index, which lives in its table's schema unqualified.
+const TABLE_SUFFIXES: [&str; 2] = ["", "_scope_revocations"];
+
+/// `files` rendered for `table`.
+pub(super) fn render(files: Files, table: &TableName) -> Vec<Migration> {
+    files
+        .iter()
+        .map(|&(version, name, sql)| Migration {
+            version,
+            name,
+            sql: rename(sql, table),
+        })
+        .collect()
+}
+
+/// `sql` with each name that starts with `api_tokens` written for `table`:
+/// `api_tokens` itself and the tables named after it quoted and qualified,
+/// indexes quoted. The files mention the name nowhere else.
+fn rename(sql: &str, table: &TableName) -> String {
+    let mut renamed = String::with_capacity(sql.len() + 64);
+    let mut rest = sql;
+    while let Some(start) = rest.find(DEFAULT) {
+        let after = &rest[start + DEFAULT.len()..];
+        let suffix_len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        let suffix = &after[..suffix_len];
+        renamed.push_str(&rest[..start]);
+        if TABLE_SUFFIXES.contains(&suffix) {
+            renamed.push_str(&table.quoted(suffix));
+        } else {
+            renamed.push_str(&table.quoted_unqualified(suffix));
+        }
+        rest = &after[suffix_len..];
+    }
+    renamed.push_str(rest);
+    renamed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_written_for_the_table_and_nothing_else_changes() {
+        let sql = "CREATE TABLE api_tokens (id TEXT);\n\
+                   CREATE INDEX api_tokens_by_scope ON api_tokens (id);\n\
+                   CREATE TABLE api_tokens_scope_revocations (x TEXT); -- api-tokens";
+        let table = TableName::new("billing.tokens").unwrap();
+        assert_eq!(
+            rename(sql, &table),
+            "CREATE TABLE \"billing\".\"tokens\" (id TEXT);\n\
+             CREATE INDEX \"tokens_by_scope\" ON \"billing\".\"tokens\" (id);\n\
+             CREATE TABLE \"billing\".\"tokens_scope_revocations\" (x TEXT); -- api-tokens"
+        );
+    }
+}
