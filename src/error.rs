@@ -210,6 +210,9 @@ pub enum StoreError {
     Corrupt {
         /// The record's id, when it could be read.
         id: Option<TokenId>,
+        /// The record's scope, when it could be read: enough for an admin
+        /// of it to revoke the token, whatever else is damaged.
+        scope: Option<Scope>,
         /// What was wrong with it.
         #[source]
         source: BoxError,

@@ -87,10 +87,11 @@ pub enum AuditEvent {
         token: TokenId,
         /// Its scope.
         scope: Scope,
-        /// Its role.
-        role: Role,
-        /// Its label.
-        label: Label,
+        /// Its role; `None` for a stored record damaged so that it could
+        /// not be read back (revoked by id and scope).
+        role: Option<Role>,
+        /// Its label; `None` as for `role`.
+        label: Option<Label>,
         /// Why, if the revoker said.
         reason: Option<Label>,
     },

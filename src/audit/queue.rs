@@ -120,6 +120,11 @@ impl AuditQueue {
         self.shared.deliver(Some(last)).await;
     }
 
+    /// Counts an event lost before it reached the queue.
+    pub(crate) fn count_dropped(&self) {
+        self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Events dropped so far because the queue was full.
     pub(crate) fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)

@@ -4,6 +4,7 @@
 
 use time::Duration;
 
+use super::unconfirmed::ChangeKind;
 use super::{
     ISSUE_ATTEMPTS, IssuedToken, MAX_PAGE_SIZE, PageRequest, TokenPage, TokenService, stored_time,
 };
@@ -47,9 +48,10 @@ impl TokenService {
         grace: Duration,
     ) -> Result<IssuedToken, RotateError> {
         let now = self.now();
-        let Some(old) = self.managed_record(actor, id, Operation::Rotate).await? else {
+        let Some(managed) = self.managed_token(actor, id, Operation::Rotate).await? else {
             return Err(RotateError::NotFound { id });
         };
+        let old = managed.record()?;
         // The successor carries the old token's role: only an actor who
         // could issue that role may mint it (an admin rotating an owner's
         // token would otherwise get an owner token).
@@ -112,18 +114,19 @@ impl TokenService {
                 self.mint(actor, &old.scope, old.role, &old.label, expires_at, now)?;
             successor.rotated_from = Some(id);
             let summary = self.summary(&successor, now);
+            let event = AuditEvent::Rotated {
+                at: now,
+                actor: actor.id.clone(),
+                old: id,
+                new: summary.id,
+                scope: old.scope.clone(),
+                role: old.role,
+                label: old.label.clone(),
+                old_valid_until,
+            };
             match self.store.rotate(id, retire.clone(), successor).await {
                 Ok(RotateOutcome::Rotated) => {
-                    self.audit.send(AuditEvent::Rotated {
-                        at: now,
-                        actor: actor.id.clone(),
-                        old: id,
-                        new: summary.id,
-                        scope: old.scope,
-                        role: old.role,
-                        label: old.label,
-                        old_valid_until,
-                    });
+                    self.audit.send(event);
                     return Ok(IssuedToken { token, summary });
                 }
                 // Another call changed the old token since it was read.
@@ -133,7 +136,11 @@ impl TokenService {
                     return Err(RotateError::AlreadyReplaced { id, by });
                 }
                 Err(StoreError::AlreadyExists { .. }) if attempt < ISSUE_ATTEMPTS => attempt += 1,
-                Err(error) => return Err(error.into()),
+                Err(error) => {
+                    let kind = ChangeKind::Insert { id: summary.id };
+                    self.hold_if_unknown(&error, kind, event);
+                    return Err(error.into());
+                }
             }
         }
     }

@@ -19,6 +19,7 @@
 //! lack of rights, goes to the service's [`AuditSink`].
 
 mod lifecycle;
+mod unconfirmed;
 
 pub use lifecycle::PURGE_BATCH;
 
@@ -48,6 +49,7 @@ use crate::scope::Scope;
 use crate::store::{Cursor, ListedRecord, RevokeOutcome, TokenStore};
 use crate::token::{PlaintextToken, TokenFormat, TokenId};
 use crate::usage::{OncePerInterval, UsageTracker};
+use unconfirmed::{Change, ChangeKind, Unconfirmed};
 
 /// How often a token's use is written at most, unless configured otherwise.
 pub const DEFAULT_LAST_USED_INTERVAL: Duration = Duration::seconds(60);
@@ -90,6 +92,8 @@ pub struct TokenService {
     default_role: Role,
     /// Where audit events wait for the sink; no request waits for it.
     audit: AuditQueue,
+    /// Writes whose outcome the store did not confirm, with their events.
+    unconfirmed: Unconfirmed,
     failures: FailureCounters,
     /// `None` when last-used tracking is off.
     usage: Option<UsageTracker>,
@@ -284,6 +288,24 @@ pub struct TokenPage<C = Cursor> {
     pub next: Option<C>,
 }
 
+/// A token an actor may manage, as the store could read it.
+enum Managed {
+    /// The whole record.
+    Readable(TokenRecord),
+    /// A record damaged outside its scope: revocable by id, nothing more.
+    Damaged { scope: Scope, error: StoreError },
+}
+
+impl Managed {
+    /// The record, or the error that says why there is none to show.
+    fn record(self) -> Result<TokenRecord, StoreError> {
+        match self {
+            Managed::Readable(record) => Ok(record),
+            Managed::Damaged { error, .. } => Err(error),
+        }
+    }
+}
+
 impl TokenService {
     /// A service issuing tokens of `format`, hashing with `keys` and keeping
     /// records in `store`, reading the system clock, with no expiry policy,
@@ -299,6 +321,7 @@ impl TokenService {
             policy: ExpiryPolicy::default(),
             default_role: Role::Viewer,
             audit: AuditQueue::new(Arc::new(TracingAuditSink), DEFAULT_AUDIT_QUEUE_CAPACITY),
+            unconfirmed: Unconfirmed::default(),
             failures: FailureCounters::default(),
             usage: Some(UsageTracker::new(DEFAULT_LAST_USED_INTERVAL)),
             retired_reports: OncePerInterval::new(DEFAULT_LAST_USED_INTERVAL),
@@ -355,16 +378,26 @@ impl TokenService {
     }
 
     /// Waits until every audit event so far has reached the sink. Call it
-    /// before shutting down, and in tests before reading a
+    /// periodically and before shutting down, and in tests before reading a
     /// [`MemoryAuditSink`](crate::MemoryAuditSink). Without a Tokio runtime
     /// (no delivery task can run) it is the only way events reach the sink.
+    ///
+    /// It first asks the store about every change whose call failed before
+    /// the store could confirm it (a deadline that fired after the server
+    /// committed, say): the event of each that landed is sent now, once;
+    /// the rest are forgotten, or kept while the store stays unavailable.
     pub async fn flush_audit(&self) {
+        for landed in self.unconfirmed.confirm(&*self.store).await {
+            self.audit.send(landed);
+        }
         self.audit.flush().await;
     }
 
-    /// How many audit events were dropped, since the service started,
-    /// because the sink was a whole queue behind. Export it to your
-    /// metrics: anything above zero means the sink is too slow.
+    /// How many audit events were dropped since the service started:
+    /// because the sink was a whole queue behind, or because more changes
+    /// awaited the store's confirmation than are held (see
+    /// [`flush_audit`](Self::flush_audit)). Export it to your metrics:
+    /// anything above zero needs a look.
     pub fn audit_events_dropped(&self) -> u64 {
         self.audit.dropped()
     }
@@ -436,20 +469,27 @@ impl TokenService {
         loop {
             let (token, record) = self.mint(actor, &scope, role, &label, expires_at, now)?;
             let summary = self.summary(&record, now);
+            let event = AuditEvent::Issued {
+                at: now,
+                actor: actor.id.clone(),
+                token: summary.id,
+                scope: summary.scope.clone(),
+                role,
+                label: summary.label.clone(),
+            };
             match self.store.insert(record).await {
                 Ok(()) => {
-                    self.audit.send(AuditEvent::Issued {
-                        at: now,
-                        actor: actor.id.clone(),
-                        token: summary.id,
-                        scope: summary.scope.clone(),
-                        role,
-                        label: summary.label.clone(),
-                    });
+                    self.audit.send(event);
                     return Ok(IssuedToken { token, summary });
                 }
                 Err(StoreError::AlreadyExists { .. }) if attempt < ISSUE_ATTEMPTS => attempt += 1,
-                Err(error) => return Err(error.into()),
+                Err(error) => {
+                    // The token text is lost with this answer, but if the
+                    // store kept the record, the audit trail must say so.
+                    let kind = ChangeKind::Insert { id: summary.id };
+                    self.hold_if_unknown(&error, kind, event);
+                    return Err(error.into());
+                }
             }
         }
     }
@@ -604,29 +644,57 @@ impl TokenService {
             .map(|reason| self.label(reason))
             .transpose()
             .map_err(RevokeError::InvalidReason)?;
-        let Some(record) = self.managed_record(actor, id, Operation::Revoke).await? else {
+        let Some(managed) = self.managed_token(actor, id, Operation::Revoke).await? else {
             return Err(RevokeError::NotFound { id });
+        };
+        // A record damaged outside its scope can still be revoked, by id:
+        // its event says what could be read of it.
+        let (scope, role, label) = match managed {
+            Managed::Readable(record) => (record.scope, Some(record.role), Some(record.label)),
+            Managed::Damaged { scope, .. } => (scope, None, None),
         };
         let revocation = Revocation {
             at: self.now(),
             by: actor.id.clone(),
             reason,
         };
-        match self.store.revoke(id, revocation.clone()).await? {
-            RevokeOutcome::Revoked => {
-                self.audit.send(AuditEvent::Revoked {
-                    at: revocation.at,
-                    actor: actor.id.clone(),
-                    token: id,
-                    scope: record.scope,
-                    role: record.role,
-                    label: record.label,
-                    reason: revocation.reason.clone(),
-                });
+        let event = AuditEvent::Revoked {
+            at: revocation.at,
+            actor: actor.id.clone(),
+            token: id,
+            scope,
+            role,
+            label,
+            reason: revocation.reason.clone(),
+        };
+        match self.store.revoke(id, revocation.clone()).await {
+            Ok(RevokeOutcome::Revoked) => {
+                self.audit.send(event);
                 Ok(Revoked::Now(revocation))
             }
-            RevokeOutcome::AlreadyRevoked(earlier) => Ok(Revoked::Already(earlier)),
-            RevokeOutcome::NotFound => Err(RevokeError::NotFound { id }),
+            Ok(RevokeOutcome::AlreadyRevoked(earlier)) => {
+                // Perhaps an earlier call's, whose answer was lost after the
+                // store had made it: its event goes out now, once.
+                if let Some(landed) = self.unconfirmed.confirm_revocation(id, &earlier) {
+                    self.audit.send(landed);
+                }
+                Ok(Revoked::Already(earlier))
+            }
+            Ok(RevokeOutcome::NotFound) => Err(RevokeError::NotFound { id }),
+            Err(error) => {
+                self.hold_if_unknown(&error, ChangeKind::Revoke { id, revocation }, event);
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Holds `event` until the store confirms the change `kind`, if
+    /// `error` leaves open whether the store made it (see [`unconfirmed`]).
+    fn hold_if_unknown(&self, error: &StoreError, kind: ChangeKind, event: AuditEvent) {
+        if matches!(error, StoreError::Unavailable { .. })
+            && !self.unconfirmed.hold(Change { kind, event })
+        {
+            self.audit.count_dropped();
         }
     }
 
@@ -637,13 +705,13 @@ impl TokenService {
     /// [`LookupError::NotFound`] when no such token exists *or* the actor may
     /// not manage it, as for [`revoke`](Self::revoke); or a store failure.
     pub async fn token(&self, actor: &Actor, id: TokenId) -> Result<TokenSummary, LookupError> {
-        match self.managed_record(actor, id, Operation::List).await? {
-            Some(record) => Ok(self.summary(&record, self.now())),
+        match self.managed_token(actor, id, Operation::List).await? {
+            Some(managed) => Ok(self.summary(&managed.record()?, self.now())),
             None => Err(LookupError::NotFound { id }),
         }
     }
 
-    /// The record `id` if `actor` may manage it; `None` if there is none or
+    /// The token `id` if `actor` may manage it; `None` if there is none or
     /// it is out of the actor's reach, which the caller reports alike.
     ///
     /// The two do the same work, so that its cost does not tell another
@@ -651,24 +719,43 @@ impl TokenService {
     /// lookup verification makes (equal work for a hit and a miss, see
     /// [`verify`](Self::verify)), and the same refused `operation` handed to
     /// the audit queue. Only a token the actor may manage is then read in
-    /// full (its scope never changes, so the check still holds).
-    async fn managed_record(
+    /// full (its scope never changes, so the check still holds). A record
+    /// the store cannot read back is managed by whoever may manage the
+    /// scope the store could read of it.
+    async fn managed_token(
         &self,
         actor: &Actor,
         id: TokenId,
         operation: Operation,
-    ) -> Result<Option<TokenRecord>, StoreError> {
-        let reachable = self
-            .store
-            .find_credential(id)
-            .await?
-            .is_some_and(|credential| actor.can_manage_tokens(&credential.scope));
-        if !reachable {
+    ) -> Result<Option<Managed>, StoreError> {
+        let scope = match self.store.find_credential(id).await {
+            Ok(found) => found.map(|credential| Arc::unwrap_or_clone(credential.scope)),
+            Err(StoreError::Corrupt {
+                scope: Some(scope), ..
+            }) => Some(scope),
+            Err(error) => return Err(error),
+        };
+        if !scope.is_some_and(|scope| actor.can_manage_tokens(&scope)) {
             self.refused(actor, operation, None, Some(id));
             return Ok(None);
         }
         // `None` only if the token was deleted in between.
-        self.store.find(id).await
+        match self.store.find(id).await {
+            Ok(found) => Ok(found.map(Managed::Readable)),
+            Err(StoreError::Corrupt {
+                id: damaged,
+                scope: Some(scope),
+                source,
+            }) => Ok(Some(Managed::Damaged {
+                scope: scope.clone(),
+                error: StoreError::Corrupt {
+                    id: damaged,
+                    scope: Some(scope),
+                    source,
+                },
+            })),
+            Err(error) => Err(error),
+        }
     }
 
     /// One page of the tokens at exactly `scope` (an organization's list does

@@ -10,9 +10,10 @@
 //!   seconds unless [`with_timeout`](PostgresStore::with_timeout) says
 //!   otherwise). Every management call runs in a transaction that sets
 //!   `statement_timeout`, `lock_timeout` and
-//!   `idle_in_transaction_session_timeout` to it, so the server aborts a
-//!   call the client gave up on and releases its locks; the pools this
-//!   store opens set the same on every connection. A connection whose call
+//!   `idle_in_transaction_session_timeout` to twice that (never shorter
+//!   than the client waits), so the server aborts a call the client gave up
+//!   on and releases its locks; the pools this store opens set the same on
+//!   every connection. A connection whose call
 //!   was cancelled (by the deadline or by the caller) is closed, never
 //!   returned to the pool, where it would stay busy until the server
 //!   finished the abandoned statement.
@@ -344,7 +345,7 @@ impl PostgresStore {
         &self,
         conn: &'c mut PgConnection,
     ) -> Result<sqlx::Transaction<'c, Postgres>, StoreError> {
-        let ms = self.timeout.as_millis();
+        let ms = server_timeout(self.timeout).as_millis();
         conn.begin_with(format!(
             "BEGIN; SET LOCAL statement_timeout = {ms}; SET LOCAL lock_timeout = {ms}; \
              SET LOCAL idle_in_transaction_session_timeout = {ms}"
@@ -368,10 +369,18 @@ impl PostgresStore {
     }
 }
 
+/// How long the server gives a statement, a lock wait or an idle
+/// transaction of a call whose client waits `timeout`: twice as long, so it
+/// never abandons work the client still waits for, and soon after the
+/// client gave up.
+fn server_timeout(timeout: Duration) -> Duration {
+    timeout.saturating_mul(2)
+}
+
 /// `options` with the server told to abandon any statement, lock wait or
-/// idle transaction after `timeout`.
+/// idle transaction of a call whose client waits `timeout`.
 fn with_server_timeouts(options: PgConnectOptions, timeout: Duration) -> PgConnectOptions {
-    let ms = timeout.as_millis().to_string();
+    let ms = server_timeout(timeout).as_millis().to_string();
     options.options([
         ("statement_timeout", ms.as_str()),
         ("lock_timeout", ms.as_str()),

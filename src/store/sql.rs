@@ -329,6 +329,7 @@ pub(super) fn id_to_sql(id: TokenId) -> String {
 pub(super) fn id_from_sql(stored: &str) -> Result<TokenId, StoreError> {
     stored.parse().map_err(|error| StoreError::Corrupt {
         id: None,
+        scope: None,
         source: format!("the id {stored:?} is not a token id: {error}").into(),
     })
 }
@@ -390,8 +391,10 @@ impl<T: SqlTime + Copy> RecordRow<T> {
     /// The record, or `Corrupt` naming the token and what is wrong.
     pub(super) fn into_record(self) -> Result<TokenRecord, StoreError> {
         let id = id_from_sql(&self.id)?;
+        let scope = self.scope().ok();
         self.decode(id).map_err(|source| StoreError::Corrupt {
             id: Some(id),
+            scope,
             source,
         })
     }
@@ -414,13 +417,19 @@ impl<T: SqlTime + Copy> RecordRow<T> {
         })
     }
 
-    fn decode(self, id: TokenId) -> Result<TokenRecord, BoxError> {
+    /// The row's scope, read on its own: a row damaged elsewhere can still
+    /// be revoked by an admin of its scope.
+    fn scope(&self) -> Result<Scope, BoxError> {
         let org = OrganizationId::new(&self.org_id)?;
-        let scope = match (self.scope_kind.as_str(), self.domain_id.as_str()) {
+        Ok(match (self.scope_kind.as_str(), self.domain_id.as_str()) {
             ("organization", "") => Scope::organization(org),
             ("domain", domain) => Scope::domain(org, DomainId::new(domain)?),
             (kind, _) => return Err(format!("unknown scope kind {kind:?}").into()),
-        };
+        })
+    }
+
+    fn decode(self, id: TokenId) -> Result<TokenRecord, BoxError> {
+        let scope = self.scope()?;
         let digest: [u8; 32] = self
             .digest
             .as_slice()
@@ -506,7 +515,11 @@ pub(super) fn store_error(
     let source = Box::new(error);
     match class {
         Class::Outage => StoreError::Unavailable { source },
-        Class::Corrupt => StoreError::Corrupt { id, source },
+        Class::Corrupt => StoreError::Corrupt {
+            id,
+            scope: None,
+            source,
+        },
         Class::Other => StoreError::Other { source },
     }
 }
