@@ -501,12 +501,12 @@ pub(super) fn store_error(
     classify: fn(&str) -> Class,
 ) -> StoreError {
     use sqlx::Error::*;
+    if is_tls_failure(&error) {
+        return StoreError::Tls {
+            source: Box::new(error),
+        };
+    }
     let class = match &error {
-        Tls(_) => {
-            return StoreError::Tls {
-                source: Box::new(error),
-            };
-        }
         Io(_) | Protocol(_) | PoolTimedOut | PoolClosed | WorkerCrashed => Class::Outage,
         Database(database) => database.code().map_or(Class::Other, |code| classify(&code)),
         ColumnDecode { .. } | Decode(_) => Class::Corrupt,
@@ -521,6 +521,20 @@ pub(super) fn store_error(
             source,
         },
         Class::Other => StoreError::Other { source },
+    }
+}
+
+/// Whether `error` is a TLS failure: reported by sqlx as one, or (with
+/// rustls, which reports through the connection's I/O) a rustls error
+/// inside an I/O error.
+fn is_tls_failure(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Tls(_) => true,
+        #[cfg(feature = "postgres-tls")]
+        sqlx::Error::Io(io) => io
+            .get_ref()
+            .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()),
+        _ => false,
     }
 }
 
