@@ -88,18 +88,35 @@ async fn main() -> Result<(), Box<dyn Error>> {
         Keyring::new(KeyId::new(1), hash_key()?),
         store_from_env().await?,
     ));
-    // Verification only notes uses; this writes them, so the list's
-    // `last_used_at` stays within a minute and a few seconds of the truth.
-    let flusher = tokens.clone();
+    // The service's chores. Verification only notes uses; this writes
+    // them, so the list's `last_used_at` stays within a minute and a few
+    // seconds of the truth. Audit events that waited on the store's
+    // confirmation go out. Once an hour, tokens that ended more than 30
+    // days ago are deleted, so the table stops growing.
+    let chores = tokens.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        let mut last_purge = None::<tokio::time::Instant>;
         loop {
             every.tick().await;
-            if let Err(error) = flusher.flush_last_used().await {
+            if let Err(error) = chores.flush_last_used().await {
                 tracing::warn!(
                     error = &error as &dyn Error,
                     "last-used times not written yet"
                 );
+            }
+            chores.flush_audit().await;
+            if last_purge.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(3600)) {
+                last_purge = Some(tokio::time::Instant::now());
+                match chores.purge(time::Duration::days(30)).await {
+                    Ok(purged) => tracing::info!(purged, "ended tokens purged"),
+                    Err(error) => {
+                        tracing::warn!(
+                            error = &error as &dyn Error,
+                            "purge stopped; retried in an hour"
+                        )
+                    }
+                }
             }
         }
     });

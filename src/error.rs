@@ -94,6 +94,7 @@ pub struct PrefixError;
 
 /// A SQL store's table name was refused. See
 /// [`TableName`](crate::store::TableName) for the rules.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TableNameError {

@@ -68,8 +68,9 @@
 //! | [`MemoryStore`] | always built | tests, single-process services, prototypes |
 //! | `SqliteStore` | `sqlite` | one instance that keeps its tokens across restarts: one file |
 //! | `PostgresStore` | `postgres` | many instances sharing tokens and revocations |
+//! | `PostgresStore` over TLS | `postgres-tls` | managed servers that require TLS (`sslmode=verify-full`) |
 //! | `conformance`: the store contract as a test suite | `conformance` | testing a store of your own |
-//! | your own store | — | implement [`TokenStore`]: nine small async methods |
+//! | your own store | — | implement [`TokenStore`]: ten small async methods |
 //! | `http`: tower middleware and axum extractor | `axum` | protecting HTTP routes with `Authorization: Bearer` tokens |
 //!
 //! # A token's life
@@ -127,10 +128,12 @@ pub use audit::{
     TracingAuditSink, VerifyFailures,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use error::TableNameError;
 pub use error::{
     BoxError, IdError, InvalidTokenId, IssueError, KeyringError, LabelError, ListError,
     LookupError, MalformedToken, PolicyError, PrefixError, RandomSourceError, RevokeError,
-    RevokeScopeError, RotateError, StoreError, TableNameError, VerifyError,
+    RevokeScopeError, RotateError, StoreError, VerifyError,
 };
 pub use hashing::{Digest, HashKey, KeyId, Keyring};
 pub use ids::{ActorId, DomainId, MAX_ID_LEN, OrganizationId};

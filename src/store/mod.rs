@@ -189,6 +189,7 @@ mod postgres;
 mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod table;
 
 pub use memory::MemoryStore;
@@ -198,6 +199,7 @@ pub use migrations::Migration;
 pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use table::{MAX_TABLE_NAME_LEN, TableName};
 
 /// Storage for token records. Object safe: the service holds an

@@ -36,9 +36,9 @@ use time::OffsetDateTime;
 
 use super::migrations::{self, Migration};
 use super::sql::{
-    Class, RecordParams, RecordRow, Statements, bind_record, expiring_start, id_from_sql,
-    id_to_sql, limit_to_sql, list_start, retirement_to_sql, revocation_to_sql, revoke_missed,
-    rotation_refused, scope_to_sql, store_error,
+    Class, RecordParams, RecordRow, Statements, bind_list, bind_list_expiring, bind_mark,
+    bind_marked, bind_record, bind_retire, bind_revoke, id_to_sql, limit_to_sql, revoke_missed,
+    rotation_refused, scope_revoked, store_error,
 };
 use super::table::TableName;
 use super::{
@@ -486,16 +486,9 @@ impl TokenStore for PostgresStore {
         limit: usize,
     ) -> Result<Vec<ListedRecord>, StoreError> {
         self.call(&self.management_pool, async |conn| {
-            let (kind, org, domain) = scope_to_sql(scope);
-            let (created_at, id) = list_start::<OffsetDateTime>(after);
+            let query = sqlx::query_as(&self.statements.list);
             let mut tx = self.begin(conn).await?;
-            let rows: Vec<Row> = sqlx::query_as(&self.statements.list)
-                .bind(org)
-                .bind(kind)
-                .bind(domain)
-                .bind(created_at)
-                .bind(id)
-                .bind(limit_to_sql(limit))
+            let rows: Vec<Row> = bind_list!(query, OffsetDateTime, scope, after, limit)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(error)?;
@@ -511,13 +504,9 @@ impl TokenStore for PostgresStore {
         revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
         self.call(&self.management_pool, async |conn| {
-            let (at, by, reason) = revocation_to_sql::<OffsetDateTime>(&revocation);
+            let query = sqlx::query(&self.statements.revoke);
             let mut tx = self.begin(conn).await?;
-            let revoked = sqlx::query(&self.statements.revoke)
-                .bind(at)
-                .bind(by)
-                .bind(reason)
-                .bind(id_to_sql(id))
+            let revoked = bind_revoke!(query, OffsetDateTime, &revocation, id)
                 .execute(&mut *tx)
                 .await
                 .map_err(error_for(id))?;
@@ -538,53 +527,35 @@ impl TokenStore for PostgresStore {
         revocation: Revocation,
     ) -> Result<ScopeRevoked, StoreError> {
         self.call(&self.management_pool, async |conn| {
-            let (_, org, domain) = scope_to_sql(scope);
-            let (at, by, reason) = revocation_to_sql::<OffsetDateTime>(&revocation);
             // One short transaction: the mark, under the organization's
             // lock, so no insert or rotation of it is half-way.
+            let query = sqlx::query_as(&self.statements.mark_scope);
             let mut tx = self.begin(conn).await?;
-            lock_org(&mut tx, org, Lock::Exclusive).await?;
-            let mark: Option<(i64, i64)> = sqlx::query_as(&self.statements.mark_scope)
-                .bind(org)
-                .bind(domain)
-                .bind(at)
-                .bind(by)
-                .bind(reason)
+            lock_org(&mut tx, scope.org().as_str(), Lock::Exclusive).await?;
+            let mark: Option<(i64, i64)> = bind_mark!(query, OffsetDateTime, scope, &revocation)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(error)?;
             tx.commit().await.map_err(error)?;
-            let Some((mark, through)) = mark else {
+            let Some(mark) = mark else {
                 return Ok(ScopeRevoked::default());
             };
             // What the mark revoked, read after it without any lock: rows
             // it covers never change their revocation again.
+            let count_query = sqlx::query_scalar(&self.statements.count_marked);
+            let first_query = sqlx::query_scalar(&self.statements.first_marked);
             let mut tx = self.begin(conn).await?;
-            let count: i64 = sqlx::query_scalar(&self.statements.count_marked)
-                .bind(org)
-                .bind(domain)
-                .bind(through)
-                .bind(mark)
+            let count: i64 = bind_marked!(count_query, scope, mark)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(error)?;
-            let first: Vec<String> = sqlx::query_scalar(&self.statements.first_marked)
-                .bind(org)
-                .bind(domain)
-                .bind(through)
-                .bind(mark)
+            let first: Vec<String> = bind_marked!(first_query, scope, mark)
                 .bind(limit_to_sql(REPORTED_IDS))
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(error)?;
             tx.commit().await.map_err(error)?;
-            Ok(ScopeRevoked {
-                count: u64::try_from(count).unwrap_or_default(),
-                first: first
-                    .iter()
-                    .map(|id| id_from_sql(id))
-                    .collect::<Result<_, _>>()?,
-            })
+            scope_revoked(count, &first)
         })
         .await
     }
@@ -597,19 +568,13 @@ impl TokenStore for PostgresStore {
     ) -> Result<RotateOutcome, StoreError> {
         self.call(&self.management_pool, async |conn| {
             let new = successor.id;
-            let retirement = retirement_to_sql::<OffsetDateTime>(&retire);
+            let query = sqlx::query(&self.statements.retire);
             let mut tx = self.begin(conn).await?;
             lock_org(&mut tx, successor.scope.org().as_str(), Lock::Shared).await?;
             // The update locks the old row: a concurrent rotation waits for
             // this transaction, then finds `replaced_by` set and changes
             // nothing.
-            let retired = sqlx::query(&self.statements.retire)
-                .bind(id_to_sql(new))
-                .bind(retirement.expires_at)
-                .bind(retirement.revoked_at)
-                .bind(retirement.revoked_by)
-                .bind(retirement.revoke_reason)
-                .bind(id_to_sql(old))
+            let retired = bind_retire!(query, OffsetDateTime, new, &retire, old)
                 .execute(&mut *tx)
                 .await
                 .map_err(error_for(old))?;
@@ -671,21 +636,13 @@ impl TokenStore for PostgresStore {
         limit: usize,
     ) -> Result<Vec<ListedRecord>, StoreError> {
         self.call(&self.management_pool, async |conn| {
-            let (kind, org, domain) = scope_to_sql(scope);
-            let (from, id) = expiring_start::<OffsetDateTime>(window.start, after);
+            let query = sqlx::query_as(&self.statements.list_expiring);
             let mut tx = self.begin(conn).await?;
-            let rows: Vec<Row> = sqlx::query_as(&self.statements.list_expiring)
-                .bind(org)
-                .bind(kind)
-                .bind(domain)
-                .bind(window.start)
-                .bind(window.end)
-                .bind(from)
-                .bind(id)
-                .bind(limit_to_sql(limit))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(error)?;
+            let rows: Vec<Row> =
+                bind_list_expiring!(query, OffsetDateTime, scope, window.clone(), after, limit)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(error)?;
             tx.commit().await.map_err(error)?;
             Ok(rows.into_iter().map(Row::into_listed).collect())
         })
@@ -693,17 +650,13 @@ impl TokenStore for PostgresStore {
     }
 
     async fn purge(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError> {
-        let statements = &self.statements;
         let mut deleted = 0;
-        for statement in [
-            &statements.purge_revoked,
-            &statements.purge_expired,
-            &statements.purge_marked,
-        ] {
+        for statement in self.statements.purge_steps() {
             let left = limit.saturating_sub(deleted as usize);
             if left == 0 {
                 return Ok(deleted);
             }
+            // Each step a short transaction of its own.
             deleted += self
                 .call(&self.management_pool, async |conn| {
                     let mut tx = self.begin(conn).await?;
@@ -718,19 +671,17 @@ impl TokenStore for PostgresStore {
                 })
                 .await?;
         }
-        if (deleted as usize) < limit {
-            // Nothing is left for the old marks to cover.
-            self.call(&self.management_pool, async |conn| {
-                let mut tx = self.begin(conn).await?;
-                sqlx::query(&statements.drop_marks)
-                    .bind(before)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(error)?;
-                tx.commit().await.map_err(error)
-            })
-            .await?;
-        }
+        // Nothing is left for the old marks to cover.
+        self.call(&self.management_pool, async |conn| {
+            let mut tx = self.begin(conn).await?;
+            sqlx::query(&self.statements.drop_marks)
+                .bind(before)
+                .execute(&mut *tx)
+                .await
+                .map_err(error)?;
+            tx.commit().await.map_err(error)
+        })
+        .await?;
         Ok(deleted)
     }
 }

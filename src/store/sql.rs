@@ -33,7 +33,9 @@ use crate::scope::Scope;
 use crate::token::TokenId;
 
 use super::table::TableName;
-use super::{Cursor, DamagedRecord, ExpiryCursor, Retirement, RevokeOutcome, RotateOutcome};
+use super::{
+    Cursor, DamagedRecord, ExpiryCursor, Retirement, RevokeOutcome, RotateOutcome, ScopeRevoked,
+};
 
 /// The columns of a record, as [`RecordRow`] reads them: the token's own,
 /// and the revocation of the earliest scope mark that covers it.
@@ -86,6 +88,8 @@ pub(super) struct Statements {
     /// The first `$5` of those, by `seq`.
     pub(super) first_marked: String,
     /// Sets id `$2`'s `last_used_at` to `$1` unless it holds a later time.
+    /// (PostgreSQL writes a whole batch with one statement of its own.)
+    #[cfg(feature = "sqlite")]
     pub(super) record_use: String,
     /// Deletes up to `$2` tokens revoked on their own before `$1`.
     pub(super) purge_revoked: String,
@@ -163,6 +167,7 @@ impl Statements {
             ),
             count_marked: format!("SELECT count(*) {marked}"),
             first_marked: format!("SELECT t.id {marked} ORDER BY t.seq LIMIT $5"),
+            #[cfg(feature = "sqlite")]
             record_use: format!(
                 "UPDATE {tokens} SET last_used_at = $1 \
                  WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)"
@@ -615,3 +620,108 @@ macro_rules! bind_record {
 }
 
 pub(super) use bind_record;
+
+// The other statements' parameters, each bound in one place. `$time` is the
+// backend's time type ([`SqlTime`]).
+
+/// Binds [`Statements::list`]: the scope, the page's start, the limit.
+macro_rules! bind_list {
+    ($query:expr, $time:ty, $scope:expr, $after:expr, $limit:expr) => {{
+        let (kind, org, domain) = $crate::store::sql::scope_to_sql($scope);
+        let (created_at, id) = $crate::store::sql::list_start::<$time>($after);
+        $query
+            .bind(org)
+            .bind(kind)
+            .bind(domain)
+            .bind(created_at)
+            .bind(id)
+            .bind($crate::store::sql::limit_to_sql($limit))
+    }};
+}
+
+/// Binds [`Statements::list_expiring`]: the scope, the window, the page's
+/// start, the limit.
+macro_rules! bind_list_expiring {
+    ($query:expr, $time:ty, $scope:expr, $window:expr, $after:expr, $limit:expr) => {{
+        let (kind, org, domain) = $crate::store::sql::scope_to_sql($scope);
+        let window = $window;
+        let (from, id) = $crate::store::sql::expiring_start::<$time>(window.start, $after);
+        $query
+            .bind(org)
+            .bind(kind)
+            .bind(domain)
+            .bind(<$time as $crate::store::sql::SqlTime>::to_sql(window.start))
+            .bind(<$time as $crate::store::sql::SqlTime>::to_sql(window.end))
+            .bind(from)
+            .bind(id)
+            .bind($crate::store::sql::limit_to_sql($limit))
+    }};
+}
+
+/// Binds [`Statements::revoke`]: the revocation, then the id.
+macro_rules! bind_revoke {
+    ($query:expr, $time:ty, $revocation:expr, $id:expr) => {{
+        let (at, by, reason) = $crate::store::sql::revocation_to_sql::<$time>($revocation);
+        $query
+            .bind(at)
+            .bind(by)
+            .bind(reason)
+            .bind($crate::store::sql::id_to_sql($id))
+    }};
+}
+
+/// Binds [`Statements::retire`]: the successor, the retirement, the old id.
+macro_rules! bind_retire {
+    ($query:expr, $time:ty, $new:expr, $retire:expr, $old:expr) => {{
+        let retirement = $crate::store::sql::retirement_to_sql::<$time>($retire);
+        $query
+            .bind($crate::store::sql::id_to_sql($new))
+            .bind(retirement.expires_at)
+            .bind(retirement.revoked_at)
+            .bind(retirement.revoked_by)
+            .bind(retirement.revoke_reason)
+            .bind($crate::store::sql::id_to_sql($old))
+    }};
+}
+
+/// Binds [`Statements::mark_scope`]: the scope, then the revocation.
+macro_rules! bind_mark {
+    ($query:expr, $time:ty, $scope:expr, $revocation:expr) => {{
+        let (_, org, domain) = $crate::store::sql::scope_to_sql($scope);
+        let (at, by, reason) = $crate::store::sql::revocation_to_sql::<$time>($revocation);
+        $query.bind(org).bind(domain).bind(at).bind(by).bind(reason)
+    }};
+}
+
+/// Binds [`Statements::count_marked`] (and the first four parameters of
+/// [`Statements::first_marked`]): the scope, and the mark `(id, through)`.
+macro_rules! bind_marked {
+    ($query:expr, $scope:expr, $mark:expr) => {{
+        let (_, org, domain) = $crate::store::sql::scope_to_sql($scope);
+        let (mark, through): (i64, i64) = $mark;
+        $query.bind(org).bind(domain).bind(through).bind(mark)
+    }};
+}
+
+pub(super) use {bind_list, bind_list_expiring, bind_mark, bind_marked, bind_retire, bind_revoke};
+
+/// What a scope mark revoked, from [`Statements::count_marked`] and
+/// [`Statements::first_marked`].
+pub(super) fn scope_revoked(count: i64, first: &[String]) -> Result<ScopeRevoked, StoreError> {
+    Ok(ScopeRevoked {
+        count: u64::try_from(count).unwrap_or_default(),
+        first: first
+            .iter()
+            .map(|id| id_from_sql(id))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+impl Statements {
+    /// The statements a purge runs in turn, each deleting up to `$2` of the
+    /// tokens that ended before `$1` in one way: revoked, expired, covered
+    /// by an old scope mark.
+    pub(super) fn purge_steps(&self) -> [&str; 3] {
+        [&self.purge_revoked, &self.purge_expired, &self.purge_marked]
+    }
+}

@@ -14,9 +14,9 @@ use time::OffsetDateTime;
 
 use super::migrations::{self, Migration};
 use super::sql::{
-    Class, RecordParams, RecordRow, SqlTime, Statements, bind_record, expiring_start, id_from_sql,
-    id_to_sql, limit_to_sql, list_start, retirement_to_sql, revocation_to_sql, revoke_missed,
-    rotation_refused, scope_to_sql, store_error,
+    Class, RecordParams, RecordRow, SqlTime, Statements, bind_list, bind_list_expiring, bind_mark,
+    bind_marked, bind_record, bind_retire, bind_revoke, id_to_sql, limit_to_sql, revoke_missed,
+    rotation_refused, scope_revoked, store_error,
 };
 use super::table::TableName;
 use super::{
@@ -233,18 +233,16 @@ impl TokenStore for SqliteStore {
         after: Option<Cursor>,
         limit: usize,
     ) -> Result<Vec<ListedRecord>, StoreError> {
-        let (kind, org, domain) = scope_to_sql(scope);
-        let (created_at, id) = list_start::<i64>(after);
-        let rows: Vec<Row> = sqlx::query_as(&self.statements.list)
-            .bind(org)
-            .bind(kind)
-            .bind(domain)
-            .bind(created_at)
-            .bind(id)
-            .bind(limit_to_sql(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(error)?;
+        let rows: Vec<Row> = bind_list!(
+            sqlx::query_as(&self.statements.list),
+            i64,
+            scope,
+            after,
+            limit
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(error)?;
         Ok(rows.into_iter().map(Row::into_listed).collect())
     }
 
@@ -253,12 +251,7 @@ impl TokenStore for SqliteStore {
         id: TokenId,
         revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
-        let (at, by, reason) = revocation_to_sql::<i64>(&revocation);
-        let revoked = sqlx::query(&self.statements.revoke)
-            .bind(at)
-            .bind(by)
-            .bind(reason)
-            .bind(id_to_sql(id))
+        let revoked = bind_revoke!(sqlx::query(&self.statements.revoke), i64, &revocation, id)
             .execute(&self.pool)
             .await
             .map_err(error_for(id))?;
@@ -273,46 +266,38 @@ impl TokenStore for SqliteStore {
         scope: &Scope,
         revocation: Revocation,
     ) -> Result<ScopeRevoked, StoreError> {
-        let (_, org, domain) = scope_to_sql(scope);
-        let (at, by, reason) = revocation_to_sql::<i64>(&revocation);
         // One statement: SQLite runs writers one at a time, so no insert is
         // half-way while it writes the mark.
-        let mark: Option<(i64, i64)> = sqlx::query_as(&self.statements.mark_scope)
-            .bind(org)
-            .bind(domain)
-            .bind(at)
-            .bind(by)
-            .bind(reason)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(error)?;
-        let Some((mark, through)) = mark else {
+        let mark: Option<(i64, i64)> = bind_mark!(
+            sqlx::query_as(&self.statements.mark_scope),
+            i64,
+            scope,
+            &revocation
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(error)?;
+        let Some(mark) = mark else {
             return Ok(ScopeRevoked::default());
         };
-        let count: i64 = sqlx::query_scalar(&self.statements.count_marked)
-            .bind(org)
-            .bind(domain)
-            .bind(through)
-            .bind(mark)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(error)?;
-        let first: Vec<String> = sqlx::query_scalar(&self.statements.first_marked)
-            .bind(org)
-            .bind(domain)
-            .bind(through)
-            .bind(mark)
-            .bind(limit_to_sql(REPORTED_IDS))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(error)?;
-        Ok(ScopeRevoked {
-            count: u64::try_from(count).unwrap_or_default(),
-            first: first
-                .iter()
-                .map(|id| id_from_sql(id))
-                .collect::<Result<_, _>>()?,
-        })
+        let count: i64 = bind_marked!(
+            sqlx::query_scalar(&self.statements.count_marked),
+            scope,
+            mark
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(error)?;
+        let first: Vec<String> = bind_marked!(
+            sqlx::query_scalar(&self.statements.first_marked),
+            scope,
+            mark
+        )
+        .bind(limit_to_sql(REPORTED_IDS))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(error)?;
+        scope_revoked(count, &first)
     }
 
     async fn rotate(
@@ -322,17 +307,10 @@ impl TokenStore for SqliteStore {
         successor: TokenRecord,
     ) -> Result<RotateOutcome, StoreError> {
         let new = successor.id;
-        let retirement = retirement_to_sql::<i64>(&retire);
         let mut tx = self.pool.begin().await.map_err(error)?;
         // The first statement writes, so the transaction takes SQLite's
         // write lock at once and concurrent rotations queue behind it.
-        let retired = sqlx::query(&self.statements.retire)
-            .bind(id_to_sql(new))
-            .bind(retirement.expires_at)
-            .bind(retirement.revoked_at)
-            .bind(retirement.revoked_by)
-            .bind(retirement.revoke_reason)
-            .bind(id_to_sql(old))
+        let retired = bind_retire!(sqlx::query(&self.statements.retire), i64, new, &retire, old)
             .execute(&mut *tx)
             .await
             .map_err(error_for(old))?;
@@ -382,31 +360,23 @@ impl TokenStore for SqliteStore {
         after: Option<ExpiryCursor>,
         limit: usize,
     ) -> Result<Vec<ListedRecord>, StoreError> {
-        let (kind, org, domain) = scope_to_sql(scope);
-        let (from, id) = expiring_start::<i64>(window.start, after);
-        let rows: Vec<Row> = sqlx::query_as(&self.statements.list_expiring)
-            .bind(org)
-            .bind(kind)
-            .bind(domain)
-            .bind(i64::to_sql(window.start))
-            .bind(i64::to_sql(window.end))
-            .bind(from)
-            .bind(id)
-            .bind(limit_to_sql(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(error)?;
+        let rows: Vec<Row> = bind_list_expiring!(
+            sqlx::query_as(&self.statements.list_expiring),
+            i64,
+            scope,
+            window,
+            after,
+            limit
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(error)?;
         Ok(rows.into_iter().map(Row::into_listed).collect())
     }
 
     async fn purge(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError> {
-        let statements = &self.statements;
         let mut deleted = 0;
-        for statement in [
-            &statements.purge_revoked,
-            &statements.purge_expired,
-            &statements.purge_marked,
-        ] {
+        for statement in self.statements.purge_steps() {
             let left = limit.saturating_sub(deleted as usize);
             if left == 0 {
                 return Ok(deleted);
@@ -420,7 +390,7 @@ impl TokenStore for SqliteStore {
             deleted += done.rows_affected();
         }
         // Nothing is left for the old marks to cover.
-        sqlx::query(&statements.drop_marks)
+        sqlx::query(&self.statements.drop_marks)
             .bind(i64::to_sql(before))
             .execute(&self.pool)
             .await
