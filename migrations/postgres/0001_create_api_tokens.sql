@@ -55,3 +55,46 @@ CREATE TABLE api_tokens_scope_revocations (
 
 CREATE INDEX api_tokens_scope_revocations_by_scope
     ON api_tokens_scope_revocations (org_id, domain_id, through_seq);
+
+-- How many tokens of each scope are live (neither revoked on their own nor
+-- covered by a scope revocation), so a scope revocation reports its count
+-- without counting rows. The trigger below keeps it for every write to the
+-- token table, whoever makes it (a bulk load may disable the trigger and
+-- fill this table with one GROUP BY instead).
+CREATE TABLE api_tokens_scope_counts (
+    org_id    TEXT COLLATE "C" NOT NULL,
+    domain_id TEXT COLLATE "C" NOT NULL,
+    live      BIGINT NOT NULL,
+    PRIMARY KEY (org_id, domain_id)
+);
+
+CREATE FUNCTION api_tokens_count_live() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP <> 'INSERT' THEN
+        IF OLD.revoked_at IS NULL AND NOT EXISTS (
+            SELECT 1 FROM api_tokens_scope_revocations AS c
+            WHERE c.org_id = OLD.org_id AND c.domain_id IN ('', OLD.domain_id)
+            AND c.through_seq >= OLD.seq
+        ) THEN
+            UPDATE api_tokens_scope_counts SET live = greatest(live - 1, 0)
+            WHERE org_id = OLD.org_id AND domain_id = OLD.domain_id;
+        END IF;
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        IF NEW.revoked_at IS NULL AND NOT EXISTS (
+            SELECT 1 FROM api_tokens_scope_revocations AS c
+            WHERE c.org_id = NEW.org_id AND c.domain_id IN ('', NEW.domain_id)
+            AND c.through_seq >= NEW.seq
+        ) THEN
+            INSERT INTO api_tokens_scope_counts AS counts (org_id, domain_id, live)
+            VALUES (NEW.org_id, NEW.domain_id, 1)
+            ON CONFLICT (org_id, domain_id) DO UPDATE SET live = counts.live + 1;
+        END IF;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER api_tokens_counted
+    AFTER INSERT OR DELETE OR UPDATE OF revoked_at, org_id, domain_id ON api_tokens
+    FOR EACH ROW EXECUTE FUNCTION api_tokens_count_live();

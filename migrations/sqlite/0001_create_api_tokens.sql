@@ -56,3 +56,58 @@ CREATE TABLE api_tokens_scope_revocations (
 
 CREATE INDEX api_tokens_scope_revocations_by_scope
     ON api_tokens_scope_revocations (org_id, domain_id, through_seq);
+
+-- How many tokens of each scope are live (neither revoked on their own nor
+-- covered by a scope revocation), so a scope revocation reports its count
+-- without counting rows. The triggers below keep it for every write to the
+-- token table, whoever makes it.
+CREATE TABLE api_tokens_scope_counts (
+    org_id    TEXT NOT NULL,
+    domain_id TEXT NOT NULL,
+    live      INTEGER NOT NULL,
+    PRIMARY KEY (org_id, domain_id)
+);
+
+CREATE TRIGGER api_tokens_counted_on_insert AFTER INSERT ON api_tokens
+WHEN NEW.revoked_at IS NULL AND NOT EXISTS (
+    SELECT 1 FROM api_tokens_scope_revocations AS c
+    WHERE c.org_id = NEW.org_id AND c.domain_id IN ('', NEW.domain_id)
+    AND c.through_seq >= NEW.seq)
+BEGIN
+    INSERT INTO api_tokens_scope_counts (org_id, domain_id, live)
+    VALUES (NEW.org_id, NEW.domain_id, 1)
+    ON CONFLICT (org_id, domain_id) DO UPDATE SET live = live + 1;
+END;
+
+CREATE TRIGGER api_tokens_counted_on_delete AFTER DELETE ON api_tokens
+WHEN OLD.revoked_at IS NULL AND NOT EXISTS (
+    SELECT 1 FROM api_tokens_scope_revocations AS c
+    WHERE c.org_id = OLD.org_id AND c.domain_id IN ('', OLD.domain_id)
+    AND c.through_seq >= OLD.seq)
+BEGIN
+    UPDATE api_tokens_scope_counts SET live = max(live - 1, 0)
+    WHERE org_id = OLD.org_id AND domain_id = OLD.domain_id;
+END;
+
+CREATE TRIGGER api_tokens_counted_on_update_old
+AFTER UPDATE OF revoked_at, org_id, domain_id ON api_tokens
+WHEN OLD.revoked_at IS NULL AND NOT EXISTS (
+    SELECT 1 FROM api_tokens_scope_revocations AS c
+    WHERE c.org_id = OLD.org_id AND c.domain_id IN ('', OLD.domain_id)
+    AND c.through_seq >= OLD.seq)
+BEGIN
+    UPDATE api_tokens_scope_counts SET live = max(live - 1, 0)
+    WHERE org_id = OLD.org_id AND domain_id = OLD.domain_id;
+END;
+
+CREATE TRIGGER api_tokens_counted_on_update_new
+AFTER UPDATE OF revoked_at, org_id, domain_id ON api_tokens
+WHEN NEW.revoked_at IS NULL AND NOT EXISTS (
+    SELECT 1 FROM api_tokens_scope_revocations AS c
+    WHERE c.org_id = NEW.org_id AND c.domain_id IN ('', NEW.domain_id)
+    AND c.through_seq >= NEW.seq)
+BEGIN
+    INSERT INTO api_tokens_scope_counts (org_id, domain_id, live)
+    VALUES (NEW.org_id, NEW.domain_id, 1)
+    ON CONFLICT (org_id, domain_id) DO UPDATE SET live = live + 1;
+END;

@@ -41,9 +41,10 @@ pub(super) const SQLITE: Files = &[(
 /// The name the files are written for.
 const DEFAULT: &str = "api_tokens";
 
-/// The tables the files create; every other name starting with
-/// [`DEFAULT`] is an index, which lives in its table's schema unqualified.
-const TABLE_SUFFIXES: [&str; 2] = ["", "_scope_revocations"];
+/// The names the files give objects of a schema (tables, a function),
+/// written qualified; every other name starting with [`DEFAULT`] is an
+/// index or a trigger, which lives with its table, written unqualified.
+const QUALIFIED_SUFFIXES: [&str; 4] = ["", "_scope_revocations", "_scope_counts", "_count_live"];
 
 /// `files` rendered for `table`.
 pub(super) fn render(files: Files, table: &TableName) -> Vec<Migration> {
@@ -70,7 +71,7 @@ fn rename(sql: &str, table: &TableName) -> String {
             .unwrap_or(after.len());
         let suffix = &after[..suffix_len];
         renamed.push_str(&rest[..start]);
-        if TABLE_SUFFIXES.contains(&suffix) {
+        if QUALIFIED_SUFFIXES.contains(&suffix) {
             renamed.push_str(&table.quoted(suffix));
         } else {
             renamed.push_str(&table.quoted_unqualified(suffix));

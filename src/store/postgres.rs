@@ -36,9 +36,9 @@ use time::OffsetDateTime;
 
 use super::migrations::{self, Migration};
 use super::sql::{
-    Class, RecordParams, RecordRow, Statements, bind_list, bind_list_expiring, bind_mark,
-    bind_marked, bind_record, bind_retire, bind_revoke, id_to_sql, limit_to_sql, revoke_missed,
-    rotation_refused, scope_revoked, store_error,
+    Class, Dialect, RecordParams, RecordRow, Statements, bind_list, bind_list_expiring, bind_mark,
+    bind_marked, bind_record, bind_retire, bind_revoke, bind_scope_counts, id_to_sql, limit_to_sql,
+    revoke_missed, rotation_refused, scope_revoked, store_error,
 };
 use super::table::TableName;
 use super::{
@@ -203,7 +203,7 @@ impl PostgresStore {
         PostgresStore {
             verify_pool: verify,
             management_pool: management,
-            statements: Arc::new(Statements::new(&table)),
+            statements: Arc::new(Statements::new(&table, Dialect::Postgres)),
             table,
             timeout: DEFAULT_TIMEOUT,
         }
@@ -213,7 +213,7 @@ impl PostgresStore {
     /// [`migrate`](Self::migrate) or your migration tool creates).
     #[must_use]
     pub fn with_table(mut self, table: TableName) -> Self {
-        self.statements = Arc::new(Statements::new(&table));
+        self.statements = Arc::new(Statements::new(&table, Dialect::Postgres));
         self.table = table;
         self
     }
@@ -352,6 +352,20 @@ impl PostgresStore {
         ))
         .await
         .map_err(error)
+    }
+
+    /// The organization of the token `id`, read however damaged the rest
+    /// of its row.
+    async fn org_of(
+        &self,
+        conn: &mut PgConnection,
+        id: TokenId,
+    ) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar(&self.statements.org_of)
+            .bind(id_to_sql(id))
+            .fetch_optional(conn)
+            .await
+            .map_err(error_for(id))
     }
 
     /// The record with `id`, read on the management pool.
@@ -506,6 +520,12 @@ impl TokenStore for PostgresStore {
         self.call(&self.management_pool, async |conn| {
             let query = sqlx::query(&self.statements.revoke);
             let mut tx = self.begin(conn).await?;
+            // Shared with other writes, exclusive with a scope revocation:
+            // otherwise this token could be revoked here and counted as
+            // revoked by a concurrent scope revocation too.
+            if let Some(org) = self.org_of(&mut tx, id).await? {
+                lock_org(&mut tx, &org, Lock::Shared).await?;
+            }
             let revoked = bind_revoke!(query, OffsetDateTime, &revocation, id)
                 .execute(&mut *tx)
                 .await
@@ -527,35 +547,43 @@ impl TokenStore for PostgresStore {
         revocation: Revocation,
     ) -> Result<ScopeRevoked, StoreError> {
         self.call(&self.management_pool, async |conn| {
-            // One short transaction: the mark, under the organization's
-            // lock, so no insert or rotation of it is half-way.
-            let query = sqlx::query_as(&self.statements.mark_scope);
+            // One short transaction, under the organization's lock so no
+            // insert, rotation or revocation of it is half-way: the live
+            // counts the mark covers, the mark, and the counts zeroed. Its
+            // cost grows with the scope's domains, never with its tokens.
+            let count_query = sqlx::query_scalar(&self.statements.count_live);
+            let mark_query = sqlx::query_as(&self.statements.mark_scope);
+            let zero_query = sqlx::query(&self.statements.zero_live);
             let mut tx = self.begin(conn).await?;
             lock_org(&mut tx, scope.org().as_str(), Lock::Exclusive).await?;
-            let mark: Option<(i64, i64)> = bind_mark!(query, OffsetDateTime, scope, &revocation)
-                .fetch_optional(&mut *tx)
+            let live: Vec<i64> = bind_scope_counts!(count_query, scope)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(error)?;
+            let mark: Option<(i64, i64)> =
+                bind_mark!(mark_query, OffsetDateTime, scope, &revocation)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(error)?;
+            bind_scope_counts!(zero_query, scope)
+                .execute(&mut *tx)
                 .await
                 .map_err(error)?;
             tx.commit().await.map_err(error)?;
             let Some(mark) = mark else {
                 return Ok(ScopeRevoked::default());
             };
-            // What the mark revoked, read after it without any lock: rows
-            // it covers never change their revocation again.
-            let count_query = sqlx::query_scalar(&self.statements.count_marked);
+            // Which tokens, read after it without any lock: rows it covers
+            // never change their revocation again.
             let first_query = sqlx::query_scalar(&self.statements.first_marked);
             let mut tx = self.begin(conn).await?;
-            let count: i64 = bind_marked!(count_query, scope, mark)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(error)?;
             let first: Vec<String> = bind_marked!(first_query, scope, mark)
                 .bind(limit_to_sql(REPORTED_IDS))
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(error)?;
             tx.commit().await.map_err(error)?;
-            scope_revoked(count, &first)
+            scope_revoked(&live, &first)
         })
         .await
     }

@@ -62,6 +62,9 @@ pub(super) struct Statements {
     pub(super) insert: String,
     /// The [`RecordRow`] of id `$1`.
     pub(super) find: String,
+    /// The organization of id `$1`, however damaged the rest of its row.
+    #[cfg(feature = "postgres")]
+    pub(super) org_of: String,
     /// A page of one exact scope (`$1`–`$3`, see [`scope_to_sql`]), newest
     /// first, after the position `($4, $5)` (see [`list_start`]), at most
     /// `$6` rows.
@@ -81,11 +84,15 @@ pub(super) struct Statements {
     /// `seq` the organization has; returns the mark's id and `through_seq`.
     /// No row when the organization has no token.
     pub(super) mark_scope: String,
-    /// How many tokens of organization `$1`, scope `$2`, up to `seq` `$3`,
-    /// the mark `$4` revoked: not revoked before on their own or by an
-    /// earlier mark.
-    pub(super) count_marked: String,
-    /// The first `$5` of those, by `seq`.
+    /// The live counts of organization `$1`'s scope `$2` (a domain, or
+    /// `''` for all of the organization's), locked on PostgreSQL until the
+    /// transaction ends: what a mark about to be written revokes.
+    pub(super) count_live: String,
+    /// Sets those counts to zero: the mark covers them now.
+    pub(super) zero_live: String,
+    /// Up to `$5` of the tokens of organization `$1`, scope `$2`, up to
+    /// `seq` `$3`, that the mark `$4` revoked (not revoked before on their
+    /// own or by an earlier mark), the most recently issued first.
     pub(super) first_marked: String,
     /// Sets id `$2`'s `last_used_at` to `$1` unless it holds a later time.
     /// (PostgreSQL writes a whole batch with one statement of its own.)
@@ -101,10 +108,28 @@ pub(super) struct Statements {
     pub(super) drop_marks: String,
 }
 
+/// The SQL a backend speaks, where the two differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Dialect {
+    #[cfg(feature = "postgres")]
+    Postgres,
+    #[cfg(feature = "sqlite")]
+    Sqlite,
+}
+
 impl Statements {
-    pub(super) fn new(table: &TableName) -> Self {
+    pub(super) fn new(table: &TableName, dialect: Dialect) -> Self {
         let tokens = table.quoted("");
         let marks = table.quoted("_scope_revocations");
+        let counts = table.quoted("_scope_counts");
+        // SQLite runs one writer at a time; PostgreSQL locks the counts, so
+        // a concurrent write waits for the mark and then sees it.
+        let lock_counts = match dialect {
+            #[cfg(feature = "postgres")]
+            Dialect::Postgres => " FOR UPDATE",
+            #[cfg(feature = "sqlite")]
+            Dialect::Sqlite => "",
+        };
         // A row with the earliest mark that covers it, if any. A mark of
         // the whole organization has domain `''` and covers every row of
         // it; a domain's mark covers that domain's rows.
@@ -119,8 +144,7 @@ impl Statements {
             "EXISTS (SELECT 1 FROM {marks} AS c WHERE c.org_id = {tokens}.org_id \
              AND c.domain_id IN ('', {tokens}.domain_id) AND c.through_seq >= {tokens}.seq)"
         );
-        // The tokens a mark (`$1`–`$4` of the two statements using it)
-        // revoked.
+        // The tokens a mark (`$1`–`$4` of the statement using it) revoked.
         let marked = format!(
             "FROM {tokens} AS t WHERE t.org_id = $1 AND ($2 = '' OR t.domain_id = $2) \
              AND t.seq <= $3 AND t.revoked_at IS NULL \
@@ -135,6 +159,8 @@ impl Statements {
                  ON CONFLICT (id) DO NOTHING"
             ),
             find: format!("SELECT {RECORD_COLUMNS} FROM {joined} WHERE t.id = $1"),
+            #[cfg(feature = "postgres")]
+            org_of: format!("SELECT org_id FROM {tokens} WHERE id = $1"),
             list: format!(
                 "SELECT {RECORD_COLUMNS} FROM {joined} \
                  WHERE t.org_id = $1 AND t.scope_kind = $2 AND t.domain_id = $3 \
@@ -165,8 +191,15 @@ impl Statements {
                  WHERE EXISTS (SELECT 1 FROM {tokens} WHERE org_id = $1) \
                  RETURNING id, through_seq"
             ),
-            count_marked: format!("SELECT count(*) {marked}"),
-            first_marked: format!("SELECT t.id {marked} ORDER BY t.seq LIMIT $5"),
+            count_live: format!(
+                "SELECT live FROM {counts} WHERE org_id = $1 AND ($2 = '' OR domain_id = $2)\
+                 {lock_counts}"
+            ),
+            zero_live: format!(
+                "UPDATE {counts} SET live = 0 \
+                 WHERE org_id = $1 AND ($2 = '' OR domain_id = $2) AND live <> 0"
+            ),
+            first_marked: format!("SELECT t.id {marked} ORDER BY t.seq DESC LIMIT $5"),
             #[cfg(feature = "sqlite")]
             record_use: format!(
                 "UPDATE {tokens} SET last_used_at = $1 \
@@ -693,8 +726,8 @@ macro_rules! bind_mark {
     }};
 }
 
-/// Binds [`Statements::count_marked`] (and the first four parameters of
-/// [`Statements::first_marked`]): the scope, and the mark `(id, through)`.
+/// Binds the first four parameters of [`Statements::first_marked`]: the
+/// scope, and the mark `(id, through)`.
 macro_rules! bind_marked {
     ($query:expr, $scope:expr, $mark:expr) => {{
         let (_, org, domain) = $crate::store::sql::scope_to_sql($scope);
@@ -705,11 +738,26 @@ macro_rules! bind_marked {
 
 pub(super) use {bind_list, bind_list_expiring, bind_mark, bind_marked, bind_retire, bind_revoke};
 
-/// What a scope mark revoked, from [`Statements::count_marked`] and
-/// [`Statements::first_marked`].
-pub(super) fn scope_revoked(count: i64, first: &[String]) -> Result<ScopeRevoked, StoreError> {
+/// Binds [`Statements::count_live`] and [`Statements::zero_live`]: the
+/// scope.
+macro_rules! bind_scope_counts {
+    ($query:expr, $scope:expr) => {{
+        let (_, org, domain) = $crate::store::sql::scope_to_sql($scope);
+        $query.bind(org).bind(domain)
+    }};
+}
+
+pub(super) use bind_scope_counts;
+
+/// What a scope mark revoked: the live counts it covered (from
+/// [`Statements::count_live`]), and the first ids (from
+/// [`Statements::first_marked`]).
+pub(super) fn scope_revoked(live: &[i64], first: &[String]) -> Result<ScopeRevoked, StoreError> {
     Ok(ScopeRevoked {
-        count: u64::try_from(count).unwrap_or_default(),
+        count: live
+            .iter()
+            .map(|&n| u64::try_from(n).unwrap_or_default())
+            .sum(),
         first: first
             .iter()
             .map(|id| id_from_sql(id))

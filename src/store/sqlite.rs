@@ -14,9 +14,9 @@ use time::OffsetDateTime;
 
 use super::migrations::{self, Migration};
 use super::sql::{
-    Class, RecordParams, RecordRow, SqlTime, Statements, bind_list, bind_list_expiring, bind_mark,
-    bind_marked, bind_record, bind_retire, bind_revoke, id_to_sql, limit_to_sql, revoke_missed,
-    rotation_refused, scope_revoked, store_error,
+    Class, Dialect, RecordParams, RecordRow, SqlTime, Statements, bind_list, bind_list_expiring,
+    bind_mark, bind_marked, bind_record, bind_retire, bind_revoke, bind_scope_counts, id_to_sql,
+    limit_to_sql, revoke_missed, rotation_refused, scope_revoked, store_error,
 };
 use super::table::TableName;
 use super::{
@@ -106,7 +106,7 @@ impl SqliteStore {
         let table = TableName::default();
         SqliteStore {
             pool,
-            statements: Arc::new(Statements::new(&table)),
+            statements: Arc::new(Statements::new(&table, Dialect::Sqlite)),
             table,
         }
     }
@@ -114,7 +114,7 @@ impl SqliteStore {
     /// The same store, keeping tokens in `table`.
     #[must_use]
     pub fn with_table(mut self, table: TableName) -> Self {
-        self.statements = Arc::new(Statements::new(&table));
+        self.statements = Arc::new(Statements::new(&table, Dialect::Sqlite));
         self.table = table;
         self
     }
@@ -266,38 +266,46 @@ impl TokenStore for SqliteStore {
         scope: &Scope,
         revocation: Revocation,
     ) -> Result<ScopeRevoked, StoreError> {
-        // One statement: SQLite runs writers one at a time, so no insert is
-        // half-way while it writes the mark.
+        // One transaction, holding SQLite's write lock from its first
+        // statement: the live counts the mark covers, the mark, and the
+        // counts zeroed. Its cost grows with the scope's domains, never
+        // with its tokens.
+        let mut conn = self.pool.acquire().await.map_err(error)?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
+            .await
+            .map_err(error)?;
+        let live: Vec<i64> =
+            bind_scope_counts!(sqlx::query_scalar(&self.statements.count_live), scope)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(error)?;
         let mark: Option<(i64, i64)> = bind_mark!(
             sqlx::query_as(&self.statements.mark_scope),
             i64,
             scope,
             &revocation
         )
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(error)?;
+        bind_scope_counts!(sqlx::query(&self.statements.zero_live), scope)
+            .execute(&mut *tx)
+            .await
+            .map_err(error)?;
+        tx.commit().await.map_err(error)?;
         let Some(mark) = mark else {
             return Ok(ScopeRevoked::default());
         };
-        let count: i64 = bind_marked!(
-            sqlx::query_scalar(&self.statements.count_marked),
-            scope,
-            mark
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(error)?;
         let first: Vec<String> = bind_marked!(
             sqlx::query_scalar(&self.statements.first_marked),
             scope,
             mark
         )
         .bind(limit_to_sql(REPORTED_IDS))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *conn)
         .await
         .map_err(error)?;
-        scope_revoked(count, &first)
+        scope_revoked(&live, &first)
     }
 
     async fn rotate(
