@@ -78,10 +78,7 @@ fn main() {
         }
         let options: PgConnectOptions = url.parse().unwrap();
         let options = options.options([("search_path", "scale")]);
-        let store = PostgresStore::connect_with(options, Default::default())
-            .await
-            .unwrap()
-            .with_timeout(Duration::from_secs(60));
+        let store = PostgresStore::connect_lazy_with(options).with_timeout(Duration::from_secs(60));
         store.migrate().await.unwrap();
 
         // The bulk of the table: BIG_ORG tokens of organization `big` over 8
@@ -168,21 +165,40 @@ fn main() {
         .await
         .unwrap();
 
-        // A scope revocation of `big`, while other tenants verify.
+        // Scope revocations, back to back, while other tenants verify: `big`
+        // (2M tokens), then its 8 domains (nothing left to revoke), then 300
+        // organizations of about 800 tokens each.
         let revoking = {
             let service = service.clone();
             tokio::spawn(async move {
-                let started = Instant::now();
-                let big = api_tokens::Scope::organization(api_tokens::OrganizationId::new("big").unwrap());
-                let admin = api_tokens::Actor::new(api_tokens::ActorId::new("ops").unwrap())
-                    .with_grant(big.clone(), api_tokens::Role::Admin);
-                let revoked = service.revoke_scope(&admin, &big, None).await.unwrap();
-                (revoked.count, started.elapsed())
+                let big = api_tokens::OrganizationId::new("big").unwrap();
+                let mut scopes = vec![api_tokens::Scope::organization(big.clone())];
+                scopes.extend((0..8).map(|d| {
+                    let domain = api_tokens::DomainId::new(&format!("domain{d}")).unwrap();
+                    api_tokens::Scope::domain(big.clone(), domain)
+                }));
+                scopes.extend((0..300).map(|n| {
+                    let org = api_tokens::OrganizationId::new(&format!("org{n}")).unwrap();
+                    api_tokens::Scope::organization(org)
+                }));
+                let mut times = Vec::new();
+                let mut counts = Vec::new();
+                for scope in scopes {
+                    let admin = api_tokens::Actor::new(api_tokens::ActorId::new("ops").unwrap())
+                        .with_grant(scope.clone(), api_tokens::Role::Admin);
+                    let started = Instant::now();
+                    let revoked = service.revoke_scope(&admin, &scope, None).await.unwrap();
+                    times.push(started.elapsed());
+                    counts.push(revoked.count);
+                }
+                (counts, times)
             })
         };
-        let during = verify_until(&service, &live, 50, || revoking.is_finished()).await;
-        let (revoked, revoke_time) = revoking.await.unwrap();
-        assert_eq!(revoked, BIG_ORG as u64);
+        let during = verify_until(&service, &live, 2_000, || revoking.is_finished()).await;
+        let (counts, times) = revoking.await.unwrap();
+        assert_eq!(counts[0], BIG_ORG as u64);
+        let revoke_time = times[0];
+        let others = times[1..].iter().max().copied().unwrap_or_default();
 
         println!("\nCPU: {}; PostgreSQL on loopback, one run", cpu_model());
         println!("{count} tokens loaded in {load_time:.1?}\n");
@@ -200,8 +216,15 @@ fn main() {
         );
         println!("| revoke_scope of a {BIG_ORG}-token organization | {revoke_time:.0?} | ≤ 1 s |");
         println!(
-            "| other tenants' verify p99 during it ÷ before ({} calls during) | {:.2}× | ≤ 2× |",
+            "| slowest of the 308 scope revocations after it (domains of it, ~800-token organizations) \
+             | {others:.0?} | |"
+        );
+        println!(
+            "| other tenants' verify p99 during the 309 revocations ÷ before ({} calls during) \
+             | {:.0?} ÷ {:.0?} = {:.2}× | ≤ 2× |",
             during.len(),
+            percentile(&during, 0.99),
+            percentile(&before, 0.99),
             percentile(&during, 0.99).as_secs_f64() / percentile(&before, 0.99).as_secs_f64()
         );
     });

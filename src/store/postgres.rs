@@ -133,8 +133,8 @@ impl PostgresStore {
     /// Connects to the database at `url`, opening a verification pool and
     /// a management pool, and brings the schema of the default table
     /// (`api_tokens`) up to date: the embedded path. A service that runs
-    /// its own migrations uses [`from_pools`](Self::from_pools) or
-    /// [`connect_with`](Self::connect_with) without calling `migrate`.
+    /// its own migrations uses [`connect_lazy_with`](Self::connect_lazy_with)
+    /// or [`from_pools`](Self::from_pools) instead, and never `migrate`.
     ///
     /// TLS (feature `postgres-tls`): `?sslmode=verify-full` checks the
     /// server's certificate against the usual public roots, or
@@ -147,23 +147,18 @@ impl PostgresStore {
     /// failure of the migration.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let options: PgConnectOptions = url.parse().map_err(error)?;
-        let store = PostgresStore::connect_with(options, TableName::default()).await?;
+        let store = PostgresStore::connect_lazy_with(options);
         store.migrate().await?;
         Ok(store)
     }
 
-    /// Opens the two pools with `options`, for tokens in `table`, without
-    /// migrating. Every connection they open gets the store's server-side
-    /// timeouts. Connections are opened as needed, so this does not fail
-    /// for a server that is down; a call then fails as unavailable.
-    ///
-    /// # Errors
-    ///
-    /// None yet; the signature leaves room to check the connection.
-    pub async fn connect_with(
-        options: PgConnectOptions,
-        table: TableName,
-    ) -> Result<Self, StoreError> {
+    /// A store whose two pools connect with `options`, lazily: nothing is
+    /// opened until the first call, so this cannot fail, and a server that
+    /// is down makes calls fail as unavailable until it is back. Every
+    /// connection gets the store's server-side timeouts. Tokens live in the
+    /// default table (see [`with_table`](Self::with_table)); nothing is
+    /// migrated.
+    pub fn connect_lazy_with(options: PgConnectOptions) -> Self {
         let options = with_server_timeouts(options, DEFAULT_TIMEOUT);
         let pool = |connections| {
             PgPoolOptions::new()
@@ -175,10 +170,7 @@ impl PostgresStore {
                 .test_before_acquire(false)
                 .connect_lazy_with(options.clone())
         };
-        Ok(
-            PostgresStore::from_pools(pool(VERIFY_CONNECTIONS), pool(MANAGEMENT_CONNECTIONS))
-                .with_table(table),
-        )
+        PostgresStore::from_pools(pool(VERIFY_CONNECTIONS), pool(MANAGEMENT_CONNECTIONS))
     }
 
     /// A store over your pool, for verification, and a management pool of
@@ -570,7 +562,8 @@ impl TokenStore for PostgresStore {
                 .await
                 .map_err(error)?;
             tx.commit().await.map_err(error)?;
-            let Some(mark) = mark else {
+            let Some(mark) = mark.filter(|_| live.iter().any(|&n| n > 0)) else {
+                // Nothing was live: nothing to name.
                 return Ok(ScopeRevoked::default());
             };
             // Which tokens, read after it without any lock: rows it covers

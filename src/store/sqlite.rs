@@ -293,7 +293,8 @@ impl TokenStore for SqliteStore {
             .await
             .map_err(error)?;
         tx.commit().await.map_err(error)?;
-        let Some(mark) = mark else {
+        let Some(mark) = mark.filter(|_| live.iter().any(|&n| n > 0)) else {
+            // Nothing was live: nothing to name.
             return Ok(ScopeRevoked::default());
         };
         let first: Vec<String> = bind_marked!(
