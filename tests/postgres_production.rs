@@ -457,3 +457,31 @@ async fn one_tenants_management_load_never_starves_anothers_verification() {
         p99
     );
 }
+
+#[test]
+fn a_store_built_outside_the_runtime_makes_its_management_pool_inside_it() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let schema = runtime.block_on(fresh_schema());
+    let options: PgConnectOptions = url().parse().unwrap();
+    let pool = runtime.block_on(async {
+        PgPoolOptions::new()
+            .connect_with(options.options([("search_path", schema.as_str())]))
+            .await
+            .unwrap()
+    });
+    // Outside any runtime, as a service may wire its store.
+    let store = PostgresStore::from_pool(pool);
+    runtime.block_on(async {
+        store.migrate().await.unwrap();
+        assert!(
+            store
+                .find("00000000007".parse().unwrap())
+                .await
+                .unwrap()
+                .is_none()
+        );
+    });
+}

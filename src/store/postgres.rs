@@ -25,7 +25,7 @@
 //!   and `sslrootcert=<path>` for a private CA.
 
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -122,7 +122,7 @@ pub struct PostgresStore {
     /// `find_credential`'s, and nothing else's.
     verify_pool: PgPool,
     /// Every other call's.
-    management_pool: PgPool,
+    management_pool: Arc<Management>,
     table: TableName,
     statements: Arc<Statements>,
     /// How long any call may take before it fails as unavailable.
@@ -180,11 +180,14 @@ impl PostgresStore {
     /// default table; see [`with_table`](Self::with_table).
     pub fn from_pool(pool: PgPool) -> Self {
         let options = with_server_timeouts((*pool.connect_options()).clone(), DEFAULT_TIMEOUT);
-        let management = PgPoolOptions::new()
-            .max_connections(MANAGEMENT_CONNECTIONS)
-            .acquire_timeout(DEFAULT_TIMEOUT)
-            .connect_lazy_with(options);
-        PostgresStore::from_pools(pool, management)
+        let mut store = PostgresStore::from_pools(pool.clone(), pool);
+        // Made at its first use: opening a pool needs the Tokio runtime,
+        // which a store built outside one finds only once it is called.
+        store.management_pool = Arc::new(Management {
+            options: Some(options),
+            pool: OnceLock::new(),
+        });
+        store
     }
 
     /// A store over two pools of yours: `verify` for verification alone,
@@ -194,7 +197,10 @@ impl PostgresStore {
         let table = TableName::default();
         PostgresStore {
             verify_pool: verify,
-            management_pool: management,
+            management_pool: Arc::new(Management {
+                options: None,
+                pool: OnceLock::from(management),
+            }),
             statements: Arc::new(Statements::new(&table, Dialect::Postgres)),
             table,
             timeout: DEFAULT_TIMEOUT,
@@ -248,7 +254,7 @@ impl PostgresStore {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let applied = self.table.quoted("_migrations");
         let migrations = PostgresStore::migrations(&self.table);
-        self.call(&self.management_pool, async |conn| {
+        self.call(self.management_pool(), async |conn| {
             let mut tx = self.begin(conn).await?;
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(MIGRATION_LOCK)
@@ -294,9 +300,18 @@ impl PostgresStore {
         &self.verify_pool
     }
 
-    /// The management pool.
+    /// The management pool. (One that [`from_pool`](Self::from_pool)
+    /// derives is made here, on first use: call this inside the Tokio
+    /// runtime.)
     pub fn management_pool(&self) -> &PgPool {
-        &self.management_pool
+        let management = &*self.management_pool;
+        management.pool.get_or_init(|| {
+            let options = management.options.clone().unwrap_or_default();
+            PgPoolOptions::new()
+                .max_connections(MANAGEMENT_CONNECTIONS)
+                .acquire_timeout(DEFAULT_TIMEOUT)
+                .connect_lazy_with(options)
+        })
     }
 
     /// The table the tokens live in.
@@ -383,6 +398,15 @@ fn server_timeout(timeout: Duration) -> Duration {
     timeout.saturating_mul(2)
 }
 
+/// The management pool, given or made on first use.
+#[derive(Debug)]
+struct Management {
+    /// What to open it with, if it is made here (always, when `pool` is
+    /// empty).
+    options: Option<PgConnectOptions>,
+    pool: OnceLock<PgPool>,
+}
+
 /// `options` with the server told to abandon any statement, lock wait or
 /// idle transaction of a call whose client waits `timeout`.
 fn with_server_timeouts(options: PgConnectOptions, timeout: Duration) -> PgConnectOptions {
@@ -440,7 +464,7 @@ async fn lock_org(
 #[async_trait]
 impl TokenStore for PostgresStore {
     async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
-        self.call(&self.management_pool, async |conn| {
+        self.call(self.management_pool(), async |conn| {
             let id = record.id;
             let mut tx = self.begin(conn).await?;
             lock_org(&mut tx, record.scope.org().as_str(), Lock::Shared).await?;
@@ -459,7 +483,7 @@ impl TokenStore for PostgresStore {
     }
 
     async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        self.call(&self.management_pool, async |conn| {
+        self.call(self.management_pool(), async |conn| {
             let mut tx = self.begin(conn).await?;
             let found = self.read(&mut tx, id).await;
             tx.commit().await.map_err(error)?;
@@ -491,7 +515,7 @@ impl TokenStore for PostgresStore {
         after: Option<Cursor>,
         limit: usize,
     ) -> Result<Vec<ListedRecord>, StoreError> {
-        self.call(&self.management_pool, async |conn| {
+        self.call(self.management_pool(), async |conn| {
             let query = sqlx::query_as(&self.statements.list);
             let mut tx = self.begin(conn).await?;
             let rows: Vec<Row> = bind_list!(query, OffsetDateTime, scope, after, limit)
@@ -509,7 +533,7 @@ impl TokenStore for PostgresStore {
         id: TokenId,
         revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
-        self.call(&self.management_pool, async |conn| {
+        self.call(self.management_pool(), async |conn| {
             let query = sqlx::query(&self.statements.revoke);
             let mut tx = self.begin(conn).await?;
             // Shared with other writes, exclusive with a scope revocation:
@@ -538,7 +562,7 @@ impl TokenStore for PostgresStore {
         scope: &Scope,
         revocation: Revocation,
     ) -> Result<ScopeRevoked, StoreError> {
-        self.call(&self.management_pool, async |conn| {
+        self.call(self.management_pool(), async |conn| {
             // One short transaction, under the organization's lock so no
             // insert, rotation or revocation of it is half-way: the live
             // counts the mark covers, the mark, and the counts zeroed. Its
@@ -587,7 +611,7 @@ impl TokenStore for PostgresStore {
         retire: Retirement,
         successor: TokenRecord,
     ) -> Result<RotateOutcome, StoreError> {
-        self.call(&self.management_pool, async |conn| {
+        self.call(self.management_pool(), async |conn| {
             let new = successor.id;
             let query = sqlx::query(&self.statements.retire);
             let mut tx = self.begin(conn).await?;
@@ -634,7 +658,7 @@ impl TokenStore for PostgresStore {
         for chunk in uses.chunks(USES_PER_STATEMENT) {
             let (ids, times): (Vec<String>, Vec<OffsetDateTime>) =
                 chunk.iter().map(|&(id, at)| (id_to_sql(id), at)).unzip();
-            self.call(&self.management_pool, async |conn| {
+            self.call(self.management_pool(), async |conn| {
                 let mut tx = self.begin(conn).await?;
                 sqlx::query(&statement)
                     .bind(ids)
@@ -656,7 +680,7 @@ impl TokenStore for PostgresStore {
         after: Option<ExpiryCursor>,
         limit: usize,
     ) -> Result<Vec<ListedRecord>, StoreError> {
-        self.call(&self.management_pool, async |conn| {
+        self.call(self.management_pool(), async |conn| {
             let query = sqlx::query_as(&self.statements.list_expiring);
             let mut tx = self.begin(conn).await?;
             let rows: Vec<Row> =
@@ -679,7 +703,7 @@ impl TokenStore for PostgresStore {
             }
             // Each step a short transaction of its own.
             deleted += self
-                .call(&self.management_pool, async |conn| {
+                .call(self.management_pool(), async |conn| {
                     let mut tx = self.begin(conn).await?;
                     let done = sqlx::query(statement)
                         .bind(before)
@@ -693,7 +717,7 @@ impl TokenStore for PostgresStore {
                 .await?;
         }
         // Nothing is left for the old marks to cover.
-        self.call(&self.management_pool, async |conn| {
+        self.call(self.management_pool(), async |conn| {
             let mut tx = self.begin(conn).await?;
             sqlx::query(&self.statements.drop_marks)
                 .bind(before)
