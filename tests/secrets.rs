@@ -165,3 +165,74 @@ async fn a_parsed_token_shows_only_its_public_parts() {
     assert!(!shown.contains(&token[SECRET_AT..CHECKSUM_AT]), "{shown}");
     assert!(!shown.contains(&token[CHECKSUM_AT..]), "{shown}");
 }
+
+/// Every public type built from input, given input that holds a real
+/// token (of this service, and of another): the token's secret never shows
+/// in its `Debug`, nor its serde form where it has one.
+#[tokio::test]
+async fn no_type_built_from_input_shows_a_token_pasted_into_it() {
+    let fixture = fixture();
+    let (token, id) = fixture.issue_at(org("acme"), "victim").await;
+    let other = {
+        let service = TokenService::new(
+            api_tokens::TokenFormat::new("zz").unwrap(),
+            Keyring::new(KeyId::new(1), key(2)),
+            std::sync::Arc::new(api_tokens::MemoryStore::new()),
+        );
+        let issued = service
+            .issue(&org_admin("acme"), IssueRequest::new(org("acme"), "x"))
+            .await
+            .unwrap();
+        issued.token.expose_secret().to_owned()
+    };
+    let admin = org_admin("acme");
+    let mut shown = Vec::new();
+    for pasted in [&token, &other] {
+        let text = format!("see {pasted} here");
+        // The raw request, before the service has seen it.
+        let request = IssueRequest::new(org("acme"), text.clone()).role(api_tokens::Role::Viewer);
+        shown.push(format!("{request:?}"));
+        // A label and a revocation reason, however they are made.
+        let label = api_tokens::Label::new(&text).unwrap();
+        shown.push(format!("{label:?} {label}"));
+        shown.push(serde_json::to_string(&label).unwrap());
+        let issued = fixture.service.issue(&admin, request).await.unwrap();
+        shown.push(format!("{issued:?}"));
+        shown.push(serde_json::to_string(&issued.summary).unwrap());
+        let revoked = fixture
+            .service
+            .revoke_because(&admin, issued.summary.id, Some(&text))
+            .await
+            .unwrap();
+        shown.push(format!("{revoked:?}"));
+        let record = fixture.store.record(issued.summary.id).await;
+        shown.push(format!("{record:?}"));
+        shown.push(serde_json::to_string(&record).unwrap());
+        // An id that is a token is refused, and the refusal does not show it.
+        for refused in [
+            format!("{:?}", api_tokens::ActorId::new(pasted)),
+            format!("{:?}", api_tokens::OrganizationId::new(pasted)),
+            format!("{:?}", api_tokens::DomainId::new(pasted)),
+        ] {
+            shown.push(refused);
+        }
+    }
+    let revoked = fixture.service.revoke(&admin, id).await.unwrap();
+    shown.push(format!("{revoked:?}"));
+    let page = fixture
+        .service
+        .list(&admin, &org("acme"), Default::default())
+        .await
+        .unwrap();
+    shown.push(format!("{page:?}"));
+    for event in fixture.audit_events().await {
+        shown.push(format!("{event:?}"));
+        shown.push(serde_json::to_string(&event).unwrap());
+    }
+    for pasted in [&token, &other] {
+        let secret = &pasted[pasted.len() - 49..pasted.len() - 6];
+        for text in &shown {
+            assert!(!text.contains(secret), "a secret shows in: {text}");
+        }
+    }
+}
