@@ -119,6 +119,12 @@ pub enum TableNameError {
         /// Byte offset in the whole name.
         position: usize,
     },
+    /// A schema part for a store that takes none (SQLite).
+    #[error(
+        "SQLite table names take no schema part: a schema is an attached database, \
+         whose triggers can only name its own tables"
+    )]
+    SchemaNotSupported,
 }
 
 /// A text was not a token id (11 base62 characters).

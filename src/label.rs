@@ -103,6 +103,31 @@ impl Label {
         Ok(Label(label.into()))
     }
 
+    /// A label as a store kept it, checked only for what keeps it one
+    /// bounded line of text (not empty, at most [`MAX_LABEL_CHARS`], no
+    /// control or line-separator character). The rest of the rules may
+    /// grow (Unicode assigns new format characters), and a label kept under
+    /// earlier ones must still read back: a token must never stop verifying
+    /// because of its label.
+    pub(crate) fn stored(text: &str) -> Result<Self, LabelError> {
+        if text.is_empty() {
+            return Err(LabelError::Empty);
+        }
+        if text.len() > MAX_LABEL_CHARS * 4 || text.chars().count() > MAX_LABEL_CHARS {
+            return Err(LabelError::TooLong {
+                max: MAX_LABEL_CHARS,
+            });
+        }
+        let breaks_line = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+        if let Some((position, c)) = text.chars().enumerate().find(|&(_, c)| breaks_line(c)) {
+            return Err(LabelError::ForbiddenCharacter {
+                position,
+                code_point: u32::from(c),
+            });
+        }
+        Ok(Label(text.into()))
+    }
+
     /// The label text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -196,9 +221,12 @@ impl Serialize for Label {
     }
 }
 
+/// Reads a label as stored (see [`Label::new`] for new labels): checked to
+/// be one bounded line of text, so records kept under earlier label rules
+/// still read back.
 impl<'de> Deserialize<'de> for Label {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;
-        Label::new(&raw).map_err(serde::de::Error::custom)
+        Label::stored(&raw).map_err(serde::de::Error::custom)
     }
 }

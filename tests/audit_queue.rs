@@ -254,3 +254,83 @@ fn a_queue_of_no_events_is_refused() {
         Err(PolicyError::ZeroCapacity)
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_waits_for_the_events_before_it_not_for_a_queue_that_never_empties() {
+    let sink = SlowSink::new(StdDuration::from_millis(1));
+    let service = Arc::new(
+        service_with(sink.clone())
+            .with_audit_queue_capacity(100)
+            .unwrap(),
+    );
+    // Refused attempts keep arriving, faster than the sink takes them.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let (service, stop) = (service.clone(), stop.clone());
+        tokio::spawn(async move {
+            let outsider = org_admin("globex");
+            while !stop.load(Ordering::SeqCst) {
+                let _ = service
+                    .revoke(&outsider, "00000000007".parse().unwrap())
+                    .await;
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    tokio::time::sleep(StdDuration::from_millis(50)).await;
+    let flushed = tokio::time::timeout(StdDuration::from_secs(10), service.flush_audit()).await;
+    stop.store(true, Ordering::SeqCst);
+    traffic.await.unwrap();
+    assert!(
+        flushed.is_ok(),
+        "flush_audit waited for a queue that never empties"
+    );
+}
+
+#[test]
+fn an_event_cut_off_by_its_runtime_shutting_down_is_delivered_later() {
+    let sink = SlowSink::new(StdDuration::from_millis(200));
+    let service = service_with(sink.clone());
+    let admin = org_admin("acme");
+    let first = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    first.block_on(async {
+        service
+            .issue(&admin, IssueRequest::new(org("acme"), "first"))
+            .await
+            .unwrap();
+        // The delivery task has taken the event and waits on the sink.
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    });
+    drop(first);
+    assert!(
+        sink.kept.events().is_empty(),
+        "cut off before the sink had it"
+    );
+
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    second.block_on(async {
+        service
+            .issue(&admin, IssueRequest::new(org("acme"), "second"))
+            .await
+            .unwrap();
+        service.flush_audit().await;
+    });
+    let labels: Vec<String> = sink
+        .kept
+        .events()
+        .iter()
+        .map(|event| match event {
+            AuditEvent::Issued { label, .. } => label.as_str().to_owned(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(labels, ["first", "second"]);
+    assert_eq!(service.audit_events_dropped(), 0);
+}

@@ -474,6 +474,17 @@ fn a_store_built_outside_the_runtime_makes_its_management_pool_inside_it() {
     });
     // Outside any runtime, as a service may wire its store.
     let store = PostgresStore::from_pool(pool);
+    // Its Debug names no part of the connection's credentials.
+    let password = url()
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('@')
+        .next()
+        .unwrap()
+        .to_owned();
+    let shown = format!("{store:?}");
+    assert!(!shown.contains(&password), "{shown}");
     runtime.block_on(async {
         store.migrate().await.unwrap();
         assert!(

@@ -191,7 +191,10 @@ pub enum Operation {
 ///
 /// `record` cannot fail: a sink that can lose events (a lost connection)
 /// decides itself whether to retry, buffer or drop, and says so in its own
-/// monitoring.
+/// monitoring. An event leaves the queue only once `record` has returned,
+/// so a delivery cut off midway (its Tokio runtime shut down) is made again
+/// later: rarely, a sink may see an event twice, never miss one that was
+/// queued.
 #[async_trait]
 pub trait AuditSink: Send + Sync {
     /// Keeps `event`.

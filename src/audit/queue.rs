@@ -156,24 +156,34 @@ impl Drop for AuditQueue {
 }
 
 impl Shared {
-    /// Takes events from the queue and delivers them, in order, until it is
-    /// empty or the next event's number is past `until`.
+    /// Delivers events from the front of the queue, in order, until it is
+    /// empty or the next event's number is `until` or past it.
+    ///
+    /// One event at a time, each under the delivery lock: the task and a
+    /// flush take turns, so events keep their order, and a flush waits only
+    /// for the events before it, however fast new ones arrive. An event
+    /// leaves the queue only once the sink has it: if the delivering task
+    /// is dropped midway (its runtime shut down), the event is delivered
+    /// again later rather than lost.
     async fn deliver(&self, until: Option<u64>) {
-        let _turn = self.delivering.lock().await;
         loop {
+            let _turn = self.delivering.lock().await;
             let next = {
-                let mut pending = lock(&self.pending);
-                let due = pending
+                let pending = lock(&self.pending);
+                pending
                     .front()
-                    .is_some_and(|(number, _)| until.is_none_or(|until| *number < until));
-                let next = if due { pending.pop_front() } else { None };
-                if pending.is_empty() {
-                    self.overflowing.store(false, Ordering::Relaxed);
-                }
-                next
+                    .filter(|(number, _)| until.is_none_or(|until| *number < until))
+                    .map(|(number, event)| (*number, event.clone()))
             };
-            let Some((_, event)) = next else { break };
+            let Some((number, event)) = next else { break };
             self.sink.record(event).await;
+            let mut pending = lock(&self.pending);
+            if pending.front().is_some_and(|(front, _)| *front == number) {
+                pending.pop_front();
+            }
+            if pending.is_empty() {
+                self.overflowing.store(false, Ordering::Relaxed);
+            }
         }
     }
 }

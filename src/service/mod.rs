@@ -382,13 +382,19 @@ impl TokenService {
     /// [`MemoryAuditSink`](crate::MemoryAuditSink). Without a Tokio runtime
     /// (no delivery task can run) it is the only way events reach the sink.
     ///
-    /// It first asks the store about every change whose call failed before
-    /// the store could confirm it (a deadline that fired after the server
+    /// It first asks the store about the changes whose call failed before
+    /// the store could confirm them (a deadline that fired after the server
     /// committed, say): the event of each that landed is sent now, once;
-    /// the rest are forgotten, or kept while the store stays unavailable.
+    /// one the store still does not show 30 seconds after its call is
+    /// forgotten; the rest wait for the next flush (all of them, once the
+    /// store fails a lookup).
     pub async fn flush_audit(&self) {
-        for landed in self.unconfirmed.confirm(&*self.store).await {
-            self.audit.send(landed);
+        let (landed, dropped) = self.unconfirmed.confirm(&*self.store).await;
+        for event in landed {
+            self.audit.send(event);
+        }
+        for _ in 0..dropped {
+            self.audit.count_dropped();
         }
         self.audit.flush().await;
     }
@@ -691,9 +697,12 @@ impl TokenService {
     /// Holds `event` until the store confirms the change `kind`, if
     /// `error` leaves open whether the store made it (see [`unconfirmed`]).
     fn hold_if_unknown(&self, error: &StoreError, kind: ChangeKind, event: AuditEvent) {
-        if matches!(error, StoreError::Unavailable { .. })
-            && !self.unconfirmed.hold(Change { kind, event })
-        {
+        let change = Change {
+            kind,
+            event,
+            failed_at: std::time::Instant::now(),
+        };
+        if matches!(error, StoreError::Unavailable { .. }) && !self.unconfirmed.hold(change) {
             self.audit.count_dropped();
         }
     }

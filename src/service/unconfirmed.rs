@@ -7,15 +7,22 @@
 //! event goes out once the store shows the change happened: when a retry
 //! finds the token revoked by exactly this revocation, or when
 //! [`TokenService::flush_audit`](crate::TokenService::flush_audit) checks
-//! every change still held. A change the store shows did not happen is
-//! forgotten. So the audit trail has exactly one event for a change that
-//! landed, and none for one that did not, whichever call learns of it.
+//! every change still held. A change the store still does not show
+//! [`SETTLE`] after its call is taken as not made and forgotten: a server
+//! that commits after the client gave up does so within its own timeout
+//! (PostgreSQL's is twice the store's, ten seconds by default). So the
+//! audit trail has one event for a change that landed, and none for one
+//! that did not, whichever call learns of it.
+//!
+//! Not covered: scope revocations (their mark has no id the service could
+//! look up) and purges.
 //!
 //! Bound: at most [`MAX_UNCONFIRMED`] changes are held; past that the
 //! oldest is dropped and counted with the audit events dropped.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::audit::AuditEvent;
 use crate::error::StoreError;
@@ -26,10 +33,16 @@ use crate::token::TokenId;
 /// The most unconfirmed changes held at once.
 pub(crate) const MAX_UNCONFIRMED: usize = 1_000;
 
+/// How long after its call a change the store does not show may still
+/// land: until then it is held, checked again at each flush.
+pub(crate) const SETTLE: Duration = Duration::from_secs(30);
+
 /// A change the store did not confirm, with the event to send if it landed.
 pub(crate) struct Change {
     pub(crate) kind: ChangeKind,
     pub(crate) event: AuditEvent,
+    /// When its call gave up.
+    pub(crate) failed_at: Instant,
 }
 
 /// What to look for in the store.
@@ -96,28 +109,40 @@ impl Unconfirmed {
         changes.remove(position).map(|change| change.event)
     }
 
-    /// Asks `store` about every held change: returns the events of those
-    /// that landed, forgets those that did not, and keeps the rest.
-    pub(crate) async fn confirm(&self, store: &dyn TokenStore) -> Vec<AuditEvent> {
+    /// Asks `store` about the held changes: returns the events of those
+    /// that landed, forgets those that did not and can no longer
+    /// ([`SETTLE`]), and keeps the rest. At the first store failure it
+    /// stops asking and keeps the rest unasked, so a store that is down
+    /// costs one failed lookup, not one per change. Also returns how many
+    /// changes were dropped because more were held than fit.
+    pub(crate) async fn confirm(&self, store: &dyn TokenStore) -> (Vec<AuditEvent>, usize) {
         let held: Vec<Change> = self.lock().drain(..).collect();
         let mut landed = Vec::new();
-        let mut unknown = Vec::new();
-        for change in held {
+        let mut kept = Vec::new();
+        let mut held = held.into_iter();
+        for change in held.by_ref() {
             match change.landed(store).await {
                 Some(true) => landed.push(change.event),
-                Some(false) => {}
-                None => unknown.push(change),
+                Some(false) if change.failed_at.elapsed() >= SETTLE => {}
+                Some(false) => kept.push(change),
+                None => {
+                    kept.push(change);
+                    break;
+                }
             }
         }
+        kept.extend(held);
         let mut changes = self.lock();
         // Held again ahead of any held meanwhile: they are older.
-        for change in unknown.into_iter().rev() {
+        for change in kept.into_iter().rev() {
             changes.push_front(change);
         }
+        let mut dropped = 0;
         while changes.len() > MAX_UNCONFIRMED {
             changes.pop_front();
+            dropped += 1;
         }
-        landed
+        (landed, dropped)
     }
 
     fn lock(&self) -> MutexGuard<'_, VecDeque<Change>> {

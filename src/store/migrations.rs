@@ -7,6 +7,8 @@
 //! For another [`TableName`], take the text from
 //! `PostgresStore::migrations` or `SqliteStore::migrations`, which write
 //! every name the files derive from `api_tokens` after yours, quoted.
+//! A bulk load may disable the trigger that keeps the scope counts and
+//! fill `<table>_scope_counts` with one `GROUP BY` afterwards.
 
 use super::table::TableName;
 

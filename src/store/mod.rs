@@ -293,7 +293,10 @@ pub trait TokenStore: Send + Sync {
     ///
     /// A backend failure; then nothing was revoked, or (for a store that
     /// cannot do it in one step) what was revoked stays revoked and a retry
-    /// finishes the job.
+    /// finishes the job. A failure that hides whether the store committed
+    /// (a deadline at the commit) may leave the revocation standing; a retry
+    /// then reports nothing more to revoke. Reading which ids it revoked,
+    /// once it stands, is best effort and never fails the call.
     async fn revoke_scope(
         &self,
         scope: &Scope,
@@ -355,7 +358,9 @@ pub trait TokenStore: Send + Sync {
     ///
     /// # Errors
     ///
-    /// A backend failure; what was deleted stays deleted.
+    /// A backend failure before anything was deleted. A failure after some
+    /// records were deleted returns how many instead (they stay deleted,
+    /// and are counted); the failure shows on the next call.
     async fn purge(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError>;
 }
 

@@ -4,8 +4,12 @@
 //! What is PostgreSQL's own here, beside the statements in [`sql`](super::sql):
 //!
 //! - **Two pools.** Verification has a pool of its own; every other call
-//!   uses a second, small one. However many management calls run, and
-//!   whoever makes them, they never take a connection verification needs.
+//!   uses a second, small one, and waits there. A management call borrows
+//!   a verification connection only for the one lookup the service makes to
+//!   check who may manage a token (`find_credential`, as short as a
+//!   verification and bounded by the same deadline), so however many
+//!   management calls queue, and whoever makes them, verification never
+//!   waits behind them.
 //! - **Bounded calls, on both ends.** Each call has one deadline (five
 //!   seconds unless [`with_timeout`](PostgresStore::with_timeout) says
 //!   otherwise). Every management call runs in a transaction that sets
@@ -24,6 +28,7 @@
 //! - **TLS** (feature `postgres-tls`): `sslmode=verify-full` in the URL,
 //!   and `sslrootcert=<path>` for a private CA.
 
+use std::fmt;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -117,7 +122,7 @@ fn error_for(id: TokenId) -> impl Fn(sqlx::Error) -> StoreError {
 /// let store = api_tokens::PostgresStore::connect("postgres://app@db.internal/app").await?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PostgresStore {
     /// `find_credential`'s, and nothing else's.
     verify_pool: PgPool,
@@ -398,8 +403,18 @@ fn server_timeout(timeout: Duration) -> Duration {
     timeout.saturating_mul(2)
 }
 
+// Written out: the pools' connect options hold the database password.
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("table", &self.table)
+            .field("timeout", &self.timeout)
+            .field("verify_connections", &self.verify_pool.size())
+            .finish_non_exhaustive()
+    }
+}
+
 /// The management pool, given or made on first use.
-#[derive(Debug)]
 struct Management {
     /// What to open it with, if it is made here (always, when `pool` is
     /// empty).
@@ -562,47 +577,56 @@ impl TokenStore for PostgresStore {
         scope: &Scope,
         revocation: Revocation,
     ) -> Result<ScopeRevoked, StoreError> {
-        self.call(self.management_pool(), async |conn| {
-            // One short transaction, under the organization's lock so no
-            // insert, rotation or revocation of it is half-way: the live
-            // counts the mark covers, the mark, and the counts zeroed. Its
-            // cost grows with the scope's domains, never with its tokens.
-            let count_query = sqlx::query_scalar(&self.statements.count_live);
-            let mark_query = sqlx::query_as(&self.statements.mark_scope);
-            let zero_query = sqlx::query(&self.statements.zero_live);
-            let mut tx = self.begin(conn).await?;
-            lock_org(&mut tx, scope.org().as_str(), Lock::Exclusive).await?;
-            let live: Vec<i64> = bind_scope_counts!(count_query, scope)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(error)?;
-            let mark: Option<(i64, i64)> =
-                bind_mark!(mark_query, OffsetDateTime, scope, &revocation)
-                    .fetch_optional(&mut *tx)
+        let (live, mark) = self
+            .call(self.management_pool(), async |conn| {
+                // One short transaction, under the organization's lock so no
+                // insert, rotation or revocation of it is half-way: the live
+                // counts the mark covers, the mark, and the counts zeroed.
+                // Its cost grows with the scope's domains, never with its
+                // tokens.
+                let count_query = sqlx::query_scalar(&self.statements.count_live);
+                let mark_query = sqlx::query_as(&self.statements.mark_scope);
+                let zero_query = sqlx::query(&self.statements.zero_live);
+                let mut tx = self.begin(conn).await?;
+                lock_org(&mut tx, scope.org().as_str(), Lock::Exclusive).await?;
+                let live: Vec<i64> = bind_scope_counts!(count_query, scope)
+                    .fetch_all(&mut *tx)
                     .await
                     .map_err(error)?;
-            bind_scope_counts!(zero_query, scope)
-                .execute(&mut *tx)
+                let mark: Option<(i64, i64)> =
+                    bind_mark!(mark_query, OffsetDateTime, scope, &revocation)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(error)?;
+                bind_scope_counts!(zero_query, scope)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(error)?;
+                tx.commit().await.map_err(error)?;
+                Ok((live, mark))
+            })
+            .await?;
+        // Which tokens, read after the commit, in a call of its own and at
+        // best effort: the revocation stands whatever this read does, and
+        // the rows it covers never change their revocation again.
+        let first = match mark.filter(|_| live.iter().any(|&n| n > 0)) {
+            None => Vec::new(),
+            Some(mark) => self
+                .call(self.management_pool(), async |conn| {
+                    let first_query = sqlx::query_scalar(&self.statements.first_marked);
+                    let mut tx = self.begin(conn).await?;
+                    let first: Vec<String> = bind_marked!(first_query, scope, mark)
+                        .bind(limit_to_sql(REPORTED_IDS))
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(error)?;
+                    tx.commit().await.map_err(error)?;
+                    Ok(first)
+                })
                 .await
-                .map_err(error)?;
-            tx.commit().await.map_err(error)?;
-            let Some(mark) = mark.filter(|_| live.iter().any(|&n| n > 0)) else {
-                // Nothing was live: nothing to name.
-                return Ok(ScopeRevoked::default());
-            };
-            // Which tokens, read after it without any lock: rows it covers
-            // never change their revocation again.
-            let first_query = sqlx::query_scalar(&self.statements.first_marked);
-            let mut tx = self.begin(conn).await?;
-            let first: Vec<String> = bind_marked!(first_query, scope, mark)
-                .bind(limit_to_sql(REPORTED_IDS))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(error)?;
-            tx.commit().await.map_err(error)?;
-            scope_revoked(&live, &first)
-        })
-        .await
+                .unwrap_or_default(),
+        };
+        Ok(scope_revoked(&live, &first))
     }
 
     async fn rotate(
@@ -702,7 +726,7 @@ impl TokenStore for PostgresStore {
                 return Ok(deleted);
             }
             // Each step a short transaction of its own.
-            deleted += self
+            let step = self
                 .call(self.management_pool(), async |conn| {
                     let mut tx = self.begin(conn).await?;
                     let done = sqlx::query(statement)
@@ -714,19 +738,29 @@ impl TokenStore for PostgresStore {
                     tx.commit().await.map_err(error)?;
                     Ok(done.rows_affected())
                 })
-                .await?;
+                .await;
+            match step {
+                Ok(done) => deleted += done,
+                // What was deleted counts; the failure shows next call.
+                Err(_) if deleted > 0 => return Ok(deleted),
+                Err(error) => return Err(error),
+            }
         }
         // Nothing is left for the old marks to cover.
-        self.call(self.management_pool(), async |conn| {
-            let mut tx = self.begin(conn).await?;
-            sqlx::query(&self.statements.drop_marks)
-                .bind(before)
-                .execute(&mut *tx)
-                .await
-                .map_err(error)?;
-            tx.commit().await.map_err(error)
-        })
-        .await?;
-        Ok(deleted)
+        let dropped = self
+            .call(self.management_pool(), async |conn| {
+                let mut tx = self.begin(conn).await?;
+                sqlx::query(&self.statements.drop_marks)
+                    .bind(before)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(error)?;
+                tx.commit().await.map_err(error)
+            })
+            .await;
+        match dropped {
+            Err(error) if deleted == 0 => Err(error),
+            _ => Ok(deleted),
+        }
     }
 }

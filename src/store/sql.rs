@@ -82,7 +82,8 @@ pub(super) struct Statements {
     /// Marks organization `$1`'s scope `$2` (a domain, or `''` for the
     /// whole organization) revoked with `$3`–`$5`, through the highest
     /// `seq` the organization has; returns the mark's id and `through_seq`.
-    /// No row when the organization has no token.
+    /// No row when the organization has no token, or an earlier mark of
+    /// the scope or its organization covers them all.
     pub(super) mark_scope: String,
     /// The live counts of organization `$1`'s scope `$2` (a domain, or
     /// `''` for all of the organization's), locked on PostgreSQL until the
@@ -184,11 +185,16 @@ impl Statements {
                  revoked_at = $3, revoked_by = $4, revoke_reason = $5 \
                  WHERE id = $6 AND revoked_at IS NULL AND replaced_by IS NULL AND NOT {covered}"
             ),
+            // No mark when one of this scope or its organization already
+            // covers every row: repeating a revocation adds nothing for
+            // every later read to look through.
             mark_scope: format!(
                 "INSERT INTO {marks} \
                  (org_id, domain_id, through_seq, revoked_at, revoked_by, revoke_reason) \
-                 SELECT $1, $2, (SELECT max(seq) FROM {tokens} WHERE org_id = $1), $3, $4, $5 \
-                 WHERE EXISTS (SELECT 1 FROM {tokens} WHERE org_id = $1) \
+                 SELECT $1, $2, top.seq, $3, $4, $5 \
+                 FROM (SELECT max(seq) AS seq FROM {tokens} WHERE org_id = $1) AS top \
+                 WHERE top.seq IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {marks} AS c \
+                 WHERE c.org_id = $1 AND c.domain_id IN ('', $2) AND c.through_seq >= top.seq) \
                  RETURNING id, through_seq"
             ),
             count_live: format!(
@@ -487,7 +493,7 @@ impl<T: SqlTime + Copy> RecordRow<T> {
             (Some(at), Some(by)) => Ok::<_, BoxError>(Some(Revocation {
                 at: at.into_time()?,
                 by: ActorId::new(&by)?,
-                reason: reason.as_deref().map(Label::new).transpose()?,
+                reason: reason.as_deref().map(Label::stored).transpose()?,
             })),
             _ => Err("a revocation without its time or its revoker".into()),
         };
@@ -503,7 +509,7 @@ impl<T: SqlTime + Copy> RecordRow<T> {
             id,
             scope,
             role: role_from_sql(&self.role)?,
-            label: Label::new(&self.label)?,
+            label: Label::stored(&self.label)?,
             key_id: KeyId::new(u32::try_from(self.key_id)?),
             digest: Digest::from_bytes(digest),
             created_at: self.created_at.into_time()?,
@@ -751,18 +757,16 @@ pub(super) use bind_scope_counts;
 
 /// What a scope mark revoked: the live counts it covered (from
 /// [`Statements::count_live`]), and the first ids (from
-/// [`Statements::first_marked`]).
-pub(super) fn scope_revoked(live: &[i64], first: &[String]) -> Result<ScopeRevoked, StoreError> {
-    Ok(ScopeRevoked {
+/// [`Statements::first_marked`], read after the mark committed, so at best
+/// effort: an id that is not one, on a damaged row, is left out).
+pub(super) fn scope_revoked(live: &[i64], first: &[String]) -> ScopeRevoked {
+    ScopeRevoked {
         count: live
             .iter()
             .map(|&n| u64::try_from(n).unwrap_or_default())
             .sum(),
-        first: first
-            .iter()
-            .map(|id| id_from_sql(id))
-            .collect::<Result<_, _>>()?,
-    })
+        first: first.iter().filter_map(|id| id.parse().ok()).collect(),
+    }
 }
 
 impl Statements {

@@ -23,7 +23,7 @@ use super::{
     Cursor, ExpiryCursor, ListedRecord, REPORTED_IDS, Retirement, RevokeOutcome, RotateOutcome,
     ScopeRevoked, TokenStore,
 };
-use crate::error::StoreError;
+use crate::error::{StoreError, TableNameError};
 use crate::record::{Revocation, StoredCredential, TokenRecord};
 use crate::scope::Scope;
 use crate::token::TokenId;
@@ -112,17 +112,29 @@ impl SqliteStore {
     }
 
     /// The same store, keeping tokens in `table`.
-    #[must_use]
-    pub fn with_table(mut self, table: TableName) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// [`TableNameError::SchemaNotSupported`] for a name with a schema
+    /// part: SQLite's schemas are attached databases, whose triggers may
+    /// only name tables of their own, unqualified.
+    pub fn with_table(mut self, table: TableName) -> Result<Self, TableNameError> {
+        refuse_schema(&table)?;
         self.statements = Arc::new(Statements::new(&table, Dialect::Sqlite));
         self.table = table;
-        self
+        Ok(self)
     }
 
     /// The schema for tokens in `table`, as plain SQL, in order: the files
     /// under `migrations/sqlite/` in the repository, written for `table`.
-    pub fn migrations(table: &TableName) -> Vec<Migration> {
-        migrations::render(migrations::SQLITE, table)
+    ///
+    /// # Errors
+    ///
+    /// [`TableNameError::SchemaNotSupported`], as for
+    /// [`with_table`](Self::with_table).
+    pub fn migrations(table: &TableName) -> Result<Vec<Migration>, TableNameError> {
+        refuse_schema(table)?;
+        Ok(migrations::render(migrations::SQLITE, table))
     }
 
     /// Applies the migrations this database lacks, for the store's table,
@@ -147,7 +159,9 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(error)?;
-        for migration in SqliteStore::migrations(&self.table) {
+        // The store's table never has a schema part (`with_table` refuses one).
+        let migrations = SqliteStore::migrations(&self.table).unwrap_or_default();
+        for migration in migrations {
             let done = sqlx::query(&format!("SELECT 1 FROM {applied} WHERE version = $1"))
                 .bind(i64::from(migration.version))
                 .fetch_optional(&mut *tx)
@@ -194,6 +208,14 @@ impl SqliteStore {
             .await
             .map_err(error_for(id))?;
         row.map(Row::into_record).transpose()
+    }
+}
+
+/// SQLite takes table names without a schema part.
+fn refuse_schema(table: &TableName) -> Result<(), TableNameError> {
+    match table.schema() {
+        Some(_) => Err(TableNameError::SchemaNotSupported),
+        None => Ok(()),
     }
 }
 
@@ -293,20 +315,21 @@ impl TokenStore for SqliteStore {
             .await
             .map_err(error)?;
         tx.commit().await.map_err(error)?;
-        let Some(mark) = mark.filter(|_| live.iter().any(|&n| n > 0)) else {
-            // Nothing was live: nothing to name.
-            return Ok(ScopeRevoked::default());
+        // Which tokens, read after the commit, at best effort: the
+        // revocation stands whatever this read does.
+        let first: Vec<String> = match mark.filter(|_| live.iter().any(|&n| n > 0)) {
+            None => Vec::new(),
+            Some(mark) => bind_marked!(
+                sqlx::query_scalar(&self.statements.first_marked),
+                scope,
+                mark
+            )
+            .bind(limit_to_sql(REPORTED_IDS))
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap_or_default(),
         };
-        let first: Vec<String> = bind_marked!(
-            sqlx::query_scalar(&self.statements.first_marked),
-            scope,
-            mark
-        )
-        .bind(limit_to_sql(REPORTED_IDS))
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(error)?;
-        scope_revoked(&live, &first)
+        Ok(scope_revoked(&live, &first))
     }
 
     async fn rotate(
@@ -390,20 +413,26 @@ impl TokenStore for SqliteStore {
             if left == 0 {
                 return Ok(deleted);
             }
-            let done = sqlx::query(statement)
+            let step = sqlx::query(statement)
                 .bind(i64::to_sql(before))
                 .bind(limit_to_sql(left))
                 .execute(&self.pool)
-                .await
-                .map_err(error)?;
-            deleted += done.rows_affected();
+                .await;
+            match step {
+                Ok(done) => deleted += done.rows_affected(),
+                // What was deleted counts; the failure shows next call.
+                Err(_) if deleted > 0 => return Ok(deleted),
+                Err(failure) => return Err(error(failure)),
+            }
         }
         // Nothing is left for the old marks to cover.
-        sqlx::query(&self.statements.drop_marks)
+        let dropped = sqlx::query(&self.statements.drop_marks)
             .bind(i64::to_sql(before))
             .execute(&self.pool)
-            .await
-            .map_err(error)?;
-        Ok(deleted)
+            .await;
+        match dropped {
+            Err(failure) if deleted == 0 => Err(error(failure)),
+            _ => Ok(deleted),
+        }
     }
 }

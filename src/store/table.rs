@@ -14,7 +14,8 @@ pub const MAX_TABLE_NAME_LEN: usize = 32;
 const MAX_SCHEMA_NAME_LEN: usize = 63;
 
 /// Where a SQL store keeps its tokens: `api_tokens` by default, or a name
-/// of your choosing, schema-qualified if you like (`billing.api_tokens`).
+/// of your choosing, schema-qualified on PostgreSQL if you like
+/// (`billing.api_tokens`; SQLite takes none).
 ///
 /// Identifiers cannot be query parameters, so this name is written into the
 /// store's SQL; it is therefore validated once, here: a table part of 1 to
