@@ -175,10 +175,11 @@ impl TokenRecord {
     /// or expired then. What [`TokenStore::purge`](crate::TokenStore::purge)
     /// deletes.
     pub fn ended_before(&self, before: OffsetDateTime) -> bool {
-        self.revoked
-            .as_ref()
-            .is_some_and(|revocation| revocation.at < before)
-            || self.expires_at.is_some_and(|at| at < before)
+        ended_before(
+            self.revoked.as_ref().map(|revocation| revocation.at),
+            self.expires_at,
+            before,
+        )
     }
 
     /// Whether the token is revoked, expired (at `now`) or active. Revocation
@@ -203,4 +204,15 @@ pub struct DamagedToken {
     pub id: Option<TokenId>,
     /// What is wrong with it.
     pub problem: String,
+}
+
+/// Whether a token revoked at `revoked_at` (if ever) and expiring at
+/// `expires_at` (if ever) stopped verifying before `before`: the rule of
+/// [`TokenRecord::ended_before`], for a store that keeps the two apart.
+pub(crate) fn ended_before(
+    revoked_at: Option<OffsetDateTime>,
+    expires_at: Option<OffsetDateTime>,
+    before: OffsetDateTime,
+) -> bool {
+    revoked_at.is_some_and(|at| at < before) || expires_at.is_some_and(|at| at < before)
 }

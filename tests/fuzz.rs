@@ -101,17 +101,7 @@ fn tokens() -> &'static Tokens {
                 issued.token.expose_secret().to_owned()
             })
             .collect();
-        let other_service = api_tokens::TokenService::new(
-            TokenFormat::new("zz").unwrap(),
-            api_tokens::Keyring::new(api_tokens::KeyId::new(1), key(2)),
-            Arc::new(api_tokens::MemoryStore::new()),
-        );
-        let other = runtime
-            .block_on(other_service.issue(&admin, IssueRequest::new(org("acme"), "fuzz")))
-            .unwrap()
-            .token
-            .expose_secret()
-            .to_owned();
+        let other = runtime.block_on(other_service_token("zz"));
         Tokens {
             ours,
             other,

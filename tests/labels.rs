@@ -184,17 +184,3 @@ async fn a_token_of_any_service_is_masked_in_a_label() {
         assert_eq!(label.as_str(), format!("old: {head}…[redacted]!"));
     }
 }
-
-/// A real token of a service with `prefix`.
-async fn other_service_token(prefix: &str) -> String {
-    let service = api_tokens::TokenService::new(
-        api_tokens::TokenFormat::new(prefix).unwrap(),
-        api_tokens::Keyring::new(api_tokens::KeyId::new(1), key(9)),
-        std::sync::Arc::new(api_tokens::MemoryStore::new()),
-    );
-    let issued = service
-        .issue(&org_admin("acme"), IssueRequest::new(org("acme"), "x"))
-        .await
-        .unwrap();
-    issued.token.expose_secret().to_owned()
-}

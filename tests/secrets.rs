@@ -173,18 +173,7 @@ async fn a_parsed_token_shows_only_its_public_parts() {
 async fn no_type_built_from_input_shows_a_token_pasted_into_it() {
     let fixture = fixture();
     let (token, id) = fixture.issue_at(org("acme"), "victim").await;
-    let other = {
-        let service = TokenService::new(
-            api_tokens::TokenFormat::new("zz").unwrap(),
-            Keyring::new(KeyId::new(1), key(2)),
-            std::sync::Arc::new(api_tokens::MemoryStore::new()),
-        );
-        let issued = service
-            .issue(&org_admin("acme"), IssueRequest::new(org("acme"), "x"))
-            .await
-            .unwrap();
-        issued.token.expose_secret().to_owned()
-    };
+    let other = other_service_token("zz").await;
     let admin = org_admin("acme");
     let mut shown = Vec::new();
     for pasted in [&token, &other] {

@@ -43,7 +43,7 @@ use super::{
 use crate::error::StoreError;
 use crate::ids::ActorId;
 use crate::label::Label;
-use crate::record::{Revocation, StoredCredential, TokenRecord};
+use crate::record::{Revocation, StoredCredential, TokenRecord, ended_before};
 use crate::scope::Scope;
 use crate::token::TokenId;
 
@@ -146,11 +146,12 @@ impl Entry {
 
     /// [`TokenRecord::ended_before`], without building the record.
     fn record_ended_before(&self, before: OffsetDateTime) -> bool {
-        self.details
+        let revoked_at = self
+            .details
             .revoked
             .as_ref()
-            .is_some_and(|revocation| revocation.at < before)
-            || self.credential.expires_at.is_some_and(|at| at < before)
+            .map(|revocation| revocation.at);
+        ended_before(revoked_at, self.credential.expires_at, before)
     }
 
     fn record(&self) -> TokenRecord {

@@ -41,9 +41,10 @@ use time::OffsetDateTime;
 
 use super::migrations::{self, Migration};
 use super::sql::{
-    Class, Dialect, RecordParams, RecordRow, Statements, bind_list, bind_list_expiring, bind_mark,
-    bind_marked, bind_record, bind_retire, bind_revoke, bind_scope_counts, id_to_sql, limit_to_sql,
-    revoke_missed, rotation_refused, scope_revoked, store_error,
+    Class, Dialect, RecordParams, RecordRow, Statements, apply_migrations, bind_list,
+    bind_list_expiring, bind_mark, bind_marked, bind_record, bind_retire, bind_revoke,
+    bind_scope_counts, id_to_sql, limit_to_sql, revoke_missed, rotation_refused, scope_revoked,
+    store_error,
 };
 use super::table::TableName;
 use super::{
@@ -266,35 +267,12 @@ impl PostgresStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(error)?;
-            sqlx::query(&format!(
+            let create = format!(
                 "CREATE TABLE IF NOT EXISTS {applied} \
                  (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
                  applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-            ))
-            .execute(&mut *tx)
-            .await
-            .map_err(error)?;
-            for migration in &migrations {
-                let done = sqlx::query(&format!("SELECT 1 FROM {applied} WHERE version = $1"))
-                    .bind(i64::from(migration.version))
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(error)?;
-                if done.is_none() {
-                    sqlx::raw_sql(&migration.sql)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(error)?;
-                    sqlx::query(&format!(
-                        "INSERT INTO {applied} (version, name) VALUES ($1, $2)"
-                    ))
-                    .bind(i64::from(migration.version))
-                    .bind(migration.name)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(error)?;
-                }
-            }
+            );
+            apply_migrations!(&mut tx, &create, &applied, &migrations, error);
             tx.commit().await.map_err(error)
         })
         .await

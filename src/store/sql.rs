@@ -744,6 +744,44 @@ macro_rules! bind_marked {
 
 pub(super) use {bind_list, bind_list_expiring, bind_mark, bind_marked, bind_retire, bind_revoke};
 
+/// Applies, in the transaction `$tx`, each migration of `$migrations` that
+/// the table `$applied` (created by `$create` if missing) does not record,
+/// and records it; `$error` maps driver errors. (A macro, as
+/// [`bind_record`] is: the two drivers' transactions share no usable trait.)
+macro_rules! apply_migrations {
+    ($tx:expr, $create:expr, $applied:expr, $migrations:expr, $error:expr) => {{
+        let tx = $tx;
+        let applied = $applied;
+        sqlx::query($create)
+            .execute(&mut **tx)
+            .await
+            .map_err($error)?;
+        for migration in $migrations {
+            let done = sqlx::query(&format!("SELECT 1 FROM {applied} WHERE version = $1"))
+                .bind(i64::from(migration.version))
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err($error)?;
+            if done.is_none() {
+                sqlx::raw_sql(&migration.sql)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err($error)?;
+                sqlx::query(&format!(
+                    "INSERT INTO {applied} (version, name) VALUES ($1, $2)"
+                ))
+                .bind(i64::from(migration.version))
+                .bind(migration.name)
+                .execute(&mut **tx)
+                .await
+                .map_err($error)?;
+            }
+        }
+    }};
+}
+
+pub(super) use apply_migrations;
+
 /// Binds [`Statements::count_live`] and [`Statements::zero_live`]: the
 /// scope.
 macro_rules! bind_scope_counts {

@@ -14,9 +14,10 @@ use time::OffsetDateTime;
 
 use super::migrations::{self, Migration};
 use super::sql::{
-    Class, Dialect, RecordParams, RecordRow, SqlTime, Statements, bind_list, bind_list_expiring,
-    bind_mark, bind_marked, bind_record, bind_retire, bind_revoke, bind_scope_counts, id_to_sql,
-    limit_to_sql, revoke_missed, rotation_refused, scope_revoked, store_error,
+    Class, Dialect, RecordParams, RecordRow, SqlTime, Statements, apply_migrations, bind_list,
+    bind_list_expiring, bind_mark, bind_marked, bind_record, bind_retire, bind_revoke,
+    bind_scope_counts, id_to_sql, limit_to_sql, revoke_missed, rotation_refused, scope_revoked,
+    store_error,
 };
 use super::table::TableName;
 use super::{
@@ -152,37 +153,14 @@ impl SqliteStore {
         let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
             .await
             .map_err(error)?;
-        sqlx::query(&format!(
+        let create = format!(
             "CREATE TABLE IF NOT EXISTS {applied} \
-             (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
-        ))
-        .execute(&mut *tx)
-        .await
-        .map_err(error)?;
+             (version INTEGER PRIMARY KEY, name TEXT NOT NULL, \
+             applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+        );
         // The store's table never has a schema part (`with_table` refuses one).
         let migrations = SqliteStore::migrations(&self.table).unwrap_or_default();
-        for migration in migrations {
-            let done = sqlx::query(&format!("SELECT 1 FROM {applied} WHERE version = $1"))
-                .bind(i64::from(migration.version))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(error)?;
-            if done.is_none() {
-                sqlx::raw_sql(&migration.sql)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(error)?;
-                sqlx::query(&format!(
-                    "INSERT INTO {applied} (version, name, applied_at) VALUES ($1, $2, $3)"
-                ))
-                .bind(i64::from(migration.version))
-                .bind(migration.name)
-                .bind(i64::to_sql(OffsetDateTime::now_utc()))
-                .execute(&mut *tx)
-                .await
-                .map_err(error)?;
-            }
-        }
+        apply_migrations!(&mut tx, &create, &applied, &migrations, error);
         tx.commit().await.map_err(error)
     }
 

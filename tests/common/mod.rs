@@ -79,6 +79,20 @@ impl Fixture {
     }
 }
 
+/// A real token of another service, whose tokens start with `prefix`.
+pub async fn other_service_token(prefix: &str) -> String {
+    let service = TokenService::new(
+        TokenFormat::new(prefix).unwrap(),
+        Keyring::new(KeyId::new(1), key(9)),
+        Arc::new(MemoryStore::new()),
+    );
+    let issued = service
+        .issue(&org_admin("acme"), IssueRequest::new(org("acme"), "x"))
+        .await
+        .unwrap();
+    issued.token.expose_secret().to_owned()
+}
+
 /// A deterministic key, so tests can build the same key twice.
 pub fn key(seed: u8) -> HashKey {
     HashKey::from_bytes(&[seed; 32])
