@@ -2,40 +2,33 @@
 //!
 //! Its layout serves `find_credential`, which every verification calls:
 //!
-//! - What verification reads (a [`StoredCredential`]) sits inline in the hash
-//!   table, the rest of the record (label, creator, revocation details) in a
-//!   box beside it. A lookup in a store far larger than the CPU's caches then
-//!   waits on main memory for one table entry (96 bytes, two adjacent cache
-//!   lines fetched together), like the bare map lookup it is measured
-//!   against, rather than for the entry and then for a record behind its
-//!   pointer.
-//! - The records are spread over [`SHARDS`] tables by id, each behind its own
-//!   lock on its own cache lines, so lookups from many threads rarely touch
-//!   the same lock and reads scale with cores.
-//! - Ids are hashed with one multiplication instead of SipHash. That is safe
-//!   here: ids are drawn from the OS random source when a token is issued,
-//!   and the ids a caller sends are only ever looked up, never inserted, so
-//!   nobody can fill a table with colliding keys.
-//! - A lookup of an unknown id reads the entry nearest to where the id would
-//!   be, as a lookup of a known id reads its own, so both wait on main memory
-//!   alike: without this an unknown id cost half a known one's time at 1M
-//!   tokens. The two still run different instructions in the hash table; a
-//!   dudect test tells them apart by a few nanoseconds (0–2 % with lookups
-//!   interleaved; up to 14 % on Intel in a loop of misses alone, the
-//!   README's timing section has the figures per CPU), which says whether
-//!   an id exists, never anything about a secret.
+//! - The records live in the [sharded table](super::shards) the replica
+//!   uses too: what verification reads (a [`StoredCredential`]) inline in
+//!   the table entry, the rest of the record (label, creator, revocation
+//!   details) in a box beside it. A lookup waits on main memory for one
+//!   table entry (96 bytes, two adjacent cache lines fetched together),
+//!   like the bare map lookup it is measured against, rather than for the
+//!   entry and then for a record behind its pointer.
+//! - A lookup of an unknown id reads a decoy entry, so a miss costs the
+//!   memory traffic of a hit. The two still run different instructions in
+//!   the hash table; a dudect test tells them apart by a few nanoseconds
+//!   (0–2 % with lookups interleaved; up to 14 % on Intel in a loop of
+//!   misses alone, the README's timing section has the figures per CPU),
+//!   which says whether an id exists, never anything about a secret.
 //! - Records of one scope share one copy of the scope.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::hint::black_box;
 use std::ops::{Bound, Range};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use hashbrown::HashTable;
 use time::OffsetDateTime;
 
+use super::shards::{
+    Keyed, Shards, find_in, find_in_mut, insert_into, read, remove_from, shard_index, write,
+};
 use super::{
     Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeRevoked,
     TokenStore,
@@ -47,10 +40,6 @@ use crate::record::{Revocation, StoredCredential, TokenRecord, ended_before};
 use crate::scope::Scope;
 use crate::token::TokenId;
 
-/// How many tables the records are spread over: enough that two threads
-/// rarely want the same lock, few enough to cost nothing in a small store.
-const SHARDS: usize = 64;
-
 /// Keeps records in this process's memory. They are gone when it exits, and
 /// other instances of a service do not see them: use it for tests, for
 /// single-process services that re-issue tokens on restart, or while
@@ -60,8 +49,8 @@ const SHARDS: usize = 64;
 /// an `.await`. `find` and `list` build their records afresh, so a caller
 /// can keep one as long as it likes.
 pub struct MemoryStore {
-    /// `SHARDS` tables; a record lives in the one its id picks.
-    shards: Box<[Shard]>,
+    /// The records, by id.
+    shards: Shards<Entry>,
     /// Each scope's records. Verification never reads it.
     scopes: RwLock<HashMap<Scope, ScopeIndex>>,
     /// Orders scope-wide revocations against inserts: inserting (and
@@ -82,13 +71,6 @@ struct ScopeIndex {
     /// Their list positions.
     positions: BTreeSet<Cursor>,
 }
-
-/// One table, aligned so that no two tables' locks share a cache line (nor
-/// the adjacent line some CPUs fetch with it): a reader's write to its lock
-/// never slows a reader of another table.
-#[repr(align(128))]
-#[derive(Default)]
-struct Shard(RwLock<HashTable<Entry>>);
 
 /// One record: the part verification reads inline, the rest boxed.
 struct Entry {
@@ -174,56 +156,17 @@ impl Entry {
     }
 }
 
-/// Where an id lives in its table. The top bits of an id pick its table
-/// ([`shard_index`]); hashbrown takes the table position from the low bits
-/// of this hash and a tag from its top bits, so the multiplication by an odd
-/// constant (2^64 divided by the golden ratio) spreads every bit of the id
-/// into the tag.
-fn hash(id: TokenId) -> u64 {
-    id.bits().wrapping_mul(0x9e37_79b9_7f4a_7c15)
-}
-
-/// The table an id belongs to. Ids are uniformly random, so tables fill
-/// evenly.
-fn shard_index(id: TokenId) -> usize {
-    (id.bits() >> (u64::BITS - SHARDS.trailing_zeros())) as usize
-}
-
-fn find_in(table: &HashTable<Entry>, id: TokenId) -> Option<&Entry> {
-    table.find(hash(id), |entry| entry.credential.id == id)
-}
-
-fn find_in_mut(table: &mut HashTable<Entry>, id: TokenId) -> Option<&mut Entry> {
-    table.find_mut(hash(id), |entry| entry.credential.id == id)
-}
-
-fn insert_into(table: &mut HashTable<Entry>, entry: Entry) {
-    table.insert_unique(hash(entry.credential.id), entry, |entry| {
-        hash(entry.credential.id)
-    });
-}
-
-/// Does to an entry the caller cannot predict what a successful lookup does
-/// to the one it finds: reads its credential and takes a copy. The entry is
-/// the first occupied one at or after the position `id` hashes to, which
-/// the failed lookup has just probed, so the decoy costs one read of a
-/// table entry, as a hit does.
-fn touch_decoy(table: &HashTable<Entry>, id: TokenId) {
-    if table.is_empty() {
-        return;
+impl Keyed for Entry {
+    fn credential(&self) -> &StoredCredential {
+        &self.credential
     }
-    // The table's size is a power of two.
-    let mask = table.num_buckets() - 1;
-    let start = hash(id) as usize;
-    let decoy = (0..=mask).find_map(|step| table.get_bucket(start.wrapping_add(step) & mask));
-    black_box(decoy.map(|entry| entry.credential.clone()));
 }
 
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         MemoryStore {
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            shards: Shards::new(),
             scopes: RwLock::default(),
             inserting: RwLock::default(),
             #[cfg(test)]
@@ -233,7 +176,7 @@ impl MemoryStore {
 
     /// How many records it holds, revoked and expired ones included.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|shard| read(&shard.0).len()).sum()
+        self.shards.len()
     }
 
     /// Whether it holds no record at all.
@@ -242,7 +185,7 @@ impl MemoryStore {
     }
 
     fn shard(&self, id: TokenId) -> &RwLock<HashTable<Entry>> {
-        &self.shards[shard_index(id)].0
+        self.shards.of(id)
     }
 
     /// The copy of `scope` its records share, made on first use.
@@ -288,16 +231,6 @@ impl Default for MemoryStore {
     }
 }
 
-// A panic while a lock was held cannot leave a table half-changed (each write
-// is one table operation), so a poisoned lock is still usable.
-fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(PoisonError::into_inner)
-}
-
 #[async_trait]
 impl TokenStore for MemoryStore {
     async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
@@ -322,14 +255,7 @@ impl TokenStore for MemoryStore {
     }
 
     async fn find_credential(&self, id: TokenId) -> Result<Option<StoredCredential>, StoreError> {
-        let table = read(self.shard(id));
-        match find_in(&table, id) {
-            Some(entry) => Ok(Some(entry.credential.clone())),
-            None => {
-                touch_decoy(&table, id);
-                Ok(None)
-            }
-        }
+        Ok(self.shards.credential(id))
     }
 
     async fn list(
@@ -423,8 +349,8 @@ impl TokenStore for MemoryStore {
         // Both tables locked, always in index order, so two rotations cannot
         // wait on each other.
         let (i, j) = (shard_index(old), shard_index(new));
-        let mut first = write(&self.shards[i.min(j)].0);
-        let mut second = (i != j).then(|| write(&self.shards[i.max(j)].0));
+        let mut first = write(&self.shards.all()[i.min(j)].0);
+        let mut second = (i != j).then(|| write(&self.shards.all()[i.max(j)].0));
         let (old_table, new_table) = match second.as_deref_mut() {
             None => (&mut *first, None),
             Some(other) if i < j => (&mut *first, Some(other)),
@@ -498,7 +424,7 @@ impl TokenStore for MemoryStore {
     async fn purge(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError> {
         // Table by table, each locked only while its own ended records go.
         let mut deleted = Vec::new();
-        for shard in self.shards.iter() {
+        for shard in self.shards.all() {
             let left = limit.saturating_sub(deleted.len());
             if left == 0 {
                 break;
@@ -511,8 +437,7 @@ impl TokenStore for MemoryStore {
                 .take(left)
                 .collect();
             for &id in &ended {
-                if let Ok(entry) = table.find_entry(hash(id), |entry| entry.credential.id == id) {
-                    let (removed, _) = entry.remove();
+                if let Some(removed) = remove_from(&mut table, id) {
                     deleted.push((
                         removed.credential.scope,
                         Cursor {
@@ -626,29 +551,5 @@ mod tests {
         // Issued after the revocation, in the store's order: live.
         let late = ready(store.find(record(2).id)).unwrap().unwrap();
         assert!(late.revoked.is_none());
-    }
-
-    #[test]
-    fn ids_spread_over_every_shard() {
-        let mut counts = [0usize; SHARDS];
-        for n in 0..64_000u64 {
-            // Spread over the whole range, as the OS random source gives.
-            let id = TokenId::from_bits(n.wrapping_mul(0x2545_f491_4f6c_dd1d));
-            counts[shard_index(id)] += 1;
-        }
-        assert!(
-            counts.iter().all(|&n| (700..1300).contains(&n)),
-            "{counts:?}"
-        );
-    }
-
-    #[test]
-    fn ids_of_one_shard_get_every_tag() {
-        // Ids of one shard share their top bits; hashbrown's tags are the top
-        // 7 bits of the hash, so the hash must not keep them fixed.
-        let tags: std::collections::HashSet<u64> = (0..1_000u64)
-            .map(|n| hash(TokenId::from_bits(n)) >> 57)
-            .collect();
-        assert_eq!(tags.len(), 128);
     }
 }

@@ -185,6 +185,7 @@ mod memory;
 mod migrations;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod shards;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 #[cfg(feature = "sqlite")]
