@@ -32,6 +32,15 @@
 //!     cargo run --example axum_service --features axum,sqlite
 //! ```
 //!
+//! On PostgreSQL the service verifies from a [`ReplicatedStore`]: every
+//! credential copied into memory and kept current through the database's
+//! change feed, so no verification waits on the database, and a revocation
+//! on any instance takes effect on this one within one second (or
+//! `API_TOKENS_MAX_STALENESS_MS`). `API_TOKENS_REPLICA=off` verifies
+//! against the database instead. `GET /healthz` reports the replica's lag,
+//! and answers 503 while it is over the bound (verification fails closed
+//! then too).
+//!
 //! With a durable store, give the hashing key in `API_TOKENS_HASH_KEY` (64
 //! hex digits) so tokens verify after a restart; without it a fresh key is
 //! made and earlier tokens stop verifying.
@@ -83,11 +92,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .with_max_level(tracing::Level::DEBUG)
         .init();
 
+    let (store, replica) = store_from_env().await?;
     let tokens = Arc::new(TokenService::new(
         TokenFormat::new("acme")?,
         Keyring::new(KeyId::new(1), hash_key()?),
-        store_from_env().await?,
+        store,
     ));
+    // A replica answers once it holds every credential.
+    tokens.ready().await?;
     // The service's chores. Verification only notes uses; this writes
     // them, so the list's `last_used_at` stays within a minute and a few
     // seconds of the truth. Audit events that waited on the store's
@@ -126,32 +138,77 @@ async fn main() -> Result<(), Box<dyn Error>> {
     println!(
         "demo admins ({DEMO_USER_HEADER} header): alice (org acme), bob (domain acme/shop), carol (org globex)"
     );
-    axum::serve(listener, app(tokens)).await?;
+    axum::serve(listener, app(tokens).merge(health(replica))).await?;
     Ok(())
 }
 
+/// The replica verification reads from, if the store is one.
+#[cfg(feature = "postgres")]
+type Replica = Option<Arc<api_tokens::ReplicatedStore>>;
+#[cfg(not(feature = "postgres"))]
+type Replica = Option<std::convert::Infallible>;
+
 /// The store `API_TOKENS_STORE` names: `memory` (the default),
-/// `sqlite:<path>` or a `postgres://` URL.
-async fn store_from_env() -> Result<Arc<dyn TokenStore>, Box<dyn Error>> {
+/// `sqlite:<path>` or a `postgres://` URL (replicated unless
+/// `API_TOKENS_REPLICA=off`).
+async fn store_from_env() -> Result<(Arc<dyn TokenStore>, Replica), Box<dyn Error>> {
     let setting = std::env::var("API_TOKENS_STORE").unwrap_or_else(|_| "memory".into());
     if setting == "memory" {
-        return Ok(Arc::new(MemoryStore::new()));
+        return Ok((Arc::new(MemoryStore::new()), None));
     }
     #[cfg(feature = "sqlite")]
     if let Some(path) = setting.strip_prefix("sqlite:") {
-        return Ok(Arc::new(api_tokens::SqliteStore::open(path).await?));
+        return Ok((Arc::new(api_tokens::SqliteStore::open(path).await?), None));
     }
     #[cfg(feature = "postgres")]
     if setting.starts_with("postgres://") || setting.starts_with("postgresql://") {
-        return Ok(Arc::new(
-            api_tokens::PostgresStore::connect(&setting).await?,
-        ));
+        let shared = api_tokens::PostgresStore::connect(&setting).await?;
+        if std::env::var("API_TOKENS_REPLICA").is_ok_and(|replica| replica == "off") {
+            return Ok((Arc::new(shared), None));
+        }
+        let mut options = api_tokens::ReplicaOptions::default();
+        if let Ok(ms) = std::env::var("API_TOKENS_MAX_STALENESS_MS") {
+            let ms = ms
+                .parse()
+                .map_err(|_| "API_TOKENS_MAX_STALENESS_MS: milliseconds")?;
+            options = options.with_max_staleness(std::time::Duration::from_millis(ms));
+        }
+        let replica = Arc::new(api_tokens::ReplicatedStore::postgres(shared, options));
+        return Ok((replica.clone(), Some(replica)));
     }
     Err(format!(
         "API_TOKENS_STORE={setting:?}: use memory, sqlite:<path> (feature sqlite) or a \
          postgres:// URL (feature postgres)"
     )
     .into())
+}
+
+/// `GET /healthz`: 200 while verification can answer, with the replica's
+/// lag if there is one; 503 while the replica is over its bound.
+fn health(replica: Replica) -> Router {
+    Router::new().route(
+        "/healthz",
+        get(async move || {
+            #[cfg(feature = "postgres")]
+            if let Some(replica) = &replica {
+                let lag = replica.lag();
+                let status = match lag {
+                    Some(lag) if lag <= replica.max_staleness() => StatusCode::OK,
+                    _ => StatusCode::SERVICE_UNAVAILABLE,
+                };
+                let lag_ms = lag.map(|lag| lag.as_secs_f64() * 1e3);
+                return (
+                    status,
+                    Json(serde_json::json!({ "replica_lag_ms": lag_ms })),
+                );
+            }
+            let _ = &replica;
+            (
+                StatusCode::OK,
+                Json(serde_json::json!({ "replica_lag_ms": null })),
+            )
+        }),
+    )
 }
 
 /// The hashing key: `API_TOKENS_HASH_KEY` (64 hex digits) if set, else a

@@ -69,6 +69,7 @@
 //! | `SqliteStore` | `sqlite` | one instance that keeps its tokens across restarts: one file |
 //! | `PostgresStore` | `postgres` | many instances sharing tokens and revocations |
 //! | `PostgresStore` over TLS | `postgres-tls` | managed servers that require TLS (`sslmode=verify-full`) |
+//! | `ReplicatedStore` over either SQL store | `postgres` or `sqlite` | verification from an in-process copy, never a database round trip, with a stated bound on how late a revocation takes effect (one second by default) |
 //! | `conformance`: the store contract as a test suite | `conformance` | testing a store of your own |
 //! | your own store | — | implement [`TokenStore`]: ten small async methods |
 //! | `http`: tower middleware and axum extractor | `axum` | protecting HTTP routes with `Authorization: Bearer` tokens |
@@ -153,6 +154,8 @@ pub use store::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
 pub use store::{MemoryStore, TokenStore};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use store::{ReplicaOptions, ReplicatedStore};
 pub use token::{ParsedToken, PlaintextToken, TokenFormat, TokenId};
 
 // The README's examples compile and run as doctests. One of them shows the

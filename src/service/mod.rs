@@ -377,6 +377,17 @@ impl TokenService {
         Ok(self)
     }
 
+    /// Waits until the store can answer: at once for most stores; for a
+    /// [`ReplicatedStore`](crate::store::ReplicatedStore), once its copy of
+    /// every credential is loaded. Await it before serving traffic.
+    ///
+    /// # Errors
+    ///
+    /// What the store reports if it gave up getting ready.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        self.store.ready().await
+    }
+
     /// Waits until every audit event so far has reached the sink. Call it
     /// periodically and before shutting down, and in tests before reading a
     /// [`MemoryAuditSink`](crate::MemoryAuditSink). Without a Tokio runtime

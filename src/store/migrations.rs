@@ -27,18 +27,32 @@ pub struct Migration {
 pub(super) type Files = &'static [(u32, &'static str, &'static str)];
 
 #[cfg(feature = "postgres")]
-pub(super) const POSTGRES: Files = &[(
-    1,
-    "create_api_tokens",
-    include_str!("../../migrations/postgres/0001_create_api_tokens.sql"),
-)];
+pub(super) const POSTGRES: Files = &[
+    (
+        1,
+        "create_api_tokens",
+        include_str!("../../migrations/postgres/0001_create_api_tokens.sql"),
+    ),
+    (
+        2,
+        "change_feed",
+        include_str!("../../migrations/postgres/0002_change_feed.sql"),
+    ),
+];
 
 #[cfg(feature = "sqlite")]
-pub(super) const SQLITE: Files = &[(
-    1,
-    "create_api_tokens",
-    include_str!("../../migrations/sqlite/0001_create_api_tokens.sql"),
-)];
+pub(super) const SQLITE: Files = &[
+    (
+        1,
+        "create_api_tokens",
+        include_str!("../../migrations/sqlite/0001_create_api_tokens.sql"),
+    ),
+    (
+        2,
+        "change_feed",
+        include_str!("../../migrations/sqlite/0002_change_feed.sql"),
+    ),
+];
 
 /// The name the files are written for.
 const DEFAULT: &str = "api_tokens";
@@ -46,7 +60,15 @@ const DEFAULT: &str = "api_tokens";
 /// The names the files give objects of a schema (tables, a function),
 /// written qualified; every other name starting with [`DEFAULT`] is an
 /// index or a trigger, which lives with its table, written unqualified.
-const QUALIFIED_SUFFIXES: [&str; 4] = ["", "_scope_revocations", "_scope_counts", "_count_live"];
+const QUALIFIED_SUFFIXES: [&str; 7] = [
+    "",
+    "_scope_revocations",
+    "_scope_counts",
+    "_count_live",
+    "_changes",
+    "_changes_pruned",
+    "_changed",
+];
 
 /// `files` rendered for `table`.
 pub(super) fn render(files: Files, table: &TableName) -> Vec<Migration> {

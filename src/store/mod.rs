@@ -185,6 +185,8 @@ mod memory;
 mod migrations;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod replica;
 mod shards;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
@@ -198,6 +200,12 @@ pub use memory::MemoryStore;
 pub use migrations::Migration;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
+#[cfg(feature = "postgres")]
+pub use replica::LISTENER_APPLICATION_NAME;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use replica::{
+    DEFAULT_CHANGE_RETENTION, DEFAULT_MAX_STALENESS, ReplicaOptions, ReplicatedStore,
+};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -363,6 +371,17 @@ pub trait TokenStore: Send + Sync {
     /// records were deleted returns how many instead (they stay deleted,
     /// and are counted); the failure shows on the next call.
     async fn purge(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError>;
+
+    /// Waits until the store can answer: a store that loads a copy of its
+    /// data first (a [`ReplicatedStore`]) returns once it has. Every other
+    /// store is ready at once, which is what this default says.
+    ///
+    /// # Errors
+    ///
+    /// A store that gave up getting ready says why.
+    async fn ready(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// How many ids [`TokenStore::revoke_scope`] reports at most, and its

@@ -104,7 +104,7 @@ fn classify(code: &str) -> Class {
     }
 }
 
-fn error(error: sqlx::Error) -> StoreError {
+pub(in crate::store) fn error(error: sqlx::Error) -> StoreError {
     store_error(error, None, classify)
 }
 
@@ -310,7 +310,17 @@ impl PostgresStore {
         pool: &PgPool,
         work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        self.call_within(pool, self.timeout, work).await
+    }
+
+    /// [`call`](Self::call), within `timeout` instead of the store's.
+    pub(in crate::store) async fn call_within<T>(
+        &self,
+        pool: &PgPool,
+        timeout: Duration,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let deadline = tokio::time::Instant::now() + timeout;
         let unavailable = |elapsed| StoreError::Unavailable {
             source: Box::new(elapsed),
         };
@@ -335,13 +345,28 @@ impl PostgresStore {
         &self,
         conn: &'c mut PgConnection,
     ) -> Result<sqlx::Transaction<'c, Postgres>, StoreError> {
-        let ms = server_timeout(self.timeout).as_millis();
+        PostgresStore::begin_within(conn, "BEGIN", self.timeout).await
+    }
+
+    /// Begins a transaction with `begin` (`BEGIN` and its modes) that the
+    /// server abandons after `timeout`, as [`begin`](Self::begin) does.
+    pub(in crate::store) async fn begin_within<'c>(
+        conn: &'c mut PgConnection,
+        begin: &str,
+        timeout: Duration,
+    ) -> Result<sqlx::Transaction<'c, Postgres>, StoreError> {
+        let ms = server_timeout(timeout).as_millis();
         conn.begin_with(format!(
-            "BEGIN; SET LOCAL statement_timeout = {ms}; SET LOCAL lock_timeout = {ms}; \
+            "{begin}; SET LOCAL statement_timeout = {ms}; SET LOCAL lock_timeout = {ms}; \
              SET LOCAL idle_in_transaction_session_timeout = {ms}"
         ))
         .await
         .map_err(error)
+    }
+
+    /// The store's deadline for one call.
+    pub(in crate::store) fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The organization of the token `id`, read however damaged the rest

@@ -39,7 +39,7 @@ use super::{
 
 /// The columns of a record, as [`RecordRow`] reads them: the token's own,
 /// and the revocation of the earliest scope mark that covers it.
-const RECORD_COLUMNS: &str = "t.id, t.scope_kind, t.org_id, t.domain_id, t.role, t.label, \
+pub(super) const RECORD_COLUMNS: &str = "t.id, t.scope_kind, t.org_id, t.domain_id, t.role, t.label, \
      t.key_id, t.digest, t.created_at, t.created_by, t.expires_at, t.revoked_at, t.revoked_by, \
      t.revoke_reason, t.last_used_at, t.rotated_from, t.replaced_by, \
      m.revoked_at AS scope_revoked_at, m.revoked_by AS scope_revoked_by, \
@@ -131,15 +131,7 @@ impl Statements {
             #[cfg(feature = "sqlite")]
             Dialect::Sqlite => "",
         };
-        // A row with the earliest mark that covers it, if any. A mark of
-        // the whole organization has domain `''` and covers every row of
-        // it; a domain's mark covers that domain's rows.
-        let joined = format!(
-            "{tokens} AS t LEFT JOIN {marks} AS m ON m.id = (\
-             SELECT c.id FROM {marks} AS c WHERE c.org_id = t.org_id \
-             AND c.domain_id IN ('', t.domain_id) AND c.through_seq >= t.seq \
-             ORDER BY c.id LIMIT 1)"
-        );
+        let joined = joined(table);
         // Whether a mark covers the row of `table` being updated.
         let covered = format!(
             "EXISTS (SELECT 1 FROM {marks} AS c WHERE c.org_id = {tokens}.org_id \
@@ -233,6 +225,20 @@ impl Statements {
             ),
         }
     }
+}
+
+/// The token table as `t`, each row with the earliest mark that covers it,
+/// if any, as `m`. A mark of the whole organization has domain `''` and
+/// covers every row of it; a domain's mark covers that domain's rows.
+pub(super) fn joined(table: &TableName) -> String {
+    let tokens = table.quoted("");
+    let marks = table.quoted("_scope_revocations");
+    format!(
+        "{tokens} AS t LEFT JOIN {marks} AS m ON m.id = (\
+         SELECT c.id FROM {marks} AS c WHERE c.org_id = t.org_id \
+         AND c.domain_id IN ('', t.domain_id) AND c.through_seq >= t.seq \
+         ORDER BY c.id LIMIT 1)"
+    )
 }
 
 /// How a backend keeps times: PostgreSQL as `timestamptz`, SQLite as
@@ -395,7 +401,7 @@ pub(super) fn role_to_sql(role: Role) -> &'static str {
     }
 }
 
-fn role_from_sql(role: &str) -> Result<Role, BoxError> {
+pub(super) fn role_from_sql(role: &str) -> Result<Role, BoxError> {
     Ok(match role {
         "viewer" => Role::Viewer,
         "editor" => Role::Editor,
@@ -464,12 +470,7 @@ impl<T: SqlTime + Copy> RecordRow<T> {
     /// The row's scope, read on its own: a row damaged elsewhere can still
     /// be revoked by an admin of its scope.
     fn scope(&self) -> Result<Scope, BoxError> {
-        let org = OrganizationId::new(&self.org_id)?;
-        Ok(match (self.scope_kind.as_str(), self.domain_id.as_str()) {
-            ("organization", "") => Scope::organization(org),
-            ("domain", domain) => Scope::domain(org, DomainId::new(domain)?),
-            (kind, _) => return Err(format!("unknown scope kind {kind:?}").into()),
-        })
+        scope_from_sql(&self.scope_kind, &self.org_id, &self.domain_id)
     }
 
     fn decode(self, id: TokenId) -> Result<TokenRecord, BoxError> {
@@ -521,6 +522,16 @@ impl<T: SqlTime + Copy> RecordRow<T> {
             replaced_by: linked(self.replaced_by)?,
         })
     }
+}
+
+/// A scope as stored: kind, organization, domain (`''` for none).
+pub(super) fn scope_from_sql(kind: &str, org: &str, domain: &str) -> Result<Scope, BoxError> {
+    let org = OrganizationId::new(org)?;
+    Ok(match (kind, domain) {
+        ("organization", "") => Scope::organization(org),
+        ("domain", domain) => Scope::domain(org, DomainId::new(domain)?),
+        (kind, _) => return Err(format!("unknown scope kind {kind:?}").into()),
+    })
 }
 
 /// What a database error code means to a caller.

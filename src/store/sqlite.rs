@@ -44,7 +44,7 @@ fn classify(code: &str) -> Class {
     }
 }
 
-fn error(error: sqlx::Error) -> StoreError {
+pub(in crate::store) fn error(error: sqlx::Error) -> StoreError {
     store_error(error, None, classify)
 }
 

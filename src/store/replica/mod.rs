@@ -1,0 +1,716 @@
+//! [`ReplicatedStore`]: every credential of a shared SQL store, copied into
+//! this process's memory and kept current, so verification never waits on
+//! the database, with a stated bound on how late a revocation can take
+//! effect.
+//!
+//! # How it stays current
+//!
+//! 1. **Start-up.** One streaming read copies every credential into the
+//!    [sharded table](super::shards) the memory store uses (logging
+//!    progress through `tracing`). Until it finishes, verification fails
+//!    as unavailable; [`ready`](ReplicatedStore::ready) waits for it.
+//! 2. **The change feed** (see [`feed`]). Every write to the store adds a
+//!    row naming what changed, inside the writer's transaction. Reading the
+//!    feed re-reads exactly the tokens it names, in one snapshot, and
+//!    applies scope revocations to the copy.
+//! 3. **When it reads.** On PostgreSQL a dedicated connection `LISTEN`s for
+//!    the notification each write sends at commit, and the replica reads
+//!    the feed at once. Whatever happens to notifications (a lost listener,
+//!    a reconnect, a pooler that drops them), it also reads the feed every
+//!    quarter of `max_staleness`: that read proves the copy current even
+//!    when nothing changed, and catches up after any gap.
+//! 4. **Its own writes.** A write through the replica goes to the store,
+//!    then reads the feed before it returns, so this instance sees its own
+//!    writes at once. If that read fails, the copy counts as stale until a
+//!    read succeeds.
+//!
+//! # The bound
+//!
+//! Each read of the feed that succeeds proves the copy holds every change
+//! committed before the read began: "fresh as of" that moment. A lookup
+//! made more than `max_staleness` after it fails closed with
+//! [`StoreError::Unavailable`] (a 503 through the HTTP layer) instead of
+//! answering. So a token revoked at time R is refused everywhere from
+//! R + `max_staleness` on, whatever fails in between, and the replica
+//! recovers by itself once reads succeed again.
+//!
+//! Everything else (lists, `find`, every write) goes to the shared store.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use super::shards::{Keyed, Shards, find_in_mut, insert_into, read, remove_from, write};
+use super::{
+    Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeRevoked,
+    TokenStore,
+};
+use crate::error::StoreError;
+use crate::record::{Revocation, StoredCredential, TokenRecord};
+use crate::scope::Scope;
+use crate::token::TokenId;
+
+pub(crate) mod feed;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "postgres")]
+pub use postgres::LISTENER_APPLICATION_NAME;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+use feed::{Change, Feed, Position, Read, Since};
+
+/// How late a revocation may take effect unless told otherwise.
+pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(1);
+
+/// How long change rows are kept unless told otherwise: a replica cut off
+/// for longer reloads everything instead of catching up.
+pub const DEFAULT_CHANGE_RETENTION: Duration = Duration::from_secs(15 * 60);
+
+/// How often a replica deletes change rows older than the retention.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Most change rows one prune deletes: a short transaction.
+const PRUNE_BATCH: usize = 10_000;
+
+/// How many credentials a load reports progress after.
+const PROGRESS_EVERY: u64 = 100_000;
+
+/// How a [`ReplicatedStore`] keeps its copy.
+#[derive(Clone, Debug)]
+pub struct ReplicaOptions {
+    max_staleness: Duration,
+    notifications: bool,
+    change_retention: Duration,
+}
+
+impl Default for ReplicaOptions {
+    fn default() -> Self {
+        ReplicaOptions {
+            max_staleness: DEFAULT_MAX_STALENESS,
+            notifications: true,
+            change_retention: DEFAULT_CHANGE_RETENTION,
+        }
+    }
+}
+
+impl ReplicaOptions {
+    /// The bound: no lookup answers from a copy last proven current longer
+    /// ago than this (default one second). The replica reads the feed
+    /// every quarter of it, so each instance makes four small queries a
+    /// second at the default.
+    #[must_use]
+    pub fn with_max_staleness(mut self, bound: Duration) -> Self {
+        self.max_staleness = bound;
+        self
+    }
+
+    /// Whether to `LISTEN` for change notifications (PostgreSQL; default
+    /// yes). Without them a change arrives with the next timed read of the
+    /// feed, within a quarter of `max_staleness`: for a connection pooler
+    /// that does not pass notifications on, or to test that path alone.
+    #[must_use]
+    pub fn with_notifications(mut self, listen: bool) -> Self {
+        self.notifications = listen;
+        self
+    }
+
+    /// How long change rows are kept (default 15 minutes): longer than any
+    /// outage a replica should catch up from rather than reload.
+    #[must_use]
+    pub fn with_change_retention(mut self, retention: Duration) -> Self {
+        self.change_retention = retention;
+        self
+    }
+
+    /// The bound set.
+    pub fn max_staleness(&self) -> Duration {
+        self.max_staleness
+    }
+}
+
+/// A [`TokenStore`] that serves `find_credential` (every verification)
+/// from an in-process copy of a shared SQL store, and everything else from
+/// the store itself. See the [module docs](self) for how the copy is kept
+/// and the bound it keeps.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use api_tokens::{PostgresStore, ReplicaOptions, ReplicatedStore};
+///
+/// let shared = PostgresStore::connect("postgres://app@db.internal/app").await?;
+/// let store = ReplicatedStore::postgres(shared, ReplicaOptions::default());
+/// store.ready().await?; // every credential loaded
+/// assert!(store.lag().is_some_and(|lag| lag < store.max_staleness()));
+/// # Ok(()) }
+/// ```
+pub struct ReplicatedStore {
+    shared: Arc<Shared>,
+    /// The feed reader and the listener, stopped when the store is dropped.
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// What the store's tasks share with it.
+struct Shared {
+    source: Arc<dyn Feed>,
+    /// The copy: every credential, by id.
+    table: Shards<Entry>,
+    /// One copy of each scope, which its credentials share.
+    scopes: Mutex<HashMap<Scope, Arc<Scope>>>,
+    /// Tokens whose rows do not read back: reported as corrupt, as the
+    /// shared store reports them. Looked at only on a miss, and only when
+    /// `any_damaged` says there is one.
+    damaged: RwLock<HashMap<TokenId, (Option<Scope>, String)>>,
+    any_damaged: AtomicBool,
+    /// When the copy was last proven current: nanoseconds since `epoch`,
+    /// plus one; 0 while it is not (not loaded, or a read after a write
+    /// failed).
+    fresh_as_of: AtomicU64,
+    epoch: Instant,
+    options: ReplicaOptions,
+    /// The feed is read by one task at a time, in order; this holds where.
+    sync: tokio::sync::Mutex<SyncState>,
+    /// Wakes the feed reader: a notification, or a write.
+    wake: Arc<Notify>,
+    /// Whether the first load has finished.
+    loaded: watch::Sender<bool>,
+}
+
+/// Where the replica is in the feed.
+struct SyncState {
+    /// `None` until loaded, and after a prune overtook it: load everything.
+    position: Option<Position>,
+    /// Which load entries were last seen by: a reload drops the others.
+    generation: u32,
+    /// Whether the last read failed (to log the failure once, and the
+    /// recovery).
+    failing: bool,
+}
+
+/// One credential of the copy.
+struct Entry {
+    credential: StoredCredential,
+    /// Its insertion order: a scope revocation covers the tokens up to a
+    /// `seq`.
+    seq: i64,
+    /// The load that last saw it.
+    generation: u32,
+}
+
+impl Keyed for Entry {
+    fn credential(&self) -> &StoredCredential {
+        &self.credential
+    }
+}
+
+impl ReplicatedStore {
+    /// A replica of `store`, following its change feed with notifications
+    /// (see [`ReplicaOptions::with_notifications`]). It starts loading at
+    /// once, in a task on the current Tokio runtime: call it inside one.
+    /// Await [`ready`](Self::ready) before serving; until then lookups fail
+    /// as unavailable.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime.
+    #[cfg(feature = "postgres")]
+    pub fn postgres(store: super::PostgresStore, options: ReplicaOptions) -> Self {
+        ReplicatedStore::start(Arc::new(store), options)
+    }
+
+    /// A replica of `store`: for one process that writes through it (or a
+    /// few sharing the file on one machine, which read each other's
+    /// writes from the feed within a quarter of `max_staleness`). It starts
+    /// loading at once, in a task on the current Tokio runtime.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime.
+    #[cfg(feature = "sqlite")]
+    pub fn sqlite(store: super::SqliteStore, options: ReplicaOptions) -> Self {
+        ReplicatedStore::start(Arc::new(store), options)
+    }
+
+    fn start(source: Arc<dyn Feed>, options: ReplicaOptions) -> Self {
+        let wake = Arc::new(Notify::new());
+        let listen = options.notifications;
+        let shared = Arc::new(Shared {
+            source,
+            table: Shards::new(),
+            scopes: Mutex::default(),
+            damaged: RwLock::default(),
+            any_damaged: AtomicBool::new(false),
+            fresh_as_of: AtomicU64::new(0),
+            epoch: Instant::now(),
+            options,
+            sync: tokio::sync::Mutex::new(SyncState {
+                position: None,
+                generation: 0,
+                failing: false,
+            }),
+            wake: wake.clone(),
+            loaded: watch::Sender::new(false),
+        });
+        let mut tasks = vec![tokio::spawn(follow(shared.clone()))];
+        if listen {
+            tasks.extend(shared.source.listen(wake));
+        }
+        ReplicatedStore { shared, tasks }
+    }
+
+    /// Waits until every credential is loaded. It keeps trying while the
+    /// store is unreachable (each failure is logged); bound the wait with
+    /// `tokio::time::timeout` if you need to.
+    ///
+    /// # Errors
+    ///
+    /// None yet: the result leaves room for a replica that gives up.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        let mut loaded = self.shared.loaded.subscribe();
+        // The sender lives as long as `self`.
+        let _ = loaded.wait_for(|&done| done).await;
+        Ok(())
+    }
+
+    /// How long ago the copy was last proven current, or `None` while it is
+    /// not (still loading, or a read after a write failed). Above
+    /// [`max_staleness`](Self::max_staleness), lookups fail closed: for
+    /// health checks and metrics.
+    pub fn lag(&self) -> Option<Duration> {
+        self.shared.lag()
+    }
+
+    /// The bound lookups keep.
+    pub fn max_staleness(&self) -> Duration {
+        self.shared.options.max_staleness
+    }
+
+    /// How many credentials the copy holds (revoked and expired ones
+    /// included, until the store purges them).
+    pub fn len(&self) -> usize {
+        self.shared.table.len()
+    }
+
+    /// Whether the copy holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Reads the feed now, after a write, and returns once this instance
+    /// sees the write (or, if the read failed, counts as stale).
+    async fn after_write(&self) {
+        self.shared.catch_up().await;
+    }
+}
+
+impl Drop for ReplicatedStore {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl fmt::Debug for ReplicatedStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplicatedStore")
+            .field("credentials", &self.len())
+            .field("lag", &self.lag())
+            .field("max_staleness", &self.max_staleness())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The feed reader: loads, then reads the feed whenever woken and at
+/// least every quarter of the bound, and prunes old change rows.
+async fn follow(shared: Arc<Shared>) {
+    let every = shared.options.max_staleness / 4;
+    let mut last_prune = Instant::now();
+    loop {
+        shared.catch_up().await;
+        if last_prune.elapsed() >= PRUNE_EVERY && *shared.loaded.borrow() {
+            last_prune = Instant::now();
+            let retention = shared.options.change_retention;
+            if let Err(error) = shared.source.prune_changes(retention, PRUNE_BATCH).await {
+                tracing::warn!(error = %error, "old change rows not pruned; retried in a minute");
+            }
+        }
+        // A wake-up that came while reading stays stored: the next wait
+        // returns at once.
+        let _ = tokio::time::timeout(every, shared.wake.notified()).await;
+    }
+}
+
+impl Shared {
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64 + 1
+    }
+
+    fn lag(&self) -> Option<Duration> {
+        let fresh = self.fresh_as_of.load(Ordering::Acquire);
+        (fresh != 0).then(|| Duration::from_nanos(self.now().saturating_sub(fresh)))
+    }
+
+    /// Reads the feed (or loads everything, if there is no position),
+    /// bounded by the bound itself: a read that takes longer could not
+    /// keep the copy fresh anyway, and a store that stopped answering must
+    /// not hold the reader.
+    async fn catch_up(&self) {
+        let mut state = self.sync.lock().await;
+        let started = self.now();
+        let outcome = match state.position.clone() {
+            None => self.load(&mut state).await,
+            Some(position) => {
+                let read = tokio::time::timeout(
+                    self.options.max_staleness,
+                    self.source.changes_since(&position, &mut |change| {
+                        self.apply(change, state.generation)
+                    }),
+                )
+                .await;
+                match read {
+                    Ok(Ok(Since::CaughtUp(next))) => {
+                        state.position = Some(next);
+                        Ok(())
+                    }
+                    Ok(Ok(Since::Pruned)) => {
+                        tracing::warn!(
+                            "changes this replica had not read were pruned; reloading everything"
+                        );
+                        self.load(&mut state).await
+                    }
+                    Ok(Err(error)) => Err(error),
+                    Err(elapsed) => Err(StoreError::Unavailable {
+                        source: Box::new(elapsed),
+                    }),
+                }
+            }
+        };
+        match outcome {
+            Ok(()) => {
+                self.fresh_as_of.fetch_max(started, Ordering::AcqRel);
+                // Ready once loaded and fresh, in that order.
+                self.loaded.send_if_modified(|loaded| !std::mem::replace(loaded, true));
+                if std::mem::take(&mut state.failing) {
+                    tracing::info!("the replica is current again");
+                }
+            }
+            Err(error) => {
+                // A read after a write that failed may have missed the
+                // write: count as stale until a read succeeds.
+                self.fresh_as_of.store(0, Ordering::Release);
+                if !std::mem::replace(&mut state.failing, true) {
+                    tracing::warn!(
+                        error = %error,
+                        "the replica cannot read the store's changes; lookups fail once it is {:?} behind",
+                        self.options.max_staleness
+                    );
+                }
+            }
+        }
+    }
+
+    /// Copies every credential, replacing the copy: entries the load did
+    /// not see are dropped at the end. Lookups keep answering from the old
+    /// copy while it runs, as long as it is within the bound.
+    async fn load(&self, state: &mut SyncState) -> Result<(), StoreError> {
+        let generation = state.generation.wrapping_add(1);
+        let started = Instant::now();
+        tracing::info!("loading every credential into the replica");
+        let mut loaded = 0u64;
+        let mut damaged = HashMap::new();
+        let position = self
+            .source
+            .load(&mut |read| {
+                loaded += 1;
+                if loaded.is_multiple_of(PROGRESS_EVERY) {
+                    tracing::info!(loaded, "loading the replica");
+                }
+                match read {
+                    Read::Credential(credential, seq) => {
+                        self.upsert(credential, seq, generation);
+                    }
+                    Read::Damaged { id, scope, error } => {
+                        damaged.insert(id, (scope, error));
+                    }
+                    Read::Gone(_) => {}
+                }
+            })
+            .await?;
+        for shard in self.table.all() {
+            write(&shard.0).retain(|entry| entry.generation == generation);
+        }
+        self.any_damaged
+            .store(!damaged.is_empty(), Ordering::Release);
+        *self.damaged.write().unwrap_or_else(PoisonError::into_inner) = damaged;
+        state.generation = generation;
+        state.position = Some(position);
+        tracing::info!(
+            loaded,
+            seconds = started.elapsed().as_secs_f64(),
+            "the replica is loaded"
+        );
+        Ok(())
+    }
+
+    /// Applies one change read from the feed; `generation` is the last
+    /// load's.
+    fn apply(&self, change: Change, generation: u32) {
+        match change {
+            Change::Token(Read::Credential(credential, seq)) => {
+                self.forget_damage(credential.id);
+                self.upsert(credential, seq, generation);
+            }
+            Change::Token(Read::Damaged { id, scope, error }) => {
+                remove_from(&mut write(self.table.of(id)), id);
+                self.damaged
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(id, (scope, error));
+                self.any_damaged.store(true, Ordering::Release);
+            }
+            Change::Token(Read::Gone(id)) => {
+                remove_from(&mut write(self.table.of(id)), id);
+                self.forget_damage(id);
+            }
+            Change::Scope {
+                org,
+                domain,
+                through_seq,
+            } => self.revoke_covered(&org, &domain, through_seq),
+        }
+    }
+
+    fn forget_damage(&self, id: TokenId) {
+        if self.any_damaged.load(Ordering::Acquire) {
+            self.damaged
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&id);
+        }
+    }
+
+    /// Stores `credential` in the copy, replacing an earlier state. The
+    /// last-used time only moves forward: the copy may hold a later one,
+    /// written through this instance, than a read made just before.
+    fn upsert(&self, mut credential: StoredCredential, seq: i64, generation: u32) {
+        credential.scope = self.intern(&credential.scope);
+        let mut table = write(self.table.of(credential.id));
+        match find_in_mut(&mut table, credential.id) {
+            Some(entry) => {
+                credential.last_used_at =
+                    credential.last_used_at.max(entry.credential.last_used_at);
+                *entry = Entry {
+                    credential,
+                    seq,
+                    generation,
+                };
+            }
+            None => insert_into(
+                &mut table,
+                Entry {
+                    credential,
+                    seq,
+                    generation,
+                },
+            ),
+        }
+    }
+
+    /// The one copy of `scope` its credentials share.
+    fn intern(&self, scope: &Arc<Scope>) -> Arc<Scope> {
+        let mut scopes = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);
+        match scopes.get(&**scope) {
+            Some(shared) => shared.clone(),
+            None => {
+                scopes.insert(Scope::clone(scope), scope.clone());
+                scope.clone()
+            }
+        }
+    }
+
+    /// Marks revoked every credential of organization `org` (of its domain
+    /// `domain`, unless that is `''`) inserted up to `through_seq`: what a
+    /// scope mark says. Each table is scanned under its read lock, so
+    /// lookups go on; the write lock is taken only to set what matched.
+    fn revoke_covered(&self, org: &str, domain: &str, through_seq: i64) {
+        let covered = |entry: &Entry| {
+            let scope = &entry.credential.scope;
+            !entry.credential.revoked
+                && entry.seq <= through_seq
+                && scope.org().as_str() == org
+                && (domain.is_empty() || scope.domain_id().is_some_and(|d| d.as_str() == domain))
+        };
+        for shard in self.table.all() {
+            let ids: Vec<TokenId> = read(&shard.0)
+                .iter()
+                .filter(|entry| covered(entry))
+                .map(|entry| entry.credential.id)
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let mut table = write(&shard.0);
+            for id in ids {
+                if let Some(entry) = find_in_mut(&mut table, id) {
+                    entry.credential.revoked = true;
+                }
+            }
+        }
+    }
+
+    /// The credential of `id` from the copy, if the copy is within the
+    /// bound: the verification path.
+    fn credential(&self, id: TokenId) -> Result<Option<StoredCredential>, StoreError> {
+        let fresh = self.fresh_as_of.load(Ordering::Acquire);
+        let lag = Duration::from_nanos(self.now().saturating_sub(fresh));
+        if fresh == 0 || lag > self.options.max_staleness {
+            return Err(self.stale(fresh, lag));
+        }
+        match self.table.credential(id) {
+            Some(credential) => Ok(Some(credential)),
+            None if self.any_damaged.load(Ordering::Acquire) => self.damage_of(id),
+            None => Ok(None),
+        }
+    }
+
+    /// Records uses written through this instance in the copy too, so
+    /// verification does not note them again.
+    fn note_uses(&self, uses: &[(TokenId, OffsetDateTime)]) {
+        for &(id, at) in uses {
+            if let Some(entry) = find_in_mut(&mut write(self.table.of(id)), id) {
+                let last = &mut entry.credential.last_used_at;
+                *last = (*last).max(Some(at));
+            }
+        }
+    }
+
+    #[cold]
+    fn stale(&self, fresh: u64, lag: Duration) -> StoreError {
+        let why = if fresh == 0 {
+            "the replica is not loaded, or its last read of the store failed".to_string()
+        } else {
+            format!(
+                "the replica was last proven current {lag:?} ago, more than its bound of {:?}",
+                self.options.max_staleness
+            )
+        };
+        StoreError::Unavailable { source: why.into() }
+    }
+
+    #[cold]
+    fn damage_of(&self, id: TokenId) -> Result<Option<StoredCredential>, StoreError> {
+        let damaged = self.damaged.read().unwrap_or_else(PoisonError::into_inner);
+        match damaged.get(&id) {
+            Some((scope, error)) => Err(StoreError::Corrupt {
+                id: Some(id),
+                scope: scope.clone(),
+                source: error.clone().into(),
+            }),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Writes go to the shared store, then read the feed so this instance sees
+/// them before they return; reads other than `find_credential` go to the
+/// shared store as they are.
+#[async_trait]
+impl TokenStore for ReplicatedStore {
+    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
+        let inserted = self.shared.source.insert(record).await;
+        self.after_write().await;
+        inserted
+    }
+
+    async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        self.shared.source.find(id).await
+    }
+
+    /// From the copy, never the database: fails as unavailable while the
+    /// copy is not proven current within `max_staleness`.
+    async fn find_credential(&self, id: TokenId) -> Result<Option<StoredCredential>, StoreError> {
+        self.shared.credential(id)
+    }
+
+    async fn list(
+        &self,
+        scope: &Scope,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Vec<ListedRecord>, StoreError> {
+        self.shared.source.list(scope, after, limit).await
+    }
+
+    async fn revoke(
+        &self,
+        id: TokenId,
+        revocation: Revocation,
+    ) -> Result<RevokeOutcome, StoreError> {
+        let revoked = self.shared.source.revoke(id, revocation).await;
+        self.after_write().await;
+        revoked
+    }
+
+    async fn revoke_scope(
+        &self,
+        scope: &Scope,
+        revocation: Revocation,
+    ) -> Result<ScopeRevoked, StoreError> {
+        let revoked = self.shared.source.revoke_scope(scope, revocation).await;
+        self.after_write().await;
+        revoked
+    }
+
+    async fn rotate(
+        &self,
+        old: TokenId,
+        retire: Retirement,
+        successor: TokenRecord,
+    ) -> Result<RotateOutcome, StoreError> {
+        let rotated = self.shared.source.rotate(old, retire, successor).await;
+        self.after_write().await;
+        rotated
+    }
+
+    /// Last-used times are no change the feed reports (they would make
+    /// every flush a change for every replica): each instance sets them
+    /// in its own copy when it writes them, and so writes a token's use at
+    /// most once per interval itself.
+    async fn record_uses(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
+        self.shared.source.record_uses(uses).await?;
+        self.shared.note_uses(uses);
+        Ok(())
+    }
+
+    async fn list_expiring(
+        &self,
+        scope: &Scope,
+        window: Range<OffsetDateTime>,
+        after: Option<ExpiryCursor>,
+        limit: usize,
+    ) -> Result<Vec<ListedRecord>, StoreError> {
+        self.shared
+            .source
+            .list_expiring(scope, window, after, limit)
+            .await
+    }
+
+    async fn purge(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError> {
+        let purged = self.shared.source.purge(before, limit).await;
+        self.after_write().await;
+        purged
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        ReplicatedStore::ready(self).await
+    }
+}

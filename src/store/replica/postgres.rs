@@ -1,0 +1,198 @@
+//! The PostgreSQL change feed: snapshots as positions, and a listener for
+//! the notifications writes send at commit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::TryStreamExt;
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::feed::{Change, Feed, FeedStatements, Position, Read, Since, TokenRow, read_changes};
+use crate::error::StoreError;
+use crate::store::PostgresStore;
+use crate::store::postgres::error;
+
+/// The `application_name` of the listener's connection: how to find it in
+/// `pg_stat_activity`.
+pub const LISTENER_APPLICATION_NAME: &str = "api-tokens replica listener";
+
+/// How long a load of every credential may take: far longer than any call,
+/// since it streams the whole table.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// The longest pause between attempts to reconnect the listener.
+const LISTEN_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Every read of the feed: one snapshot for all its statements.
+const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
+/// The rows a snapshot `$1` did not see: written by a transaction that was
+/// still running when it was taken, or began after. Those are at or after
+/// its `xmin`, which the index finds.
+const AFTER: &str = "ch.xid >= pg_snapshot_xmin($1::pg_snapshot) \
+     AND NOT pg_visible_in_snapshot(ch.xid, $1::pg_snapshot)";
+
+type Row = TokenRow<OffsetDateTime>;
+
+impl PostgresStore {
+    /// Deletes up to `$2` change rows older than `$1` seconds, recording
+    /// the highest xid deleted; returns how many.
+    fn prune_statement(&self) -> String {
+        let changes = self.table().quoted("_changes");
+        let pruned = self.table().quoted("_changes_pruned");
+        format!(
+            "WITH gone AS (DELETE FROM {changes} WHERE ctid IN (SELECT ctid FROM {changes} \
+             WHERE changed_at < now() - make_interval(secs => $1) LIMIT $2) RETURNING xid), \
+             noted AS (UPDATE {pruned} SET through_xid = \
+             greatest(through_xid, (SELECT xid FROM gone ORDER BY xid DESC LIMIT 1)) \
+             WHERE EXISTS (SELECT 1 FROM gone)) \
+             SELECT count(*) FROM gone"
+        )
+    }
+
+    fn feed_statements(&self) -> FeedStatements {
+        FeedStatements::new(self.table(), AFTER)
+    }
+}
+
+#[async_trait]
+impl Feed for PostgresStore {
+    async fn load(&self, apply: &mut (dyn FnMut(Read) + Send)) -> Result<Position, StoreError> {
+        let statements = self.feed_statements();
+        self.call_within(self.pool(), LOAD_TIMEOUT, async |conn| {
+            let mut tx = PostgresStore::begin_within(conn, BEGIN_SNAPSHOT, LOAD_TIMEOUT).await?;
+            let snapshot: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(error)?;
+            let mut rows = sqlx::query_as::<_, Row>(&statements.load).fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await.map_err(error)? {
+                if let Some(read) = row.into_read() {
+                    apply(read);
+                }
+            }
+            drop(rows);
+            tx.commit().await.map_err(error)?;
+            Ok(Position::Snapshot(snapshot))
+        })
+        .await
+    }
+
+    async fn changes_since(
+        &self,
+        since: &Position,
+        apply: &mut (dyn FnMut(Change) + Send),
+    ) -> Result<Since, StoreError> {
+        // Refutable only when both SQL features are on.
+        #[allow(irrefutable_let_patterns)]
+        let Position::Snapshot(since) = since else {
+            return Ok(Since::Pruned);
+        };
+        let statements = self.feed_statements();
+        let pruned = format!(
+            "SELECT through_xid >= pg_snapshot_xmin($1::pg_snapshot) FROM {}",
+            self.table().quoted("_changes_pruned")
+        );
+        self.call_within(self.pool(), self.timeout(), async |conn| {
+            let mut tx = PostgresStore::begin_within(conn, BEGIN_SNAPSHOT, self.timeout()).await?;
+            let snapshot: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(error)?;
+            let overtaken: bool = sqlx::query_scalar(&pruned)
+                .bind(since)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(error)?;
+            if overtaken {
+                return Ok(Since::Pruned);
+            }
+            read_changes!(
+                &mut tx,
+                statements,
+                since,
+                &mut *apply,
+                error,
+                OffsetDateTime
+            );
+            tx.commit().await.map_err(error)?;
+            Ok(Since::CaughtUp(Position::Snapshot(snapshot)))
+        })
+        .await
+    }
+
+    async fn prune_changes(&self, retention: Duration, limit: usize) -> Result<u64, StoreError> {
+        let statement = self.prune_statement();
+        self.call_within(self.management_pool(), self.timeout(), async |conn| {
+            let mut tx = PostgresStore::begin_within(conn, "BEGIN", self.timeout()).await?;
+            let pruned: i64 = sqlx::query_scalar(&statement)
+                .bind(retention.as_secs_f64())
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(error)?;
+            tx.commit().await.map_err(error)?;
+            Ok(pruned.unsigned_abs())
+        })
+        .await
+    }
+
+    fn listen(&self, wake: Arc<Notify>) -> Option<JoinHandle<()>> {
+        let options = (*self.pool().connect_options())
+            .clone()
+            .application_name(LISTENER_APPLICATION_NAME);
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(self.timeout())
+            .connect_lazy_with(options);
+        let table = self.table().quoted("");
+        Some(tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(50);
+            loop {
+                match listen_until_lost(&pool, &table, &wake).await {
+                    Ok(()) => backoff = Duration::from_millis(50),
+                    Err(failure) => {
+                        tracing::debug!(error = %failure, "the replica's listener reconnects");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(LISTEN_BACKOFF);
+                    }
+                }
+                // Whatever was sent while no one listened, the feed has.
+                wake.notify_one();
+            }
+        }))
+    }
+}
+
+/// Listens on the table's channel and wakes the feed reader on each
+/// notification, until the connection is lost.
+async fn listen_until_lost(
+    pool: &sqlx::PgPool,
+    table: &str,
+    wake: &Notify,
+) -> Result<(), StoreError> {
+    let mut listener = PgListener::connect_with(pool).await.map_err(error)?;
+    let oid: i64 = sqlx::query_scalar("SELECT $1::regclass::oid::bigint")
+        .bind(table)
+        .fetch_one(&mut listener)
+        .await
+        .map_err(error)?;
+    listener
+        .listen(&format!("tokens_changed_{oid}"))
+        .await
+        .map_err(error)?;
+    // Listening from here: anything committed before is in the feed.
+    wake.notify_one();
+    loop {
+        match listener.try_recv().await.map_err(error)? {
+            Some(_) => wake.notify_one(),
+            // The connection was lost; the listener would reconnect on the
+            // next call, but the caller starts afresh instead.
+            None => return Ok(()),
+        }
+    }
+}

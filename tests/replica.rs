@@ -1,0 +1,143 @@
+//! The replicated store over real PostgreSQL and SQLite: the conformance
+//! suite through the replica, two instances sharing one database, damaged
+//! rows, and a replica that cannot prove itself current failing closed.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use api_tokens::{
+    IssueRequest, ReplicaOptions, ReplicatedStore, SqliteStore, TokenFormat, TokenService,
+    TokenStore, VerifyError,
+};
+use common::postgres::{fresh_schema, store_in};
+use common::*;
+
+fn service_over(store: Arc<dyn TokenStore>) -> TokenService {
+    TokenService::new(
+        TokenFormat::new(PREFIX).unwrap(),
+        api_tokens::Keyring::new(api_tokens::KeyId::new(1), key(1)),
+        store,
+    )
+}
+
+async fn replica_in(schema: &str) -> Arc<ReplicatedStore> {
+    let store = ReplicatedStore::postgres(store_in(schema).await, ReplicaOptions::default());
+    store.ready().await.unwrap();
+    Arc::new(store)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_postgres_replica_keeps_the_contract() {
+    api_tokens::conformance::run(|| async {
+        let schema = fresh_schema().await;
+        replica_in(&schema).await as Arc<dyn TokenStore>
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sqlite_replica_keeps_the_contract() {
+    let dir = std::env::temp_dir().join(format!("api-tokens-replica-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let next = std::sync::atomic::AtomicU64::new(0);
+    api_tokens::conformance::run(|| async {
+        let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = dir.join(format!("{n}.db"));
+        let _ = std::fs::remove_file(&path);
+        let store = ReplicatedStore::sqlite(
+            SqliteStore::open(&path).await.unwrap(),
+            ReplicaOptions::default(),
+        );
+        store.ready().await.unwrap();
+        Arc::new(store) as Arc<dyn TokenStore>
+    })
+    .await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Polls `verify` on `service` until `done` says so, for at most `bound`
+/// past `since`; how long after `since` that took.
+async fn until(
+    service: &TokenService,
+    token: &str,
+    since: Instant,
+    bound: Duration,
+    done: impl Fn(&Result<api_tokens::VerifiedToken, VerifyError>) -> bool,
+) -> Duration {
+    loop {
+        let outcome = service.verify(token).await;
+        if done(&outcome) {
+            return since.elapsed();
+        }
+        assert!(
+            since.elapsed() <= bound,
+            "still {outcome:?} {:?} after",
+            since.elapsed()
+        );
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_see_each_others_tokens_and_revocations_within_the_bound() {
+    let schema = fresh_schema().await;
+    let (a, b) = (replica_in(&schema).await, replica_in(&schema).await);
+    let bound = b.max_staleness();
+    let (a, b) = (service_over(a), service_over(b.clone()));
+    let admin = org_admin("acme");
+    for _ in 0..20 {
+        let issued = a
+            .issue(&admin, IssueRequest::new(domain("acme", "shop"), "shared"))
+            .await
+            .unwrap();
+        let token = issued.token.expose_secret();
+        // Read your own writes: at once on A.
+        a.verify(token).await.unwrap();
+        until(&b, token, Instant::now(), bound, |v| v.is_ok()).await;
+        a.revoke(&admin, issued.summary.id).await.unwrap();
+        let revoked_at = Instant::now();
+        assert!(matches!(a.verify(token).await, Err(VerifyError::Revoked)));
+        until(&b, token, revoked_at, bound, |v| {
+            matches!(v, Err(VerifyError::Revoked))
+        })
+        .await;
+    }
+    // A scope revocation too.
+    let issued = a
+        .issue(&admin, IssueRequest::new(domain("acme", "shop"), "scoped"))
+        .await
+        .unwrap();
+    let token = issued.token.expose_secret();
+    until(&b, token, Instant::now(), bound, |v| v.is_ok()).await;
+    a.revoke_scope(&admin, &org("acme"), None).await.unwrap();
+    let revoked_at = Instant::now();
+    assert!(matches!(a.verify(token).await, Err(VerifyError::Revoked)));
+    until(&b, token, revoked_at, bound, |v| {
+        matches!(v, Err(VerifyError::Revoked))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_row_edited_into_nonsense_is_corrupt_in_the_replica_too() {
+    let schema = fresh_schema().await;
+    let replica = replica_in(&schema).await;
+    let service = service_over(replica.clone());
+    let tokens = issue_rows_to_damage(&service).await;
+    let direct = store_in(&schema).await;
+    for edit in [
+        "UPDATE api_tokens SET digest = '\\x010203' WHERE label = 'short digest'",
+        "UPDATE api_tokens SET scope_kind = 'galaxy' WHERE label = 'unknown kind'",
+    ] {
+        let edited = sqlx::query(edit).execute(direct.pool()).await.unwrap();
+        assert_eq!(edited.rows_affected(), 1);
+    }
+    // Edited behind the replica's back: the feed brings the damage in.
+    tokio::time::sleep(replica.max_staleness()).await;
+    assert_damaged_rows_are_corrupt(&service, &*replica, &tokens).await;
+    // And a replica loaded afterwards reads it as damaged too.
+    let fresh = replica_in(&schema).await;
+    assert_damaged_rows_are_corrupt(&service_over(fresh.clone()), &*fresh, &tokens).await;
+}
