@@ -141,3 +141,98 @@ async fn a_row_edited_into_nonsense_is_corrupt_in_the_replica_too() {
     let fresh = replica_in(&schema).await;
     assert_damaged_rows_are_corrupt(&service_over(fresh.clone()), &*fresh, &tokens).await;
 }
+
+async fn issue(
+    service: &TokenService,
+    admin: &api_tokens::Actor,
+    label: &str,
+) -> api_tokens::IssuedToken {
+    let request = IssueRequest::new(org("acme"), label);
+    service.issue(admin, request).await.unwrap()
+}
+
+/// Waits until the feed of `schema` holds no change row: pruned.
+async fn until_pruned(schema: &str) {
+    let direct = store_in(schema).await;
+    let started = Instant::now();
+    loop {
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM api_tokens_changes")
+            .fetch_one(direct.pool())
+            .await
+            .unwrap();
+        if rows == 0 {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{rows} change rows never pruned"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_whose_changes_were_pruned_reloads_instead_of_missing_them() {
+    let schema = fresh_schema().await;
+    // The writer prunes every change row at once; the follower reads the
+    // feed only every 15 s, or after its own writes.
+    let writer = ReplicatedStore::postgres(
+        store_in(&schema).await,
+        ReplicaOptions::default().with_change_retention(Duration::ZERO),
+    );
+    let follower = ReplicatedStore::postgres(
+        store_in(&schema).await,
+        ReplicaOptions::default()
+            .with_max_staleness(Duration::from_secs(60))
+            .with_notifications(false),
+    );
+    let (writer, follower) = (Arc::new(writer), Arc::new(follower));
+    writer.ready().await.unwrap();
+    follower.ready().await.unwrap();
+    let (w, f) = (service_over(writer), service_over(follower));
+    let admin = org_admin("acme");
+    let issued = issue(&w, &admin, "issued while the follower looked away").await;
+    let token = issued.token.expose_secret();
+    assert!(matches!(f.verify(token).await, Err(VerifyError::Invalid)));
+    until_pruned(&schema).await;
+    // The follower's own write makes it read the feed: its position was
+    // pruned, so it reloads, and sees the token.
+    issue(&f, &admin, "a write of the follower's").await;
+    f.verify(token).await.unwrap();
+
+    w.revoke(&admin, issued.summary.id).await.unwrap();
+    until_pruned(&schema).await;
+    issue(&f, &admin, "another write of the follower's").await;
+    assert!(matches!(f.verify(token).await, Err(VerifyError::Revoked)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_sqlite_replicas_of_one_file_see_each_others_writes_within_the_bound() {
+    let path = std::env::temp_dir().join(format!("api-tokens-shared-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let open = async || {
+        let store = ReplicatedStore::sqlite(
+            SqliteStore::open(&path).await.unwrap(),
+            ReplicaOptions::default(),
+        );
+        store.ready().await.unwrap();
+        Arc::new(store)
+    };
+    let (a, b) = (open().await, open().await);
+    let bound = b.max_staleness();
+    let (a, b) = (service_over(a), service_over(b));
+    let admin = org_admin("acme");
+    let issued = issue(&a, &admin, "shared file").await;
+    let token = issued.token.expose_secret();
+    until(&b, token, Instant::now(), bound, |v| v.is_ok()).await;
+    a.revoke(&admin, issued.summary.id).await.unwrap();
+    let revoked_at = Instant::now();
+    until(&b, token, revoked_at, bound, |v| {
+        matches!(v, Err(VerifyError::Revoked))
+    })
+    .await;
+    drop((a, b));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}

@@ -55,6 +55,11 @@ BEGIN
         ELSE
             changed := NEW.id;
         END IF;
+        IF TG_OP = 'UPDATE' AND OLD.id <> NEW.id THEN
+            -- The old id is gone.
+            INSERT INTO api_tokens_changes (token_id) VALUES (OLD.id);
+            PERFORM pg_notify('tokens_changed_' || tokens, OLD.id);
+        END IF;
         INSERT INTO api_tokens_changes (token_id) VALUES (changed);
     END IF;
     PERFORM pg_notify('tokens_changed_' || tokens, changed);

@@ -75,11 +75,16 @@ pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(1);
 /// for longer reloads everything instead of catching up.
 pub const DEFAULT_CHANGE_RETENTION: Duration = Duration::from_secs(15 * 60);
 
-/// How often a replica deletes change rows older than the retention.
+/// How often a replica deletes change rows older than the retention (or
+/// more often, for a shorter retention).
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
-/// Most change rows one prune deletes: a short transaction.
+/// Most change rows one transaction of pruning deletes.
 const PRUNE_BATCH: usize = 10_000;
+
+/// Most transactions of pruning a minute: a million change rows, far more
+/// writes than a token table sees.
+const PRUNE_BATCHES: usize = 100;
 
 /// How many credentials a load reports progress after.
 const PROGRESS_EVERY: u64 = 100_000;
@@ -124,7 +129,9 @@ impl ReplicaOptions {
     }
 
     /// How long change rows are kept (default 15 minutes): longer than any
-    /// outage a replica should catch up from rather than reload.
+    /// outage a replica should catch up from rather than reload. Each
+    /// replica prunes older rows once a minute (or once per retention, if
+    /// shorter).
     #[must_use]
     pub fn with_change_retention(mut self, retention: Duration) -> Self {
         self.change_retention = retention;
@@ -336,12 +343,10 @@ async fn follow(shared: Arc<Shared>) {
     let mut last_prune = Instant::now();
     loop {
         shared.catch_up().await;
-        if last_prune.elapsed() >= PRUNE_EVERY && *shared.loaded.borrow() {
+        let prune_every = shared.options.change_retention.min(PRUNE_EVERY);
+        if last_prune.elapsed() >= prune_every && *shared.loaded.borrow() {
             last_prune = Instant::now();
-            let retention = shared.options.change_retention;
-            if let Err(error) = shared.source.prune_changes(retention, PRUNE_BATCH).await {
-                tracing::warn!(error = %error, "old change rows not pruned; retried in a minute");
-            }
+            shared.prune().await;
         }
         // A wake-up that came while reading stays stored: the next wait
         // returns at once.
@@ -350,6 +355,24 @@ async fn follow(shared: Arc<Shared>) {
 }
 
 impl Shared {
+    /// Deletes change rows older than the retention, a batch per short
+    /// transaction, at most [`PRUNE_BATCHES`] batches a minute; and forgets
+    /// scopes no credential holds.
+    async fn prune(&self) {
+        let retention = self.options.change_retention;
+        for _ in 0..PRUNE_BATCHES {
+            match self.source.prune_changes(retention, PRUNE_BATCH).await {
+                Ok(deleted) if deleted < PRUNE_BATCH as u64 => break,
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(error = %error, "old change rows not pruned; retried in a minute");
+                    break;
+                }
+            }
+        }
+        self.drop_unused_scopes();
+    }
+
     fn now(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64 + 1
     }
@@ -398,7 +421,8 @@ impl Shared {
             Ok(()) => {
                 self.fresh_as_of.fetch_max(started, Ordering::AcqRel);
                 // Ready once loaded and fresh, in that order.
-                self.loaded.send_if_modified(|loaded| !std::mem::replace(loaded, true));
+                self.loaded
+                    .send_if_modified(|loaded| !std::mem::replace(loaded, true));
                 if std::mem::take(&mut state.failing) {
                     tracing::info!("the replica is current again");
                 }
@@ -422,7 +446,10 @@ impl Shared {
     /// not see are dropped at the end. Lookups keep answering from the old
     /// copy while it runs, as long as it is within the bound.
     async fn load(&self, state: &mut SyncState) -> Result<(), StoreError> {
+        // A new generation for every attempt: entries a failed attempt
+        // wrote are swept by the next one unless it sees them too.
         let generation = state.generation.wrapping_add(1);
+        state.generation = generation;
         let started = Instant::now();
         tracing::info!("loading every credential into the replica");
         let mut loaded = 0u64;
@@ -451,7 +478,7 @@ impl Shared {
         self.any_damaged
             .store(!damaged.is_empty(), Ordering::Release);
         *self.damaged.write().unwrap_or_else(PoisonError::into_inner) = damaged;
-        state.generation = generation;
+        self.drop_unused_scopes();
         state.position = Some(position);
         tracing::info!(
             loaded,
@@ -491,11 +518,20 @@ impl Shared {
 
     fn forget_damage(&self, id: TokenId) {
         if self.any_damaged.load(Ordering::Acquire) {
-            self.damaged
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&id);
+            let mut damaged = self.damaged.write().unwrap_or_else(PoisonError::into_inner);
+            damaged.remove(&id);
+            self.any_damaged
+                .store(!damaged.is_empty(), Ordering::Release);
         }
+    }
+
+    /// Forgets the scopes no credential holds any more (their tokens were
+    /// purged), so the map is bounded by the scopes the copy holds.
+    fn drop_unused_scopes(&self) {
+        self.scopes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, scope| Arc::strong_count(scope) > 1);
     }
 
     /// Stores `credential` in the copy, replacing an earlier state. The
