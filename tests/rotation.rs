@@ -347,3 +347,44 @@ async fn a_retired_tokens_uses_are_audited_once_a_minute_not_per_request() {
     assert!(fixture.service.verify(&old_token).await.is_err());
     assert_eq!(retired_events(&fixture).await, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusing_a_retired_token_never_waits_for_the_read_that_names_its_successor() {
+    let fixture = fixture();
+    let admin = org_admin("acme");
+    let (old_token, old_id) = fixture.issue_at(org("acme"), "ci").await;
+    let successor = fixture
+        .service
+        .rotate(&admin, old_id, Duration::ZERO)
+        .await
+        .unwrap();
+    // Record reads hang until released: a slow database behind the
+    // service. The refusal does not wait for one (if it did, this would
+    // time out).
+    let gate = fixture.store.hold_finds();
+    let refused = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        fixture.service.verify(&old_token),
+    )
+    .await
+    .expect("the refusal waited for the store's record read");
+    assert!(matches!(refused, Err(VerifyError::Revoked)));
+    // Once the read answers, the report goes out, naming the successor.
+    gate.add_permits(1);
+    let started = std::time::Instant::now();
+    loop {
+        let events = fixture.audit_events().await;
+        let named = events.iter().any(|event| {
+            matches!(event, AuditEvent::RetiredTokenUsed { token, replaced_by, .. }
+                if *token == old_id && *replaced_by == Some(successor.summary.id))
+        });
+        if named {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{events:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}

@@ -90,27 +90,13 @@ impl AuditQueue {
     /// Hands `event` over for delivery without waiting for the sink: a
     /// short lock to append it, or, when the queue is full, a count.
     pub(crate) fn send(&self, event: AuditEvent) {
-        let shared = &*self.shared;
-        {
-            let mut pending = lock(&shared.pending);
-            if pending.len() >= shared.capacity {
-                drop(pending);
-                shared.dropped.fetch_add(1, Ordering::Relaxed);
-                if !shared.overflowing.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        target: "api_tokens::audit",
-                        capacity = shared.capacity,
-                        "the audit queue is full: audit events are being dropped until the sink \
-                         catches up (see TokenService::audit_events_dropped)"
-                    );
-                }
-                return;
-            }
-            let number = shared.next_number.fetch_add(1, Ordering::Relaxed);
-            pending.push_back((number, event));
-        }
-        shared.wake.notify_one();
-        self.start_task();
+        self.shared.send(event);
+    }
+
+    /// A handle that sends into this queue from a task of its own; unlike
+    /// the queue, dropping it does not close the queue.
+    pub(crate) fn sender(&self) -> AuditSender {
+        AuditSender(self.shared.clone())
     }
 
     /// Delivers every event sent before this call began (and any sent
@@ -129,23 +115,6 @@ impl AuditQueue {
     pub(crate) fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
     }
-
-    /// Starts the delivery task on the current Tokio runtime, unless one
-    /// runs already or there is no runtime here.
-    fn start_task(&self) {
-        let shared = &self.shared;
-        if shared.task_running.load(Ordering::Acquire)
-            || shared.task_running.swap(true, Ordering::AcqRel)
-        {
-            return;
-        }
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(deliver_until_closed(TaskRunning(shared.clone())));
-            }
-            Err(_) => shared.task_running.store(false, Ordering::Release),
-        }
-    }
 }
 
 impl Drop for AuditQueue {
@@ -155,7 +124,59 @@ impl Drop for AuditQueue {
     }
 }
 
+/// Sends into an [`AuditQueue`] from a task of the service's, such as a
+/// report that first reads the store, so no request waits for that read.
+pub(crate) struct AuditSender(Arc<Shared>);
+
+impl AuditSender {
+    /// As [`AuditQueue::send`].
+    pub(crate) fn send(&self, event: AuditEvent) {
+        self.0.send(event);
+    }
+}
+
 impl Shared {
+    /// Appends `event` (or counts it dropped, when the queue is full), and
+    /// makes sure a delivery task runs.
+    fn send(self: &Arc<Self>, event: AuditEvent) {
+        {
+            let mut pending = lock(&self.pending);
+            if pending.len() >= self.capacity {
+                drop(pending);
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                if !self.overflowing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        target: "api_tokens::audit",
+                        capacity = self.capacity,
+                        "the audit queue is full: audit events are being dropped until the sink \
+                         catches up (see TokenService::audit_events_dropped)"
+                    );
+                }
+                return;
+            }
+            let number = self.next_number.fetch_add(1, Ordering::Relaxed);
+            pending.push_back((number, event));
+        }
+        self.wake.notify_one();
+        self.start_task();
+    }
+
+    /// Starts the delivery task on the current Tokio runtime, unless one
+    /// runs already or there is no runtime here.
+    fn start_task(self: &Arc<Self>) {
+        if self.task_running.load(Ordering::Acquire)
+            || self.task_running.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(deliver_until_closed(TaskRunning(self.clone())));
+            }
+            Err(_) => self.task_running.store(false, Ordering::Release),
+        }
+    }
+
     /// Delivers events from the front of the queue, in order, until it is
     /// empty or the next event's number is `until` or past it.
     ///

@@ -2,6 +2,8 @@
 //! whole scope, finding tokens that expire soon, last-used tracking, and the
 //! verification failure counters.
 
+use std::future::Future as _;
+
 use time::Duration;
 
 use super::unconfirmed::ChangeKind;
@@ -343,22 +345,44 @@ impl TokenService {
         self.failures.snapshot()
     }
 
-    /// Tells the audit sink that a rotated token was used after its grace.
+    /// Tells the audit sink that a rotated token was used after its grace,
+    /// naming its successor, which takes a read of the store. The refusal
+    /// never waits for that read (a replica's verification never waits on
+    /// the database): a store that answers at once, like the memory
+    /// store, is read here; any other finishes the report in a task of its
+    /// own on the caller's Tokio runtime (without one, here after all).
     pub(super) async fn retired_token_used(&self, credential: &StoredCredential) {
         if !self.retired_reports.turn(credential.id, self.now()) {
             return;
         }
-        // Once a minute per token at most, so one more read to name the
-        // successor costs nothing that matters.
-        let replaced_by = match self.store.find(credential.id).await {
-            Ok(record) => record.and_then(|record| record.replaced_by),
-            Err(_) => None,
-        };
-        self.audit.send(AuditEvent::RetiredTokenUsed {
-            at: self.now(),
-            token: credential.id,
-            replaced_by,
-            scope: (*credential.scope).clone(),
+        let (store, audit) = (self.store.clone(), self.audit.sender());
+        let (token, scope, at) = (credential.id, (*credential.scope).clone(), self.now());
+        let mut report = Box::pin(async move {
+            // Once a minute per token at most: one more read costs nothing
+            // that matters.
+            let replaced_by = match store.find(token).await {
+                Ok(record) => record.and_then(|record| record.replaced_by),
+                Err(_) => None,
+            };
+            audit.send(AuditEvent::RetiredTokenUsed {
+                at,
+                token,
+                replaced_by,
+                scope,
+            });
         });
+        let waker = std::task::Waker::noop();
+        if report
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(waker))
+            .is_ready()
+        {
+            return;
+        }
+        // The next poll registers the waker that matters.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(report)),
+            Err(_) => report.await,
+        }
     }
 }

@@ -213,9 +213,20 @@ pub struct CountingStore {
     /// When set, `record_uses` says it started, then waits to be released.
     use_write_gate: std::sync::Mutex<Option<UseWriteGate>>,
     ids_taken_first: AtomicUsize,
+    /// When set, `find` (not `find_credential`) waits for a permit: a
+    /// store whose record reads are slow.
+    find_gate: std::sync::Mutex<Option<Arc<tokio::sync::Semaphore>>>,
 }
 
 impl CountingStore {
+    /// From now on each `find` waits for a permit of the returned
+    /// semaphore (which starts with none).
+    pub fn hold_finds(&self) -> Arc<tokio::sync::Semaphore> {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        *self.find_gate.lock().unwrap() = Some(gate.clone());
+        gate
+    }
+
     /// For the next `inserts` inserts, the same record is stored just before
     /// the insert runs, so that insert meets a real duplicate in the real store.
     pub fn take_ids_first(&self, inserts: usize) {
@@ -273,6 +284,10 @@ impl TokenStore for CountingStore {
 
     async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
         self.finds.fetch_add(1, Ordering::SeqCst);
+        let gate = self.find_gate.lock().unwrap().clone();
+        if let Some(gate) = gate {
+            gate.acquire().await.unwrap().forget();
+        }
         self.inner.find(id).await
     }
 
