@@ -3,36 +3,7 @@
 //! the database, with a stated bound on how late a revocation can take
 //! effect.
 //!
-//! # How it stays current
-//!
-//! 1. **Start-up.** One streaming read copies every credential into the
-//!    [sharded table](super::shards) the memory store uses (logging
-//!    progress through `tracing`). Until it finishes, verification fails
-//!    as unavailable; [`ready`](ReplicatedStore::ready) waits for it.
-//! 2. **The change feed** (see [`feed`]). Every write to the store adds a
-//!    row naming what changed, inside the writer's transaction. Reading the
-//!    feed re-reads exactly the tokens it names, in one snapshot, and
-//!    applies scope revocations to the copy.
-//! 3. **When it reads.** On PostgreSQL a dedicated connection `LISTEN`s for
-//!    the notification each write sends at commit, and the replica reads
-//!    the feed at once. Whatever happens to notifications (a lost listener,
-//!    a reconnect, a pooler that drops them), it also reads the feed every
-//!    quarter of `max_staleness`: that read proves the copy current even
-//!    when nothing changed, and catches up after any gap.
-//! 4. **Its own writes.** A write through the replica goes to the store,
-//!    then reads the feed before it returns, so this instance sees its own
-//!    writes at once. If that read fails, the copy counts as stale until a
-//!    read succeeds.
-//!
-//! # The bound
-//!
-//! Each read of the feed that succeeds proves the copy holds every change
-//! committed before the read began: "fresh as of" that moment. A lookup
-//! made more than `max_staleness` after it fails closed with
-//! [`StoreError::Unavailable`] (a 503 through the HTTP layer) instead of
-//! answering. So a token revoked at time R is refused everywhere from
-//! R + `max_staleness` on, whatever fails in between, and the replica
-//! recovers by itself once reads succeed again.
+//! How it works, and the bound it keeps: see [`ReplicatedStore`].
 //!
 //! Everything else (lists, `find`, every write) goes to the shared store.
 
@@ -146,8 +117,57 @@ impl ReplicaOptions {
 
 /// A [`TokenStore`] that serves `find_credential` (every verification)
 /// from an in-process copy of a shared SQL store, and everything else from
-/// the store itself. See the [module docs](self) for how the copy is kept
-/// and the bound it keeps.
+/// the store itself.
+///
+/// # How it stays current
+///
+/// 1. **Start-up.** One streaming read copies every credential into the
+///    sharded table the memory store uses (logging progress through
+///    `tracing`). Until it finishes, verification fails as unavailable;
+///    [`ready`](ReplicatedStore::ready) waits for it.
+/// 2. **The change feed** (`<table>_changes`, from the migration
+///    `0002_change_feed`). Every write to the store adds a row naming what
+///    changed, inside the writer's transaction. Reading the feed re-reads
+///    exactly the tokens it names, in one snapshot, and applies scope
+///    revocations to the copy. On PostgreSQL a read takes the rows its
+///    previous read's snapshot did not see, so a transaction that commits
+///    out of order is read when it commits, never skipped; on SQLite (one
+///    writer at a time) rows are numbered in commit order.
+/// 3. **When it reads.** On PostgreSQL a dedicated connection `LISTEN`s for
+///    the notification each write sends at commit, and the replica reads
+///    the feed at once. Whatever happens to notifications (a lost listener,
+///    a reconnect, a pooler that drops them), it also reads the feed every
+///    quarter of `max_staleness`: that read proves the copy current even
+///    when nothing changed, and catches up after any gap.
+/// 4. **Its own writes.** A write through the replica goes to the store,
+///    then reads the feed before it returns, so this instance sees its own
+///    writes at once. If that read fails, the copy counts as stale until a
+///    read succeeds.
+///
+/// # The bound
+///
+/// Each read of the feed that succeeds proves the copy holds every change
+/// committed before the read began: "fresh as of" that moment. A lookup
+/// made more than `max_staleness` after it fails closed with
+/// [`StoreError::Unavailable`] (a 503 through the HTTP layer) instead of
+/// answering. So a token revoked at time R is refused everywhere from
+/// R + `max_staleness` on, whatever fails in between, and the replica
+/// recovers by itself once reads succeed again.
+///
+/// Change rows are pruned after a retention (15 minutes,
+/// [`ReplicaOptions::with_change_retention`]); a replica cut off for
+/// longer reloads everything, failing closed while it does.
+///
+/// # Costs and limits
+///
+/// - Memory for every credential (no label or creator: about half what
+///   `MemoryStore` keeps per token).
+/// - Four small queries a second at the default bound, and one connection
+///   for `LISTEN`.
+/// - Writes through the replica wait for one read of the feed after they
+///   commit; while a (re)load runs, they wait for it.
+/// - Last-used times are not in the feed: each instance records its own
+///   (see [`record_uses`](TokenStore::record_uses) below).
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
