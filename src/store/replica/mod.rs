@@ -211,6 +211,15 @@ struct Shared {
     loaded: watch::Sender<bool>,
 }
 
+/// Why the feed is read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Occasion {
+    /// On a notification, or because a quarter of the bound passed.
+    Timed,
+    /// Right after a write through this instance.
+    AfterWrite,
+}
+
 /// Where the replica is in the feed.
 struct SyncState {
     /// `None` until loaded, and after a prune overtook it: load everything.
@@ -334,7 +343,7 @@ impl ReplicatedStore {
     /// Reads the feed now, after a write, and returns once this instance
     /// sees the write (or, if the read failed, counts as stale).
     async fn after_write(&self) {
-        self.shared.catch_up().await;
+        self.shared.catch_up(Occasion::AfterWrite).await;
     }
 }
 
@@ -362,7 +371,7 @@ async fn follow(shared: Arc<Shared>) {
     let every = shared.options.max_staleness / 4;
     let mut last_prune = Instant::now();
     loop {
-        shared.catch_up().await;
+        shared.catch_up(Occasion::Timed).await;
         let prune_every = shared.options.change_retention.min(PRUNE_EVERY);
         if last_prune.elapsed() >= prune_every && *shared.loaded.borrow() {
             last_prune = Instant::now();
@@ -406,7 +415,7 @@ impl Shared {
     /// bounded by the bound itself: a read that takes longer could not
     /// keep the copy fresh anyway, and a store that stopped answering must
     /// not hold the reader.
-    async fn catch_up(&self) {
+    async fn catch_up(&self, why: Occasion) {
         let mut state = self.sync.lock().await;
         let started = self.now();
         let outcome = match state.position.clone() {
@@ -448,13 +457,19 @@ impl Shared {
                 }
             }
             Err(error) => {
-                // A read after a write that failed may have missed the
-                // write: count as stale until a read succeeds.
-                self.fresh_as_of.store(0, Ordering::Release);
+                // A timed read that failed changes nothing: the copy is as
+                // current as the last read proved, and lookups fail closed
+                // once that is past the bound. A read after a write that
+                // failed may have missed the write, which this instance
+                // must see: count as stale until a read succeeds.
+                if why == Occasion::AfterWrite {
+                    self.fresh_as_of.store(0, Ordering::Release);
+                }
                 if !std::mem::replace(&mut state.failing, true) {
                     tracing::warn!(
                         error = %error,
-                        "the replica cannot read the store's changes; lookups fail once it is {:?} behind",
+                        "the replica cannot read the store's changes; lookups fail closed once \
+                         its last successful read is {:?} old",
                         self.options.max_staleness
                     );
                 }
