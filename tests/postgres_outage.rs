@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,79 +15,11 @@ use api_tokens::{
     IssueRequest, StoreError, TokenFormat, TokenId, TokenService, TokenStore, VerifyError,
 };
 use common::postgres::{fresh_schema, store_in};
+use common::server::{ServerBack, pg_ctl, signal_server};
 use common::*;
-
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests with `scripts/test`, which starts the server")
-    })
-}
-
-/// Runs `program args` as the user that owns the server.
-fn as_server_user(program: &str, args: &[&str]) -> std::process::ExitStatus {
-    let user = var("API_TOKENS_PG_USER");
-    let me = Command::new("id").arg("-un").output().expect("id runs");
-    if String::from_utf8_lossy(&me.stdout).trim() == user {
-        Command::new(program).args(args).status()
-    } else {
-        Command::new("runuser")
-            .args(["-u", &user, "--", program])
-            .args(args)
-            .status()
-    }
-    .expect("the command runs")
-}
-
-/// `pg_ctl <action> [options]` on the test server.
-fn pg_ctl(action: &str, options: &[&str]) {
-    let pg_ctl = format!("{}/pg_ctl", var("API_TOKENS_PG_BIN"));
-    let (data, log) = (var("API_TOKENS_PG_DATA"), var("API_TOKENS_PG_LOG"));
-    let mut args = vec!["-D", &data, "-l", &log, "-w", action];
-    args.extend(options);
-    assert!(
-        as_server_user(&pg_ctl, &args).success(),
-        "pg_ctl {action} failed"
-    );
-}
-
-/// Sends `signal` to every process of the server.
-fn signal_server(signal: &str) {
-    let user = var("API_TOKENS_PG_USER");
-    let status = Command::new("pkill")
-        .args(["--signal", signal, "-u", &user, "postgres"])
-        .status()
-        .expect("pkill runs");
-    assert!(
-        status.success(),
-        "pkill --signal {signal} found no server process"
-    );
-}
 
 /// The two tests take the server down in turn, never at once.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Leaves the server running and answering however the test ends.
-struct ServerBack;
-
-impl Drop for ServerBack {
-    fn drop(&mut self) {
-        let _ = Command::new("pkill")
-            .args([
-                "--signal",
-                "CONT",
-                "-u",
-                &var("API_TOKENS_PG_USER"),
-                "postgres",
-            ])
-            .status();
-        let pg_ctl = format!("{}/pg_ctl", var("API_TOKENS_PG_BIN"));
-        let data = var("API_TOKENS_PG_DATA");
-        if !as_server_user(&pg_ctl, &["-D", &data, "status"]).success() {
-            let log = var("API_TOKENS_PG_LOG");
-            as_server_user(&pg_ctl, &["-D", &data, "-l", &log, "-w", "start"]);
-        }
-    }
-}
 
 /// `verify`, which must not take longer than `limit` whatever the server does.
 async fn verify_within(

@@ -8,6 +8,8 @@ pub mod http;
 pub mod logs;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "postgres")]
+pub mod server;
 
 use std::io;
 use std::ops::Range;
