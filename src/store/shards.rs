@@ -64,6 +64,11 @@ impl<E: Keyed> Shards<E> {
         &self.0
     }
 
+    /// Whether they hold no entry.
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.iter().all(|shard| read(&shard.0).is_empty())
+    }
+
     /// How many entries they hold.
     pub(super) fn len(&self) -> usize {
         self.0.iter().map(|shard| read(&shard.0).len()).sum()
