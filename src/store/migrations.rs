@@ -8,7 +8,11 @@
 //! `PostgresStore::migrations` or `SqliteStore::migrations`, which write
 //! every name the files derive from `api_tokens` after yours, quoted.
 //! A bulk load may disable the trigger that keeps the scope counts and
-//! fill `<table>_scope_counts` with one `GROUP BY` afterwards.
+//! fill `<table>_scope_counts` with one `GROUP BY` afterwards. It may also
+//! disable the change feed's (`<table>_noted`, which writes a change row
+//! and a notification per token): running replicas then do not see the
+//! loaded tokens until they restart (a token they do not know is refused,
+//! never served).
 
 use super::table::TableName;
 

@@ -96,8 +96,9 @@ pub(crate) enum Since {
     Pruned,
 }
 
-/// A store a replica can follow. Every method reads one consistent
-/// snapshot, and is bounded by the store's own call deadline.
+/// A store a replica can follow. Each read sees one consistent snapshot.
+/// PostgreSQL bounds each call by the store's deadline (a load by a longer
+/// one); the replica bounds a read of changes by its own bound as well.
 #[async_trait]
 pub(crate) trait Feed: TokenStore + 'static {
     /// Every token, streamed to `apply`, and the position the read was made

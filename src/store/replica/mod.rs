@@ -42,6 +42,10 @@ use feed::{Change, Feed, Position, Read, Since};
 /// How late a revocation may take effect unless told otherwise.
 pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(1);
 
+/// The least bound a replica keeps (see
+/// [`ReplicaOptions::with_max_staleness`]).
+pub const MIN_MAX_STALENESS: Duration = Duration::from_millis(20);
+
 /// How long change rows are kept unless told otherwise: a replica cut off
 /// for longer reloads everything instead of catching up.
 pub const DEFAULT_CHANGE_RETENTION: Duration = Duration::from_secs(15 * 60);
@@ -82,10 +86,12 @@ impl ReplicaOptions {
     /// The bound: no lookup answers from a copy last proven current longer
     /// ago than this (default one second). The replica reads the feed
     /// every quarter of it, so each instance makes four small queries a
-    /// second at the default.
+    /// second at the default. A bound under [`MIN_MAX_STALENESS`] is
+    /// raised to it: below that, reads would follow one another without
+    /// pause and a round trip could rarely prove the copy current in time.
     #[must_use]
     pub fn with_max_staleness(mut self, bound: Duration) -> Self {
-        self.max_staleness = bound;
+        self.max_staleness = bound.max(MIN_MAX_STALENESS);
         self
     }
 
@@ -802,6 +808,14 @@ mod tests {
 
     /// A replica's entry costs what a memory store's does (the credential
     /// and one word beside it), so a lookup touches the same cache lines.
+    #[test]
+    fn a_bound_too_short_to_keep_is_raised_to_the_least_one() {
+        let options = ReplicaOptions::default().with_max_staleness(Duration::ZERO);
+        assert_eq!(options.max_staleness(), MIN_MAX_STALENESS);
+        let options = ReplicaOptions::default().with_max_staleness(Duration::from_secs(3));
+        assert_eq!(options.max_staleness(), Duration::from_secs(3));
+    }
+
     #[test]
     fn an_entry_is_as_large_as_the_memory_stores() {
         assert_eq!(
