@@ -181,7 +181,7 @@ impl MemoryStore {
 
     /// Whether it holds no record at all.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.shards.is_empty()
     }
 
     fn shard(&self, id: TokenId) -> &RwLock<HashTable<Entry>> {
