@@ -189,7 +189,7 @@ async fn a_replica_whose_changes_were_pruned_reloads_instead_of_missing_them() {
     let (writer, follower) = (Arc::new(writer), Arc::new(follower));
     writer.ready().await.unwrap();
     follower.ready().await.unwrap();
-    let (w, f) = (service_over(writer), service_over(follower));
+    let (w, f) = (service_over(writer), service_over(follower.clone()));
     let admin = org_admin("acme");
     let issued = issue(&w, &admin, "issued while the follower looked away").await;
     let token = issued.token.expose_secret();
@@ -199,6 +199,7 @@ async fn a_replica_whose_changes_were_pruned_reloads_instead_of_missing_them() {
     // pruned, so it reloads, and sees the token.
     issue(&f, &admin, "a write of the follower's").await;
     f.verify(token).await.unwrap();
+    assert_eq!(follower.loads(), 2, "the start-up load and the reload");
 
     w.revoke(&admin, issued.summary.id).await.unwrap();
     until_pruned(&schema).await;
@@ -235,4 +236,81 @@ async fn two_sqlite_replicas_of_one_file_see_each_others_writes_within_the_bound
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_answers_as_soon_as_it_is_ready() {
+    let schema = fresh_schema().await;
+    let direct = store_in(&schema).await;
+    // Enough rows that loading them takes longer than the bound below: a
+    // copy counted current only as of the load's start would be stale the
+    // moment it is ready.
+    for statement in [
+        "ALTER TABLE api_tokens DISABLE TRIGGER api_tokens_noted",
+        "ALTER TABLE api_tokens DISABLE TRIGGER api_tokens_counted",
+        "INSERT INTO api_tokens (id, scope_kind, org_id, domain_id, role, label, key_id, digest, \
+         created_at, created_by) \
+         SELECT 'A' || lpad(n::text, 10, '0'), 'domain', 'bulk', 'domain' || (n % 8), 'viewer', \
+         'bulk ' || n, 1, decode(md5(n::text) || md5(n::text), 'hex'), \
+         now() - n * interval '1 second', 'loader' FROM generate_series(1, 40000) AS n",
+        "ALTER TABLE api_tokens ENABLE TRIGGER api_tokens_noted",
+        "ALTER TABLE api_tokens ENABLE TRIGGER api_tokens_counted",
+    ] {
+        sqlx::query(statement).execute(direct.pool()).await.unwrap();
+    }
+    let service = service_over(Arc::new(direct));
+    let issued = issue(&service, &org_admin("acme"), "issued before the replica").await;
+
+    let bound = Duration::from_millis(300);
+    let replica = ReplicatedStore::postgres(
+        store_in(&schema).await,
+        ReplicaOptions::default().with_max_staleness(bound),
+    );
+    let loading = Instant::now();
+    replica.ready().await.unwrap();
+    let loaded_in = loading.elapsed();
+    assert_eq!(replica.len(), 40_001);
+    let credential = replica.find_credential(issued.summary.id).await;
+    assert!(
+        matches!(credential, Ok(Some(_))),
+        "right after ready() (the load took {loaded_in:?}, the bound is {bound:?}): {credential:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_long_transaction_elsewhere_never_makes_a_replica_reload() {
+    let schema = fresh_schema().await;
+    // A transaction that stays open, with an xid, through the whole test:
+    // it holds back every snapshot's xmin, as a long report or a backup
+    // does.
+    let holder = store_in(&schema).await;
+    let mut long = holder.pool().begin().await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *long)
+        .await
+        .unwrap();
+    // The writer prunes every change row it may, every quarter second.
+    let writer = Arc::new(ReplicatedStore::postgres(
+        store_in(&schema).await,
+        ReplicaOptions::default().with_change_retention(Duration::ZERO),
+    ));
+    let follower = replica_in(&schema).await;
+    writer.ready().await.unwrap();
+    let bound = follower.max_staleness();
+    let (w, f) = (service_over(writer), service_over(follower.clone()));
+    let admin = org_admin("acme");
+    for _ in 0..8 {
+        let issued = issue(&w, &admin, "while a transaction stays open").await;
+        let token = issued.token.expose_secret();
+        until(&f, token, Instant::now(), bound, |v| v.is_ok()).await;
+        w.revoke(&admin, issued.summary.id).await.unwrap();
+        until(&f, token, Instant::now(), bound, |v| {
+            matches!(v, Err(VerifyError::Revoked))
+        })
+        .await;
+        // Pruning runs meanwhile.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(follower.loads(), 1, "the follower reloaded");
+    long.rollback().await.unwrap();
 }

@@ -24,15 +24,22 @@ CREATE TABLE api_tokens_changes (
 );
 
 CREATE INDEX api_tokens_changes_by_xid ON api_tokens_changes (xid);
-CREATE INDEX api_tokens_changes_by_time ON api_tokens_changes (changed_at);
 
--- The highest xid of a change row deleted by pruning: a replica whose last
--- snapshot is older than it may have missed a change, and reloads.
+-- How far pruning may have deleted: every change row whose xid is below
+-- through_xid. It is always the xmin of a snapshot taken at least a
+-- retention period earlier (the candidate, promoted once it is that old),
+-- so a replica whose last snapshot has a lower xmin, and only such a
+-- replica, may have missed a row, and reloads. A long transaction that
+-- holds snapshots' xmin back holds the candidates back alike, so it never
+-- makes replicas reload.
 CREATE TABLE api_tokens_changes_pruned (
-    only_row    BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
-    through_xid xid8 NOT NULL
+    only_row      BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
+    through_xid   xid8 NOT NULL,
+    candidate_xid xid8 NOT NULL,
+    candidate_at  TIMESTAMPTZ NOT NULL
 );
-INSERT INTO api_tokens_changes_pruned (through_xid) VALUES ('0');
+INSERT INTO api_tokens_changes_pruned (through_xid, candidate_xid, candidate_at)
+VALUES ('0', pg_snapshot_xmin(pg_current_snapshot()), now());
 
 -- The notification channel is tokens_changed_<oid of the token table>, so
 -- two token tables in one database never share one.

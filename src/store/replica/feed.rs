@@ -19,9 +19,14 @@
 //! - **SQLite** runs one writer at a time, so a row's `pos` grows in commit
 //!   order: a position is the last `pos` read.
 //!
-//! Pruning deletes rows older than a retention period and records the
-//! highest position it deleted; a reader whose position is older than that
-//! may have missed a row, and reloads everything instead.
+//! Pruning deletes old rows and records how far it may have gone; a reader
+//! whose position is older than that may have missed a row, and reloads
+//! everything instead. On SQLite that is the highest `pos` deleted (rows
+//! older than the retention). On PostgreSQL it is an xid horizon: the xmin
+//! of a snapshot taken at least a retention earlier, below which rows are
+//! deleted. A reader needs the rows from its snapshot's xmin on, and a long
+//! transaction holds every snapshot's xmin back alike, so it never makes a
+//! reader that is keeping up reload.
 
 use std::time::Duration;
 

@@ -215,6 +215,8 @@ struct Shared {
     wake: Arc<Notify>,
     /// Whether the first load has finished.
     loaded: watch::Sender<bool>,
+    /// How many loads finished.
+    loads: AtomicU64,
 }
 
 /// Why the feed is read.
@@ -295,6 +297,7 @@ impl ReplicatedStore {
             }),
             wake: wake.clone(),
             loaded: watch::Sender::new(false),
+            loads: AtomicU64::new(0),
         });
         let mut tasks = vec![tokio::spawn(follow(shared.clone()))];
         if listen {
@@ -339,6 +342,14 @@ impl ReplicatedStore {
     /// Whether the copy holds none.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// How many times the replica loaded every credential: 1 after
+    /// start-up, one more for each reload (after the store pruned changes
+    /// it had not read yet). For metrics: a count that keeps growing means
+    /// replicas are cut off for longer than the change retention.
+    pub fn loads(&self) -> u64 {
+        self.shared.loads.load(Ordering::Relaxed)
     }
 
     /// Reads the feed now, after a write, and returns once this instance
@@ -412,42 +423,14 @@ impl Shared {
         (fresh != 0).then(|| Duration::from_nanos(self.now().saturating_sub(fresh)))
     }
 
-    /// Reads the feed (or loads everything, if there is no position),
-    /// bounded by the bound itself: a read that takes longer could not
-    /// keep the copy fresh anyway, and a store that stopped answering must
-    /// not hold the reader.
+    /// Reads the feed (after loading everything, if there is no position
+    /// yet or the feed was pruned past it), and records what the read
+    /// proved: the copy is current as of the moment the read began.
     async fn catch_up(&self, why: Occasion) {
         let mut state = self.sync.lock().await;
-        let started = self.now();
-        let outcome = match state.position.clone() {
-            None => self.load(&mut state).await,
-            Some(position) => {
-                let read = tokio::time::timeout(
-                    self.options.max_staleness,
-                    self.source
-                        .changes_since(&position, &mut |change| self.apply(change)),
-                )
-                .await;
-                match read {
-                    Ok(Ok(Since::CaughtUp(next))) => {
-                        state.position = Some(next);
-                        Ok(())
-                    }
-                    Ok(Ok(Since::Pruned)) => {
-                        tracing::warn!(
-                            "changes this replica had not read were pruned; reloading everything"
-                        );
-                        self.load(&mut state).await
-                    }
-                    Ok(Err(error)) => Err(error),
-                    Err(elapsed) => Err(StoreError::Unavailable {
-                        source: Box::new(elapsed),
-                    }),
-                }
-            }
-        };
+        let outcome = self.read_feed(&mut state).await;
         match outcome {
-            Ok(()) => {
+            Ok(started) => {
                 self.fresh_as_of.fetch_max(started, Ordering::AcqRel);
                 // Ready once loaded and fresh, in that order.
                 self.loaded
@@ -475,6 +458,51 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// Reads the feed since the position, loading first when there is
+    /// none; returns when the successful read began. A load proves nothing
+    /// by itself (it took a while): the read after it, from the load's
+    /// snapshot, is what makes a loaded copy current.
+    ///
+    /// The read is bounded by the bound itself: a read that takes longer
+    /// could not keep the copy fresh anyway, and a store that stopped
+    /// answering must not hold the reader.
+    async fn read_feed(&self, state: &mut SyncState) -> Result<u64, StoreError> {
+        // Twice at most: once more after the feed was pruned past us.
+        for _ in 0..2 {
+            if state.position.is_none() {
+                self.load(state).await?;
+            }
+            let Some(position) = state.position.clone() else {
+                break;
+            };
+            let started = self.now();
+            let read = tokio::time::timeout(
+                self.options.max_staleness,
+                self.source
+                    .changes_since(&position, &mut |change| self.apply(change)),
+            )
+            .await
+            .map_err(|elapsed| StoreError::Unavailable {
+                source: Box::new(elapsed),
+            })?;
+            match read? {
+                Since::CaughtUp(next) => {
+                    state.position = Some(next);
+                    return Ok(started);
+                }
+                Since::Pruned => {
+                    tracing::warn!(
+                        "changes this replica had not read were pruned; reloading everything"
+                    );
+                    state.position = None;
+                }
+            }
+        }
+        Err(StoreError::Unavailable {
+            source: "the store pruned its changes past this replica's reload".into(),
+        })
     }
 
     /// Copies every credential, replacing the copy: entries the load did
@@ -527,6 +555,7 @@ impl Shared {
         *self.damaged.write().unwrap_or_else(PoisonError::into_inner) = damaged;
         self.drop_unused_scopes();
         state.position = Some(position);
+        self.loads.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
             loaded,
             seconds = started.elapsed().as_secs_f64(),

@@ -39,18 +39,25 @@ const AFTER: &str = "ch.xid >= pg_snapshot_xmin($1::pg_snapshot) \
 type Row = TokenRow<OffsetDateTime>;
 
 impl PostgresStore {
-    /// Deletes up to `$2` change rows older than `$1` seconds, recording
-    /// the highest xid deleted; returns how many.
+    /// Promotes the pruning candidate to the horizon once it is `$1`
+    /// seconds old, taking the xmin of this statement's snapshot as the
+    /// next candidate (see the migration `0002_change_feed`).
+    fn advance_horizon_statement(&self) -> String {
+        format!(
+            "UPDATE {} SET through_xid = candidate_xid, \
+             candidate_xid = pg_snapshot_xmin(pg_current_snapshot()), candidate_at = now() \
+             WHERE candidate_at <= now() - make_interval(secs => $1)",
+            self.table().quoted("_changes_pruned")
+        )
+    }
+
+    /// Deletes up to `$1` change rows below the horizon.
     fn prune_statement(&self) -> String {
         let changes = self.table().quoted("_changes");
         let pruned = self.table().quoted("_changes_pruned");
         format!(
-            "WITH gone AS (DELETE FROM {changes} WHERE ctid IN (SELECT ctid FROM {changes} \
-             WHERE changed_at < now() - make_interval(secs => $1) LIMIT $2) RETURNING xid), \
-             noted AS (UPDATE {pruned} SET through_xid = \
-             greatest(through_xid, (SELECT xid FROM gone ORDER BY xid DESC LIMIT 1)) \
-             WHERE EXISTS (SELECT 1 FROM gone)) \
-             SELECT count(*) FROM gone"
+            "DELETE FROM {changes} WHERE ctid IN (SELECT ctid FROM {changes} \
+             WHERE xid < (SELECT through_xid FROM {pruned}) LIMIT $1)"
         )
     }
 
@@ -93,8 +100,10 @@ impl Feed for PostgresStore {
             return Ok(Since::Pruned);
         };
         let statements = self.feed_statements();
+        // Rows below the horizon may be gone; this read needs every row
+        // from the previous snapshot's xmin on.
         let pruned = format!(
-            "SELECT through_xid >= pg_snapshot_xmin($1::pg_snapshot) FROM {}",
+            "SELECT through_xid > pg_snapshot_xmin($1::pg_snapshot) FROM {}",
             self.table().quoted("_changes_pruned")
         );
         self.call_within(self.pool(), self.timeout(), async |conn| {
@@ -126,17 +135,21 @@ impl Feed for PostgresStore {
     }
 
     async fn prune_changes(&self, retention: Duration, limit: usize) -> Result<u64, StoreError> {
-        let statement = self.prune_statement();
+        let (advance, prune) = (self.advance_horizon_statement(), self.prune_statement());
         self.call_within(self.management_pool(), self.timeout(), async |conn| {
             let mut tx = PostgresStore::begin_within(conn, "BEGIN", self.timeout()).await?;
-            let pruned: i64 = sqlx::query_scalar(&statement)
+            sqlx::query(&advance)
                 .bind(retention.as_secs_f64())
+                .execute(&mut *tx)
+                .await
+                .map_err(error)?;
+            let pruned = sqlx::query(&prune)
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .fetch_one(&mut *tx)
+                .execute(&mut *tx)
                 .await
                 .map_err(error)?;
             tx.commit().await.map_err(error)?;
-            Ok(pruned.unsigned_abs())
+            Ok(pruned.rows_affected())
         })
         .await
     }
