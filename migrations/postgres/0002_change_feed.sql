@@ -32,11 +32,15 @@ CREATE INDEX api_tokens_changes_by_xid ON api_tokens_changes (xid);
 -- replica, may have missed a row, and reloads. A long transaction that
 -- holds snapshots' xmin back holds the candidates back alike, so it never
 -- makes replicas reload.
+--
+-- epoch grows when a change cannot be told row by row (a TRUNCATE, a scope
+-- mark edited by hand): every replica that loaded before reloads.
 CREATE TABLE api_tokens_changes_pruned (
     only_row      BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
     through_xid   xid8 NOT NULL,
     candidate_xid xid8 NOT NULL,
-    candidate_at  TIMESTAMPTZ NOT NULL
+    candidate_at  TIMESTAMPTZ NOT NULL,
+    epoch         BIGINT NOT NULL DEFAULT 0
 );
 INSERT INTO api_tokens_changes_pruned (through_xid, candidate_xid, candidate_at)
 VALUES ('0', pg_snapshot_xmin(pg_current_snapshot()), now());
@@ -74,13 +78,31 @@ BEGIN
 END
 $$;
 
+-- Every column but last_used_at, which the store writes on its own, often.
 CREATE TRIGGER api_tokens_noted
     AFTER INSERT OR DELETE
-    OR UPDATE OF revoked_at, expires_at, replaced_by, role, key_id, digest,
-                 scope_kind, org_id, domain_id, id
+    OR UPDATE OF id, seq, scope_kind, org_id, domain_id, role, label, key_id, digest,
+                 created_at, created_by, expires_at, revoked_at, revoked_by,
+                 revoke_reason, rotated_from, replaced_by
     ON api_tokens
     FOR EACH ROW EXECUTE FUNCTION api_tokens_changed('token');
 
 CREATE TRIGGER api_tokens_scope_noted
     AFTER INSERT ON api_tokens_scope_revocations
     FOR EACH ROW EXECUTE FUNCTION api_tokens_changed('scope');
+
+-- What no change row can say: every replica reloads.
+CREATE FUNCTION api_tokens_reload_replicas() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE api_tokens_changes_pruned SET epoch = epoch + 1;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER api_tokens_truncate_noted
+    AFTER TRUNCATE ON api_tokens
+    FOR EACH STATEMENT EXECUTE FUNCTION api_tokens_reload_replicas();
+
+CREATE TRIGGER api_tokens_scope_edit_noted
+    AFTER UPDATE ON api_tokens_scope_revocations
+    FOR EACH STATEMENT EXECUTE FUNCTION api_tokens_reload_replicas();

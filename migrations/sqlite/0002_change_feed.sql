@@ -23,10 +23,12 @@ CREATE TABLE api_tokens_changes (
 CREATE INDEX api_tokens_changes_by_time ON api_tokens_changes (changed_at);
 
 -- The highest pos deleted by pruning: a replica that read less may have
--- missed a change, and reloads.
+-- missed a change, and reloads. epoch grows when a change cannot be told
+-- row by row (a scope mark edited by hand): every replica reloads.
 CREATE TABLE api_tokens_changes_pruned (
     only_row    INTEGER PRIMARY KEY CHECK (only_row = 1),
-    through_pos INTEGER NOT NULL
+    through_pos INTEGER NOT NULL,
+    epoch       INTEGER NOT NULL DEFAULT 0
 );
 INSERT INTO api_tokens_changes_pruned (only_row, through_pos) VALUES (1, 0);
 
@@ -40,9 +42,11 @@ BEGIN
     INSERT INTO api_tokens_changes (token_id) VALUES (OLD.id);
 END;
 
+-- Every column but last_used_at, which the store writes on its own, often.
 CREATE TRIGGER api_tokens_noted_on_update
-AFTER UPDATE OF revoked_at, expires_at, replaced_by, role, key_id, digest,
-                scope_kind, org_id, domain_id, id ON api_tokens
+AFTER UPDATE OF id, seq, scope_kind, org_id, domain_id, role, label, key_id, digest,
+                created_at, created_by, expires_at, revoked_at, revoked_by,
+                revoke_reason, rotated_from, replaced_by ON api_tokens
 BEGIN
     INSERT INTO api_tokens_changes (token_id) VALUES (OLD.id);
     INSERT INTO api_tokens_changes (token_id) SELECT NEW.id WHERE NEW.id <> OLD.id;
@@ -52,4 +56,9 @@ CREATE TRIGGER api_tokens_scope_noted AFTER INSERT ON api_tokens_scope_revocatio
 BEGIN
     INSERT INTO api_tokens_changes (org_id, domain_id, through_seq)
     VALUES (NEW.org_id, NEW.domain_id, NEW.through_seq);
+END;
+
+CREATE TRIGGER api_tokens_scope_edit_noted AFTER UPDATE ON api_tokens_scope_revocations
+BEGIN
+    UPDATE api_tokens_changes_pruned SET epoch = epoch + 1;
 END;

@@ -64,7 +64,7 @@ const DEFAULT: &str = "api_tokens";
 /// The names the files give objects of a schema (tables, a function),
 /// written qualified; every other name starting with [`DEFAULT`] is an
 /// index or a trigger, which lives with its table, written unqualified.
-const QUALIFIED_SUFFIXES: [&str; 7] = [
+const QUALIFIED_SUFFIXES: [&str; 8] = [
     "",
     "_scope_revocations",
     "_scope_counts",
@@ -72,6 +72,7 @@ const QUALIFIED_SUFFIXES: [&str; 7] = [
     "_changes",
     "_changes_pruned",
     "_changed",
+    "_reload_replicas",
 ];
 
 /// `files` rendered for `table`.

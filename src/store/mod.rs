@@ -204,8 +204,8 @@ pub use postgres::PostgresStore;
 pub use replica::LISTENER_APPLICATION_NAME;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use replica::{
-    DEFAULT_CHANGE_RETENTION, DEFAULT_MAX_STALENESS, MIN_MAX_STALENESS, ReplicaOptions,
-    ReplicatedStore,
+    DEFAULT_CHANGE_RETENTION, DEFAULT_MAX_STALENESS, MIN_CHANGE_RETENTION, MIN_MAX_STALENESS,
+    ReplicaOptions, ReplicatedStore,
 };
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;

@@ -46,11 +46,13 @@ use super::super::table::TableName;
 pub(crate) enum Position {
     /// PostgreSQL: the snapshot of the previous read, as text.
     #[cfg(feature = "postgres")]
-    Snapshot(String),
+    Snapshot { snapshot: String, epoch: i64 },
     /// SQLite: the last change row read.
     #[cfg(feature = "sqlite")]
-    Pos(i64),
+    Pos { pos: i64, epoch: i64 },
 }
+// Both: `epoch` is the store's reload epoch as the read found it; once the
+// store's has moved on (a change no row can say), the reader reloads.
 
 /// One token's state as read from the store.
 #[derive(Debug)]

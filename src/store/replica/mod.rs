@@ -50,6 +50,10 @@ pub const MIN_MAX_STALENESS: Duration = Duration::from_millis(20);
 /// for longer reloads everything instead of catching up.
 pub const DEFAULT_CHANGE_RETENTION: Duration = Duration::from_secs(15 * 60);
 
+/// The least change retention (see
+/// [`ReplicaOptions::with_change_retention`]).
+pub const MIN_CHANGE_RETENTION: Duration = Duration::from_secs(1);
+
 /// How often a replica deletes change rows older than the retention (or
 /// more often, for a shorter retention).
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -60,6 +64,10 @@ const PRUNE_BATCH: usize = 10_000;
 /// Most transactions of pruning a minute: a million change rows, far more
 /// writes than a token table sees.
 const PRUNE_BATCHES: usize = 100;
+
+/// The longest a read of the feed may take, beside the store's own call
+/// deadline (SQLite has none).
+const READ_LIMIT: Duration = Duration::from_secs(30);
 
 /// How many credentials a load reports progress after.
 const PROGRESS_EVERY: u64 = 100_000;
@@ -108,10 +116,11 @@ impl ReplicaOptions {
     /// How long change rows are kept (default 15 minutes): longer than any
     /// outage a replica should catch up from rather than reload. Each
     /// replica prunes older rows once a minute (or once per retention, if
-    /// shorter).
+    /// shorter). A retention under [`MIN_CHANGE_RETENTION`] is raised to
+    /// it: shorter, replicas that keep up would be pruned past and reload.
     #[must_use]
     pub fn with_change_retention(mut self, retention: Duration) -> Self {
-        self.change_retention = retention;
+        self.change_retention = retention.max(MIN_CHANGE_RETENTION);
         self
     }
 
@@ -147,8 +156,9 @@ impl ReplicaOptions {
 ///    when nothing changed, and catches up after any gap.
 /// 4. **Its own writes.** A write through the replica goes to the store,
 ///    then reads the feed before it returns, so this instance sees its own
-///    writes at once. If that read fails, the copy counts as stale until a
-///    read succeeds.
+///    writes at once. If that read fails, or cannot start within the bound
+///    (a reload is running), the copy counts as stale until a read
+///    succeeds.
 ///
 /// # The bound
 ///
@@ -171,7 +181,12 @@ impl ReplicaOptions {
 /// - Four small queries a second at the default bound, and one connection
 ///   for `LISTEN`.
 /// - Writes through the replica wait for one read of the feed after they
-///   commit; while a (re)load runs, they wait for it.
+///   commit; while a (re)load runs, they wait for it up to the bound, then
+///   return and leave the copy stale until the next read.
+/// - Followed are writes through any instance and statements that change
+///   rows of the token table, or update or add scope marks (a `TRUNCATE`
+///   makes every replica reload). A scope mark deleted by hand is not:
+///   replicas keep its tokens revoked until they reload.
 /// - Last-used times are not in the feed: each instance records its own
 ///   (see [`record_uses`](TokenStore::record_uses) below).
 ///
@@ -187,7 +202,8 @@ impl ReplicaOptions {
 /// ```
 pub struct ReplicatedStore {
     shared: Arc<Shared>,
-    /// The feed reader and the listener, stopped when the store is dropped.
+    /// The feed reader, the pruner and the listener, stopped when the store
+    /// is dropped.
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -299,7 +315,10 @@ impl ReplicatedStore {
             loaded: watch::Sender::new(false),
             loads: AtomicU64::new(0),
         });
-        let mut tasks = vec![tokio::spawn(follow(shared.clone()))];
+        let mut tasks = vec![
+            tokio::spawn(follow(shared.clone())),
+            tokio::spawn(prune_periodically(shared.clone())),
+        ];
         if listen {
             tasks.extend(shared.source.listen(wake));
         }
@@ -381,17 +400,23 @@ impl fmt::Debug for ReplicatedStore {
 /// least every quarter of the bound, and prunes old change rows.
 async fn follow(shared: Arc<Shared>) {
     let every = shared.options.max_staleness / 4;
-    let mut last_prune = Instant::now();
     loop {
         shared.catch_up(Occasion::Timed).await;
-        let prune_every = shared.options.change_retention.min(PRUNE_EVERY);
-        if last_prune.elapsed() >= prune_every && *shared.loaded.borrow() {
-            last_prune = Instant::now();
-            shared.prune().await;
-        }
         // A wake-up that came while reading stays stored: the next wait
         // returns at once.
         let _ = tokio::time::timeout(every, shared.wake.notified()).await;
+    }
+}
+
+/// The pruner: a task of its own, so that deleting a backlog of change
+/// rows never holds up a read of the feed.
+async fn prune_periodically(shared: Arc<Shared>) {
+    let every = shared.options.change_retention.min(PRUNE_EVERY);
+    loop {
+        tokio::time::sleep(every).await;
+        if *shared.loaded.borrow() {
+            shared.prune().await;
+        }
     }
 }
 
@@ -427,7 +452,21 @@ impl Shared {
     /// yet or the feed was pruned past it), and records what the read
     /// proved: the copy is current as of the moment the read began.
     async fn catch_up(&self, why: Occasion) {
-        let mut state = self.sync.lock().await;
+        let mut state = match why {
+            Occasion::Timed => self.sync.lock().await,
+            // A write does not wait behind a reload (or a stuck read) for
+            // longer than the bound: the copy then counts as stale, and the
+            // write returns.
+            Occasion::AfterWrite => {
+                match tokio::time::timeout(self.options.max_staleness, self.sync.lock()).await {
+                    Ok(state) => state,
+                    Err(_) => {
+                        self.fresh_as_of.store(0, Ordering::Release);
+                        return;
+                    }
+                }
+            }
+        };
         let outcome = self.read_feed(&mut state).await;
         match outcome {
             Ok(started) => {
@@ -465,9 +504,10 @@ impl Shared {
     /// by itself (it took a while): the read after it, from the load's
     /// snapshot, is what makes a loaded copy current.
     ///
-    /// The read is bounded by the bound itself: a read that takes longer
-    /// could not keep the copy fresh anyway, and a store that stopped
-    /// answering must not hold the reader.
+    /// The read is bounded by the store's call deadline, and by
+    /// [`READ_LIMIT`]: not by the bound, since a large catch-up (after an
+    /// outage) that takes longer than the bound must still finish to make
+    /// progress; freshness counts from when the read began either way.
     async fn read_feed(&self, state: &mut SyncState) -> Result<u64, StoreError> {
         // Twice at most: once more after the feed was pruned past us.
         for _ in 0..2 {
@@ -478,15 +518,21 @@ impl Shared {
                 break;
             };
             let started = self.now();
+            let mut marks = HashMap::new();
             let read = tokio::time::timeout(
-                self.options.max_staleness,
+                READ_LIMIT,
                 self.source
-                    .changes_since(&position, &mut |change| self.apply(change)),
+                    .changes_since(&position, &mut |change| self.apply(change, &mut marks)),
             )
             .await
-            .map_err(|elapsed| StoreError::Unavailable {
-                source: Box::new(elapsed),
-            })?;
+            .unwrap_or_else(|elapsed| {
+                Err(StoreError::Unavailable {
+                    source: Box::new(elapsed),
+                })
+            });
+            // Applied even if the read failed half-way: revocations only
+            // ever make the copy safer, and the next read repeats them.
+            self.revoke_covered(&marks);
             match read? {
                 Since::CaughtUp(next) => {
                     state.position = Some(next);
@@ -494,7 +540,8 @@ impl Shared {
                 }
                 Since::Pruned => {
                     tracing::warn!(
-                        "changes this replica had not read were pruned; reloading everything"
+                        "the store pruned changes this replica had not read, or changed what \
+                         no change row can say (a TRUNCATE); reloading everything"
                     );
                     state.position = None;
                 }
@@ -564,8 +611,9 @@ impl Shared {
         Ok(())
     }
 
-    /// Applies one change read from the feed.
-    fn apply(&self, change: Change) {
+    /// Applies one change read from the feed; a scope revocation is noted
+    /// in `marks`, to be applied with the others the read finds.
+    fn apply(&self, change: Change, marks: &mut HashMap<String, Vec<(String, i64)>>) {
         match change {
             Change::Token(Read::Credential(credential, seq)) => {
                 self.forget_damage(credential.id);
@@ -587,7 +635,7 @@ impl Shared {
                 org,
                 domain,
                 through_seq,
-            } => self.revoke_covered(&org, &domain, through_seq),
+            } => marks.entry(org).or_default().push((domain, through_seq)),
         }
     }
 
@@ -654,16 +702,27 @@ impl Shared {
     }
 
     /// Marks revoked every credential of organization `org` (of its domain
-    /// `domain`, unless that is `''`) inserted up to `through_seq`: what a
-    /// scope mark says. Each table is scanned under its read lock, so
+    /// `domain`, unless that is `''`) inserted up to `through_seq`, for each
+    /// such mark: what scope marks say. Each table is scanned under its read lock, so
     /// lookups go on; the write lock is taken only to set what matched.
-    fn revoke_covered(&self, org: &str, domain: &str, through_seq: i64) {
+    ///
+    /// All the marks one read found are applied in one pass over the copy
+    /// (`marks`: organization → its marks' domains and `through_seq`s), so
+    /// a read with many scope revocations costs one scan, not one each.
+    fn revoke_covered(&self, marks: &HashMap<String, Vec<(String, i64)>>) {
+        if marks.is_empty() {
+            return;
+        }
         let covered = |entry: &Entry| {
             let scope = &entry.credential.scope;
             !entry.credential.revoked
-                && entry.seq <= through_seq
-                && scope.org().as_str() == org
-                && (domain.is_empty() || scope.domain_id().is_some_and(|d| d.as_str() == domain))
+                && marks.get(scope.org().as_str()).is_some_and(|marks| {
+                    marks.iter().any(|(domain, through_seq)| {
+                        entry.seq <= *through_seq
+                            && (domain.is_empty()
+                                || scope.domain_id().is_some_and(|d| d.as_str() == domain))
+                    })
+                })
         };
         for shard in self.table.all() {
             let ids: Vec<TokenId> = read(&shard.0)
@@ -838,9 +897,12 @@ mod tests {
     /// A replica's entry costs what a memory store's does (the credential
     /// and one word beside it), so a lookup touches the same cache lines.
     #[test]
-    fn a_bound_too_short_to_keep_is_raised_to_the_least_one() {
-        let options = ReplicaOptions::default().with_max_staleness(Duration::ZERO);
+    fn a_bound_or_retention_too_short_to_keep_is_raised_to_the_least_one() {
+        let options = ReplicaOptions::default()
+            .with_max_staleness(Duration::ZERO)
+            .with_change_retention(Duration::ZERO);
         assert_eq!(options.max_staleness(), MIN_MAX_STALENESS);
+        assert_eq!(options.change_retention, MIN_CHANGE_RETENTION);
         let options = ReplicaOptions::default().with_max_staleness(Duration::from_secs(3));
         assert_eq!(options.max_staleness(), Duration::from_secs(3));
     }

@@ -30,11 +30,13 @@ const LISTEN_BACKOFF: Duration = Duration::from_secs(2);
 /// Every read of the feed: one snapshot for all its statements.
 const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 
-/// The rows a snapshot `$1` did not see: written by a transaction that was
-/// still running when it was taken, or began after. Those are at or after
-/// its `xmin`, which the index finds.
-const AFTER: &str = "ch.xid >= pg_snapshot_xmin($1::pg_snapshot) \
-     AND NOT pg_visible_in_snapshot(ch.xid, $1::pg_snapshot)";
+/// The rows a snapshot `$1` did not see: written by a transaction that
+/// began after it (at or past its `xmax`) or was still running when it was
+/// taken (in its `xip` list). Written this way rather than as
+/// `NOT pg_visible_in_snapshot`, the index finds exactly those rows, however
+/// far back a long transaction elsewhere holds the snapshot's `xmin`.
+const AFTER: &str = "(ch.xid >= pg_snapshot_xmax($1::pg_snapshot) \
+     OR ch.xid IN (SELECT pg_snapshot_xip($1::pg_snapshot)))";
 
 type Row = TokenRow<OffsetDateTime>;
 
@@ -64,15 +66,24 @@ impl PostgresStore {
     fn feed_statements(&self) -> FeedStatements {
         FeedStatements::new(self.table(), AFTER)
     }
+
+    /// The read's snapshot, and the store's reload epoch as of it.
+    fn epoch_statement(&self) -> String {
+        format!(
+            "SELECT pg_current_snapshot()::text, epoch FROM {}",
+            self.table().quoted("_changes_pruned")
+        )
+    }
 }
 
 #[async_trait]
 impl Feed for PostgresStore {
     async fn load(&self, apply: &mut (dyn FnMut(Read) + Send)) -> Result<Position, StoreError> {
         let statements = self.feed_statements();
+        let epoch = self.epoch_statement();
         self.call_within(self.pool(), LOAD_TIMEOUT, async |conn| {
             let mut tx = PostgresStore::begin_within(conn, BEGIN_SNAPSHOT, LOAD_TIMEOUT).await?;
-            let snapshot: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
+            let (snapshot, epoch): (String, i64) = sqlx::query_as(&epoch)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(error)?;
@@ -84,7 +95,7 @@ impl Feed for PostgresStore {
             }
             drop(rows);
             tx.commit().await.map_err(error)?;
-            Ok(Position::Snapshot(snapshot))
+            Ok(Position::Snapshot { snapshot, epoch })
         })
         .await
     }
@@ -96,10 +107,15 @@ impl Feed for PostgresStore {
     ) -> Result<Since, StoreError> {
         // Refutable only when both SQL features are on.
         #[allow(irrefutable_let_patterns)]
-        let Position::Snapshot(since) = since else {
+        let Position::Snapshot {
+            snapshot: since,
+            epoch: since_epoch,
+        } = since
+        else {
             return Ok(Since::Pruned);
         };
         let statements = self.feed_statements();
+        let epoch = self.epoch_statement();
         // Rows below the horizon may be gone; this read needs every row
         // from the previous snapshot's xmin on.
         let pruned = format!(
@@ -108,7 +124,7 @@ impl Feed for PostgresStore {
         );
         self.call_within(self.pool(), self.timeout(), async |conn| {
             let mut tx = PostgresStore::begin_within(conn, BEGIN_SNAPSHOT, self.timeout()).await?;
-            let snapshot: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
+            let (snapshot, epoch): (String, i64) = sqlx::query_as(&epoch)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(error)?;
@@ -117,7 +133,7 @@ impl Feed for PostgresStore {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(error)?;
-            if overtaken {
+            if overtaken || epoch != *since_epoch {
                 return Ok(Since::Pruned);
             }
             read_changes!(
@@ -129,7 +145,7 @@ impl Feed for PostgresStore {
                 OffsetDateTime
             );
             tx.commit().await.map_err(error)?;
-            Ok(Since::CaughtUp(Position::Snapshot(snapshot)))
+            Ok(Since::CaughtUp(Position::Snapshot { snapshot, epoch }))
         })
         .await
     }
@@ -138,8 +154,9 @@ impl Feed for PostgresStore {
         let (advance, prune) = (self.advance_horizon_statement(), self.prune_statement());
         self.call_within(self.management_pool(), self.timeout(), async |conn| {
             let mut tx = PostgresStore::begin_within(conn, "BEGIN", self.timeout()).await?;
+            // Capped at about 30 years, which PostgreSQL's intervals hold.
             sqlx::query(&advance)
-                .bind(retention.as_secs_f64())
+                .bind(retention.as_secs_f64().min(1e9))
                 .execute(&mut *tx)
                 .await
                 .map_err(error)?;

@@ -29,12 +29,13 @@ impl SqliteStore {
 
     /// The highest change row written (or pruned): where a load made now
     /// starts following.
+    /// Also how far pruning went, and the store's reload epoch.
     fn last_pos_statement(&self) -> String {
+        let pruned = self.table().quoted("_changes_pruned");
         format!(
-            "SELECT max(coalesce((SELECT max(pos) FROM {}), 0), \
-             (SELECT through_pos FROM {})) AS pos",
+            "SELECT max(coalesce((SELECT max(pos) FROM {}), 0), p.through_pos), \
+             p.through_pos, p.epoch FROM {pruned} AS p",
             self.table().quoted("_changes"),
-            self.table().quoted("_changes_pruned")
         )
     }
 }
@@ -45,7 +46,7 @@ impl Feed for SqliteStore {
         let statements = self.feed_statements();
         // One read transaction: in WAL mode, one snapshot for both reads.
         let mut tx = self.pool().begin().await.map_err(error)?;
-        let pos: i64 = sqlx::query_scalar(&self.last_pos_statement())
+        let (pos, _, epoch): (i64, i64, i64) = sqlx::query_as(&self.last_pos_statement())
             .fetch_one(&mut *tx)
             .await
             .map_err(error)?;
@@ -57,7 +58,7 @@ impl Feed for SqliteStore {
         }
         drop(rows);
         tx.commit().await.map_err(error)?;
-        Ok(Position::Pos(pos))
+        Ok(Position::Pos { pos, epoch })
     }
 
     async fn changes_since(
@@ -67,28 +68,25 @@ impl Feed for SqliteStore {
     ) -> Result<Since, StoreError> {
         // Refutable only when both SQL features are on.
         #[allow(irrefutable_let_patterns)]
-        let &Position::Pos(since) = since else {
+        let &Position::Pos {
+            pos: since,
+            epoch: since_epoch,
+        } = since
+        else {
             return Ok(Since::Pruned);
         };
         let statements = self.feed_statements();
         let mut tx = self.pool().begin().await.map_err(error)?;
-        let last: i64 = sqlx::query_scalar(&self.last_pos_statement())
+        let (last, pruned, epoch): (i64, i64, i64) = sqlx::query_as(&self.last_pos_statement())
             .fetch_one(&mut *tx)
             .await
             .map_err(error)?;
-        let pruned: i64 = sqlx::query_scalar(&format!(
-            "SELECT through_pos FROM {}",
-            self.table().quoted("_changes_pruned")
-        ))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(error)?;
-        if pruned > since {
+        if pruned > since || epoch != since_epoch {
             return Ok(Since::Pruned);
         }
         read_changes!(&mut tx, statements, since, &mut *apply, error, i64);
         tx.commit().await.map_err(error)?;
-        Ok(Since::CaughtUp(Position::Pos(last)))
+        Ok(Since::CaughtUp(Position::Pos { pos: last, epoch }))
     }
 
     async fn prune_changes(&self, retention: Duration, limit: usize) -> Result<u64, StoreError> {
@@ -102,7 +100,12 @@ impl Feed for SqliteStore {
              max(through_pos, coalesce((SELECT max(pos) FROM ({oldest})), 0))"
         );
         let delete = format!("DELETE FROM {changes} WHERE pos IN ({oldest})");
-        let cutoff = time::OffsetDateTime::now_utc() - retention;
+        // A retention reaching back before the year -9999 prunes nothing.
+        let Some(cutoff) = time::OffsetDateTime::now_utc()
+            .checked_sub(time::Duration::try_from(retention).unwrap_or(time::Duration::MAX))
+        else {
+            return Ok(0);
+        };
         let cutoff = (cutoff.unix_timestamp_nanos() / 1_000) as i64;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut tx = self.pool().begin().await.map_err(error)?;
