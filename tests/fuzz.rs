@@ -296,13 +296,33 @@ fn check_scan(text: &str) -> Result<(), TestCaseError> {
 }
 
 /// `text` with every real token of the fuzz run cut to its public head and
-/// the mask, as a label keeps it.
+/// the mask, as a label keeps it. Tokens are found in the text as given,
+/// overlapping ones too (a token whose last character starts the next):
+/// each one's secret and checksum, the last 49 bytes, become the mask.
 fn masked(text: &str) -> String {
-    let mut masked = text.to_owned();
+    let mut secrets: Vec<std::ops::Range<usize>> = Vec::new();
     for token in tokens().ours.iter().chain([&tokens().other]) {
-        let head = &token[..token.len() - 49];
-        masked = masked.replace(token.as_str(), &format!("{head}…[redacted]"));
+        let mut from = 0;
+        while let Some(at) = text[from..].find(token.as_str()) {
+            let start = from + at;
+            secrets.push(start + token.len() - 49..start + token.len());
+            // Tokens are ASCII: the next byte is a character boundary.
+            from = start + 1;
+        }
     }
+    secrets.sort_by_key(|range| range.start);
+    let (mut masked, mut kept_to) = (String::new(), 0);
+    for secret in secrets {
+        if secret.start < kept_to {
+            // Within a secret already masked.
+            kept_to = kept_to.max(secret.end);
+            continue;
+        }
+        masked.push_str(&text[kept_to..secret.start]);
+        masked.push_str("…[redacted]");
+        kept_to = secret.end;
+    }
+    masked.push_str(&text[kept_to..]);
     masked
 }
 
