@@ -66,8 +66,7 @@
 mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::HashSet;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
@@ -82,7 +81,6 @@ use criterion::Criterion;
 use futures_util::TryStreamExt;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
-use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -147,63 +145,6 @@ fn heap_growth<T>(build: impl FnOnce() -> T) -> (T, isize) {
     let after = LIVE_BYTES.load(Ordering::SeqCst);
     COUNTING.store(false, Ordering::SeqCst);
     (built, after - before)
-}
-
-// ---------------------------------------------------------------------------
-// The floor, written with no crate code (as in the verify bench).
-
-/// The hash the stores use for their random ids (one multiplication), so
-/// the floor's map is no slower than theirs.
-#[derive(Default)]
-struct MultiplyHasher(u64);
-
-impl Hasher for MultiplyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write_u64(&mut self, bits: u64) {
-        self.0 = bits.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("the floor's keys are u64s");
-    }
-}
-
-/// Everything a correct verify cannot skip, and nothing else.
-struct Floor {
-    digests: HashMap<u64, [u8; 32], BuildHasherDefault<MultiplyHasher>>,
-}
-
-impl Floor {
-    fn verify(&self, token: &[u8]) -> bool {
-        if token.len() != TOKEN_LEN {
-            return false;
-        }
-        let (body, sum) = token.split_at(CHECKSUM_AT);
-        if decode_base62(sum) != Some(u64::from(crc32fast::hash(body))) {
-            return false;
-        }
-        let Some(id) = decode_base62(&token[ID_AT..SECRET_AT]) else {
-            return false;
-        };
-        let stored = self.digests.get(&id);
-        let digest = blake3::keyed_hash(&KEY, hashed_part(token));
-        let expected = stored.unwrap_or(&[0; 32]);
-        let equal = words(digest.as_bytes()).ct_eq(&words(expected));
-        bool::from(equal) & stored.is_some()
-    }
-}
-
-/// A digest as four words, compared in constant time word by word.
-fn words(digest: &[u8; 32]) -> [u64; 4] {
-    std::array::from_fn(|i| u64::from_le_bytes(digest[i * 8..i * 8 + 8].try_into().unwrap()))
-}
-
-/// The characters the digest covers: id ‖ secret.
-fn hashed_part(token: &[u8]) -> &[u8] {
-    &token[ID_AT..CHECKSUM_AT]
 }
 
 // ---------------------------------------------------------------------------
@@ -599,9 +540,7 @@ fn main() {
     let total = bulk + issued.len();
 
     // The floor, and the pool every figure verifies from.
-    let mut floor = Floor {
-        digests: HashMap::with_capacity_and_hasher(total, BuildHasherDefault::default()),
-    };
+    let mut floor = Floor::with_capacity(total);
     let mut texts = Vec::with_capacity(total);
     for token in made.iter().map(|made| &made.text).chain(&issued) {
         let id = decode_base62(&token.as_bytes()[ID_AT..SECRET_AT]).unwrap();

@@ -42,7 +42,6 @@ mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
@@ -117,59 +116,6 @@ unsafe impl GlobalAlloc for CountingAllocator {
 static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 // ---------------------------------------------------------------------------
-// The floor, written with no crate code.
-
-/// The floor: everything a correct verify cannot skip, and nothing else.
-struct Floor {
-    digests: HashMap<u64, [u8; 32], BuildHasherDefault<MultiplyHasher>>,
-}
-
-/// The hash the memory store uses for its random ids (one multiplication),
-/// so the floor's map is no slower than the store's.
-#[derive(Default)]
-struct MultiplyHasher(u64);
-
-impl Hasher for MultiplyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write_u64(&mut self, bits: u64) {
-        self.0 = bits.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("the floor's keys are u64s");
-    }
-}
-
-impl Floor {
-    fn verify(&self, token: &[u8]) -> bool {
-        if token.len() != TOKEN_LEN {
-            return false;
-        }
-        let (body, sum) = token.split_at(CHECKSUM_AT);
-        if decode_base62(sum) != Some(u64::from(crc32fast::hash(body))) {
-            return false;
-        }
-        let Some(id) = decode_base62(&token[ID_AT..SECRET_AT]) else {
-            return false;
-        };
-        let stored = self.digests.get(&id);
-        let digest = blake3::keyed_hash(&KEY, &token[ID_AT..TOKEN_LEN - CHECKSUM_LEN]);
-        let expected = stored.unwrap_or(&[0; 32]);
-        let equal = words(digest.as_bytes()).ct_eq(&words(expected));
-        bool::from(equal) & stored.is_some()
-    }
-}
-
-/// A digest as four words, compared in constant time word by word: the same
-/// guarantee as a byte-wise compare at a fraction of its cost.
-fn words(digest: &[u8; 32]) -> [u64; 4] {
-    std::array::from_fn(|i| u64::from_le_bytes(digest[i * 8..i * 8 + 8].try_into().unwrap()))
-}
-
-// ---------------------------------------------------------------------------
 // Fixtures.
 
 /// A service over `size` tokens, the floor over the same ids, and pools of
@@ -195,9 +141,7 @@ impl Fixture {
         let store = Arc::new(MemoryStore::new());
         let service = service(store.clone(), &clock);
         let admins = admins();
-        let mut floor = Floor {
-            digests: HashMap::with_capacity_and_hasher(size, BuildHasherDefault::default()),
-        };
+        let mut floor = Floor::with_capacity(size);
         let keep_one_in = size.div_ceil(POOL).max(1);
         let (mut valid, mut revoked, mut expired) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..size {
