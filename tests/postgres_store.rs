@@ -7,19 +7,9 @@ mod common;
 
 use std::sync::Arc;
 
-use api_tokens::{
-    IssueRequest, PostgresStore, StoreError, TokenFormat, TokenService, TokenStore, VerifyError,
-};
+use api_tokens::{IssueRequest, PostgresStore, StoreError, TokenStore, VerifyError};
 use common::postgres::{fresh_schema, store_in, url};
 use common::*;
-
-fn service_over(store: Arc<dyn TokenStore>) -> TokenService {
-    TokenService::new(
-        TokenFormat::new(PREFIX).unwrap(),
-        api_tokens::Keyring::new(api_tokens::KeyId::new(1), key(1)),
-        store,
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_postgres_store_keeps_the_contract() {

@@ -8,19 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use api_tokens::{
-    IssueRequest, ReplicaOptions, ReplicatedStore, SqliteStore, TokenFormat, TokenService,
-    TokenStore, VerifyError,
+    IssueRequest, ReplicaOptions, ReplicatedStore, SqliteStore, TokenService, TokenStore,
+    VerifyError,
 };
 use common::postgres::{fresh_schema, store_in};
 use common::*;
-
-fn service_over(store: Arc<dyn TokenStore>) -> TokenService {
-    TokenService::new(
-        TokenFormat::new(PREFIX).unwrap(),
-        api_tokens::Keyring::new(api_tokens::KeyId::new(1), key(1)),
-        store,
-    )
-}
 
 async fn replica_in(schema: &str) -> Arc<ReplicatedStore> {
     let store = ReplicatedStore::postgres(store_in(schema).await, ReplicaOptions::default());

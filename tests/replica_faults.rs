@@ -26,8 +26,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use api_tokens::{
-    IssueRequest, ReplicaOptions, ReplicatedStore, RevokeError, StoreError, TokenFormat, TokenId,
-    TokenService, TokenStore, VerifyError,
+    IssueRequest, ReplicaOptions, ReplicatedStore, RevokeError, StoreError, TokenId, TokenService,
+    VerifyError,
 };
 use common::postgres::{fresh_schema, store_in, url};
 use common::server::{ServerBack, pg_ctl, signal_server};
@@ -364,14 +364,6 @@ impl Scenario {
 
 /// A service with the tests' prefix and key over `store`: the reader and
 /// the writer share both, as instances of one service do.
-fn service_over(store: Arc<dyn TokenStore>) -> TokenService {
-    TokenService::new(
-        TokenFormat::new(PREFIX).unwrap(),
-        api_tokens::Keyring::new(api_tokens::KeyId::new(1), key(1)),
-        store,
-    )
-}
-
 /// Every revocation the writer has made: the token, and the instant its
 /// `revoke` returned Ok, from which the bound runs.
 type Revocations = Arc<Mutex<Vec<(String, Instant)>>>;

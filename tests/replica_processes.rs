@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use api_tokens::{
     IssueRequest, PostgresStore, ReplicaOptions, ReplicatedStore, Revoked, TokenFormat,
-    TokenService, TokenStore, VerifyError,
+    TokenService, VerifyError,
 };
 use common::http::client;
 use common::postgres::{fresh_schema, store_in, url};
@@ -39,14 +39,6 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 /// The tests take turns: each measures or counts with the machine to
 /// itself.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn service_over(store: Arc<dyn TokenStore>) -> TokenService {
-    TokenService::new(
-        TokenFormat::new(PREFIX).unwrap(),
-        api_tokens::Keyring::new(api_tokens::KeyId::new(1), key(1)),
-        store,
-    )
-}
 
 /// A replica of the tables in `schema`, loaded.
 async fn replica_in(schema: &str) -> Arc<ReplicatedStore> {

@@ -11,9 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use api_tokens::{
-    IssueRequest, SqliteStore, StoreError, TokenFormat, TokenService, TokenStore, VerifyError,
-};
+use api_tokens::{IssueRequest, SqliteStore, StoreError, TokenFormat, TokenStore, VerifyError};
 use common::*;
 
 /// A fresh, empty path for a database file, inside cargo's scratch dir.
@@ -27,14 +25,6 @@ fn fresh_path(name: &str) -> PathBuf {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
     path
-}
-
-fn service_over(store: Arc<dyn TokenStore>) -> TokenService {
-    TokenService::new(
-        TokenFormat::new(PREFIX).unwrap(),
-        api_tokens::Keyring::new(api_tokens::KeyId::new(1), key(1)),
-        store,
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -45,6 +45,17 @@ pub fn fixture() -> Fixture {
     fixture_with_keys(Keyring::new(KeyId::new(1), key(1)))
 }
 
+/// A service with prefix `acme` and key 1 over `store`, with the real
+/// clock: instances of one service sharing a store, as the SQL store and
+/// replica tests run them.
+pub fn service_over(store: Arc<dyn TokenStore>) -> TokenService {
+    TokenService::new(
+        TokenFormat::new(PREFIX).unwrap(),
+        Keyring::new(KeyId::new(1), key(1)),
+        store,
+    )
+}
+
 pub fn fixture_with_keys(keys: Keyring) -> Fixture {
     let store = Arc::new(CountingStore::default());
     let clock = ManualClock::new(START);
