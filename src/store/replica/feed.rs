@@ -216,6 +216,25 @@ impl<T: SqlTime> TokenRow<T> {
     }
 }
 
+/// Streams every token row in the transaction `$tx` to `$apply`: a load.
+/// A macro for the same reason as [`read_changes`].
+macro_rules! load_tokens {
+    ($tx:expr, $statements:expr, $apply:expr, $error:expr, $time:ty) => {{
+        use futures_util::TryStreamExt as _;
+        let (tx, apply) = ($tx, $apply);
+        let mut rows =
+            sqlx::query_as::<_, $crate::store::replica::feed::TokenRow<$time>>(&$statements.load)
+                .fetch(&mut **tx);
+        while let Some(row) = rows.try_next().await.map_err($error)? {
+            if let Some(read) = row.into_read() {
+                apply(read);
+            }
+        }
+    }};
+}
+
+pub(crate) use load_tokens;
+
 /// Reads the change rows after `$since` in the transaction `$tx` and
 /// passes each change to `$apply`: scope revocations as they come, then the
 /// state of every token they name, read in the same snapshot (a token named

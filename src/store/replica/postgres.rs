@@ -5,13 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::TryStreamExt;
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::feed::{Change, Feed, FeedStatements, Position, Read, Since, TokenRow, read_changes};
+use super::feed::{Change, Feed, FeedStatements, Position, Read, Since, load_tokens, read_changes};
 use crate::error::StoreError;
 use crate::store::PostgresStore;
 use crate::store::postgres::error;
@@ -37,8 +36,6 @@ const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 /// far back a long transaction elsewhere holds the snapshot's `xmin`.
 const AFTER: &str = "(ch.xid >= pg_snapshot_xmax($1::pg_snapshot) \
      OR ch.xid IN (SELECT pg_snapshot_xip($1::pg_snapshot)))";
-
-type Row = TokenRow<OffsetDateTime>;
 
 impl PostgresStore {
     /// Promotes the pruning candidate to the horizon once it is `$1`
@@ -87,13 +84,7 @@ impl Feed for PostgresStore {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(error)?;
-            let mut rows = sqlx::query_as::<_, Row>(&statements.load).fetch(&mut *tx);
-            while let Some(row) = rows.try_next().await.map_err(error)? {
-                if let Some(read) = row.into_read() {
-                    apply(read);
-                }
-            }
-            drop(rows);
+            load_tokens!(&mut tx, statements, &mut *apply, error, OffsetDateTime);
             tx.commit().await.map_err(error)?;
             Ok(Position::Snapshot { snapshot, epoch })
         })

@@ -8,19 +8,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::TryStreamExt;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::feed::{Change, Feed, FeedStatements, Position, Read, Since, TokenRow, read_changes};
+use super::feed::{Change, Feed, FeedStatements, Position, Read, Since, load_tokens, read_changes};
 use crate::error::StoreError;
 use crate::store::SqliteStore;
 use crate::store::sqlite::error;
 
 /// Rows after the position `$1`.
 const AFTER: &str = "ch.pos > $1";
-
-type Row = TokenRow<i64>;
 
 impl SqliteStore {
     fn feed_statements(&self) -> FeedStatements {
@@ -50,13 +47,7 @@ impl Feed for SqliteStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(error)?;
-        let mut rows = sqlx::query_as::<_, Row>(&statements.load).fetch(&mut *tx);
-        while let Some(row) = rows.try_next().await.map_err(error)? {
-            if let Some(read) = row.into_read() {
-                apply(read);
-            }
-        }
-        drop(rows);
+        load_tokens!(&mut tx, statements, &mut *apply, error, i64);
         tx.commit().await.map_err(error)?;
         Ok(Position::Pos { pos, epoch })
     }
