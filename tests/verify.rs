@@ -37,6 +37,7 @@ async fn a_valid_token_reports_its_scope_and_role() {
     let verified = fixture.service.verify(&org_token).await.unwrap();
     assert_eq!(verified.scope(), &org("acme"));
     assert_eq!(verified.role(), Role::Editor);
+    assert_eq!(verified.expires_at(), None);
     // An organization token is good for the organization's domains.
     assert!(verified.allows(&org("acme"), Role::Editor));
     assert!(verified.allows(&domain("acme", "shop"), Role::Viewer));
@@ -177,7 +178,9 @@ async fn expired_is_reported_from_the_expiry_instant_and_only_with_the_secret() 
     let wrong_secret = altered(&token, SECRET_AT, other_than(token.as_bytes()[SECRET_AT]));
 
     fixture.clock.set(expiry - Duration::microseconds(1));
-    assert!(fixture.service.verify(&token).await.is_ok());
+    let verified = fixture.service.verify(&token).await.unwrap();
+    // The client can be told when to rotate.
+    assert_eq!(verified.expires_at(), Some(expiry));
 
     fixture.clock.set(expiry);
     assert!(matches!(

@@ -206,6 +206,7 @@ pub struct VerifiedToken {
     id: TokenId,
     scope: Arc<Scope>,
     role: Role,
+    expires_at: Option<OffsetDateTime>,
 }
 
 impl VerifiedToken {
@@ -222,6 +223,12 @@ impl VerifiedToken {
     /// The role it grants there.
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// When the token stops verifying, or `None` if it never expires: a
+    /// client can be told to rotate it before then.
+    pub fn expires_at(&self) -> Option<OffsetDateTime> {
+        self.expires_at
     }
 
     /// Whether the token may act at `scope` with at least `role`: its scope
@@ -627,6 +634,7 @@ impl TokenService {
             id: credential.id,
             scope: credential.scope,
             role: credential.role,
+            expires_at: credential.expires_at,
         })
     }
 
