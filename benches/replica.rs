@@ -72,10 +72,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use api_tokens::testing::ManualClock;
 use api_tokens::{
-    ActorId, Digest, IssueRequest, KeyId, Label, ManualClock, MemoryStore, PostgresStore,
-    ReplicaOptions, ReplicatedStore, Role, ScopeKind, TokenId, TokenRecord, TokenService,
-    TokenStore, VerifyError,
+    ActorId, Digest, IssueRequest, KeyId, Label, MemoryStore, PostgresStore, ReplicaOptions,
+    ReplicatedStore, Role, ScopeKind, TokenId, TokenRecord, TokenService, TokenStore, VerifyError,
 };
 use criterion::Criterion;
 use futures_util::TryStreamExt;
@@ -212,7 +212,7 @@ fn make_tokens(count: usize) -> Vec<Made> {
 
 /// Bulk token `i`'s record, exactly as the bulk load writes its row.
 fn bulk_record(i: usize, made: &Made) -> TokenRecord {
-    let offset = i64::try_from(i).unwrap();
+    let offset = u64::try_from(i).unwrap();
     TokenRecord {
         id: made.id,
         scope: scope_of(i),
@@ -220,9 +220,11 @@ fn bulk_record(i: usize, made: &Made) -> TokenRecord {
         label: Label::new(&format!("token {i:014}")).unwrap(),
         key_id: KeyId::new(1),
         digest: Digest::from_bytes(made.digest),
-        created_at: NOW - time::Duration::seconds(offset),
+        created_at: NOW - Duration::from_secs(offset),
         created_by: ActorId::new(&format!("admin{:011}", i % 1000)).unwrap(),
-        expires_at: i.is_multiple_of(3).then(|| NOW + time::Duration::days(90)),
+        expires_at: i
+            .is_multiple_of(3)
+            .then(|| NOW + Duration::from_secs(90 * 24 * 60 * 60)),
         revoked: None,
         last_used_at: Some(NOW),
         rotated_from: None,

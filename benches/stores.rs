@@ -44,7 +44,7 @@ fn stored_id(token: &str) -> String {
 
 /// Issues `TOKENS` tokens into `store`; returns the service and the texts.
 async fn filled(store: Arc<dyn TokenStore>) -> (TokenService, Vec<String>) {
-    let clock = api_tokens::ManualClock::new(datetime!(2030-01-01 00:00 UTC));
+    let clock = api_tokens::testing::ManualClock::new(datetime!(2030-01-01 00:00 UTC));
     let service = api_tokens::TokenService::new(
         api_tokens::TokenFormat::new(PREFIX).unwrap(),
         api_tokens::Keyring::new(

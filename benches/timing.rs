@@ -31,7 +31,8 @@ use std::time::Instant;
 
 use std::sync::Arc;
 
-use api_tokens::{Digest, IssueRequest, ManualClock, MemoryStore, TokenService};
+use api_tokens::testing::ManualClock;
+use api_tokens::{Digest, IssueRequest, MemoryStore, TokenService};
 use subtle::ConstantTimeEq;
 use time::macros::datetime;
 

@@ -6,14 +6,19 @@
 //! instead of waiting, as your own tests can.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use api_tokens::testing::{ManualClock, MemoryAuditSink};
 use api_tokens::{
     Actor, ActorId, AuditEvent, DomainId, ExpiryPolicy, HashKey, IssueRequest, KeyId, Keyring,
-    ManualClock, MemoryAuditSink, MemoryStore, OrganizationId, PageRequest, Role, Scope, ScopeKind,
-    TokenFormat, TokenService,
+    MemoryStore, OrganizationId, PageRequest, Role, Scope, ScopeKind, TokenFormat, TokenService,
 };
 use time::format_description::well_known::Rfc3339;
-use time::{Duration, macros::datetime};
+use time::macros::datetime;
+
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(60 * 60);
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,8 +35,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // most 90 days, and never forever.
     .with_expiry_policy(
         ExpiryPolicy::default()
-            .with_default_lifetime(Duration::days(30))?
-            .with_max_lifetime(ScopeKind::Organization, Duration::days(90))?,
+            .with_default_lifetime(30 * DAY)?
+            .with_max_lifetime(ScopeKind::Organization, 90 * DAY)?,
     );
 
     let acme = OrganizationId::new("acme")?;
@@ -55,18 +60,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("\n== Rotation with a grace period ==");
     let old_token = ci.token.expose_secret().to_owned();
     let new = service
-        .rotate(&alice, ci.summary.id, Duration::hours(24))
+        .rotate(&alice, &organization, ci.summary.id, 24 * HOUR)
         .await?;
     println!(
         "{} replaced by {}; the old one works for 24 hours more",
         ci.summary.hint, new.summary.hint
     );
-    clock.advance(Duration::hours(23));
+    clock.advance(23 * HOUR);
     println!(
         "23 h later, the old token: {}",
         verdict(service.verify(&old_token).await)
     );
-    clock.advance(Duration::hours(1));
+    clock.advance(HOUR);
     println!(
         "24 h later, the old token: {}",
         verdict(service.verify(&old_token).await)
@@ -76,7 +81,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let shop_token = service
         .issue(&alice, IssueRequest::new(shop.clone(), "Storefront"))
         .await?;
-    clock.advance(Duration::minutes(5));
+    clock.advance(5 * MINUTE);
     service.verify(new.token.expose_secret()).await?;
     // A real service flushes every few seconds from a background task.
     service.flush_last_used().await?;

@@ -88,7 +88,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!("\n== Revoke ==");
-    service.revoke(&bob, shop_token.summary.id).await?;
+    service.revoke(&bob, &shop, shop_token.summary.id).await?;
     println!("bob revoked {}", shop_token.summary.hint);
     match service.verify(shop_token.token.expose_secret()).await {
         Ok(_) => println!("the revoked token still works: that is a bug"),

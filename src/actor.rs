@@ -96,12 +96,6 @@ impl Actor {
             .map(|grant| grant.role)
             .max()
     }
-
-    /// Whether the actor may issue, list and revoke tokens at `scope`
-    /// (it needs at least [`Role::Admin`] there).
-    pub fn can_manage_tokens(&self, scope: &Scope) -> bool {
-        self.role_at(scope).is_some_and(|role| role >= Role::Admin)
-    }
 }
 
 #[cfg(test)]
@@ -122,9 +116,6 @@ mod tests {
         assert_eq!(bob.role_at(&org), Some(Role::Viewer));
         assert_eq!(bob.role_at(&shop), Some(Role::Admin));
         assert_eq!(bob.role_at(&blog), Some(Role::Viewer));
-        assert!(bob.can_manage_tokens(&shop));
-        assert!(!bob.can_manage_tokens(&org));
-        assert!(!bob.can_manage_tokens(&blog));
     }
 
     #[test]

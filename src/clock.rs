@@ -1,12 +1,13 @@
 //! Where the service reads the time, so tests can move it.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
 
-use time::{Duration, OffsetDateTime};
+use std::time::Duration;
+
+use time::OffsetDateTime;
 
 /// A source of the current time. The service reads it to stamp records and to
-/// check expiry; give it a [`ManualClock`] in tests.
+/// check expiry; give it a [`ManualClock`](crate::testing::ManualClock) in tests.
 pub trait Clock: Send + Sync {
     /// The current time.
     fn now(&self) -> OffsetDateTime;
@@ -22,59 +23,18 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that stands still until told to move: for tests, including your
-/// own tests of code that uses this crate.
-///
-/// Clones share one time, so a test keeps a clone and moves the clock the
-/// service reads.
-///
-/// ```
-/// use api_tokens::{Clock, ManualClock};
-/// use time::{Duration, macros::datetime};
-///
-/// let clock = ManualClock::new(datetime!(2030-01-01 00:00 UTC));
-/// let handle = clock.clone();
-/// handle.advance(Duration::days(1));
-/// assert_eq!(clock.now(), datetime!(2030-01-02 00:00 UTC));
-/// ```
-#[derive(Clone)]
-pub struct ManualClock {
-    now: Arc<Mutex<OffsetDateTime>>,
+/// `duration` as the `time` crate's signed span, for date arithmetic:
+/// saturating at its maximum (some 292 billion years, past every date).
+pub(crate) fn signed(duration: Duration) -> time::Duration {
+    time::Duration::try_from(duration).unwrap_or(time::Duration::MAX)
 }
 
-impl ManualClock {
-    /// A clock that reads `start` until moved.
-    pub fn new(start: OffsetDateTime) -> Self {
-        ManualClock {
-            now: Arc::new(Mutex::new(start)),
-        }
-    }
+/// A duration for people: `90d`, `1h30m`, `250ms`. The public API takes
+/// `std::time::Duration`, whose only text form is `Debug` (`7776000s`).
+pub(crate) struct Readable(pub(crate) Duration);
 
-    /// Sets the time to `now`.
-    pub fn set(&self, now: OffsetDateTime) {
-        *self.now.lock().unwrap_or_else(PoisonError::into_inner) = now;
-    }
-
-    /// Moves the time by `by` (backwards, if negative).
-    ///
-    /// # Panics
-    ///
-    /// If the result lies outside the years `time` can represent (±9999):
-    /// a test that does this has a bug worth stopping for.
-    pub fn advance(&self, by: Duration) {
-        let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
-        *now += by;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> OffsetDateTime {
-        *self.now.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl fmt::Debug for ManualClock {
+impl fmt::Display for Readable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ManualClock").field(&self.now()).finish()
+        fmt::Display::fmt(&signed(self.0), f)
     }
 }

@@ -1,14 +1,23 @@
 //! Every error the crate returns: one enum per operation, so an error says
 //! only what can go wrong there (an [`IssueError`] cannot be "expired").
 //!
+//! Why not one error type for all management calls, since `NotFound` and
+//! `Store` recur? Because a `match` on one call's error then needs arms
+//! for what that call can never return (a revoke has no page size), and
+//! the compiler stops telling a caller which cases are real. The shared
+//! parts are shared where it matters instead: every store failure is the
+//! one [`StoreError`], and under the `axum` feature every error answers
+//! HTTP through one table of codes (`api_tokens::http`), so a service
+//! writes no glue either way.
+//!
 //! No error holds a token, a secret, a digest or a key; each message says what
 //! went wrong and, where the caller can act, what to do.
 
 use std::error::Error as StdError;
-
-use time::Duration;
+use std::time::Duration;
 
 use crate::actor::Role;
+use crate::clock::Readable;
 use crate::hashing::KeyId;
 use crate::scope::{Scope, ScopeKind};
 use crate::token::TokenId;
@@ -239,8 +248,8 @@ pub enum StoreError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PolicyError {
-    /// A lifetime of zero or less.
-    #[error("a token lifetime must be positive")]
+    /// A lifetime of zero.
+    #[error("a token lifetime must be more than zero")]
     NotPositive,
     /// A lifetime beyond [`MAX_LIFETIME`](crate::MAX_LIFETIME).
     #[error("a token lifetime may be at most 100 years; use a never-expiring token instead")]
@@ -282,7 +291,7 @@ pub enum IssueError {
     #[error("the expiry lies beyond the year 9999")]
     ExpiryOutOfRange,
     /// The expiry lies further ahead than the policy allows for this kind.
-    #[error("{kind} tokens may live at most {max}; ask for an earlier expiry")]
+    #[error("{kind} tokens may live at most {}; ask for an earlier expiry", Readable(*max))]
     LifetimeTooLong {
         /// The token's scope kind.
         kind: ScopeKind,
@@ -290,7 +299,7 @@ pub enum IssueError {
         max: Duration,
     },
     /// A never-expiring token was asked for where the policy limits lifetimes.
-    #[error("{kind} tokens must expire within {max}; ask for an expiry")]
+    #[error("{kind} tokens must expire within {}; ask for an expiry", Readable(*max))]
     MustExpire {
         /// The token's scope kind.
         kind: ScopeKind,
@@ -352,7 +361,7 @@ pub enum RevokeError {
     Store(#[from] StoreError),
 }
 
-/// Why [`TokenService::token`](crate::TokenService::token) found nothing.
+/// Why [`TokenService::lookup`](crate::TokenService::lookup) found nothing.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LookupError {
@@ -420,11 +429,8 @@ pub enum RotateError {
         /// Its successor.
         by: TokenId,
     },
-    /// A grace period below zero.
-    #[error("a grace period cannot be negative")]
-    NegativeGrace,
     /// A grace period longer than the token has left to live.
-    #[error("the grace period outlasts the token, which has {remaining} left")]
+    #[error("the grace period outlasts the token, which has {} left", Readable(*remaining))]
     GraceTooLong {
         /// What the token has left.
         remaining: Duration,
@@ -473,10 +479,21 @@ pub enum ListError {
         /// The largest page allowed.
         max: usize,
     },
-    /// A negative expiry window.
-    #[error("the window must be zero or more")]
-    InvalidWindow,
     /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why [`Operator::revoke_created_by`](crate::Operator::revoke_created_by)
+/// stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RevokeCreatedByError {
+    /// The reason given was refused (the rules of a [`Label`](crate::Label));
+    /// nothing was revoked.
+    #[error("the revocation reason is not valid: {0}")]
+    InvalidReason(#[source] LabelError),
+    /// The store failed; the tokens revoked before it did stay revoked.
     #[error(transparent)]
     Store(#[from] StoreError),
 }

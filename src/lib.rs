@@ -32,7 +32,7 @@
 //! assert!(verified.allows(&org, Role::Editor));
 //!
 //! // Revoke: from now on it fails everywhere.
-//! service.revoke(&alice, verified.id()).await?;
+//! service.revoke(&alice, &org, verified.id()).await?;
 //! assert!(service.verify(text).await.is_err());
 //! # Ok(())
 //! # }
@@ -96,7 +96,8 @@
 //!
 //! # Time
 //!
-//! The service reads time from a [`Clock`]; tests use a [`ManualClock`] and
+//! The service reads time from a [`Clock`]; tests use a
+//! [`ManualClock`](testing::ManualClock) and
 //! move it. Records keep UTC to the microsecond.
 
 #![forbid(unsafe_code)]
@@ -105,6 +106,7 @@
 
 mod actor;
 mod audit;
+mod authorization;
 mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -120,21 +122,26 @@ mod scan;
 mod scope;
 mod service;
 pub mod store;
+pub mod testing;
 mod token;
 mod usage;
 
 pub use actor::{Actor, Grant, Role};
+/// The attribute every implementation of [`AuditSink`] or [`TokenStore`]
+/// needs on its `impl` block (`#[api_tokens::async_trait]`), re-exported so
+/// that writing one takes no other dependency.
+pub use async_trait::async_trait;
 pub use audit::{
-    AuditEvent, AuditSink, DEFAULT_AUDIT_QUEUE_CAPACITY, MemoryAuditSink, Operation,
-    TracingAuditSink, VerifyFailures,
+    AuditEvent, AuditSink, DEFAULT_AUDIT_QUEUE_CAPACITY, Operation, TracingAuditSink,
+    VerifyFailures,
 };
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, SystemClock};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use error::TableNameError;
 pub use error::{
     BoxError, IdError, InvalidTokenId, IssueError, KeyringError, LabelError, ListError,
-    LookupError, MalformedToken, PolicyError, PrefixError, RandomSourceError, RevokeError,
-    RevokeScopeError, RotateError, StoreError, VerifyError,
+    LookupError, MalformedToken, PolicyError, PrefixError, RandomSourceError, RevokeCreatedByError,
+    RevokeError, RevokeScopeError, RotateError, StoreError, VerifyError,
 };
 pub use hashing::{Digest, HashKey, KeyId, Keyring};
 pub use ids::{ActorId, DomainId, MAX_ID_LEN, OrganizationId};
@@ -146,8 +153,9 @@ pub use record::{
 pub use scan::FoundToken;
 pub use scope::{Scope, ScopeKind};
 pub use service::{
-    DEFAULT_LAST_USED_INTERVAL, IssueRequest, IssuedToken, MAX_PAGE_SIZE, PURGE_BATCH, PageRequest,
-    Revoked, TokenPage, TokenService, VerifiedToken,
+    DEFAULT_FLUSH_EVERY, DEFAULT_LAST_USED_INTERVAL, IssueRequest, IssuedToken, MAX_PAGE_SIZE,
+    MIN_FLUSH_EVERY, Maintenance, MaintenanceHandle, PURGE_BATCH, PageRequest, Revoked, TokenPage,
+    TokenService, VerifiedToken,
 };
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;

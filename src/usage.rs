@@ -14,6 +14,10 @@
 //! true last use. A token's use is written at most once per interval: a use
 //! noted while a flush writes it is not noted again.
 //!
+//! A service that notes uses but never flushes them (nobody started
+//! [`TokenService::spawn_maintenance`] or called `flush_last_used`) warns
+//! once through `tracing`, two intervals after the first use it noted.
+//!
 //! Bounds: the pending set holds at most one entry per token that verified
 //! successfully (right secret, live) since its last write, so it never
 //! grows past the number of live tokens, and forged or wrong tokens never
@@ -21,12 +25,15 @@
 //! size.
 //!
 //! [`TokenService::flush_last_used`]: crate::TokenService::flush_last_used
+//! [`TokenService::spawn_maintenance`]: crate::TokenService::spawn_maintenance
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::collections::hash_map::Entry;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 use crate::record::StoredCredential;
 use crate::token::TokenId;
@@ -44,6 +51,12 @@ pub(crate) struct UsageTracker {
     /// that a token never used is due at once.
     coarse_now: AtomicI64,
     shards: Box<[Mutex<Pending>]>,
+    /// Unix seconds of the first use noted, 0 before it: when nobody
+    /// flushing starts to matter.
+    first_noted: AtomicI64,
+    /// Set by the first flush, or by the warning that none came: either
+    /// way nothing more to check.
+    flushing_settled: AtomicBool,
 }
 
 /// One shard's uses: noted since the last flush, and taken by a flush whose
@@ -60,14 +73,16 @@ impl UsageTracker {
     /// (whole seconds; the caller checked it is at least one).
     pub(crate) fn new(interval: Duration) -> Self {
         UsageTracker {
-            interval_seconds: interval.whole_seconds().max(1),
+            interval_seconds: i64::try_from(interval.as_secs()).unwrap_or(i64::MAX).max(1),
             coarse_now: AtomicI64::new(0),
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            first_noted: AtomicI64::new(0),
+            flushing_settled: AtomicBool::new(false),
         }
     }
 
     pub(crate) fn interval(&self) -> Duration {
-        Duration::seconds(self.interval_seconds)
+        Duration::from_secs(self.interval_seconds.unsigned_abs())
     }
 
     /// Notes a successful verification of `credential`, if its last
@@ -82,9 +97,42 @@ impl UsageTracker {
             .is_none_or(|last| coarse_now - last.unix_timestamp() >= self.interval_seconds);
         if due {
             let mut pending = self.shard(credential.id);
-            if !pending.writing.contains_key(&credential.id) {
-                pending.noted.entry(credential.id).or_insert_with(now);
+            if !pending.writing.contains_key(&credential.id)
+                && let Entry::Vacant(entry) = pending.noted.entry(credential.id)
+            {
+                let at = *entry.insert(now());
+                drop(pending);
+                if !self.flushing_settled.load(Ordering::Relaxed) {
+                    self.warn_if_never_flushed(at);
+                }
             }
+        }
+    }
+
+    /// Warns once if uses have waited two intervals since the first was
+    /// noted and no flush has come: without one, no use is ever recorded,
+    /// and nothing else would say so.
+    #[cold]
+    fn warn_if_never_flushed(&self, at: OffsetDateTime) {
+        let now = at.unix_timestamp();
+        let first =
+            match self
+                .first_noted
+                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(first) => first,
+            };
+        if now.saturating_sub(first) >= self.interval_seconds.saturating_mul(2)
+            && !self.flushing_settled.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                target: "api_tokens",
+                waiting_seconds = now.saturating_sub(first),
+                "token uses are noted but never flushed, so no last-used time is ever \
+                 written: start TokenService::spawn_maintenance, or call \
+                 TokenService::flush_last_used every few seconds"
+            );
         }
     }
 
@@ -94,6 +142,7 @@ impl UsageTracker {
     /// Flushes may overlap: a token is in at most one flush's batch at a
     /// time, because a use of a token being written is not noted again.
     pub(crate) fn take(&self) -> Vec<(TokenId, OffsetDateTime)> {
+        self.flushing_settled.store(true, Ordering::Relaxed);
         let mut taken = Vec::new();
         for shard in self.shards.iter() {
             let mut pending = lock(shard);
@@ -199,13 +248,13 @@ mod tests {
 
     #[test]
     fn a_million_retired_tokens_leave_the_throttle_bounded() {
-        let once = OncePerInterval::new(Duration::minutes(1));
+        let once = OncePerInterval::new(Duration::from_secs(60));
         let start = datetime!(2030-01-01 00:00 UTC);
         let mut turns = 0;
         for n in 0..1_000_000u64 {
             // Spread over the ids' shards, all within one interval.
             let id = TokenId::from_bits(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let now = start + Duration::microseconds(n as i64);
+            let now = start + Duration::from_micros(n);
             turns += usize::from(once.turn(id, now));
             if n % 4096 == 0 {
                 assert!(once.remembered() <= SHARDS * REMEMBERED_PER_SHARD);
@@ -217,12 +266,12 @@ mod tests {
 
     #[test]
     fn a_token_has_one_turn_per_interval() {
-        let once = OncePerInterval::new(Duration::minutes(1));
+        let once = OncePerInterval::new(Duration::from_secs(60));
         let start = datetime!(2030-01-01 00:00 UTC);
         let id = TokenId::from_bits(7);
         assert!(once.turn(id, start));
-        assert!(!once.turn(id, start + Duration::seconds(59)));
-        assert!(once.turn(id, start + Duration::seconds(60)));
-        assert!(!once.turn(id, start + Duration::seconds(61)));
+        assert!(!once.turn(id, start + Duration::from_secs(59)));
+        assert!(once.turn(id, start + Duration::from_secs(60)));
+        assert!(!once.turn(id, start + Duration::from_secs(61)));
     }
 }

@@ -5,7 +5,6 @@ mod common;
 
 use api_tokens::{AuditEvent, IssueRequest, Operation, Role, VerifyFailures};
 use common::*;
-use time::Duration;
 
 #[tokio::test]
 async fn every_change_and_every_refusal_is_an_event() {
@@ -16,14 +15,14 @@ async fn every_change_and_every_refusal_is_an_event() {
     let (_, org_token) = fixture.issue_at(org("acme"), "billing export").await;
     let successor = fixture
         .service
-        .rotate(&alice, org_token, Duration::hours(1))
+        .rotate(&alice, &org("acme"), org_token, HOUR)
         .await
         .unwrap()
         .summary
         .id;
     fixture
         .service
-        .revoke_because(&alice, successor, Some("laptop lost"))
+        .revoke_because(&alice, &org("acme"), successor, Some("laptop lost"))
         .await
         .unwrap();
     // Refused: bob may not touch organization tokens, nor list them.
@@ -41,7 +40,13 @@ async fn every_change_and_every_refusal_is_an_event() {
             .await
             .is_err()
     );
-    assert!(fixture.service.revoke(&bob, org_token).await.is_err());
+    assert!(
+        fixture
+            .service
+            .revoke(&bob, &org("acme"), org_token)
+            .await
+            .is_err()
+    );
     assert!(
         fixture
             .service
@@ -65,17 +70,7 @@ async fn every_change_and_every_refusal_is_an_event() {
     assert_eq!(nothing.count, 0);
 
     let events = fixture.audit_events().await;
-    let kinds: Vec<&str> = events
-        .iter()
-        .map(|event| match event {
-            AuditEvent::Issued { .. } => "issued",
-            AuditEvent::Rotated { .. } => "rotated",
-            AuditEvent::Revoked { .. } => "revoked",
-            AuditEvent::ScopeRevoked { .. } => "scope_revoked",
-            AuditEvent::Refused { .. } => "refused",
-            _ => "other",
-        })
-        .collect();
+    let kinds: Vec<&str> = events.iter().map(AuditEvent::kind).collect();
     assert_eq!(
         kinds,
         [
@@ -89,6 +84,16 @@ async fn every_change_and_every_refusal_is_an_event() {
             "scope_revoked"
         ]
     );
+    // What every event shares, through its accessors: the refused revoke
+    // names the scope bob addressed.
+    assert!(events.iter().all(|event| event.at() == START));
+    assert_eq!(events[1].token_id(), Some(org_token));
+    assert_eq!(events[1].actor(), Some(&alice.id));
+    assert_eq!(events[5].kind(), "refused");
+    assert_eq!(events[5].actor(), Some(&bob.id));
+    assert_eq!(events[5].scope(), Some(&org("acme")));
+    assert_eq!(events[5].token_id(), Some(org_token));
+    assert_eq!(events[7].token_id(), None);
     assert_eq!(
         events[0],
         AuditEvent::Issued {
@@ -103,7 +108,7 @@ async fn every_change_and_every_refusal_is_an_event() {
     assert!(matches!(
         &events[1],
         AuditEvent::Rotated { old, new, old_valid_until, .. }
-            if *old == org_token && *new == successor && *old_valid_until == START + Duration::hours(1)
+            if *old == org_token && *new == successor && *old_valid_until == START + HOUR
     ));
     assert!(matches!(
         &events[2],
@@ -140,12 +145,20 @@ async fn what_did_not_happen_is_not_an_event() {
     let fixture = fixture();
     let alice = org_admin("acme");
     let (_, id) = fixture.issue_at(org("acme"), "ci").await;
-    fixture.service.revoke(&alice, id).await.unwrap();
+    fixture
+        .service
+        .revoke(&alice, &org("acme"), id)
+        .await
+        .unwrap();
     let events_before = fixture.audit_events().await.len();
 
     // Revoking again, a bad label, a bad reason: no change, no event (and
     // these are not refusals for lack of rights either).
-    fixture.service.revoke(&alice, id).await.unwrap();
+    fixture
+        .service
+        .revoke(&alice, &org("acme"), id)
+        .await
+        .unwrap();
     assert!(
         fixture
             .service
@@ -156,7 +169,7 @@ async fn what_did_not_happen_is_not_an_event() {
     assert!(
         fixture
             .service
-            .revoke_because(&alice, id, Some("bad\u{0}reason"))
+            .revoke_because(&alice, &org("acme"), id, Some("bad\u{0}reason"))
             .await
             .is_err()
     );
@@ -173,7 +186,7 @@ async fn an_unknown_id_and_another_tenants_token_are_one_refusal() {
 
     for id in [acme_token, unknown] {
         assert!(matches!(
-            fixture.service.revoke(&mallory, id).await,
+            fixture.service.revoke(&mallory, &org("acme"), id).await,
             Err(api_tokens::RevokeError::NotFound { id: named }) if named == id
         ));
     }
@@ -191,7 +204,14 @@ async fn an_unknown_id_and_another_tenants_token_are_one_refusal() {
             other => panic!("expected a refusal, got {other:?}"),
         })
         .collect();
-    let as_refused = |id| (mallory.id.clone(), Operation::Revoke, None, Some(id));
+    let as_refused = |id| {
+        (
+            mallory.id.clone(),
+            Operation::Revoke,
+            Some(org("acme")),
+            Some(id),
+        )
+    };
     assert_eq!(refusals, [as_refused(acme_token), as_refused(unknown)]);
 }
 
@@ -204,7 +224,7 @@ async fn failed_verifications_are_counted_by_reason_not_logged() {
         .service
         .issue(
             &alice,
-            IssueRequest::new(org("acme"), "short").expires_at(START + Duration::minutes(1)),
+            IssueRequest::new(org("acme"), "short").expires_at(START + MINUTE),
         )
         .await
         .unwrap();
@@ -217,7 +237,7 @@ async fn failed_verifications_are_counted_by_reason_not_logged() {
     for _ in 0..2 {
         assert!(fixture.service.verify(&wrong).await.is_err());
     }
-    fixture.clock.advance(Duration::minutes(1));
+    fixture.clock.advance(MINUTE);
     assert!(
         fixture
             .service
@@ -225,7 +245,11 @@ async fn failed_verifications_are_counted_by_reason_not_logged() {
             .await
             .is_err()
     );
-    fixture.service.revoke(&alice, id).await.unwrap();
+    fixture
+        .service
+        .revoke(&alice, &org("acme"), id)
+        .await
+        .unwrap();
     assert!(fixture.service.verify(&token).await.is_err());
 
     assert_eq!(
@@ -257,12 +281,16 @@ async fn no_event_holds_a_secret_or_a_digest() {
     }
     let rotated = fixture
         .service
-        .rotate(&alice, tokens[0].1, Duration::minutes(5))
+        .rotate(&alice, &org("acme"), tokens[0].1, 5 * MINUTE)
         .await
         .unwrap();
     tokens.push((rotated.token.expose_secret().to_owned(), rotated.summary.id));
-    fixture.service.revoke(&alice, tokens[1].1).await.unwrap();
-    fixture.clock.advance(Duration::minutes(5));
+    fixture
+        .service
+        .revoke(&alice, &domain("acme", "shop"), tokens[1].1)
+        .await
+        .unwrap();
+    fixture.clock.advance(5 * MINUTE);
     let _ = fixture.service.verify(&tokens[0].0).await; // a retired token's use
     fixture
         .service
@@ -318,6 +346,7 @@ async fn a_token_pasted_into_a_label_or_reason_is_kept_redacted() {
         .service
         .revoke_because(
             &alice,
+            &org("acme"),
             leaked_id,
             Some(&format!("pasted in chat: {leaked}")),
         )

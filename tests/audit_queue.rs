@@ -6,11 +6,12 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration as StdDuration, Instant};
+use std::time::{Duration, Instant};
 
+use api_tokens::testing::MemoryAuditSink;
 use api_tokens::{
-    AuditEvent, AuditSink, IssueRequest, MemoryAuditSink, MemoryStore, Operation, PolicyError,
-    RevokeError, TokenFormat, TokenId, TokenService,
+    AuditEvent, AuditSink, IssueRequest, MemoryStore, Operation, PolicyError, RevokeError,
+    TokenFormat, TokenId, TokenService,
 };
 use common::*;
 
@@ -21,7 +22,7 @@ struct SlowSink {
 }
 
 impl SlowSink {
-    fn new(delay: StdDuration) -> Arc<Self> {
+    fn new(delay: Duration) -> Arc<Self> {
         Arc::new(SlowSink {
             delay_ms: AtomicU64::new(delay.as_millis() as u64),
             kept: MemoryAuditSink::new(),
@@ -38,7 +39,7 @@ impl AuditSink for SlowSink {
     async fn record(&self, event: AuditEvent) {
         let delay = self.delay_ms.load(Ordering::SeqCst);
         if delay > 0 {
-            tokio::time::sleep(StdDuration::from_millis(delay)).await;
+            tokio::time::sleep(Duration::from_millis(delay)).await;
         }
         self.kept.record(event).await;
     }
@@ -63,7 +64,7 @@ fn service_with(sink: Arc<dyn AuditSink>) -> TokenService {
     .with_audit_sink(sink)
 }
 
-fn median(mut samples: Vec<StdDuration>) -> StdDuration {
+fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
 }
@@ -72,7 +73,7 @@ fn median(mut samples: Vec<StdDuration>) -> StdDuration {
 async fn a_slow_sink_does_not_tell_another_tenants_token_from_an_unknown_id() {
     // Every event takes the sink 50 ms: a request that waited for it could
     // not hide it.
-    let sink = SlowSink::new(StdDuration::from_millis(50));
+    let sink = SlowSink::new(Duration::from_millis(50));
     let service = service_with(sink.clone());
     let acme_admin = org_admin("acme");
     let mut acme_tokens = Vec::new();
@@ -97,7 +98,7 @@ async fn a_slow_sink_does_not_tell_another_tenants_token_from_an_unknown_id() {
     for (theirs, nobodys) in acme_tokens.iter().zip(&unknown) {
         for (id, times) in [(theirs, &mut existing), (nobodys, &mut missing)] {
             let start = Instant::now();
-            let refused = service.revoke(&mallory, *id).await;
+            let refused = service.revoke(&mallory, &org("acme"), *id).await;
             times.push(start.elapsed());
             assert!(matches!(refused, Err(RevokeError::NotFound { .. })));
         }
@@ -109,7 +110,7 @@ async fn a_slow_sink_does_not_tell_another_tenants_token_from_an_unknown_id() {
         "another tenant's token: {existing:?}, an unknown id: {missing:?} (median of 1,000 each)"
     );
     assert!(
-        existing < StdDuration::from_millis(5),
+        existing < Duration::from_millis(5),
         "the request waited for the sink: {existing:?}"
     );
 
@@ -125,9 +126,10 @@ async fn a_slow_sink_does_not_tell_another_tenants_token_from_an_unknown_id() {
         .map(|event| match event {
             AuditEvent::Refused {
                 operation: Operation::Revoke,
+                scope: Some(scope),
                 token: Some(id),
                 ..
-            } => *id,
+            } if *scope == org("acme") => *id,
             other => panic!("expected a refused revoke, got {other:?}"),
         })
         .collect();
@@ -148,14 +150,19 @@ async fn a_stuck_sink_blocks_no_request_and_a_full_queue_drops_and_counts() {
     let outsider = org_admin("globex");
     // Each call makes one event; the sink never takes one. The first is
     // taken for delivery (and stuck there), three wait, the rest are dropped.
-    let issued = tokio::time::timeout(StdDuration::from_secs(5), async {
+    let issued = tokio::time::timeout(Duration::from_secs(5), async {
         let mut issued = Vec::new();
         for n in 0..6 {
             let request = IssueRequest::new(org("acme"), format!("token {n}"));
             issued.push(service.issue(&admin, request).await.unwrap());
         }
         for token in &issued {
-            assert!(service.revoke(&outsider, token.summary.id).await.is_err());
+            assert!(
+                service
+                    .revoke(&outsider, &org("acme"), token.summary.id)
+                    .await
+                    .is_err()
+            );
         }
         issued
     })
@@ -178,13 +185,13 @@ async fn the_delivery_task_delivers_in_order_without_a_flush() {
         ids.push(service.issue(&admin, request).await.unwrap().summary.id);
     }
     // No flush: the task spawned on this runtime delivers on its own.
-    let delivered = tokio::time::timeout(StdDuration::from_secs(10), async {
+    let delivered = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             let events = sink.events();
             if events.len() == ids.len() {
                 return events;
             }
-            tokio::time::sleep(StdDuration::from_millis(5)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
     .await
@@ -201,16 +208,16 @@ async fn the_delivery_task_delivers_in_order_without_a_flush() {
 
 #[tokio::test]
 async fn events_still_queued_are_delivered_after_the_service_is_dropped() {
-    let sink = SlowSink::new(StdDuration::from_millis(20));
+    let sink = SlowSink::new(Duration::from_millis(20));
     let service = service_with(sink.clone());
     for n in 0..5 {
         let request = IssueRequest::new(org("acme"), format!("token {n}"));
         service.issue(&org_admin("acme"), request).await.unwrap();
     }
     drop(service);
-    tokio::time::timeout(StdDuration::from_secs(10), async {
+    tokio::time::timeout(Duration::from_secs(10), async {
         while sink.kept.events().len() < 5 {
-            tokio::time::sleep(StdDuration::from_millis(5)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
     .await
@@ -257,7 +264,7 @@ fn a_queue_of_no_events_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flush_waits_for_the_events_before_it_not_for_a_queue_that_never_empties() {
-    let sink = SlowSink::new(StdDuration::from_millis(1));
+    let sink = SlowSink::new(Duration::from_millis(1));
     let service = Arc::new(
         service_with(sink.clone())
             .with_audit_queue_capacity(100)
@@ -271,14 +278,14 @@ async fn a_flush_waits_for_the_events_before_it_not_for_a_queue_that_never_empti
             let outsider = org_admin("globex");
             while !stop.load(Ordering::SeqCst) {
                 let _ = service
-                    .revoke(&outsider, "00000000007".parse().unwrap())
+                    .revoke(&outsider, &org("acme"), "00000000007".parse().unwrap())
                     .await;
                 tokio::task::yield_now().await;
             }
         })
     };
-    tokio::time::sleep(StdDuration::from_millis(50)).await;
-    let flushed = tokio::time::timeout(StdDuration::from_secs(10), service.flush_audit()).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let flushed = tokio::time::timeout(Duration::from_secs(10), service.flush_audit()).await;
     stop.store(true, Ordering::SeqCst);
     traffic.await.unwrap();
     assert!(
@@ -289,7 +296,7 @@ async fn a_flush_waits_for_the_events_before_it_not_for_a_queue_that_never_empti
 
 #[test]
 fn an_event_cut_off_by_its_runtime_shutting_down_is_delivered_later() {
-    let sink = SlowSink::new(StdDuration::from_millis(200));
+    let sink = SlowSink::new(Duration::from_millis(200));
     let service = service_with(sink.clone());
     let admin = org_admin("acme");
     let first = tokio::runtime::Builder::new_multi_thread()
@@ -303,7 +310,7 @@ fn an_event_cut_off_by_its_runtime_shutting_down_is_delivered_later() {
             .await
             .unwrap();
         // The delivery task has taken the event and waits on the sink.
-        tokio::time::sleep(StdDuration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     });
     drop(first);
     assert!(

@@ -1,11 +1,14 @@
 //! Who may manage which tokens: the whole matrix of actors and scopes, for
-//! issue, list and revoke, and the roles a token may carry.
+//! issue, list, look up, revoke and rotate; the scope a call addresses a
+//! token through; and the roles a token may carry.
 
 mod common;
 
+use std::time::Duration;
+
 use api_tokens::{
-    Actor, IssueError, IssueRequest, ListError, PageRequest, RevokeError, Revoked, Role, Scope,
-    TokenId,
+    Actor, AuditEvent, IssueError, IssueRequest, ListError, LookupError, Operation, PageRequest,
+    RevokeError, Revoked, Role, RotateError, Scope, TokenId, TokenService,
 };
 use common::*;
 
@@ -132,7 +135,7 @@ async fn revoke_follows_the_matrix_and_hides_what_it_refuses() {
                 .await
                 .unwrap();
             let id = issued.summary.id;
-            let result = fixture.service.revoke(&actor, id).await;
+            let result = fixture.service.revoke(&actor, &scope, id).await;
 
             if allowed.contains(&index) {
                 match result {
@@ -153,7 +156,7 @@ async fn revoke_follows_the_matrix_and_hides_what_it_refuses() {
                 let missing_id: TokenId = "0000000000A".parse().unwrap();
                 let missing = fixture
                     .service
-                    .revoke(&actor, missing_id)
+                    .revoke(&actor, &scope, missing_id)
                     .await
                     .unwrap_err();
                 assert_eq!(
@@ -278,4 +281,333 @@ async fn a_configured_default_role_applies_but_never_above_the_issuer() {
         })
     ));
     assert_eq!(fixture.store.inner.len(), before);
+}
+
+/// An id no test issues.
+fn missing_id() -> TokenId {
+    "0000000000A".parse().unwrap()
+}
+
+/// A call that names one token through a scope.
+#[derive(Clone, Copy, Debug)]
+enum Call {
+    Revoke,
+    RevokeBecause,
+    /// Rotation with this grace period (zero revokes the old token at once).
+    Rotate(Duration),
+    Lookup,
+}
+
+impl Call {
+    const ALL: [Call; 5] = [
+        Call::Revoke,
+        Call::RevokeBecause,
+        Call::Rotate(Duration::ZERO),
+        Call::Rotate(HOUR),
+        Call::Lookup,
+    ];
+
+    /// The operation its `Refused` audit event names.
+    fn operation(self) -> Operation {
+        match self {
+            Call::Revoke | Call::RevokeBecause => Operation::Revoke,
+            Call::Rotate(_) => Operation::Rotate,
+            Call::Lookup => Operation::List,
+        }
+    }
+
+    /// Makes the call as `actor`, addressing the token `id` through `scope`.
+    async fn make(
+        self,
+        service: &TokenService,
+        actor: &Actor,
+        scope: &Scope,
+        id: TokenId,
+    ) -> Result<(), Refusal> {
+        match self {
+            Call::Revoke => service
+                .revoke(actor, scope, id)
+                .await
+                .map(drop)
+                .map_err(Refusal::revoke),
+            Call::RevokeBecause => service
+                .revoke_because(actor, scope, id, Some("leaked"))
+                .await
+                .map(drop)
+                .map_err(Refusal::revoke),
+            Call::Rotate(grace) => service
+                .rotate(actor, scope, id, grace)
+                .await
+                .map(drop)
+                .map_err(|error| {
+                    let not_found = match error {
+                        RotateError::NotFound { id } => Some(id),
+                        _ => None,
+                    };
+                    Refusal::new(&error, not_found)
+                }),
+            Call::Lookup => service
+                .lookup(actor, scope, id)
+                .await
+                .map(drop)
+                .map_err(|error| {
+                    let not_found = match error {
+                        LookupError::NotFound { id } => Some(id),
+                        _ => None,
+                    };
+                    Refusal::new(&error, not_found)
+                }),
+        }
+    }
+}
+
+/// What a refused call answered.
+#[derive(Debug)]
+struct Refusal {
+    /// The id its `NotFound` names; `None` for any other error.
+    not_found: Option<TokenId>,
+    /// The error as the caller can show it, `Display` and `Debug`.
+    text: String,
+}
+
+impl Refusal {
+    fn new(error: &impl std::error::Error, not_found: Option<TokenId>) -> Self {
+        Refusal {
+            not_found,
+            text: format!("{error} / {error:?}"),
+        }
+    }
+
+    fn revoke(error: RevokeError) -> Self {
+        let not_found = match error {
+            RevokeError::NotFound { id } => Some(id),
+            _ => None,
+        };
+        Refusal::new(&error, not_found)
+    }
+
+    /// The text with `id` masked, to compare answers about different ids.
+    fn masked(&self, id: TokenId) -> String {
+        self.text.replace(&id.to_string(), "ID")
+    }
+}
+
+/// Makes `call` for `id` and for an id that does not exist, as `actor`
+/// through `scope`, and asserts both are refused with one answer (`NotFound`
+/// for the id named) for the same work, each with a `Refused` audit event
+/// naming the addressed scope.
+async fn assert_refused_like_a_missing_id(
+    fixture: &Fixture,
+    call: Call,
+    actor: &Actor,
+    scope: &Scope,
+    id: TokenId,
+    context: &str,
+) {
+    let mut answers = Vec::new();
+    for named in [id, missing_id()] {
+        let events_before = fixture.audit_events().await.len();
+        let calls_before = fixture.store.calls();
+        let refusal = call
+            .make(&fixture.service, actor, scope, named)
+            .await
+            .expect_err(context);
+        let store_calls = fixture.store.calls() - calls_before;
+        assert_eq!(refusal.not_found, Some(named), "{context}: {refusal:?}");
+
+        let events = fixture.audit_events().await;
+        match &events[events_before..] {
+            [
+                AuditEvent::Refused {
+                    actor: refused,
+                    operation,
+                    scope: Some(addressed),
+                    token: Some(token),
+                    ..
+                },
+            ] => {
+                assert_eq!(refused, &actor.id, "{context}");
+                assert_eq!(*operation, call.operation(), "{context}");
+                assert_eq!(addressed, scope, "{context}");
+                assert_eq!(*token, named, "{context}");
+            }
+            other => panic!("{context}: expected one Refused event, got {other:?}"),
+        }
+        answers.push((refusal.masked(named), store_calls));
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "{context}: a token out of reach and a missing one must get one answer for the same work"
+    );
+}
+
+/// A token addressed through a scope it does not live at, by an actor who
+/// manages both that scope and the token's own.
+struct Misaddressed {
+    what: &'static str,
+    token_scope: Scope,
+    addressed: Scope,
+    actor: Actor,
+}
+
+fn misaddressed() -> Vec<Misaddressed> {
+    let both_tenants = actor(
+        "admin-of-acme-and-globex",
+        &[(org("acme"), Role::Admin), (org("globex"), Role::Admin)],
+    );
+    let case = |what, token_scope, addressed, actor: &Actor| Misaddressed {
+        what,
+        token_scope,
+        addressed,
+        actor: actor.clone(),
+    };
+    vec![
+        case(
+            "a domain token through its organization",
+            domain("acme", "shop"),
+            org("acme"),
+            &org_admin("acme"),
+        ),
+        case(
+            "a domain token through a sibling domain",
+            domain("acme", "shop"),
+            domain("acme", "blog"),
+            &org_admin("acme"),
+        ),
+        case(
+            "a domain token through another organization",
+            domain("acme", "shop"),
+            org("globex"),
+            &both_tenants,
+        ),
+        case(
+            "a domain token through the same domain id in another organization",
+            domain("acme", "shop"),
+            domain("globex", "shop"),
+            &both_tenants,
+        ),
+        case(
+            "an organization token through one of its domains",
+            org("acme"),
+            domain("acme", "shop"),
+            &org_admin("acme"),
+        ),
+        case(
+            "an organization token through another organization",
+            org("acme"),
+            org("globex"),
+            &both_tenants,
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn a_token_addressed_through_another_scope_is_not_found_even_for_an_admin_of_both() {
+    let fixture = fixture();
+    for case in misaddressed() {
+        // The refusal is the address, not the rights: the actor manages both.
+        assert!(
+            case.actor.can_manage_tokens(&case.token_scope),
+            "{}",
+            case.what
+        );
+        assert!(
+            case.actor.can_manage_tokens(&case.addressed),
+            "{}",
+            case.what
+        );
+        let issued = fixture
+            .service
+            .issue(
+                &owner_of(&case.token_scope),
+                IssueRequest::new(case.token_scope.clone(), "misaddressed"),
+            )
+            .await
+            .unwrap();
+        let id = issued.summary.id;
+        let token = issued.token.expose_secret();
+        let record = fixture.store.record(id).await;
+        let stored = fixture.store.inner.len();
+
+        for call in Call::ALL {
+            let context = format!("{:?} of {}", call, case.what);
+            assert_refused_like_a_missing_id(
+                &fixture,
+                call,
+                &case.actor,
+                &case.addressed,
+                id,
+                &context,
+            )
+            .await;
+
+            // Nothing changed: the token verifies, its record is as issued,
+            // and no successor was stored.
+            let verified = fixture.service.verify(token).await.expect(&context);
+            assert_eq!(verified.id(), id, "{context}");
+            assert_eq!(fixture.store.record(id).await, record, "{context}");
+            assert_eq!(fixture.store.inner.len(), stored, "{context}");
+        }
+
+        // At its own scope the same actor reaches it.
+        let summary = fixture
+            .service
+            .lookup(&case.actor, &case.token_scope, id)
+            .await
+            .unwrap();
+        assert_eq!(summary.id, id);
+        assert_eq!(summary.scope, case.token_scope);
+        assert!(matches!(
+            fixture
+                .service
+                .revoke(&case.actor, &case.token_scope, id)
+                .await,
+            Ok(Revoked::Now(_))
+        ));
+        assert!(fixture.service.verify(token).await.is_err());
+    }
+}
+
+#[tokio::test]
+async fn lookup_and_rotate_follow_the_matrix_and_hide_what_they_refuse() {
+    let fixture = fixture();
+    for (actor, allowed) in actors() {
+        for (index, scope) in scopes().into_iter().enumerate() {
+            for call in [
+                Call::Lookup,
+                Call::Rotate(Duration::ZERO),
+                Call::Rotate(HOUR),
+            ] {
+                let issued = fixture
+                    .service
+                    .issue(
+                        &owner_of(&scope),
+                        IssueRequest::new(scope.clone(), "matrix"),
+                    )
+                    .await
+                    .unwrap();
+                let id = issued.summary.id;
+                let token = issued.token.expose_secret();
+                let context = format!("{call:?} by {} at {scope}", actor.id);
+                if allowed.contains(&index) {
+                    call.make(&fixture.service, &actor, &scope, id)
+                        .await
+                        .unwrap_or_else(|refusal| panic!("{context}: {refusal:?}"));
+                    // Only a rotation without grace ends the token at once.
+                    let ended = matches!(call, Call::Rotate(Duration::ZERO));
+                    assert_eq!(
+                        fixture.service.verify(token).await.is_err(),
+                        ended,
+                        "{context}"
+                    );
+                } else {
+                    let record = fixture.store.record(id).await;
+                    assert_refused_like_a_missing_id(&fixture, call, &actor, &scope, id, &context)
+                        .await;
+                    assert!(fixture.service.verify(token).await.is_ok(), "{context}");
+                    assert_eq!(fixture.store.record(id).await, record, "{context}");
+                }
+            }
+        }
+    }
 }

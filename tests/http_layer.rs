@@ -102,11 +102,15 @@ async fn refusals_do_not_tell_unknown_wrong_revoked_expired_or_malformed_apart()
     let valid = protected.issue(acme_token()).await;
     let revoked = protected.issue(acme_token()).await;
     let revoked_id = revoked[ID_AT..SECRET_AT].parse().unwrap();
-    protected.tokens.revoke(&admin, revoked_id).await.unwrap();
+    protected
+        .tokens
+        .revoke(&admin, &org("acme"), revoked_id)
+        .await
+        .unwrap();
     let expired = protected
-        .issue(acme_token().expires_at(START + time::Duration::minutes(1)))
+        .issue(acme_token().expires_at(START + MINUTE))
         .await;
-    protected.clock.advance(time::Duration::minutes(1));
+    protected.clock.advance(MINUTE);
 
     let refused = [
         (

@@ -22,13 +22,13 @@ async fn the_log_says_why_a_token_was_refused_but_never_holds_a_token() {
     let admin = org_admin("acme");
     protected
         .tokens
-        .revoke(&admin, revoked_id.parse().unwrap())
+        .revoke(&admin, &org("acme"), revoked_id.parse().unwrap())
         .await
         .unwrap();
     let expired = protected
-        .issue(acme_token().expires_at(START + time::Duration::minutes(1)))
+        .issue(acme_token().expires_at(START + MINUTE))
         .await;
-    protected.clock.advance(time::Duration::minutes(1));
+    protected.clock.advance(MINUTE);
     let wrong = altered(&valid, SECRET_AT, other_than(valid.as_bytes()[SECRET_AT]));
 
     for token in [&valid, &revoked, &expired, &wrong] {

@@ -15,9 +15,9 @@ use reqwest::StatusCode;
 use reqwest::header::CACHE_CONTROL;
 use serde_json::{Value, json};
 
-use api_tokens::ManualClock;
+use api_tokens::testing::ManualClock;
 use common::http::*;
-use common::{Fixture, fixture, with_checksum};
+use common::{Fixture, HOUR, SECOND, fixture, with_checksum};
 
 /// The example service on a loopback port, over a counting memory store and
 /// a manual clock.
@@ -268,6 +268,48 @@ async fn a_domain_admin_cannot_create_list_or_revoke_organization_tokens() {
 }
 
 #[tokio::test]
+async fn a_token_is_revoked_only_under_the_path_of_its_own_scope() {
+    let service = start().await;
+    let (org_token, org_id) = service.create("alice", ACME, json!({"label": "ops"})).await;
+    let (shop_token, shop_id) = service
+        .create("alice", ACME_SHOP, json!({"label": "storefront"}))
+        .await;
+    let unknown = service
+        .delete_as("alice", "/organizations/acme/tokens/AAAAAAAAAAA")
+        .await;
+
+    // Alice administers the organization and each of its domains, but a
+    // path names one scope: a token of another is no token there.
+    for (id, path) in [
+        (&shop_id, format!("{ACME}/tokens/{shop_id}")),
+        (&shop_id, format!("{ACME_BLOG}/tokens/{shop_id}")),
+        (&org_id, format!("{ACME_SHOP}/tokens/{org_id}")),
+    ] {
+        let refused = service.delete_as("alice", &path).await;
+        assert_eq!(refused.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(
+            refused.body.replace(id.as_str(), "ID"),
+            unknown.body.replace("AAAAAAAAAAA", "ID"),
+            "{path}"
+        );
+    }
+    for token in [&org_token, &shop_token] {
+        let still = service.get_with_token(&resource(ACME_SHOP), token).await;
+        assert_eq!(still.status, StatusCode::OK);
+    }
+
+    // Under its own path, each is revoked.
+    for path in [
+        format!("{ACME}/tokens/{org_id}"),
+        format!("{ACME_SHOP}/tokens/{shop_id}"),
+    ] {
+        let revoked = service.delete_as("alice", &path).await;
+        assert_eq!(revoked.status, StatusCode::OK, "{path}");
+        assert_eq!(revoked.json()["status"], "revoked", "{path}");
+    }
+}
+
+#[tokio::test]
 async fn bad_request_bodies_get_a_json_error_and_create_nothing() {
     let service = start().await;
     let path = format!("{}/organizations/acme/tokens", service.url);
@@ -372,7 +414,7 @@ async fn expired_tokens_are_refused_like_unknown_ones() {
         StatusCode::OK
     );
 
-    service.clock.advance(time::Duration::hours(1));
+    service.clock.advance(HOUR);
     let expired = service.get_with_token(&resource(ACME_SHOP), &token).await;
     let unknown_token = with_checksum(&format!("acmeo_{}", "A".repeat(54)));
     let unknown = service
@@ -393,7 +435,7 @@ async fn lists_page_by_the_cursor_they_return() {
         service
             .create("bob", ACME_SHOP, json!({"label": label}))
             .await;
-        service.clock.advance(time::Duration::seconds(1));
+        service.clock.advance(SECOND);
     }
     let path = format!("{ACME_SHOP}/tokens");
     let first = service

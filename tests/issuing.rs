@@ -3,10 +3,12 @@
 
 mod common;
 
+use std::time::Duration;
+
 use api_tokens::{IssueError, IssueRequest, LabelError, MAX_LABEL_CHARS, StoreError};
 use common::*;
+use time::UtcOffset;
 use time::macros::datetime;
-use time::{Duration, UtcOffset};
 
 async fn issue_with_label(
     fixture: &Fixture,
@@ -154,11 +156,7 @@ async fn expiry_must_lie_in_the_future_and_is_kept_in_utc_microseconds() {
     let request = |expiry| IssueRequest::new(org("acme"), "expiring").expires_at(expiry);
     let admin = org_admin("acme");
 
-    for past in [
-        START - Duration::days(1),
-        START,
-        START - Duration::nanoseconds(1),
-    ] {
+    for past in [START - DAY, START, START - Duration::from_nanos(1)] {
         assert!(matches!(
             fixture.service.issue(&admin, request(past)).await,
             Err(IssueError::ExpiryNotInFuture)

@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use api_tokens::{TokenFormat, TokenService};
 use common::*;
-use time::Duration;
+use std::time::Duration;
 
 async fn last_used(fixture: &Fixture, id: api_tokens::TokenId) -> Option<time::OffsetDateTime> {
     fixture
         .service
-        .token(&org_admin("acme"), id)
+        .lookup(&org_admin("acme"), &org("acme"), id)
         .await
         .unwrap()
         .last_used_at
@@ -23,12 +23,12 @@ async fn a_use_is_written_at_the_next_flush_and_at_most_once_per_interval() {
     let fixture = fixture();
     assert_eq!(
         fixture.service.last_used_interval(),
-        Some(Duration::seconds(60))
+        Some(Duration::from_secs(60))
     );
     let (token, id) = fixture.issue_at(org("acme"), "ci").await;
     assert_eq!(last_used(&fixture, id).await, None);
 
-    fixture.clock.advance(Duration::seconds(5));
+    fixture.clock.advance(Duration::from_secs(5));
     fixture.service.verify(&token).await.unwrap();
     // Verification itself writes nothing.
     assert_eq!(fixture.store.use_writes(), 0);
@@ -36,27 +36,27 @@ async fn a_use_is_written_at_the_next_flush_and_at_most_once_per_interval() {
     assert_eq!(fixture.service.flush_last_used().await.unwrap(), 1);
     assert_eq!(
         last_used(&fixture, id).await,
-        Some(START + Duration::seconds(5))
+        Some(START + Duration::from_secs(5))
     );
 
     // Within the interval: uses are not noted again.
-    fixture.clock.advance(Duration::seconds(30));
+    fixture.clock.advance(Duration::from_secs(30));
     fixture.service.verify(&token).await.unwrap();
     assert_eq!(fixture.service.flush_last_used().await.unwrap(), 0);
     assert_eq!(
         last_used(&fixture, id).await,
-        Some(START + Duration::seconds(5))
+        Some(START + Duration::from_secs(5))
     );
 
     // Once the interval has passed (as of the last flush), the next use is.
-    fixture.clock.advance(Duration::seconds(40));
+    fixture.clock.advance(Duration::from_secs(40));
     fixture.service.flush_last_used().await.unwrap();
     fixture.service.verify(&token).await.unwrap();
     fixture.service.verify(&token).await.unwrap();
     assert_eq!(fixture.service.flush_last_used().await.unwrap(), 1);
     assert_eq!(
         last_used(&fixture, id).await,
-        Some(START + Duration::seconds(75))
+        Some(START + Duration::from_secs(75))
     );
 
     // The API Tokens list shows it too.
@@ -67,7 +67,7 @@ async fn a_use_is_written_at_the_next_flush_and_at_most_once_per_interval() {
         .unwrap();
     assert_eq!(
         page.tokens[0].last_used_at,
-        Some(START + Duration::seconds(75))
+        Some(START + Duration::from_secs(75))
     );
 }
 
@@ -77,7 +77,7 @@ async fn failed_verifications_are_not_uses() {
     let (token, id) = fixture.issue_at(org("acme"), "ci").await;
     fixture
         .service
-        .revoke(&org_admin("acme"), id)
+        .revoke(&org_admin("acme"), &org("acme"), id)
         .await
         .unwrap();
     assert!(fixture.service.verify(&token).await.is_err());
@@ -131,7 +131,7 @@ async fn a_use_during_a_flush_is_not_written_again_within_the_interval() {
     gate.entered.notified().await;
     // The store has not recorded the first use yet; this one must not be
     // noted again, or the next flush would write the token a second time.
-    fixture.clock.advance(Duration::seconds(1));
+    fixture.clock.advance(SECOND);
     fixture.service.verify(&token).await.unwrap();
     gate.release.notify_one();
     assert_eq!(flushing.await.unwrap().unwrap(), 1);
@@ -156,12 +156,12 @@ async fn overlapping_flushes_lose_no_use_when_one_fails() {
     gate.entered.notified().await;
 
     // Meanwhile flush 2 takes and writes the second token's use.
-    fixture.clock.advance(Duration::seconds(2));
+    fixture.clock.advance(Duration::from_secs(2));
     fixture.service.verify(&second).await.unwrap();
     assert_eq!(fixture.service.flush_last_used().await.unwrap(), 1);
     assert_eq!(
         last_used(&fixture, second_id).await,
-        Some(START + Duration::seconds(2))
+        Some(START + Duration::from_secs(2))
     );
 
     // Flush 1's write fails: its use must wait for the next flush, not
@@ -172,14 +172,14 @@ async fn overlapping_flushes_lose_no_use_when_one_fails() {
     assert_eq!(last_used(&fixture, first_id).await, None);
 
     // Uses within the interval note nothing new, for either token.
-    fixture.clock.advance(Duration::seconds(1));
+    fixture.clock.advance(SECOND);
     fixture.service.verify(&first).await.unwrap();
     fixture.service.verify(&second).await.unwrap();
     assert_eq!(fixture.service.flush_last_used().await.unwrap(), 1);
     assert_eq!(last_used(&fixture, first_id).await, Some(START));
     assert_eq!(
         last_used(&fixture, second_id).await,
-        Some(START + Duration::seconds(2)),
+        Some(START + Duration::from_secs(2)),
         "written once in the interval"
     );
     assert_eq!(fixture.service.flush_last_used().await.unwrap(), 0);
@@ -193,11 +193,7 @@ async fn an_interval_under_a_second_is_refused() {
         api_tokens::Keyring::new(api_tokens::KeyId::new(1), key(1)),
         fixture.store.clone(),
     );
-    for bad in [
-        Duration::ZERO,
-        Duration::milliseconds(999),
-        Duration::seconds(-5),
-    ] {
+    for bad in [Duration::ZERO, Duration::from_millis(999)] {
         assert!(matches!(
             TokenService::new(
                 TokenFormat::new(PREFIX).unwrap(),
@@ -209,7 +205,7 @@ async fn an_interval_under_a_second_is_refused() {
         ));
     }
     let five = service
-        .with_last_used_interval(Some(Duration::seconds(5)))
+        .with_last_used_interval(Some(Duration::from_secs(5)))
         .unwrap();
-    assert_eq!(five.last_used_interval(), Some(Duration::seconds(5)));
+    assert_eq!(five.last_used_interval(), Some(Duration::from_secs(5)));
 }

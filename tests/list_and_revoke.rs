@@ -9,14 +9,13 @@ use api_tokens::{
     IssueRequest, ListError, MAX_PAGE_SIZE, PageRequest, RevokeError, Revoked, TokenId, TokenStatus,
 };
 use common::*;
-use time::Duration;
 
 /// Issues `count` tokens at `scope`, one second apart, returning their ids
 /// oldest first.
 async fn issue_series(fixture: &Fixture, scope: &api_tokens::Scope, count: usize) -> Vec<TokenId> {
     let mut ids = Vec::new();
     for n in 0..count {
-        fixture.clock.advance(Duration::seconds(1));
+        fixture.clock.advance(SECOND);
         let issued = fixture
             .service
             .issue(
@@ -160,7 +159,7 @@ async fn the_list_shows_metadata_and_status_but_never_the_secret() {
         .service
         .issue(
             &admin,
-            IssueRequest::new(org("acme"), "expiring").expires_at(START + Duration::hours(1)),
+            IssueRequest::new(org("acme"), "expiring").expires_at(START + HOUR),
         )
         .await
         .unwrap();
@@ -169,10 +168,10 @@ async fn the_list_shows_metadata_and_status_but_never_the_secret() {
         .issue(&admin, IssueRequest::new(org("acme"), "revoked"))
         .await
         .unwrap();
-    fixture.clock.advance(Duration::hours(2));
+    fixture.clock.advance(2 * HOUR);
     fixture
         .service
-        .revoke(&admin, revoked.summary.id)
+        .revoke(&admin, &org("acme"), revoked.summary.id)
         .await
         .unwrap();
 
@@ -186,14 +185,14 @@ async fn the_list_shows_metadata_and_status_but_never_the_secret() {
     assert_eq!(status_of(expiring.summary.id).status, TokenStatus::Expired);
     assert_eq!(
         status_of(expiring.summary.id).expires_at,
-        Some(START + Duration::hours(1))
+        Some(START + HOUR)
     );
     let row = status_of(revoked.summary.id);
     assert_eq!(row.status, TokenStatus::Revoked);
     let revocation = row.revoked.as_ref().unwrap();
     assert_eq!(
         (revocation.at, &revocation.by),
-        (START + Duration::hours(2), &admin.id)
+        (START + 2 * HOUR, &admin.id)
     );
     assert_eq!(row.created_by, admin.id);
     assert_eq!(row.label.as_str(), "revoked");
@@ -226,16 +225,21 @@ async fn revoking_twice_is_harmless_and_says_so() {
         .unwrap();
     let id = issued.summary.id;
 
-    let first = match fixture.service.revoke(&admin, id).await.unwrap() {
+    let shop = domain("acme", "shop");
+    let first = match fixture.service.revoke(&admin, &shop, id).await.unwrap() {
         Revoked::Now(revocation) => revocation,
         other => panic!("first revoke: {other:?}"),
     };
     assert_eq!((first.at, &first.by), (START, &admin.id));
 
-    fixture.clock.advance(Duration::minutes(5));
+    fixture.clock.advance(5 * MINUTE);
     // A second revoke, even by someone else later, keeps the first revocation.
     assert_eq!(
-        fixture.service.revoke(&other_admin, id).await.unwrap(),
+        fixture
+            .service
+            .revoke(&other_admin, &shop, id)
+            .await
+            .unwrap(),
         Revoked::Already(first.clone())
     );
     let stored = fixture.store.inner.len();
@@ -253,7 +257,10 @@ async fn revoking_an_unknown_id_is_not_found() {
     let fixture = fixture();
     let id: TokenId = "00000000042".parse().unwrap();
     assert!(matches!(
-        fixture.service.revoke(&org_admin("acme"), id).await,
+        fixture
+            .service
+            .revoke(&org_admin("acme"), &org("acme"), id)
+            .await,
         Err(RevokeError::NotFound { id: missing }) if missing == id
     ));
     // Token ids from user input are parsed first; garbage is a typed error.

@@ -26,7 +26,10 @@ fn futures_are_send(service: &'static TokenService, actor: &'static api_tokens::
     fn spawnable<F: std::future::Future + Send>(_: F) {}
     spawnable(service.verify(""));
     spawnable(service.issue(actor, IssueRequest::new(org("acme"), "x")));
-    spawnable(service.revoke(actor, "00000000000".parse().unwrap()));
+    let id = "00000000000".parse().unwrap();
+    spawnable(service.revoke(actor, &org("acme"), id));
+    spawnable(service.rotate(actor, &org("acme"), id, std::time::Duration::ZERO));
+    spawnable(service.lookup(actor, &org("acme"), id));
     spawnable(service.list(actor, &org("acme"), Default::default()));
 }
 
@@ -86,7 +89,7 @@ async fn credentials_agree_with_records_through_every_change() {
     let store = MemoryStore::new();
     let active = sample_record(&fixture).await;
     let mut expiring = sample_record(&fixture).await;
-    expiring.expires_at = Some(START + time::Duration::days(1));
+    expiring.expires_at = Some(START + DAY);
     let mut revoked = sample_record(&fixture).await;
     revoked.revoked = Some(Revocation {
         at: START,
@@ -99,7 +102,7 @@ async fn credentials_agree_with_records_through_every_change() {
     }
     agree(&store, &ids).await;
     let revocation = Revocation {
-        at: START + time::Duration::hours(1),
+        at: START + HOUR,
         by: ActorId::new("bob").unwrap(),
         reason: None,
     };
@@ -203,7 +206,11 @@ fn no_verify_succeeds_once_revoke_has_returned() {
         };
         let issued =
             block_on(service.issue(&admin, IssueRequest::new(scope, format!("t{n}")))).unwrap();
-        tokens.push((issued.token.expose_secret().to_owned(), issued.summary.id));
+        tokens.push((
+            issued.token.expose_secret().to_owned(),
+            issued.summary.id,
+            issued.summary.scope,
+        ));
     }
     let tokens = Arc::new(tokens);
     let revoke_returned: Arc<Vec<AtomicBool>> =
@@ -279,7 +286,8 @@ fn no_verify_succeeds_once_revoke_has_returned() {
             block_on(async {
                 // Every other token, in an order unlike the verifiers'.
                 for index in (0..TOKENS).rev().step_by(2) {
-                    service.revoke(&admin, tokens[index].1).await.unwrap();
+                    let (_, id, scope) = &tokens[index];
+                    service.revoke(&admin, scope, *id).await.unwrap();
                     revoke_returned[index].store(true, Ordering::SeqCst);
                     thread::yield_now();
                 }
@@ -301,7 +309,7 @@ fn no_verify_succeeds_once_revoke_has_returned() {
     );
     assert!(successes.load(Ordering::SeqCst) > 0 && refusals.load(Ordering::SeqCst) > 0);
     assert!(issued_concurrently > 0);
-    for (index, (token, _)) in tokens.iter().enumerate() {
+    for (index, (token, ..)) in tokens.iter().enumerate() {
         let revoked = revoke_returned[index].load(Ordering::SeqCst);
         assert_eq!(
             block_on(service.verify(token)).is_ok(),

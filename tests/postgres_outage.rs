@@ -88,7 +88,7 @@ async fn the_service_survives_the_server_going_away_and_coming_back() {
         let ids: Vec<TokenId> = victims.iter().map(|(_, id)| *id).collect();
         tokio::spawn(async move {
             for id in ids {
-                match service.revoke(&org_admin("acme"), id).await {
+                match service.revoke(&org_admin("acme"), &org("acme"), id).await {
                     Ok(_) => acknowledged.lock().unwrap().push(id),
                     Err(_) => break,
                 }

@@ -6,18 +6,18 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration as StdDuration, Instant};
+use std::time::{Duration, Instant};
 
 use api_tokens::store::TableName;
+use api_tokens::testing::{ManualClock, MemoryAuditSink};
 use api_tokens::{
-    AuditEvent, DamagedToken, IssueRequest, ManualClock, MemoryAuditSink, PostgresStore,
-    RevokeError, Revoked, StoreError, TokenFormat, TokenService, TokenStore, VerifyError,
+    AuditEvent, DamagedToken, IssueRequest, PostgresStore, RevokeError, Revoked, StoreError,
+    TokenFormat, TokenService, TokenStore, VerifyError,
 };
 use common::postgres::{fresh_schema, store_in, url};
 use common::*;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
-use time::Duration;
 
 fn service_over(store: Arc<dyn TokenStore>, audit: Arc<MemoryAuditSink>) -> TokenService {
     TokenService::new(
@@ -96,8 +96,8 @@ async fn the_exported_schema_runs_in_another_tool_into_a_table_of_our_naming() {
         service.verify(token).await,
         Err(VerifyError::Revoked)
     ));
-    clock.advance(Duration::days(31));
-    assert_eq!(service.purge(Duration::days(30)).await.unwrap(), 1);
+    clock.advance(31 * DAY);
+    assert_eq!(service.purge(30 * DAY).await.unwrap(), 1);
     assert!(store.find(issued.summary.id).await.unwrap().is_none());
 }
 
@@ -150,13 +150,22 @@ async fn a_row_damaged_outside_its_credential_is_listed_and_stays_revocable() {
         other => panic!("one damaged row expected: {other:?}"),
     }
 
-    // Revocable by an admin of its scope, not by anyone else.
+    // Revocable by an admin of its scope, at its scope: not by anyone
+    // else, nor through another scope.
     assert!(matches!(
-        service.revoke(&org_admin("globex"), damaged).await,
+        service
+            .revoke(&org_admin("globex"), &org("acme"), damaged)
+            .await,
         Err(RevokeError::NotFound { .. })
     ));
     assert!(matches!(
-        service.revoke(&admin, damaged).await,
+        service
+            .revoke(&admin, &domain("acme", "shop"), damaged)
+            .await,
+        Err(RevokeError::NotFound { .. })
+    ));
+    assert!(matches!(
+        service.revoke(&admin, &org("acme"), damaged).await,
         Ok(Revoked::Now(_))
     ));
     let revoked_at: Option<String> =
@@ -214,9 +223,7 @@ async fn slow_revocations(store: &PostgresStore, seconds: f64, slow: Slow) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_the_client_gave_up_on_lands_and_is_audited_once() {
     let schema = fresh_schema().await;
-    let store = store_in(&schema)
-        .await
-        .with_timeout(StdDuration::from_secs(1));
+    let store = store_in(&schema).await.with_timeout(Duration::from_secs(1));
     // The server commits after 1.5 s: after the client's 1 s deadline,
     // before the server's own (twice the client's).
     slow_revocations(&store, 1.5, Slow::AtCommit).await;
@@ -243,7 +250,7 @@ async fn a_commit_the_client_gave_up_on_lands_and_is_audited_once() {
     for &id in &ids {
         let started = Instant::now();
         let answer = service
-            .revoke_because(&admin, id, Some("slow commit"))
+            .revoke_because(&admin, &org("acme"), id, Some("slow commit"))
             .await;
         assert!(
             matches!(
@@ -252,7 +259,7 @@ async fn a_commit_the_client_gave_up_on_lands_and_is_audited_once() {
             ),
             "{answer:?}"
         );
-        assert!(started.elapsed() < StdDuration::from_millis(1500));
+        assert!(started.elapsed() < Duration::from_millis(1500));
     }
     // The server goes on and commits both.
     let landed = async {
@@ -265,15 +272,15 @@ async fn a_commit_the_client_gave_up_on_lands_and_is_audited_once() {
             if revoked == 2 {
                 return;
             }
-            tokio::time::sleep(StdDuration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
-    tokio::time::timeout(StdDuration::from_secs(10), landed)
+    tokio::time::timeout(Duration::from_secs(10), landed)
         .await
         .expect("the server commits what the client gave up on");
 
     // A retry reports the true state, and its event goes out now, once.
-    match service.revoke(&admin, ids[0]).await {
+    match service.revoke(&admin, &org("acme"), ids[0]).await {
         Ok(Revoked::Already(earlier)) => {
             assert_eq!(earlier.reason.unwrap().as_str(), "slow commit");
             assert_eq!(earlier.by, admin.id);
@@ -286,7 +293,7 @@ async fn a_commit_the_client_gave_up_on_lands_and_is_audited_once() {
     assert_eq!(revocations_of(ids[1]), 1);
     // Retrying and flushing again adds nothing.
     assert!(matches!(
-        service.revoke(&admin, ids[0]).await,
+        service.revoke(&admin, &org("acme"), ids[0]).await,
         Ok(Revoked::Already(_))
     ));
     service.flush_audit().await;
@@ -308,7 +315,7 @@ async fn a_call_cut_off_at_its_deadline_closes_its_connection_and_the_server_let
     // One management connection: a cut-off call that handed it back busy
     // would leave the next call nothing to run on.
     let store =
-        PostgresStore::from_pools(pool(4), pool(1)).with_timeout(StdDuration::from_millis(500));
+        PostgresStore::from_pools(pool(4), pool(1)).with_timeout(Duration::from_millis(500));
     store.migrate().await.unwrap();
     // Longer than the client waits (0.5 s) and than the server allows (1 s).
     slow_revocations(&store, 30.0, Slow::InStatement).await;
@@ -324,11 +331,11 @@ async fn a_call_cut_off_at_its_deadline_closes_its_connection_and_the_server_let
     let started = Instant::now();
     assert!(matches!(
         service
-            .revoke_because(&admin, id, Some("slow commit"))
+            .revoke_because(&admin, &org("acme"), id, Some("slow commit"))
             .await,
         Err(RevokeError::Store(StoreError::Unavailable { .. }))
     ));
-    assert!(started.elapsed() < StdDuration::from_secs(1));
+    assert!(started.elapsed() < Duration::from_secs(1));
     // Its connection was closed, not handed back still busy: the next call
     // gets a fresh one at once, while the server still runs the old one's.
     let found = store.find(id).await.expect("the next call runs at once");
@@ -349,15 +356,15 @@ async fn a_call_cut_off_at_its_deadline_closes_its_connection_and_the_server_let
             if running == 0 {
                 return;
             }
-            tokio::time::sleep(StdDuration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
-    tokio::time::timeout(StdDuration::from_secs(5), gone)
+    tokio::time::timeout(Duration::from_secs(5), gone)
         .await
         .expect("the server abandons the statement soon after the client did");
     assert!(store.find(id).await.unwrap().unwrap().revoked.is_none());
     assert!(matches!(
-        service.revoke(&admin, id).await,
+        service.revoke(&admin, &org("acme"), id).await,
         Ok(Revoked::Now(_))
     ));
 }

@@ -34,7 +34,9 @@ async fn two_instances_share_every_token_and_every_revocation() {
     let token = issued.token.expose_secret();
     assert_eq!(b.verify(token).await.unwrap().id(), issued.summary.id);
 
-    a.revoke(&admin, issued.summary.id).await.unwrap();
+    a.revoke(&admin, &issued.summary.scope, issued.summary.id)
+        .await
+        .unwrap();
     // The very next verify on the other instance refuses it.
     assert!(matches!(b.verify(token).await, Err(VerifyError::Revoked)));
     let listed = b

@@ -88,7 +88,9 @@ async fn two_replicas_see_each_others_tokens_and_revocations_within_the_bound() 
         // Read your own writes: at once on A.
         a.verify(token).await.unwrap();
         until(&b, token, Instant::now(), bound, |v| v.is_ok()).await;
-        a.revoke(&admin, issued.summary.id).await.unwrap();
+        a.revoke(&admin, &issued.summary.scope, issued.summary.id)
+            .await
+            .unwrap();
         let revoked_at = Instant::now();
         assert!(matches!(a.verify(token).await, Err(VerifyError::Revoked)));
         until(&b, token, revoked_at, bound, |v| {
@@ -193,7 +195,9 @@ async fn a_replica_whose_changes_were_pruned_reloads_instead_of_missing_them() {
     f.verify(token).await.unwrap();
     assert_eq!(follower.loads(), 2, "the start-up load and the reload");
 
-    w.revoke(&admin, issued.summary.id).await.unwrap();
+    w.revoke(&admin, &issued.summary.scope, issued.summary.id)
+        .await
+        .unwrap();
     until_pruned(&schema).await;
     issue(&f, &admin, "another write of the follower's").await;
     assert!(matches!(f.verify(token).await, Err(VerifyError::Revoked)));
@@ -218,7 +222,9 @@ async fn two_sqlite_replicas_of_one_file_see_each_others_writes_within_the_bound
     let issued = issue(&a, &admin, "shared file").await;
     let token = issued.token.expose_secret();
     until(&b, token, Instant::now(), bound, |v| v.is_ok()).await;
-    a.revoke(&admin, issued.summary.id).await.unwrap();
+    a.revoke(&admin, &issued.summary.scope, issued.summary.id)
+        .await
+        .unwrap();
     let revoked_at = Instant::now();
     until(&b, token, revoked_at, bound, |v| {
         matches!(v, Err(VerifyError::Revoked))
@@ -295,7 +301,9 @@ async fn a_long_transaction_elsewhere_never_makes_a_replica_reload() {
         let issued = issue(&w, &admin, "while a transaction stays open").await;
         let token = issued.token.expose_secret();
         until(&f, token, Instant::now(), bound, |v| v.is_ok()).await;
-        w.revoke(&admin, issued.summary.id).await.unwrap();
+        w.revoke(&admin, &issued.summary.scope, issued.summary.id)
+            .await
+            .unwrap();
         until(&f, token, Instant::now(), bound, |v| {
             matches!(v, Err(VerifyError::Revoked))
         })

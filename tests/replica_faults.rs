@@ -381,7 +381,8 @@ async fn revoke_steadily(
     let mut failed = 0;
     for (token, id) in victims {
         loop {
-            match writer.revoke(&admin, id).await {
+            // Every victim is a token of organization acme.
+            match writer.revoke(&admin, &org("acme"), id).await {
                 // `Already` too: an attempt that timed out may have landed.
                 Ok(_) => {
                     revocations.lock().unwrap().push((token, Instant::now()));

@@ -242,7 +242,10 @@ async fn a_revocation_in_one_process_is_refused_by_another_within_the_bound() {
         let issue_returned = unix_nanos(SystemTime::now());
         arrivals.push(b.watch(issued.token.expose_secret()) - issue_returned);
         // B verifies the token over and over from here on.
-        let revoked = a.revoke(&admin, issued.summary.id).await.unwrap();
+        let revoked = a
+            .revoke(&admin, &issued.summary.scope, issued.summary.id)
+            .await
+            .unwrap();
         let revoke_returned = unix_nanos(SystemTime::now());
         assert!(matches!(revoked, Revoked::Now(_)));
         refusals.push(b.refused() - revoke_returned);

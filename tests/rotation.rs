@@ -4,10 +4,10 @@
 mod common;
 
 use std::sync::{Arc, Barrier};
+use std::time::Duration;
 
 use api_tokens::{AuditEvent, IssueRequest, Role, RotateError, TokenStatus, VerifyError};
 use common::*;
-use time::Duration;
 
 #[tokio::test]
 async fn the_successor_takes_over_and_the_old_token_lasts_its_grace() {
@@ -26,21 +26,25 @@ async fn the_successor_takes_over_and_the_old_token_lasts_its_grace() {
 
     let successor = fixture
         .service
-        .rotate(&admin, old_id, Duration::hours(24))
+        .rotate(&admin, &domain("acme", "shop"), old_id, 24 * HOUR)
         .await
         .unwrap();
     let new_token = successor.token.expose_secret();
     assert_ne!(new_token, old_token);
     let (new_summary, old_summary) = (
         &successor.summary,
-        fixture.service.token(&admin, old_id).await.unwrap(),
+        fixture
+            .service
+            .lookup(&admin, &domain("acme", "shop"), old_id)
+            .await
+            .unwrap(),
     );
     assert_eq!(new_summary.scope, domain("acme", "shop"));
     assert_eq!(new_summary.role, Role::Editor);
     assert_eq!(new_summary.label.as_str(), "deploys");
     assert_eq!(new_summary.rotated_from, Some(old_id));
     assert_eq!(old_summary.replaced_by, Some(new_summary.id));
-    assert_eq!(old_summary.expires_at, Some(START + Duration::hours(24)));
+    assert_eq!(old_summary.expires_at, Some(START + 24 * HOUR));
 
     // Both verify during the grace period.
     assert_eq!(
@@ -51,14 +55,12 @@ async fn the_successor_takes_over_and_the_old_token_lasts_its_grace() {
         fixture.service.verify(new_token).await.unwrap().id(),
         new_summary.id
     );
-    fixture
-        .clock
-        .advance(Duration::hours(24) - Duration::seconds(1));
+    fixture.clock.advance(24 * HOUR - SECOND);
     assert!(fixture.service.verify(&old_token).await.is_ok());
 
     // Afterwards only the successor does, and the old token's use is an
     // audit event of its own.
-    fixture.clock.advance(Duration::seconds(1));
+    fixture.clock.advance(SECOND);
     assert!(matches!(
         fixture.service.verify(&old_token).await,
         Err(VerifyError::Expired)
@@ -84,7 +86,7 @@ async fn zero_grace_revokes_the_old_token_at_once() {
     let (old_token, old_id) = fixture.issue_at(org("acme"), "ci").await;
     let successor = fixture
         .service
-        .rotate(&org_admin("acme"), old_id, Duration::ZERO)
+        .rotate(&org_admin("acme"), &org("acme"), old_id, Duration::ZERO)
         .await
         .unwrap();
     assert!(matches!(
@@ -108,12 +110,16 @@ async fn what_cannot_be_rotated_is_refused_and_nothing_changes() {
     let fixture = fixture();
     let admin = org_admin("acme");
     let (_, revoked) = fixture.issue_at(org("acme"), "revoked").await;
-    fixture.service.revoke(&admin, revoked).await.unwrap();
+    fixture
+        .service
+        .revoke(&admin, &org("acme"), revoked)
+        .await
+        .unwrap();
     let expiring = fixture
         .service
         .issue(
             &admin,
-            IssueRequest::new(org("acme"), "expiring").expires_at(START + Duration::hours(1)),
+            IssueRequest::new(org("acme"), "expiring").expires_at(START + HOUR),
         )
         .await
         .unwrap()
@@ -122,7 +128,7 @@ async fn what_cannot_be_rotated_is_refused_and_nothing_changes() {
     let (_, rotated) = fixture.issue_at(org("acme"), "rotated once").await;
     let successor = fixture
         .service
-        .rotate(&admin, rotated, Duration::hours(1))
+        .rotate(&admin, &org("acme"), rotated, HOUR)
         .await
         .unwrap()
         .summary
@@ -136,25 +142,28 @@ async fn what_cannot_be_rotated_is_refused_and_nothing_changes() {
         .list(&admin, &org("acme"), Default::default())
         .await
         .unwrap();
+    // Each addressed at its own scope: the other refusals are the point.
     let attempts = [
-        (revoked, Duration::hours(1), "revoked"),
-        (rotated, Duration::hours(1), "replaced"),
-        (live, Duration::seconds(-1), "negative grace"),
-        (expiring, Duration::hours(2), "grace past expiry"),
-        (live, Duration::MAX, "absurd grace"),
-        (unknown, Duration::hours(1), "unknown"),
-        (elsewhere, Duration::hours(1), "out of reach"),
+        (revoked, org("acme"), HOUR, "revoked"),
+        (rotated, org("acme"), HOUR, "replaced"),
+        (expiring, org("acme"), 2 * HOUR, "grace past expiry"),
+        (live, org("acme"), Duration::MAX, "absurd grace"),
+        (unknown, org("acme"), HOUR, "unknown"),
+        (elsewhere, org("globex"), HOUR, "out of reach"),
     ];
-    for (id, grace, case) in attempts {
-        let error = fixture.service.rotate(&admin, id, grace).await.unwrap_err();
+    for (id, scope, grace, case) in attempts {
+        let error = fixture
+            .service
+            .rotate(&admin, &scope, id, grace)
+            .await
+            .unwrap_err();
         let expected = match case {
             "revoked" => matches!(error, RotateError::Revoked { .. }),
             "replaced" => {
                 matches!(error, RotateError::AlreadyReplaced { by, .. } if by == successor)
             }
-            "negative grace" => matches!(error, RotateError::NegativeGrace),
             "grace past expiry" => {
-                matches!(error, RotateError::GraceTooLong { remaining } if remaining == Duration::hours(1))
+                matches!(error, RotateError::GraceTooLong { remaining } if remaining == HOUR)
             }
             "absurd grace" => matches!(error, RotateError::GraceOutOfRange),
             // Another tenant's token is reported exactly like a missing one.
@@ -163,15 +172,15 @@ async fn what_cannot_be_rotated_is_refused_and_nothing_changes() {
         assert!(expected, "{case}: {error:?}");
     }
     // An expired token cannot be handed over either.
-    fixture.clock.advance(Duration::hours(1));
+    fixture.clock.advance(HOUR);
     assert!(matches!(
         fixture
             .service
-            .rotate(&admin, expiring, Duration::ZERO)
+            .rotate(&admin, &org("acme"), expiring, Duration::ZERO)
             .await,
         Err(RotateError::Expired { .. })
     ));
-    fixture.clock.advance(-Duration::hours(1));
+    fixture.clock.rewind(HOUR);
 
     let after = fixture
         .service
@@ -206,7 +215,7 @@ fn of_concurrent_rotations_exactly_one_succeeds() {
                 runtime.block_on(
                     fixture
                         .service
-                        .rotate(&org_admin("acme"), id, Duration::hours(1)),
+                        .rotate(&org_admin("acme"), &org("acme"), id, HOUR),
                 )
             })
         })
@@ -256,7 +265,7 @@ async fn an_admin_cannot_rotate_an_owners_token_into_an_owner_token() {
     assert!(matches!(
         fixture
             .service
-            .rotate(&admin, owners.summary.id, Duration::hours(1))
+            .rotate(&admin, &org("acme"), owners.summary.id, HOUR)
             .await,
         Err(RotateError::RoleTooHigh {
             role: Role::Owner,
@@ -281,7 +290,7 @@ async fn an_admin_cannot_rotate_an_owners_token_into_an_owner_token() {
     // The owner may.
     let successor = fixture
         .service
-        .rotate(&owner, owners.summary.id, Duration::hours(1))
+        .rotate(&owner, &org("acme"), owners.summary.id, HOUR)
         .await
         .unwrap();
     assert_eq!(successor.summary.role, Role::Owner);
@@ -294,9 +303,13 @@ async fn refused_rotations_leave_no_event_but_a_refusal_for_lack_of_rights() {
     let (_, live) = fixture.issue_at(org("acme"), "live").await;
     let (_, theirs) = fixture.issue_at(org("globex"), "theirs").await;
     let before = fixture.audit_events().await.len();
-    for grace in [Duration::seconds(-1), Duration::MAX] {
-        assert!(fixture.service.rotate(&admin, live, grace).await.is_err());
-    }
+    assert!(
+        fixture
+            .service
+            .rotate(&admin, &org("acme"), live, Duration::MAX)
+            .await
+            .is_err()
+    );
     assert_eq!(
         fixture.audit_events().await.len(),
         before,
@@ -305,7 +318,7 @@ async fn refused_rotations_leave_no_event_but_a_refusal_for_lack_of_rights() {
     assert!(
         fixture
             .service
-            .rotate(&admin, theirs, Duration::hours(1))
+            .rotate(&admin, &org("globex"), theirs, HOUR)
             .await
             .is_err()
     );
@@ -313,8 +326,12 @@ async fn refused_rotations_leave_no_event_but_a_refusal_for_lack_of_rights() {
     assert_eq!(events.len(), before + 1);
     assert!(matches!(
         &events[before],
-        AuditEvent::Refused { operation: api_tokens::Operation::Rotate, token: Some(token), .. }
-            if *token == theirs
+        AuditEvent::Refused {
+            operation: api_tokens::Operation::Rotate,
+            scope: Some(scope),
+            token: Some(token),
+            ..
+        } if *token == theirs && *scope == org("globex")
     ));
 }
 
@@ -326,7 +343,7 @@ async fn a_retired_tokens_uses_are_audited_once_a_minute_not_per_request() {
     // Rotated without grace: revoked at once, and still a retired token.
     fixture
         .service
-        .rotate(&admin, old_id, Duration::ZERO)
+        .rotate(&admin, &org("acme"), old_id, Duration::ZERO)
         .await
         .unwrap();
     async fn retired_events(fixture: &Fixture) -> usize {
@@ -343,7 +360,7 @@ async fn a_retired_tokens_uses_are_audited_once_a_minute_not_per_request() {
         ));
     }
     assert_eq!(retired_events(&fixture).await, 1);
-    fixture.clock.advance(Duration::seconds(61));
+    fixture.clock.advance(Duration::from_secs(61));
     assert!(fixture.service.verify(&old_token).await.is_err());
     assert_eq!(retired_events(&fixture).await, 2);
 }
@@ -355,7 +372,7 @@ async fn refusing_a_retired_token_never_waits_for_the_read_that_names_its_succes
     let (old_token, old_id) = fixture.issue_at(org("acme"), "ci").await;
     let successor = fixture
         .service
-        .rotate(&admin, old_id, Duration::ZERO)
+        .rotate(&admin, &org("acme"), old_id, Duration::ZERO)
         .await
         .unwrap();
     // Record reads hang until released: a slow database behind the

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 
 use api_tokens::{RevokeScopeError, TokenId, TokenStatus, VerifyError};
 use common::*;
-use time::Duration;
 
 #[tokio::test]
 async fn an_organization_scope_takes_its_domains_and_nothing_else() {
@@ -23,11 +22,15 @@ async fn an_organization_scope_takes_its_domains_and_nothing_else() {
         .await;
 
     // Revoked earlier: keeps that revocation, and does not count.
-    fixture.clock.advance(Duration::minutes(1));
-    fixture.service.revoke(&alice, blog).await.unwrap();
+    fixture.clock.advance(MINUTE);
+    fixture
+        .service
+        .revoke(&alice, &domain("acme", "blog"), blog)
+        .await
+        .unwrap();
     let earlier = fixture.store.record(blog).await.revoked.unwrap();
 
-    fixture.clock.advance(Duration::minutes(1));
+    fixture.clock.advance(MINUTE);
     let revoked = fixture
         .service
         .revoke_scope(&alice, &org("acme"), Some("customer offboarded"))
@@ -36,7 +39,7 @@ async fn an_organization_scope_takes_its_domains_and_nothing_else() {
     assert_eq!(revoked.count, 2);
     for id in [acme, shop] {
         let revocation = fixture.store.record(id).await.revoked.unwrap();
-        assert_eq!(revocation.at, START + Duration::minutes(2));
+        assert_eq!(revocation.at, START + 2 * MINUTE);
         assert_eq!(revocation.by, alice.id);
         assert_eq!(revocation.reason.unwrap().as_str(), "customer offboarded");
     }

@@ -10,7 +10,6 @@ use api_tokens::{
 };
 use common::*;
 use static_assertions::assert_not_impl_any;
-use time::Duration;
 
 // Secret-holding types cannot be serialized, cloned or compared by accident.
 assert_not_impl_any!(PlaintextToken: serde::Serialize, Clone, PartialEq);
@@ -26,7 +25,7 @@ async fn issued(fixture: &Fixture) -> IssuedToken {
         .issue(
             &org_admin("acme"),
             IssueRequest::new(domain("acme", "shop"), "Déploiement 🚀")
-                .expires_at(START + Duration::days(90)),
+                .expires_at(START + 90 * DAY),
         )
         .await
         .unwrap()
@@ -99,10 +98,10 @@ async fn digests_and_keys_stay_out_of_debug_output() {
 async fn records_summaries_and_cursors_round_trip_through_serde() {
     let fixture = fixture();
     let issued = issued(&fixture).await;
-    fixture.clock.advance(Duration::seconds(1));
+    fixture.clock.advance(SECOND);
     fixture
         .service
-        .revoke(&org_admin("acme"), issued.summary.id)
+        .revoke(&org_admin("acme"), &issued.summary.scope, issued.summary.id)
         .await
         .unwrap();
     let record = fixture.store.record(issued.summary.id).await;
@@ -190,7 +189,12 @@ async fn no_type_built_from_input_shows_a_token_pasted_into_it() {
         shown.push(serde_json::to_string(&issued.summary).unwrap());
         let revoked = fixture
             .service
-            .revoke_because(&admin, issued.summary.id, Some(&text))
+            .revoke_because(
+                &admin,
+                &issued.summary.scope,
+                issued.summary.id,
+                Some(&text),
+            )
             .await
             .unwrap();
         shown.push(format!("{revoked:?}"));
@@ -206,7 +210,11 @@ async fn no_type_built_from_input_shows_a_token_pasted_into_it() {
             shown.push(refused);
         }
     }
-    let revoked = fixture.service.revoke(&admin, id).await.unwrap();
+    let revoked = fixture
+        .service
+        .revoke(&admin, &org("acme"), id)
+        .await
+        .unwrap();
     shown.push(format!("{revoked:?}"));
     let page = fixture
         .service

@@ -51,7 +51,10 @@ async fn tokens_outlive_the_store_and_migrating_twice_is_harmless() {
         .issue(&admin, IssueRequest::new(domain("acme", "shop"), "revoked"))
         .await
         .unwrap();
-    service.revoke(&admin, revoked.summary.id).await.unwrap();
+    service
+        .revoke(&admin, &revoked.summary.scope, revoked.summary.id)
+        .await
+        .unwrap();
     store.pool().close().await;
 
     // Another process, later: the same file, migrated again.

@@ -7,8 +7,8 @@ use std::io;
 use std::sync::Arc;
 
 use api_tokens::{
-    IssueError, IssueRequest, KeyId, Keyring, ListError, PageRequest, RevokeError, StoreError,
-    TokenFormat, TokenService, VerifyError,
+    IssueError, IssueRequest, KeyId, Keyring, ListError, LookupError, PageRequest, RevokeError,
+    RotateError, StoreError, TokenFormat, TokenService, VerifyError,
 };
 use common::*;
 
@@ -57,10 +57,29 @@ async fn every_operation_reports_the_outage_with_its_cause() {
         verify,
         VerifyError::Store(StoreError::Unavailable { .. })
     ));
-    let revoke = service.revoke(&admin, token.summary.id).await.unwrap_err();
+    let revoke = service
+        .revoke(&admin, &token.summary.scope, token.summary.id)
+        .await
+        .unwrap_err();
     assert!(matches!(
         revoke,
         RevokeError::Store(StoreError::Unavailable { .. })
+    ));
+    let lookup = service
+        .lookup(&admin, &token.summary.scope, token.summary.id)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        lookup,
+        LookupError::Store(StoreError::Unavailable { .. })
+    ));
+    let rotate = service
+        .rotate(&admin, &token.summary.scope, token.summary.id, MINUTE)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        rotate,
+        RotateError::Store(StoreError::Unavailable { .. })
     ));
     let list = service
         .list(&admin, &org("acme"), PageRequest::default())
@@ -75,6 +94,8 @@ async fn every_operation_reports_the_outage_with_its_cause() {
         &issue as &(dyn std::error::Error + 'static),
         &verify,
         &revoke,
+        &lookup,
+        &rotate,
         &list,
     ] {
         assert!(is_outage(error), "the cause is kept: {error}");

@@ -4,10 +4,10 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use api_tokens::{IssueRequest, KeyId, Keyring, Role, TokenFormat, TokenService, VerifyError};
 use common::*;
-use time::Duration;
 
 async fn issue(fixture: &Fixture, request: IssueRequest) -> String {
     fixture
@@ -150,7 +150,7 @@ async fn revoked_is_reported_only_once_the_secret_matched() {
 
     fixture
         .service
-        .revoke(&admin, issued.summary.id)
+        .revoke(&admin, &issued.summary.scope, issued.summary.id)
         .await
         .unwrap();
     // The very next verify fails.
@@ -169,7 +169,7 @@ async fn revoked_is_reported_only_once_the_secret_matched() {
 #[tokio::test]
 async fn expired_is_reported_from_the_expiry_instant_and_only_with_the_secret() {
     let fixture = fixture();
-    let expiry = START + Duration::days(30);
+    let expiry = START + 30 * DAY;
     let token = issue(
         &fixture,
         IssueRequest::new(org("acme"), "ci").expires_at(expiry),
@@ -177,7 +177,7 @@ async fn expired_is_reported_from_the_expiry_instant_and_only_with_the_secret() 
     .await;
     let wrong_secret = altered(&token, SECRET_AT, other_than(token.as_bytes()[SECRET_AT]));
 
-    fixture.clock.set(expiry - Duration::microseconds(1));
+    fixture.clock.set(expiry - Duration::from_micros(1));
     let verified = fixture.service.verify(&token).await.unwrap();
     // The client can be told when to rotate.
     assert_eq!(verified.expires_at(), Some(expiry));
@@ -192,7 +192,7 @@ async fn expired_is_reported_from_the_expiry_instant_and_only_with_the_secret() 
         Err(VerifyError::Invalid)
     ));
 
-    fixture.clock.advance(Duration::days(365));
+    fixture.clock.advance(365 * DAY);
     assert!(matches!(
         fixture.service.verify(&token).await,
         Err(VerifyError::Expired)

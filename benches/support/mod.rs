@@ -14,9 +14,10 @@ use std::task::{Context, Poll, Waker};
 
 use subtle::ConstantTimeEq;
 
+use api_tokens::testing::ManualClock;
 use api_tokens::{
-    Actor, ActorId, DomainId, HashKey, KeyId, Keyring, ManualClock, MemoryStore, OrganizationId,
-    Role, Scope, TokenFormat, TokenService,
+    Actor, ActorId, DomainId, HashKey, KeyId, Keyring, MemoryStore, OrganizationId, Role, Scope,
+    TokenFormat, TokenService,
 };
 
 pub const PREFIX: &str = "acme";

@@ -17,7 +17,6 @@
 mod queue;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -114,6 +113,25 @@ pub enum AuditEvent {
         /// small however large the scope.
         first_tokens: Vec<TokenId>,
     },
+    /// Every live token a person created was revoked, by a background job
+    /// ([`Operator::revoke_created_by`](crate::Operator::revoke_created_by)):
+    /// offboarding.
+    CreatorRevoked {
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+        /// The job that revoked them.
+        actor: ActorId,
+        /// Whose tokens.
+        creator: ActorId,
+        /// Why, if the job said.
+        reason: Option<Label>,
+        /// How many tokens this revoked (not those revoked before).
+        count: u64,
+        /// The first of them, at most
+        /// [`REPORTED_IDS`](crate::store::REPORTED_IDS).
+        first_tokens: Vec<TokenId>,
+    },
     /// Tokens that ended (revoked or expired) before a cutoff were deleted
     /// by [`TokenService::purge`](crate::TokenService::purge).
     Purged {
@@ -159,6 +177,80 @@ pub enum AuditEvent {
     },
 }
 
+impl AuditEvent {
+    /// What happened, as the `event` field of its serde form names it:
+    /// `issued`, `rotated`, `revoked`, `scope_revoked`, `creator_revoked`,
+    /// `purged`, `refused`, `retired_token_used`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuditEvent::Issued { .. } => "issued",
+            AuditEvent::Rotated { .. } => "rotated",
+            AuditEvent::Revoked { .. } => "revoked",
+            AuditEvent::ScopeRevoked { .. } => "scope_revoked",
+            AuditEvent::CreatorRevoked { .. } => "creator_revoked",
+            AuditEvent::Purged { .. } => "purged",
+            AuditEvent::Refused { .. } => "refused",
+            AuditEvent::RetiredTokenUsed { .. } => "retired_token_used",
+        }
+    }
+
+    /// When it happened.
+    pub fn at(&self) -> OffsetDateTime {
+        match self {
+            AuditEvent::Issued { at, .. }
+            | AuditEvent::Rotated { at, .. }
+            | AuditEvent::Revoked { at, .. }
+            | AuditEvent::ScopeRevoked { at, .. }
+            | AuditEvent::CreatorRevoked { at, .. }
+            | AuditEvent::Purged { at, .. }
+            | AuditEvent::Refused { at, .. }
+            | AuditEvent::RetiredTokenUsed { at, .. } => *at,
+        }
+    }
+
+    /// Who acted; `None` for what no actor did (a purge, a retired token's
+    /// use).
+    pub fn actor(&self) -> Option<&ActorId> {
+        match self {
+            AuditEvent::Issued { actor, .. }
+            | AuditEvent::Rotated { actor, .. }
+            | AuditEvent::Revoked { actor, .. }
+            | AuditEvent::ScopeRevoked { actor, .. }
+            | AuditEvent::CreatorRevoked { actor, .. }
+            | AuditEvent::Refused { actor, .. } => Some(actor),
+            AuditEvent::Purged { .. } | AuditEvent::RetiredTokenUsed { .. } => None,
+        }
+    }
+
+    /// The scope it concerns, if one: the token's, or the one named.
+    pub fn scope(&self) -> Option<&Scope> {
+        match self {
+            AuditEvent::Issued { scope, .. }
+            | AuditEvent::Rotated { scope, .. }
+            | AuditEvent::Revoked { scope, .. }
+            | AuditEvent::ScopeRevoked { scope, .. }
+            | AuditEvent::RetiredTokenUsed { scope, .. } => Some(scope),
+            AuditEvent::Refused { scope, .. } => scope.as_ref(),
+            AuditEvent::CreatorRevoked { .. } | AuditEvent::Purged { .. } => None,
+        }
+    }
+
+    /// The token it concerns, if one: for a rotation the old token (the
+    /// successor is in the event).
+    pub fn token_id(&self) -> Option<TokenId> {
+        match self {
+            AuditEvent::Issued { token, .. }
+            | AuditEvent::Revoked { token, .. }
+            | AuditEvent::RetiredTokenUsed { token, .. } => Some(*token),
+            AuditEvent::Rotated { old, .. } => Some(*old),
+            AuditEvent::Refused { token, .. } => *token,
+            AuditEvent::ScopeRevoked { .. }
+            | AuditEvent::CreatorRevoked { .. }
+            | AuditEvent::Purged { .. } => None,
+        }
+    }
+}
+
 /// A management operation, as [`AuditEvent::Refused`] names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -174,6 +266,20 @@ pub enum Operation {
     RevokeScope,
     /// Rotating a token.
     Rotate,
+}
+
+impl Operation {
+    /// Its name, as in its serde form: `issue`, `list`, `revoke`,
+    /// `revoke_scope`, `rotate`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Issue => "issue",
+            Operation::List => "list",
+            Operation::Revoke => "revoke",
+            Operation::RevokeScope => "revoke_scope",
+            Operation::Rotate => "rotate",
+        }
+    }
 }
 
 /// Where audit events go: a log, a table, a message queue. Object safe; the
@@ -202,49 +308,131 @@ pub trait AuditSink: Send + Sync {
 }
 
 /// The default sink: each event becomes one `tracing` event at `INFO`, with
-/// target `api_tokens::audit` and the event as a structured field.
+/// target `api_tokens::audit` and one field per fact, so a log pipeline can
+/// filter on them: `event` (its [kind](AuditEvent::kind)), `at`, `actor`,
+/// `token_id`, `scope`, and where the event has them `role`, `label`,
+/// `reason`, `operation`, `count`, `creator`, `successor`, `replaced_by`,
+/// `valid_until`, `before`, `first_tokens`. None of them holds a secret.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TracingAuditSink;
 
 #[async_trait]
 impl AuditSink for TracingAuditSink {
     async fn record(&self, event: AuditEvent) {
-        tracing::info!(target: "api_tokens::audit", ?event, "api token audit event");
+        // One macro call per shape: `tracing` fields are fixed at compile
+        // time, and an absent value is better left out than logged empty.
+        let kind = event.kind();
+        let at = event.at();
+        match &event {
+            AuditEvent::Issued {
+                actor,
+                token,
+                scope,
+                role,
+                label,
+                ..
+            } => tracing::info!(
+                target: "api_tokens::audit", event = kind, at = %rfc3339(at), actor = quoted(actor), token_id = %token,
+                scope = quoted(scope), %role, label = quoted(label), "api token issued"
+            ),
+            AuditEvent::Rotated {
+                actor,
+                old,
+                new,
+                scope,
+                role,
+                label,
+                old_valid_until,
+                ..
+            } => {
+                tracing::info!(
+                    target: "api_tokens::audit", event = kind, at = %rfc3339(at), actor = quoted(actor), token_id = %old,
+                    successor = %new, scope = quoted(scope), %role, label = quoted(label), valid_until = %rfc3339(*old_valid_until),
+                    "api token rotated"
+                )
+            }
+            AuditEvent::Revoked {
+                actor,
+                token,
+                scope,
+                role,
+                label,
+                reason,
+                ..
+            } => tracing::info!(
+                target: "api_tokens::audit", event = kind, at = %rfc3339(at), actor = quoted(actor), token_id = %token,
+                scope = quoted(scope), role = role.map(tracing::field::display),
+                label = label.as_ref().map(quoted),
+                reason = reason.as_ref().map(quoted), "api token revoked"
+            ),
+            AuditEvent::ScopeRevoked {
+                actor,
+                scope,
+                reason,
+                count,
+                first_tokens,
+                ..
+            } => {
+                tracing::info!(
+                    target: "api_tokens::audit", event = kind, at = %rfc3339(at), actor = quoted(actor), scope = quoted(scope), count,
+                    reason = reason.as_ref().map(quoted),
+                    first_tokens = ?first_tokens.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "api tokens of a scope revoked"
+                )
+            }
+            AuditEvent::CreatorRevoked {
+                actor,
+                creator,
+                reason,
+                count,
+                first_tokens,
+                ..
+            } => tracing::info!(
+                target: "api_tokens::audit", event = kind, at = %rfc3339(at), actor = quoted(actor), creator = quoted(creator), count,
+                reason = reason.as_ref().map(quoted),
+                first_tokens = ?first_tokens.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "api tokens of a creator revoked"
+            ),
+            AuditEvent::Purged { before, count, .. } => tracing::info!(
+                target: "api_tokens::audit", event = kind, at = %rfc3339(at), before = %rfc3339(*before), count,
+                "ended api tokens purged"
+            ),
+            AuditEvent::Refused {
+                actor,
+                operation,
+                scope,
+                token,
+                ..
+            } => tracing::info!(
+                target: "api_tokens::audit", event = kind, at = %rfc3339(at), actor = quoted(actor), operation = operation.name(),
+                scope = scope.as_ref().map(quoted),
+                token_id = token.map(tracing::field::display), "api token operation refused"
+            ),
+            AuditEvent::RetiredTokenUsed {
+                token,
+                replaced_by,
+                scope,
+                ..
+            } => tracing::info!(
+                target: "api_tokens::audit", event = kind, at = %rfc3339(at), token_id = %token, scope = quoted(scope),
+                replaced_by = replaced_by.map(tracing::field::display),
+                "retired api token used"
+            ),
+        }
     }
 }
 
-/// Keeps every event in memory, in order: for tests, including yours. It
-/// never forgets one, so it grows with every event: not for production.
-/// Call [`TokenService::flush_audit`](crate::TokenService::flush_audit)
-/// before reading it, so every event so far has arrived.
-#[derive(Debug, Default)]
-pub struct MemoryAuditSink {
-    events: Mutex<Vec<AuditEvent>>,
+/// A field value a plain-text log cannot misread: quoted, with quotes and
+/// control characters escaped, so a label holding ` role=owner` stays one
+/// value.
+fn quoted(value: &impl std::fmt::Display) -> tracing::field::DebugValue<String> {
+    tracing::field::debug(value.to_string())
 }
 
-impl MemoryAuditSink {
-    /// An empty sink.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Every event recorded so far, oldest first.
-    pub fn events(&self) -> Vec<AuditEvent> {
-        self.events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-}
-
-#[async_trait]
-impl AuditSink for MemoryAuditSink {
-    async fn record(&self, event: AuditEvent) {
-        self.events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(event);
-    }
+/// A time as the serialized events write it (RFC 3339).
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.to_string())
 }
 
 /// How many verifications failed, by reason, since the service started.

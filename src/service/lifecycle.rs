@@ -1,21 +1,22 @@
 //! The rest of a token's life: rotation with a grace period, revoking a
-//! whole scope, finding tokens that expire soon, last-used tracking, and the
-//! verification failure counters.
+//! whole scope, finding tokens that expire soon, and purging ended ones.
 
-use std::future::Future as _;
+use std::time::Duration;
 
-use time::Duration;
+use crate::clock::signed;
 
 use super::unconfirmed::ChangeKind;
 use super::{
-    ISSUE_ATTEMPTS, IssuedToken, MAX_PAGE_SIZE, PageRequest, TokenPage, TokenService, stored_time,
+    IssuedToken, MAX_PAGE_SIZE, PageRequest, TokenPage, TokenService, issue::ISSUE_ATTEMPTS,
+    stored_time,
 };
 use crate::actor::Actor;
-use crate::audit::{AuditEvent, Operation, VerifyFailures};
+use crate::audit::{AuditEvent, Operation};
+use crate::authorization;
 use crate::error::{ListError, RevokeScopeError, RotateError, StoreError};
 use crate::label::Label;
 use crate::policy::Expiry;
-use crate::record::{Revocation, StoredCredential, TokenStatus};
+use crate::record::{Revocation, TokenStatus};
 use crate::scope::Scope;
 use crate::store::{ExpiryCursor, Retirement, RotateOutcome, ScopeRevoked};
 use crate::token::TokenId;
@@ -27,7 +28,7 @@ pub const PURGE_BATCH: usize = 1_000;
 const ROTATED: &str = "rotated without grace";
 
 impl TokenService {
-    /// Rotates the token `id`: issues a successor with the same scope, role
+    /// Rotates the token `id` at `scope`: issues a successor with the same scope, role
     /// and label (and a fresh lifetime from the [`ExpiryPolicy`]), returned
     /// once like [`issue`](Self::issue), and lets the old token verify until
     /// `now + grace`, after which it fails as expired. A zero grace revokes
@@ -39,30 +40,33 @@ impl TokenService {
     ///
     /// [`RotateError`]: not found (or out of the actor's reach), revoked,
     /// expired, already replaced (a token has at most one successor), a
-    /// negative grace, a grace longer than the token has left, or a store
+    /// grace longer than the token has left, or a store
     /// failure. Nothing changes then.
     ///
     /// [`ExpiryPolicy`]: crate::ExpiryPolicy
     pub async fn rotate(
         &self,
         actor: &Actor,
+        scope: &Scope,
         id: TokenId,
         grace: Duration,
     ) -> Result<IssuedToken, RotateError> {
         let now = self.now();
-        let Some(managed) = self.managed_token(actor, id, Operation::Rotate).await? else {
+        let Some(managed) = self
+            .managed_token(actor, scope, id, Operation::Rotate)
+            .await?
+        else {
             return Err(RotateError::NotFound { id });
         };
         let old = managed.record()?;
         // The successor carries the old token's role: only an actor who
         // could issue that role may mint it (an admin rotating an owner's
         // token would otherwise get an owner token).
-        let held = actor.role_at(&old.scope);
-        if held.is_none_or(|held| old.role > held) {
-            self.refused(actor, Operation::Rotate, None, Some(id));
+        if let Err(held) = authorization::may_rotate(actor, &old.scope, old.role) {
+            self.refused(actor, Operation::Rotate, Some(scope), Some(id));
             return Err(RotateError::RoleTooHigh {
                 role: old.role,
-                held: held.unwrap_or(old.role),
+                held,
             });
         }
         if let Some(by) = old.replaced_by {
@@ -73,9 +77,7 @@ impl TokenService {
             TokenStatus::Expired => return Err(RotateError::Expired { id }),
             TokenStatus::Active => {}
         }
-        let retire = if grace.is_negative() {
-            return Err(RotateError::NegativeGrace);
-        } else if grace.is_zero() {
+        let retire = if grace.is_zero() {
             Retirement::Revoked(Revocation {
                 at: now,
                 by: actor.id.clone(),
@@ -83,14 +85,14 @@ impl TokenService {
             })
         } else {
             let until = now
-                .checked_add(grace)
+                .checked_add(signed(grace))
                 .and_then(stored_time)
                 .ok_or(RotateError::GraceOutOfRange)?;
             if let Some(expiry) = old.expires_at
                 && until > expiry
             {
                 return Err(RotateError::GraceTooLong {
-                    remaining: expiry - now,
+                    remaining: (expiry - now).unsigned_abs(),
                 });
             }
             Retirement::ExpiresAt(until)
@@ -207,8 +209,8 @@ impl TokenService {
     ///
     /// # Errors
     ///
-    /// [`ListError`]: the actor is not an admin at `scope`, `within` is
-    /// negative, the page size is outside 1 to
+    /// [`ListError`]: the actor is not an admin at `scope`, the page size is
+    /// outside 1 to
     /// [`MAX_PAGE_SIZE`](crate::MAX_PAGE_SIZE), or the store failed.
     pub async fn list_expiring(
         &self,
@@ -223,9 +225,6 @@ impl TokenService {
                 scope: scope.clone(),
             });
         }
-        if within.is_negative() {
-            return Err(ListError::InvalidWindow);
-        }
         if !(1..=MAX_PAGE_SIZE).contains(&page.limit) {
             return Err(ListError::InvalidPageSize {
                 requested: page.limit,
@@ -236,8 +235,8 @@ impl TokenService {
         // A token whose expiry is `now` has expired already; times are kept
         // to the microsecond, so the window starts one later. Near the year
         // 9999 the window ends where time does.
-        let start = now.saturating_add(Duration::MICROSECOND);
-        let end = now.saturating_add(within);
+        let start = now.saturating_add(time::Duration::MICROSECOND);
+        let end = now.saturating_add(signed(within));
         let listed = self
             .store
             .list_expiring(scope, start..end, page.after, page.limit + 1)
@@ -265,15 +264,13 @@ impl TokenService {
     /// Run it periodically (daily, say) from a background task; it is not
     /// an actor's operation, so it takes none.
     ///
-    /// A negative `older_than` counts as zero: what ended before now.
-    ///
     /// # Errors
     ///
     /// A store failure stops the purge; what was deleted stays deleted (and
     /// audited), and the next run goes on.
     pub async fn purge(&self, older_than: Duration) -> Result<u64, StoreError> {
         let now = self.now();
-        let before = now.saturating_sub(older_than.max(Duration::ZERO));
+        let before = now.saturating_sub(signed(older_than));
         let mut purged = 0;
         let outcome = loop {
             match self.store.purge(before, PURGE_BATCH).await {
@@ -294,95 +291,5 @@ impl TokenService {
             });
         }
         outcome
-    }
-
-    /// Writes the uses verification noted since the last flush to the store,
-    /// in one call, and returns how many. Call it periodically (every few
-    /// seconds; see [`with_last_used_interval`](Self::with_last_used_interval))
-    /// and once before shutting down: verification itself never writes.
-    ///
-    /// ```no_run
-    /// # use std::{sync::Arc, time::Duration};
-    /// # async fn spawn(service: Arc<api_tokens::TokenService>) {
-    /// tokio::spawn(async move {
-    ///     let mut every = tokio::time::interval(Duration::from_secs(5));
-    ///     loop {
-    ///         every.tick().await;
-    ///         if let Err(error) = service.flush_last_used().await {
-    ///             eprintln!("last-used times not written yet: {error}");
-    ///         }
-    ///     }
-    /// });
-    /// # }
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// A store failure; the uses are kept for the next flush.
-    pub async fn flush_last_used(&self) -> Result<usize, StoreError> {
-        let Some(usage) = &self.usage else {
-            return Ok(0);
-        };
-        let now = self.now();
-        let uses = usage.take();
-        let written = if uses.is_empty() {
-            Ok(())
-        } else {
-            self.store.record_uses(&uses).await
-        };
-        usage.finish(&uses, now, written.is_ok());
-        written.map(|()| uses.len())
-    }
-
-    /// How often a token's use is recorded at most, or `None` when last-used
-    /// tracking is off.
-    pub fn last_used_interval(&self) -> Option<Duration> {
-        self.usage.as_ref().map(|usage| usage.interval())
-    }
-
-    /// How many verifications failed since the service started, by reason.
-    pub fn verify_failures(&self) -> VerifyFailures {
-        self.failures.snapshot()
-    }
-
-    /// Tells the audit sink that a rotated token was used after its grace,
-    /// naming its successor, which takes a read of the store. The refusal
-    /// never waits for that read (a replica's verification never waits on
-    /// the database): a store that answers at once, like the memory
-    /// store, is read here; any other finishes the report in a task of its
-    /// own on the caller's Tokio runtime (without one, here after all).
-    pub(super) async fn retired_token_used(&self, credential: &StoredCredential) {
-        if !self.retired_reports.turn(credential.id, self.now()) {
-            return;
-        }
-        let (store, audit) = (self.store.clone(), self.audit.sender());
-        let (token, scope, at) = (credential.id, (*credential.scope).clone(), self.now());
-        let mut report = Box::pin(async move {
-            // Once a minute per token at most: one more read costs nothing
-            // that matters.
-            let replaced_by = match store.find(token).await {
-                Ok(record) => record.and_then(|record| record.replaced_by),
-                Err(_) => None,
-            };
-            audit.send(AuditEvent::RetiredTokenUsed {
-                at,
-                token,
-                replaced_by,
-                scope,
-            });
-        });
-        let waker = std::task::Waker::noop();
-        if report
-            .as_mut()
-            .poll(&mut std::task::Context::from_waker(waker))
-            .is_ready()
-        {
-            return;
-        }
-        // The next poll registers the waker that matters.
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn(report)),
-            Err(_) => report.await,
-        }
     }
 }

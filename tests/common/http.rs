@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use api_tokens::http::TokenLayer;
-use api_tokens::{IssueRequest, ManualClock, TokenService, VerifiedToken};
+use api_tokens::testing::ManualClock;
+use api_tokens::{IssueRequest, TokenService, VerifiedToken};
 use axum::Router;
 use axum::routing::get;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, WWW_AUTHENTICATE};

@@ -15,21 +15,30 @@ use std::io;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use api_tokens::store::{
     Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeRevoked,
     TokenStore,
 };
+use api_tokens::testing::{ManualClock, MemoryAuditSink};
 use api_tokens::{
-    Actor, ActorId, DomainId, HashKey, IssueRequest, KeyId, Keyring, ManualClock, MemoryAuditSink,
-    MemoryStore, OrganizationId, Revocation, Role, Scope, StoreError, StoredCredential,
-    TokenFormat, TokenId, TokenRecord, TokenService, VerifyError,
+    Actor, ActorId, DomainId, HashKey, IssueRequest, KeyId, Keyring, MemoryStore, OrganizationId,
+    Revocation, Role, Scope, StoreError, StoredCredential, TokenFormat, TokenId, TokenRecord,
+    TokenService, VerifyError,
 };
 use time::OffsetDateTime;
 use time::macros::datetime;
 
 pub const START: OffsetDateTime = datetime!(2030-01-01 09:00 UTC);
 pub const PREFIX: &str = "acme";
+
+// Spans for the tests, built with `from_secs`: `Duration::from_mins` and
+// `from_hours` are newer than the crate's minimum Rust version.
+pub const SECOND: Duration = Duration::from_secs(1);
+pub const MINUTE: Duration = Duration::from_secs(60);
+pub const HOUR: Duration = Duration::from_secs(60 * 60);
+pub const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
 pub struct Fixture {
     pub service: TokenService,

@@ -1,0 +1,189 @@
+//! The background worker every service needs: it writes last-used times
+//! down, purges ended tokens if asked, and flushes both on shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::TokenService;
+
+/// How often the worker writes last-used times down unless configured.
+pub const DEFAULT_FLUSH_EVERY: Duration = Duration::from_secs(5);
+
+/// The shortest flush period the worker accepts; shorter ones are raised
+/// to it (a zero period would spin).
+pub const MIN_FLUSH_EVERY: Duration = Duration::from_millis(10);
+
+/// What [`TokenService::spawn_maintenance`] does, and how often.
+///
+/// By default it writes last-used times every [`DEFAULT_FLUSH_EVERY`] and
+/// purges nothing: deleting ended tokens is a choice about how long your
+/// API Tokens list shows them, so it is yours to switch on with
+/// [`purge`](Self::purge).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Maintenance {
+    flush_every: Duration,
+    purge: Option<PurgeSchedule>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PurgeSchedule {
+    every: Duration,
+    older_than: Duration,
+}
+
+impl Default for Maintenance {
+    fn default() -> Self {
+        Maintenance {
+            flush_every: DEFAULT_FLUSH_EVERY,
+            purge: None,
+        }
+    }
+}
+
+impl Maintenance {
+    /// Flush last-used times every [`DEFAULT_FLUSH_EVERY`]; no purge.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Writes last-used times every `period` (at least
+    /// [`MIN_FLUSH_EVERY`]). Each flush is one store call however many
+    /// tokens were used.
+    #[must_use]
+    pub fn flush_every(mut self, period: Duration) -> Self {
+        self.flush_every = period.max(MIN_FLUSH_EVERY);
+        self
+    }
+
+    /// Also runs [`TokenService::purge`] every `every` (at least
+    /// [`MIN_FLUSH_EVERY`]), deleting tokens that ended (were revoked or
+    /// expired) more than `older_than` ago. The first purge runs one period
+    /// after the worker starts, not at once, so a fleet that restarts
+    /// together does not purge together.
+    #[must_use]
+    pub fn purge(mut self, every: Duration, older_than: Duration) -> Self {
+        self.purge = Some(PurgeSchedule {
+            every: every.max(MIN_FLUSH_EVERY),
+            older_than,
+        });
+        self
+    }
+}
+
+/// The running worker of [`TokenService::spawn_maintenance`]. Call
+/// [`shutdown`](Self::shutdown) when the service stops: it writes the last
+/// uses and delivers the last audit events. Dropping the handle instead
+/// stops the worker too, after that same last flush if the runtime still
+/// runs, but nothing waits for it.
+#[derive(Debug)]
+pub struct MaintenanceHandle {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl MaintenanceHandle {
+    /// Stops the worker and waits for its last flush of last-used times
+    /// and audit events.
+    pub async fn shutdown(self) {
+        drop(self.stop);
+        // A worker that panicked has nothing left to flush; the panic was
+        // already reported by the runtime.
+        let _ = self.task.await;
+    }
+}
+
+impl TokenService {
+    /// Starts the background worker on the current Tokio runtime: it
+    /// writes last-used times down (without it, none is ever written), and
+    /// purges ended tokens if `config` says so. Keep the handle and call
+    /// [`shutdown`](MaintenanceHandle::shutdown) when the service stops.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # async fn run(service: Arc<api_tokens::TokenService>) {
+    /// use api_tokens::Maintenance;
+    ///
+    /// let maintenance = service.spawn_maintenance(Maintenance::new());
+    /// // ... serve requests ...
+    /// maintenance.shutdown().await;
+    /// # }
+    /// ```
+    ///
+    /// Failures are logged through `tracing` (a warning when writing
+    /// fails, another when it works again) and retried at the next period;
+    /// uses not yet written wait in memory, one entry per token at most.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime, like `tokio::spawn`.
+    pub fn spawn_maintenance(self: &Arc<Self>, config: Maintenance) -> MaintenanceHandle {
+        let (stop, mut stopped) = oneshot::channel();
+        let service = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            let mut flush = tokio::time::interval(config.flush_every);
+            flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut purge = config.purge.map(|schedule| {
+                let start = tokio::time::Instant::now() + schedule.every;
+                let mut purge = tokio::time::interval_at(start, schedule.every);
+                purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                (purge, schedule.older_than)
+            });
+            let mut failing = false;
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = flush.tick() => failing = service.flush_and_report(failing).await,
+                    older_than = next_purge(&mut purge) => {
+                        if let Err(error) = service.purge(older_than).await {
+                            tracing::warn!(
+                                target: "api_tokens",
+                                error = &error as &dyn std::error::Error,
+                                "purging ended tokens failed; retrying next period"
+                            );
+                        }
+                    }
+                }
+            }
+            service.flush_and_report(failing).await;
+            service.flush_audit().await;
+        });
+        MaintenanceHandle { stop, task }
+    }
+
+    /// One flush of last-used times; says whether it failed, logging only
+    /// when that changes.
+    async fn flush_and_report(&self, was_failing: bool) -> bool {
+        match self.flush_last_used().await {
+            Ok(_) => {
+                if was_failing {
+                    tracing::info!(target: "api_tokens", "last-used times are written again");
+                }
+                false
+            }
+            Err(error) => {
+                if !was_failing {
+                    tracing::warn!(
+                        target: "api_tokens",
+                        error = &error as &dyn std::error::Error,
+                        "last-used times could not be written; they wait in memory for the next try"
+                    );
+                }
+                true
+            }
+        }
+    }
+}
+
+/// Waits for the next purge, if purging is on; otherwise forever.
+async fn next_purge(purge: &mut Option<(tokio::time::Interval, Duration)>) -> Duration {
+    match purge {
+        Some((every, older_than)) => {
+            every.tick().await;
+            *older_than
+        }
+        None => std::future::pending().await,
+    }
+}
