@@ -480,3 +480,56 @@ pub enum ListError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// A text was not a [`Role`]: one of `viewer`, `editor`, `admin` and
+/// `owner`, exactly as [`Role`]'s `Display` writes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a role is one of viewer, editor, admin and owner (lowercase)")]
+pub struct InvalidRole;
+
+/// A text was not a [`Scope`] as its `Display` writes it:
+/// `organization <org>` or `domain <org>/<domain>`, with `%` and `/` inside
+/// an id written `%25` and `%2F`. The error names positions, never the text.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScopeParseError {
+    /// Longer than any scope's text can be.
+    #[error("a scope's text is at most {max} bytes; this one has {found}")]
+    TooLong {
+        /// The longest scope text.
+        max: usize,
+        /// The length given, in bytes.
+        found: usize,
+    },
+    /// It starts with neither `organization ` nor `domain `.
+    #[error("a scope reads `organization <org>` or `domain <org>/<domain>`")]
+    UnknownKind,
+    /// A domain scope without the `/` between organization and domain.
+    #[error("a domain scope reads `domain <org>/<domain>`; the `/` is missing")]
+    MissingSeparator,
+    /// A second unescaped `/` (in an id it is written `%2F`).
+    #[error("the scope has an unexpected `/` at byte {position}; inside an id it is written %2F")]
+    UnexpectedSeparator {
+        /// Byte offset of the `/`.
+        position: usize,
+    },
+    /// A `%` that does not start `%25` or `%2F`.
+    #[error("the scope has a `%` at byte {position} that starts neither %25 nor %2F")]
+    InvalidEscape {
+        /// Byte offset of the `%`.
+        position: usize,
+    },
+    /// The organization id, once unescaped, is not a valid id.
+    #[error("the scope's organization id is not valid: {0}")]
+    Organization(#[source] IdError),
+    /// The domain id, once unescaped, is not a valid id.
+    #[error("the scope's domain id is not valid: {0}")]
+    Domain(#[source] IdError),
+}
+
+/// A text was not a [`KeyId`]: a decimal number from 0 to 4294967295,
+/// without sign, spaces or leading zeros (one text per id, as `Display`
+/// writes it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a key id is a decimal number from 0 to 4294967295, without sign or leading zeros")]
+pub struct InvalidKeyId;

@@ -13,18 +13,32 @@
 //! verify with the key recorded beside their digest.
 
 use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use subtle::{Choice, ConstantTimeEq};
 use zeroize::Zeroizing;
 
-use crate::error::{KeyringError, RandomSourceError};
+use crate::error::{InvalidKeyId, KeyringError, RandomSourceError};
 use crate::token::fill_random;
 
 /// Names one hashing key, so a stored digest says which key made it.
 /// Choose any numbering; a new key needs an id not used before.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+///
+/// Its text form is the number in decimal (`Display`, `FromStr` and serde
+/// alike; serde writes a string, `"7"`, not a number). `FromStr` takes
+/// exactly what `Display` writes: no sign, spaces or leading zeros.
+///
+/// ```
+/// use api_tokens::KeyId;
+///
+/// let id: KeyId = "7".parse()?;
+/// assert_eq!(id, KeyId::new(7));
+/// assert_eq!(id.to_string(), "7");
+/// assert!("07".parse::<KeyId>().is_err());
+/// # Ok::<(), api_tokens::InvalidKeyId>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeyId(u32);
 
 impl KeyId {
@@ -42,6 +56,39 @@ impl KeyId {
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
+    }
+}
+
+impl FromStr for KeyId {
+    type Err = InvalidKeyId;
+
+    /// Reads the decimal text `Display` writes, and nothing else.
+    fn from_str(text: &str) -> Result<Self, InvalidKeyId> {
+        let bytes = text.as_bytes();
+        // `u32::from_str` alone would also take a `+` and leading zeros.
+        let canonical = match bytes {
+            [] => false,
+            [b'0'] => true,
+            [first, ..] => *first != b'0' && bytes.iter().all(u8::is_ascii_digit),
+        };
+        if !canonical {
+            return Err(InvalidKeyId);
+        }
+        text.parse().map(KeyId).map_err(|_| InvalidKeyId)
+    }
+}
+
+impl Serialize for KeyId {
+    /// The decimal text, as a string.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyId {
+    /// The decimal text, as `FromStr` reads it.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        crate::text::deserialize_from_str(deserializer, "a key id: a decimal number as a string")
     }
 }
 
@@ -338,6 +385,36 @@ mod tests {
             Keyring::from_keys(keys),
             Err(KeyringError::DuplicateId(id)) if id == KeyId::new(1)
         ));
+    }
+
+    #[test]
+    fn key_id_text_is_its_decimal_number() {
+        for n in [0, 1, 7, 10, 4_294_967_295] {
+            let id = KeyId::new(n);
+            let text = id.to_string();
+            assert_eq!(text, n.to_string());
+            assert_eq!(text.parse::<KeyId>(), Ok(id));
+            let json = serde_json::to_string(&id).unwrap();
+            assert_eq!(json, format!("\"{n}\""));
+            assert_eq!(serde_json::from_str::<KeyId>(&json).unwrap(), id);
+        }
+        for bad in [
+            "",
+            "+1",
+            "-1",
+            "01",
+            "00",
+            " 1",
+            "1 ",
+            "1_000",
+            "0x1",
+            "4294967296",
+            "١",
+            "1e3",
+        ] {
+            assert_eq!(bad.parse::<KeyId>(), Err(InvalidKeyId), "{bad:?}");
+        }
+        assert!(serde_json::from_str::<KeyId>("1").is_err());
     }
 
     #[test]

@@ -120,6 +120,7 @@ mod scan;
 mod scope;
 mod service;
 pub mod store;
+mod text;
 mod token;
 mod usage;
 
@@ -132,9 +133,10 @@ pub use clock::{Clock, ManualClock, SystemClock};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use error::TableNameError;
 pub use error::{
-    BoxError, IdError, InvalidTokenId, IssueError, KeyringError, LabelError, ListError,
-    LookupError, MalformedToken, PolicyError, PrefixError, RandomSourceError, RevokeError,
-    RevokeScopeError, RotateError, StoreError, VerifyError,
+    BoxError, IdError, InvalidKeyId, InvalidRole, InvalidTokenId, IssueError, KeyringError,
+    LabelError, ListError, LookupError, MalformedToken, PolicyError, PrefixError,
+    RandomSourceError, RevokeError, RevokeScopeError, RotateError, ScopeParseError, StoreError,
+    VerifyError,
 };
 pub use hashing::{Digest, HashKey, KeyId, Keyring};
 pub use ids::{ActorId, DomainId, MAX_ID_LEN, OrganizationId};
