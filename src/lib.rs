@@ -114,6 +114,7 @@ mod hashing;
 pub mod http;
 mod ids;
 mod label;
+mod page;
 mod policy;
 mod record;
 mod scan;
@@ -141,6 +142,7 @@ pub use error::{
 pub use hashing::{Digest, HashKey, KeyId, Keyring};
 pub use ids::{ActorId, DomainId, MAX_ID_LEN, OrganizationId};
 pub use label::{Label, MAX_LABEL_CHARS};
+pub use page::{Cursor, ExpiryCursor};
 pub use policy::{Expiry, ExpiryPolicy, MAX_LIFETIME};
 pub use record::{
     DamagedToken, Revocation, StoredCredential, TokenRecord, TokenStatus, TokenSummary,
