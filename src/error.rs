@@ -533,3 +533,37 @@ pub enum ScopeParseError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("a key id is a decimal number from 0 to 4294967295, without sign or leading zeros")]
 pub struct InvalidKeyId;
+
+/// A text was not a list cursor this crate wrote
+/// ([`Cursor`](crate::Cursor) or [`ExpiryCursor`](crate::ExpiryCursor)).
+/// A client should send back the cursor it was given, unchanged; an HTTP
+/// service answers this with 400.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CursorError {
+    /// Every cursor has one length.
+    #[error("a cursor is {expected} characters; this one has {found} bytes")]
+    WrongLength {
+        /// A cursor's length.
+        expected: usize,
+        /// The length given, in bytes.
+        found: usize,
+    },
+    /// A character outside `A-Z`, `a-z`, `0-9`, `-` and `_`.
+    #[error("a cursor has only A-Z, a-z, 0-9, - and _; byte {position} is none of them")]
+    InvalidCharacter {
+        /// Byte offset of the first one.
+        position: usize,
+    },
+    /// A cursor of the other list: an expiring-soon cursor given to the
+    /// token list, or the other way round.
+    #[error("the cursor belongs to the other list (the token list or the expiring-soon list)")]
+    WrongList,
+    /// Not a cursor format this version of the crate knows.
+    #[error("the cursor is not one this service wrote; start the list from the beginning")]
+    UnknownVersion,
+    /// Well formed, but naming no position: a time beyond what a record
+    /// can hold, or an id that is not a token id.
+    #[error("the cursor names no position a list can have")]
+    InvalidPosition,
+}

@@ -134,8 +134,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use error::TableNameError;
 pub use error::{
-    BoxError, IdError, InvalidKeyId, InvalidRole, InvalidTokenId, IssueError, KeyringError,
-    LabelError, ListError, LookupError, MalformedToken, PolicyError, PrefixError,
+    BoxError, CursorError, IdError, InvalidKeyId, InvalidRole, InvalidTokenId, IssueError,
+    KeyringError, LabelError, ListError, LookupError, MalformedToken, PolicyError, PrefixError,
     RandomSourceError, RevokeError, RevokeScopeError, RotateError, ScopeParseError, StoreError,
     VerifyError,
 };
