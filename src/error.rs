@@ -567,3 +567,96 @@ pub enum CursorError {
     #[error("the cursor names no position a list can have")]
     InvalidPosition,
 }
+
+/// A hash key's text was refused (by [`HashKey::from_hex`],
+/// [`HashKey::from_base64`] or an entry of
+/// [`Keyring::from_config`](crate::Keyring::from_config)).
+///
+/// It holds lengths and positions only, never a character of the text, so
+/// it is safe to log: a key with one typo is still nearly the key.
+///
+/// [`HashKey::from_hex`]: crate::HashKey::from_hex
+/// [`HashKey::from_base64`]: crate::HashKey::from_base64
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyTextError {
+    /// Nothing but whitespace was given.
+    #[error("no key was given")]
+    Empty,
+    /// The text has the wrong length for a 32-byte key in its encoding.
+    #[error("a key is {expected}; this one has {found} bytes")]
+    WrongLength {
+        /// What the encoding needs, in words.
+        expected: &'static str,
+        /// The length given (after trimming whitespace), in bytes.
+        found: usize,
+    },
+    /// A character outside the encoding's alphabet (or a base64 `=` that
+    /// is not the last character).
+    #[error("the key has a character outside its alphabet at byte {position}")]
+    InvalidCharacter {
+        /// Byte offset from the key's first character (after any leading
+        /// whitespace).
+        position: usize,
+    },
+    /// The last base64 character carries bits past the 32 bytes: the key
+    /// was altered or cut short.
+    #[error("the key's last base64 character (byte {position}) does not end a 32-byte key")]
+    InvalidLastCharacter {
+        /// Byte offset from the key's first character.
+        position: usize,
+    },
+}
+
+/// A keyring configuration ([`Keyring::from_config`]) was refused. It names
+/// the entry (counting from 1, in the order written) and the problem, never
+/// a character of the text.
+///
+/// [`Keyring::from_config`]: crate::Keyring::from_config
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyringConfigError {
+    /// Nothing but whitespace was given.
+    #[error("the key configuration is empty: give at least one `id:key` entry")]
+    Empty,
+    /// An entry holds nothing (two commas in a row, or one at either end).
+    #[error("entry {entry} of the key configuration is empty")]
+    EmptyEntry {
+        /// Which entry, counting from 1.
+        entry: usize,
+    },
+    /// An entry lacks the `:` between its key id and its key.
+    #[error("entry {entry} of the key configuration lacks the `:` between key id and key")]
+    MissingColon {
+        /// Which entry, counting from 1.
+        entry: usize,
+    },
+    /// An entry's key id is not a [`KeyId`].
+    #[error("entry {entry} of the key configuration has an invalid key id: {source}")]
+    InvalidId {
+        /// Which entry, counting from 1.
+        entry: usize,
+        /// What is wrong with it.
+        #[source]
+        source: InvalidKeyId,
+    },
+    /// Two entries name the same key id, so a stored key id would be ambiguous.
+    #[error("entry {entry} of the key configuration repeats key id {id} of entry {first}")]
+    DuplicateId {
+        /// Which entry, counting from 1.
+        entry: usize,
+        /// The entry that named the id first.
+        first: usize,
+        /// The id named twice.
+        id: KeyId,
+    },
+    /// An entry's key is not 32 bytes in hex or base64.
+    #[error("entry {entry} of the key configuration has an invalid key: {source}")]
+    InvalidKey {
+        /// Which entry, counting from 1.
+        entry: usize,
+        /// What is wrong with it.
+        #[source]
+        source: KeyTextError,
+    },
+}

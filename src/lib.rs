@@ -135,9 +135,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::TableNameError;
 pub use error::{
     BoxError, CursorError, IdError, InvalidKeyId, InvalidRole, InvalidTokenId, IssueError,
-    KeyringError, LabelError, ListError, LookupError, MalformedToken, PolicyError, PrefixError,
-    RandomSourceError, RevokeError, RevokeScopeError, RotateError, ScopeParseError, StoreError,
-    VerifyError,
+    KeyTextError, KeyringConfigError, KeyringError, LabelError, ListError, LookupError,
+    MalformedToken, PolicyError, PrefixError, RandomSourceError, RevokeError, RevokeScopeError,
+    RotateError, ScopeParseError, StoreError, VerifyError,
 };
 pub use hashing::{Digest, HashKey, KeyId, Keyring};
 pub use ids::{ActorId, DomainId, MAX_ID_LEN, OrganizationId};
@@ -161,6 +161,10 @@ pub use store::{MemoryStore, TokenStore};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use store::{ReplicaOptions, ReplicatedStore};
 pub use token::{ParsedToken, PlaintextToken, TokenFormat, TokenId};
+/// The wrapper that wipes a value on drop, as
+/// [`HashKey::generate_text`] returns its text in: re-exported so a
+/// service need not depend on `zeroize` itself.
+pub use zeroize::Zeroizing;
 
 // The README's examples compile and run as doctests. One of them shows the
 // `axum` feature, so they are checked with it on, as the README's own
