@@ -531,7 +531,7 @@ pub enum ScopeParseError {
 /// without sign, spaces or leading zeros (one text per id, as `Display`
 /// writes it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("a key id is a decimal number from 0 to 4294967295, without sign or leading zeros")]
+#[error("a key id is a decimal number below 2^32, without sign or leading zeros")]
 pub struct InvalidKeyId;
 
 /// A text was not a list cursor this crate wrote
