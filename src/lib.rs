@@ -59,7 +59,17 @@
 //! unknown id costs the same as a wrong secret.
 //!
 //! [`PlaintextToken`], [`HashKey`] and [`Keyring`] never print their secrets,
-//! are not `Serialize`, and are wiped on drop.
+//! are not `Serialize`, and are wiped on drop. Keys load from text with
+//! [`Keyring::from_config`] (`"2:<new key>,1:<old key>"`, current first) or
+//! [`HashKey::from_hex`], which wipe the text they are given.
+//!
+//! # Text forms
+//!
+//! [`Role`], [`Scope`], [`KeyId`], [`Cursor`] and [`ExpiryCursor`] each have
+//! one text form: `Display` writes it, `FromStr` reads it back, and serde
+//! uses the same string (`"admin"`, `"domain acme/shop"`, `"7"`, and an
+//! opaque URL-safe cursor), so a value reads the same in a log line, a URL
+//! and a JSON body.
 //!
 //! # Storage and features
 //!

@@ -44,9 +44,12 @@ const _: () = assert!(BYTES_LEN * 4 == TEXT_LEN * 3);
 /// cursor down.
 ///
 /// Its text form (`Display`, `FromStr`, and serde as a string) is 32
-/// URL-safe characters that a client should treat as opaque (see the
-/// [module docs](self) for what is inside). Parsing gives the same position
-/// back, its time in UTC:
+/// characters of `A-Z a-z 0-9 - _`, safe in a URL, a header or JSON without
+/// escaping, that a client should treat as opaque: inside are a format
+/// byte (which list, which layout version), the time and the id, in
+/// URL-safe base64. It is not signed; a client that edits one only moves
+/// its own position in a list it may read anyway. Parsing gives the same
+/// position back, its time in UTC:
 ///
 /// ```
 /// use api_tokens::Cursor;
