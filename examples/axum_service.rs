@@ -51,7 +51,6 @@
 //! session auth (cookie, SSO, …) in place of [`DemoAdmin`].
 
 use std::error::Error;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use api_tokens::http::{TokenLayer, TokenRejection};
@@ -220,17 +219,8 @@ fn hash_key() -> Result<HashKey, Box<dyn Error>> {
     let Ok(hex) = std::env::var("API_TOKENS_HASH_KEY") else {
         return Ok(HashKey::generate()?);
     };
-    let bad = || "API_TOKENS_HASH_KEY must be 64 hexadecimal digits";
-    if hex.len() != 64 {
-        return Err(bad().into());
-    }
-    // Wiped when it goes out of scope; the key keeps its own copy.
-    let mut key = zeroize::Zeroizing::new([0u8; 32]);
-    let digit = |c: u8| char::from(c).to_digit(16).ok_or_else(bad);
-    for (byte, pair) in key.iter_mut().zip(hex.as_bytes().chunks(2)) {
-        *byte = (digit(pair[0])? << 4 | digit(pair[1])?) as u8;
-    }
-    Ok(HashKey::from_bytes(&key))
+    // `from_hex` wipes the text; its error names no character of the key.
+    HashKey::from_hex(hex).map_err(|error| format!("API_TOKENS_HASH_KEY: {error}").into())
 }
 
 /// What every handler shares.
@@ -381,7 +371,7 @@ async fn list(
         .unwrap_or(PageRequest::<Cursor>::default().limit);
     let after = match query.after.as_deref() {
         None => None,
-        Some(text) => Some(parse_cursor(text).ok_or(ApiError {
+        Some(text) => Some(text.parse::<Cursor>().map_err(|_| ApiError {
             status: StatusCode::BAD_REQUEST,
             code: "invalid_query",
             description: "`after` is not a cursor this service returned".into(),
@@ -394,27 +384,9 @@ async fn list(
     Ok(Json(ListView {
         tokens: page.tokens,
         damaged: page.damaged,
-        next: page.next.map(format_cursor),
+        // The cursor's own text: opaque, URL-safe, read back by `parse`.
+        next: page.next.map(|cursor| cursor.to_string()),
     }))
-}
-
-/// A list cursor as one opaque query value: microseconds since the epoch,
-/// a dot, the token id.
-fn format_cursor(cursor: Cursor) -> String {
-    format!(
-        "{}.{}",
-        cursor.created_at.unix_timestamp_nanos() / 1000,
-        cursor.id
-    )
-}
-
-fn parse_cursor(text: &str) -> Option<Cursor> {
-    let (micros, id) = text.split_once('.')?;
-    let nanos = micros.parse::<i128>().ok()?.checked_mul(1000)?;
-    Some(Cursor {
-        created_at: OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()?,
-        id: TokenId::from_str(id).ok()?,
-    })
 }
 
 /// What a revoke did.

@@ -1,9 +1,11 @@
 //! Who acts, and with what rights: roles, grants and actors.
 
 use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::InvalidRole;
 use crate::ids::ActorId;
 use crate::scope::Scope;
 
@@ -15,6 +17,20 @@ use crate::scope::Scope;
 /// checks with [`VerifiedToken::allows`](crate::VerifiedToken::allows); a
 /// token's role never exceeds its issuer's role at the token's scope, so only
 /// an owner can issue an owner token.
+///
+/// Its text form is one lowercase word, `viewer`, `editor`, `admin` or
+/// `owner`: `Display` writes it, `FromStr` reads exactly it, and serde uses
+/// the same string.
+///
+/// ```
+/// use api_tokens::Role;
+///
+/// let role: Role = "editor".parse()?;
+/// assert_eq!(role, Role::Editor);
+/// assert_eq!(role.to_string(), "editor");
+/// assert!("Editor".parse::<Role>().is_err());
+/// # Ok::<(), api_tokens::InvalidRole>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -29,14 +45,36 @@ pub enum Role {
     Owner,
 }
 
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(match self {
+impl Role {
+    /// Every role, lowest first.
+    pub const ALL: [Role; 4] = [Role::Viewer, Role::Editor, Role::Admin, Role::Owner];
+
+    /// The role's text form (what `Display` writes and serde uses).
+    pub const fn as_str(self) -> &'static str {
+        match self {
             Role::Viewer => "viewer",
             Role::Editor => "editor",
             Role::Admin => "admin",
             Role::Owner => "owner",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = InvalidRole;
+
+    /// Reads exactly what `Display` writes: lowercase, no spaces.
+    fn from_str(text: &str) -> Result<Self, InvalidRole> {
+        Role::ALL
+            .into_iter()
+            .find(|role| role.as_str() == text)
+            .ok_or(InvalidRole)
     }
 }
 
@@ -116,6 +154,30 @@ mod tests {
         assert_eq!(bob.role_at(&org), Some(Role::Viewer));
         assert_eq!(bob.role_at(&shop), Some(Role::Admin));
         assert_eq!(bob.role_at(&blog), Some(Role::Viewer));
+    }
+
+    #[test]
+    fn text_form_display_parse_and_serde_agree() {
+        for role in Role::ALL {
+            let text = role.to_string();
+            assert_eq!(text.parse::<Role>(), Ok(role));
+            assert_eq!(serde_json::to_string(&role).unwrap(), format!("\"{text}\""));
+            assert_eq!(
+                serde_json::from_str::<Role>(&format!("\"{text}\"")).unwrap(),
+                role
+            );
+        }
+        for bad in [
+            "",
+            "Admin",
+            "ADMIN",
+            " admin",
+            "admin ",
+            "superuser",
+            "admi",
+        ] {
+            assert_eq!(bad.parse::<Role>(), Err(InvalidRole), "{bad:?}");
+        }
     }
 
     #[test]

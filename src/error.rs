@@ -497,3 +497,183 @@ pub enum RevokeCreatedByError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// A text was not a [`Role`]: one of `viewer`, `editor`, `admin` and
+/// `owner`, exactly as [`Role`]'s `Display` writes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a role is one of viewer, editor, admin and owner (lowercase)")]
+pub struct InvalidRole;
+
+/// A text was not a [`Scope`] as its `Display` writes it:
+/// `organization <org>` or `domain <org>/<domain>`, with `%` and `/` inside
+/// an id written `%25` and `%2F`. The error names positions, never the text.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScopeParseError {
+    /// Longer than any scope's text can be.
+    #[error("a scope's text is at most {max} bytes; this one has {found}")]
+    TooLong {
+        /// The longest scope text.
+        max: usize,
+        /// The length given, in bytes.
+        found: usize,
+    },
+    /// It starts with neither `organization ` nor `domain `.
+    #[error("a scope reads `organization <org>` or `domain <org>/<domain>`")]
+    UnknownKind,
+    /// A domain scope without the `/` between organization and domain.
+    #[error("a domain scope reads `domain <org>/<domain>`; the `/` is missing")]
+    MissingSeparator,
+    /// A second unescaped `/` (in an id it is written `%2F`).
+    #[error("the scope has an unexpected `/` at byte {position}; inside an id it is written %2F")]
+    UnexpectedSeparator {
+        /// Byte offset of the `/`.
+        position: usize,
+    },
+    /// A `%` that does not start `%25` or `%2F`.
+    #[error("the scope has a `%` at byte {position} that starts neither %25 nor %2F")]
+    InvalidEscape {
+        /// Byte offset of the `%`.
+        position: usize,
+    },
+    /// The organization id, once unescaped, is not a valid id.
+    #[error("the scope's organization id is not valid: {0}")]
+    Organization(#[source] IdError),
+    /// The domain id, once unescaped, is not a valid id.
+    #[error("the scope's domain id is not valid: {0}")]
+    Domain(#[source] IdError),
+}
+
+/// A text was not a [`KeyId`]: a decimal number from 0 to 4294967295,
+/// without sign, spaces or leading zeros (one text per id, as `Display`
+/// writes it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a key id is a decimal number below 2^32, without sign or leading zeros")]
+pub struct InvalidKeyId;
+
+/// A text was not a list cursor this crate wrote
+/// ([`Cursor`](crate::Cursor) or [`ExpiryCursor`](crate::ExpiryCursor)).
+/// A client should send back the cursor it was given, unchanged; an HTTP
+/// service answers this with 400.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CursorError {
+    /// Every cursor has one length.
+    #[error("a cursor is {expected} characters; this one has {found} bytes")]
+    WrongLength {
+        /// A cursor's length.
+        expected: usize,
+        /// The length given, in bytes.
+        found: usize,
+    },
+    /// A character outside `A-Z`, `a-z`, `0-9`, `-` and `_`.
+    #[error("a cursor has only A-Z, a-z, 0-9, - and _; byte {position} is none of them")]
+    InvalidCharacter {
+        /// Byte offset of the first one.
+        position: usize,
+    },
+    /// A cursor of the other list: an expiring-soon cursor given to the
+    /// token list, or the other way round.
+    #[error("the cursor belongs to the other list (the token list or the expiring-soon list)")]
+    WrongList,
+    /// Not a cursor format this version of the crate knows.
+    #[error("the cursor is not one this service wrote; start the list from the beginning")]
+    UnknownVersion,
+    /// Well formed, but naming no position: a time beyond what a record
+    /// can hold, or an id that is not a token id.
+    #[error("the cursor names no position a list can have")]
+    InvalidPosition,
+}
+
+/// A hash key's text was refused (by [`HashKey::from_hex`],
+/// [`HashKey::from_base64`] or an entry of
+/// [`Keyring::from_config`](crate::Keyring::from_config)).
+///
+/// It holds lengths and positions only, never a character of the text, so
+/// it is safe to log: a key with one typo is still nearly the key.
+///
+/// [`HashKey::from_hex`]: crate::HashKey::from_hex
+/// [`HashKey::from_base64`]: crate::HashKey::from_base64
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyTextError {
+    /// Nothing but whitespace was given.
+    #[error("no key was given")]
+    Empty,
+    /// The text has the wrong length for a 32-byte key in its encoding.
+    #[error("a key is {expected}; this one has {found} bytes")]
+    WrongLength {
+        /// What the encoding needs, in words.
+        expected: &'static str,
+        /// The length given (after trimming whitespace), in bytes.
+        found: usize,
+    },
+    /// A character outside the encoding's alphabet (or a base64 `=` that
+    /// is not the last character).
+    #[error("the key has a character outside its alphabet at byte {position}")]
+    InvalidCharacter {
+        /// Byte offset from the key's first character (after any leading
+        /// whitespace).
+        position: usize,
+    },
+    /// The last base64 character carries bits past the 32 bytes: the key
+    /// was altered or cut short.
+    #[error("the key's last base64 character (byte {position}) does not end a 32-byte key")]
+    InvalidLastCharacter {
+        /// Byte offset from the key's first character.
+        position: usize,
+    },
+}
+
+/// A keyring configuration ([`Keyring::from_config`]) was refused. It names
+/// the entry (counting from 1, in the order written) and the problem, never
+/// a character of the text.
+///
+/// [`Keyring::from_config`]: crate::Keyring::from_config
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyringConfigError {
+    /// Nothing but whitespace was given.
+    #[error("the key configuration is empty: give at least one `id:key` entry")]
+    Empty,
+    /// An entry holds nothing (two commas in a row, or one at either end).
+    #[error("entry {entry} of the key configuration is empty")]
+    EmptyEntry {
+        /// Which entry, counting from 1.
+        entry: usize,
+    },
+    /// An entry lacks the `:` between its key id and its key.
+    #[error("entry {entry} of the key configuration lacks the `:` between key id and key")]
+    MissingColon {
+        /// Which entry, counting from 1.
+        entry: usize,
+    },
+    /// An entry's key id is not a [`KeyId`].
+    #[error("entry {entry} of the key configuration has an invalid key id: {source}")]
+    InvalidId {
+        /// Which entry, counting from 1.
+        entry: usize,
+        /// What is wrong with it.
+        #[source]
+        source: InvalidKeyId,
+    },
+    /// Two entries name the same key id, so a stored key id would be ambiguous.
+    #[error("entry {entry} of the key configuration repeats key id {id} of entry {first}")]
+    DuplicateId {
+        /// Which entry, counting from 1.
+        entry: usize,
+        /// The entry that named the id first.
+        first: usize,
+        /// The id named twice.
+        id: KeyId,
+    },
+    /// An entry's key is not 32 bytes in hex or base64.
+    #[error("entry {entry} of the key configuration has an invalid key: {source}")]
+    InvalidKey {
+        /// Which entry, counting from 1.
+        entry: usize,
+        /// What is wrong with it.
+        #[source]
+        source: KeyTextError,
+    },
+}

@@ -11,20 +11,46 @@
 //! Several keys may be loaded at once, so a key can be replaced without
 //! invalidating every token: new tokens use the newest key, older tokens
 //! verify with the key recorded beside their digest.
+//!
+//! Keys arrive as text (an environment variable, a secret manager's value):
+//! [`HashKey::from_hex`], [`HashKey::from_base64`] and
+//! [`Keyring::from_config`] read it, take it by value and wipe it, and
+//! [`HashKey::generate_text`] makes a new key's text for an operator.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine;
+use base64::engine::GeneralPurpose;
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use subtle::{Choice, ConstantTimeEq};
 use zeroize::Zeroizing;
 
-use crate::error::{KeyringError, RandomSourceError};
+use crate::error::{
+    InvalidKeyId, KeyTextError, KeyringConfigError, KeyringError, RandomSourceError,
+};
 use crate::token::fill_random;
 
 /// Names one hashing key, so a stored digest says which key made it.
 /// Choose any numbering; a new key needs an id not used before.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+///
+/// Its text form is the number in decimal (`Display`, `FromStr` and serde
+/// alike; serde writes a string, `"7"`, not a number). `FromStr` takes
+/// exactly what `Display` writes: no sign, spaces or leading zeros.
+///
+/// ```
+/// use api_tokens::KeyId;
+///
+/// let id: KeyId = "7".parse()?;
+/// assert_eq!(id, KeyId::new(7));
+/// assert_eq!(id.to_string(), "7");
+/// assert!("07".parse::<KeyId>().is_err());
+/// # Ok::<(), api_tokens::InvalidKeyId>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeyId(u32);
 
 impl KeyId {
@@ -42,6 +68,39 @@ impl KeyId {
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
+    }
+}
+
+impl FromStr for KeyId {
+    type Err = InvalidKeyId;
+
+    /// Reads the decimal text `Display` writes, and nothing else.
+    fn from_str(text: &str) -> Result<Self, InvalidKeyId> {
+        let bytes = text.as_bytes();
+        // `u32::from_str` alone would also take a `+` and leading zeros.
+        let canonical = match bytes {
+            [] => false,
+            [b'0'] => true,
+            [first, ..] => *first != b'0' && bytes.iter().all(u8::is_ascii_digit),
+        };
+        if !canonical {
+            return Err(InvalidKeyId);
+        }
+        text.parse().map(KeyId).map_err(|_| InvalidKeyId)
+    }
+}
+
+impl Serialize for KeyId {
+    /// The decimal text, as a string.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyId {
+    /// The decimal text, as `FromStr` reads it.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        crate::text::deserialize_from_str(deserializer, "a key id: a decimal number as a string")
     }
 }
 
@@ -97,11 +156,206 @@ impl HashKey {
         Ok(HashKey(bytes))
     }
 
+    /// A key from 64 hexadecimal digits (either case), as
+    /// [`generate_text`](Self::generate_text) writes them. Whitespace around
+    /// the digits (a newline at the end of a file) is ignored.
+    ///
+    /// `text` is taken by value and wiped before this returns, whether it
+    /// was a key or not; the bytes go straight into the key's own heap
+    /// block, with no other buffer on the way.
+    ///
+    /// ```
+    /// use api_tokens::HashKey;
+    ///
+    /// # let from_your_secret_manager = || "00".repeat(32);
+    /// let key = HashKey::from_hex(from_your_secret_manager())?;
+    /// # drop(key);
+    /// # Ok::<(), api_tokens::KeyTextError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`KeyTextError`] when the text is empty, not 64 characters long or
+    /// holds a character that is not a hexadecimal digit. The error holds
+    /// lengths and positions only, never a character of the text.
+    pub fn from_hex(text: String) -> Result<Self, KeyTextError> {
+        let text = Zeroizing::new(text);
+        parse_hex(text.trim())
+    }
+
+    /// A key from its 32 bytes in base64: the standard alphabet (`+` and
+    /// `/`) or the URL-safe one (`-` and `_`), with or without the final
+    /// `=` (43 characters, or 44 ending in `=`). Whitespace around it is
+    /// ignored.
+    ///
+    /// `text` is taken by value and wiped before this returns, whether it
+    /// was a key or not, as is the buffer the bytes are decoded into. (The
+    /// decoder's few words of working state on the stack are not.)
+    ///
+    /// ```
+    /// use api_tokens::HashKey;
+    ///
+    /// let key = HashKey::from_base64("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_owned())?;
+    /// # drop(key);
+    /// # Ok::<(), api_tokens::KeyTextError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`KeyTextError`] when the text is empty, of the wrong length, holds
+    /// a character outside both alphabets (or both `+`/`/` and `-`/`_`), or
+    /// ends in a character whose spare bits are set (altered or cut short).
+    /// The error holds lengths and positions only, never a character of
+    /// the text.
+    pub fn from_base64(text: String) -> Result<Self, KeyTextError> {
+        let text = Zeroizing::new(text);
+        parse_base64(text.trim())
+    }
+
+    /// A new random key, as the 64 lowercase hexadecimal digits
+    /// [`from_hex`](Self::from_hex) (and [`Keyring::from_config`]) read:
+    /// what an operator stores in the secret manager when adding a key.
+    /// The text is wiped when the returned value is dropped; build on it in
+    /// place, as below, so no unwiped copy is made.
+    ///
+    /// ```
+    /// use api_tokens::{HashKey, KeyId, Keyring, Zeroizing};
+    ///
+    /// // A configuration entry for key 3: `3:<64 hex digits>`. Rotating
+    /// // later puts the new entry first and keeps the old ones after it:
+    /// // `4:<new key>,3:<this key>`.
+    /// let key = HashKey::generate_text()?;
+    /// let mut entry = Zeroizing::new(String::with_capacity(16 + key.len()));
+    /// entry.push_str("3:");
+    /// entry.push_str(&key);
+    /// # let text = std::mem::take(&mut *entry);
+    /// # assert_eq!(Keyring::from_config(text)?.current_id(), KeyId::new(3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// When the operating system's random source fails.
+    pub fn generate_text() -> Result<Zeroizing<String>, RandomSourceError> {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        fill_random(&mut bytes[..])?;
+        // Sized once, so pushing never moves the text and leaves no copy.
+        let mut text = Zeroizing::new(String::with_capacity(64));
+        for byte in bytes.iter() {
+            text.push(char::from(HEX_DIGITS[usize::from(byte >> 4)]));
+            text.push(char::from(HEX_DIGITS[usize::from(byte & 0xf)]));
+        }
+        Ok(text)
+    }
+
     /// The keyed digest of `input`.
     pub(crate) fn digest(&self, input: &[u8]) -> Digest {
         #[cfg(test)]
         counters::HASHES.with(|n| n.set(n.get() + 1));
         Digest(*blake3::keyed_hash(&self.0, input).as_bytes())
+    }
+}
+
+/// Lowercase hexadecimal digits, by value.
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Characters of a key in hex.
+const HEX_KEY_LEN: usize = 64;
+/// Characters of a key in base64 without padding (44 with its one `=`).
+const BASE64_KEY_LEN: usize = 43;
+
+/// A key from its hex text, already trimmed. Positions in errors count from
+/// the text's first byte.
+fn parse_hex(text: &str) -> Result<HashKey, KeyTextError> {
+    if text.is_empty() {
+        return Err(KeyTextError::Empty);
+    }
+    if text.len() != HEX_KEY_LEN {
+        return Err(KeyTextError::WrongLength {
+            expected: "64 hexadecimal digits",
+            found: text.len(),
+        });
+    }
+    // Decoded straight into the key's own heap block: no other copy.
+    let mut bytes = Box::new(Zeroizing::new([0u8; 32]));
+    for (index, (byte, pair)) in bytes
+        .iter_mut()
+        .zip(text.as_bytes().chunks_exact(2))
+        .enumerate()
+    {
+        // `to_digit` takes exactly 0-9, a-f and A-F.
+        let nibble = |offset: usize| {
+            char::from(pair[offset])
+                .to_digit(16)
+                .ok_or(KeyTextError::InvalidCharacter {
+                    position: 2 * index + offset,
+                })
+        };
+        let (high, low) = (nibble(0)?, nibble(1)?);
+        *byte = (high << 4 | low) as u8; // two nibbles: at most 0xff
+    }
+    Ok(HashKey(bytes))
+}
+
+/// A key from its base64 text (either alphabet, `=` optional), already
+/// trimmed. Positions in errors count from the text's first byte.
+fn parse_base64(text: &str) -> Result<HashKey, KeyTextError> {
+    if text.is_empty() {
+        return Err(KeyTextError::Empty);
+    }
+    let unpadded = match text.len() {
+        BASE64_KEY_LEN => text,
+        44 if text.ends_with('=') => &text[..BASE64_KEY_LEN],
+        found => {
+            return Err(KeyTextError::WrongLength {
+                expected: "43 base64 characters, or 44 ending in `=`",
+                found,
+            });
+        }
+    };
+    // One alphabet per key: URL-safe if it has a character only that
+    // alphabet has, else standard. A mix is refused at its first character
+    // of the other alphabet.
+    let url_safe = unpadded.bytes().any(|b| b == b'-' || b == b'_');
+    let (extra, engine): ([u8; 2], &GeneralPurpose) = if url_safe {
+        ([b'-', b'_'], &URL_SAFE_NO_PAD)
+    } else {
+        ([b'+', b'/'], &STANDARD_NO_PAD)
+    };
+    // Checked here rather than mapped from the codec's error, whose kinds
+    // and offsets depend on its version.
+    if let Some(position) = unpadded
+        .bytes()
+        .position(|b| !(b.is_ascii_alphanumeric() || extra.contains(&b)))
+    {
+        return Err(KeyTextError::InvalidCharacter { position });
+    }
+    // The codec wants room for 33 bytes from 43 characters (its estimate
+    // rounds up); the buffer is wiped on drop, whatever happens.
+    let mut buffer = Zeroizing::new([0u8; 36]);
+    match engine.decode_slice(unpadded, &mut buffer[..]) {
+        Ok(32) => Ok(HashKey::from_bytes(
+            buffer[..32].try_into().expect("32 bytes"),
+        )),
+        // 43 characters of the alphabet decode to 32 bytes, unless the
+        // last one carries bits beyond them.
+        _ => Err(KeyTextError::InvalidLastCharacter {
+            position: BASE64_KEY_LEN - 1,
+        }),
+    }
+}
+
+/// A key from hex or base64, told apart by length (64 characters are hex,
+/// 43 or 44 base64: a 32-byte key has no length both could have).
+fn parse_key(text: &str) -> Result<HashKey, KeyTextError> {
+    match text.len() {
+        0 => Err(KeyTextError::Empty),
+        HEX_KEY_LEN => parse_hex(text),
+        43 | 44 => parse_base64(text),
+        found => Err(KeyTextError::WrongLength {
+            expected: "64 hexadecimal digits, or 43 base64 characters (44 ending in `=`)",
+            found,
+        }),
     }
 }
 
@@ -152,6 +406,89 @@ impl Keyring {
                 return Err(KeyringError::DuplicateId(*id));
             }
         }
+        Ok(Keyring { keys })
+    }
+
+    /// A keyring from one line of configuration, **current key first**:
+    /// `id:key` entries separated by commas, such as `3:<key>,2:<key>`.
+    /// The first entry is the current key (new tokens are hashed with it);
+    /// the others only verify tokens issued under them. To rotate, put the
+    /// new key's entry in front and keep the old entries after it until
+    /// their tokens are gone. (This is the reverse of
+    /// [`from_keys`](Self::from_keys), which takes keys oldest first: a
+    /// configuration is read, and edited, from the front.)
+    ///
+    /// An id is a [`KeyId`] in decimal; a key is 32 bytes as 64 hex digits
+    /// or in base64 (either alphabet, `=` optional), told apart by length.
+    /// Whitespace around entries, ids and keys is ignored, so the value
+    /// may be wrapped over lines.
+    ///
+    /// `text` is taken by value and wiped before this returns, whether it
+    /// held a keyring or not (as are the buffers the keys are decoded in).
+    ///
+    /// ```
+    /// use api_tokens::{KeyId, Keyring};
+    ///
+    /// // In production, e.g. `std::env::var("TOKEN_HASH_KEYS")?`.
+    /// let config = format!("2:{}, 1:{}", "ab".repeat(32), "A".repeat(43));
+    /// let keys = Keyring::from_config(config)?;
+    /// assert_eq!(keys.current_id(), KeyId::new(2));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Where the text came from is outside this function: a variable read
+    /// with `std::env::var` also stays in the process environment.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyringConfigError`] naming the first bad entry (counting from 1)
+    /// and its problem: an empty configuration or entry, a missing `:`, an
+    /// id that is not a key id or repeats an earlier one, or a key that is
+    /// not 32 bytes in hex or base64. No error holds a character of the
+    /// text.
+    pub fn from_config(text: String) -> Result<Self, KeyringConfigError> {
+        let text = Zeroizing::new(text);
+        if text.trim().is_empty() {
+            return Err(KeyringConfigError::Empty);
+        }
+        let mut keys = Vec::new();
+        let mut entries = BTreeMap::new();
+        for (index, entry) in text.split(',').enumerate() {
+            let entry_number = index + 1;
+            let entry = entry.trim();
+            if entry.is_empty() {
+                return Err(KeyringConfigError::EmptyEntry {
+                    entry: entry_number,
+                });
+            }
+            let Some((id, key)) = entry.split_once(':') else {
+                return Err(KeyringConfigError::MissingColon {
+                    entry: entry_number,
+                });
+            };
+            let id: KeyId = id
+                .trim()
+                .parse()
+                .map_err(|source| KeyringConfigError::InvalidId {
+                    entry: entry_number,
+                    source,
+                })?;
+            if let Some(&first) = entries.get(&id) {
+                return Err(KeyringConfigError::DuplicateId {
+                    entry: entry_number,
+                    first,
+                    id,
+                });
+            }
+            let key = parse_key(key.trim()).map_err(|source| KeyringConfigError::InvalidKey {
+                entry: entry_number,
+                source,
+            })?;
+            entries.insert(id, entry_number);
+            keys.push((id, key));
+        }
+        // Held oldest first, so the entry written first is the current key.
+        keys.reverse();
         Ok(Keyring { keys })
     }
 
@@ -247,11 +584,10 @@ impl fmt::Debug for Digest {
 
 impl Serialize for Digest {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut text = [0u8; 64];
         for (pair, byte) in text.chunks_exact_mut(2).zip(self.0) {
-            pair[0] = HEX[usize::from(byte >> 4)];
-            pair[1] = HEX[usize::from(byte & 0xf)];
+            pair[0] = HEX_DIGITS[usize::from(byte >> 4)];
+            pair[1] = HEX_DIGITS[usize::from(byte & 0xf)];
         }
         serializer.serialize_str(std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?)
     }
@@ -338,6 +674,36 @@ mod tests {
             Keyring::from_keys(keys),
             Err(KeyringError::DuplicateId(id)) if id == KeyId::new(1)
         ));
+    }
+
+    #[test]
+    fn key_id_text_is_its_decimal_number() {
+        for n in [0, 1, 7, 10, 4_294_967_295] {
+            let id = KeyId::new(n);
+            let text = id.to_string();
+            assert_eq!(text, n.to_string());
+            assert_eq!(text.parse::<KeyId>(), Ok(id));
+            let json = serde_json::to_string(&id).unwrap();
+            assert_eq!(json, format!("\"{n}\""));
+            assert_eq!(serde_json::from_str::<KeyId>(&json).unwrap(), id);
+        }
+        for bad in [
+            "",
+            "+1",
+            "-1",
+            "01",
+            "00",
+            " 1",
+            "1 ",
+            "1_000",
+            "0x1",
+            "4294967296",
+            "١",
+            "1e3",
+        ] {
+            assert_eq!(bad.parse::<KeyId>(), Err(InvalidKeyId), "{bad:?}");
+        }
+        assert!(serde_json::from_str::<KeyId>("1").is_err());
     }
 
     #[test]

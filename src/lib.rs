@@ -59,7 +59,17 @@
 //! unknown id costs the same as a wrong secret.
 //!
 //! [`PlaintextToken`], [`HashKey`] and [`Keyring`] never print their secrets,
-//! are not `Serialize`, and are wiped on drop.
+//! are not `Serialize`, and are wiped on drop. Keys load from text with
+//! [`Keyring::from_config`] (`"2:<new key>,1:<old key>"`, current first) or
+//! [`HashKey::from_hex`], which wipe the text they are given.
+//!
+//! # Text forms
+//!
+//! [`Role`], [`Scope`], [`KeyId`], [`Cursor`] and [`ExpiryCursor`] each have
+//! one text form: `Display` writes it, `FromStr` reads it back, and serde
+//! uses the same string (`"admin"`, `"domain acme/shop"`, `"7"`, and an
+//! opaque URL-safe cursor), so a value reads the same in a log line, a URL
+//! and a JSON body.
 //!
 //! # Storage and features
 //!
@@ -116,6 +126,7 @@ mod hashing;
 pub mod http;
 mod ids;
 mod label;
+mod page;
 mod policy;
 mod record;
 mod scan;
@@ -123,6 +134,7 @@ mod scope;
 mod service;
 pub mod store;
 pub mod testing;
+mod text;
 mod token;
 mod usage;
 
@@ -139,13 +151,15 @@ pub use clock::{Clock, SystemClock};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use error::TableNameError;
 pub use error::{
-    BoxError, IdError, InvalidTokenId, IssueError, KeyringError, LabelError, ListError,
-    LookupError, MalformedToken, PolicyError, PrefixError, RandomSourceError, RevokeCreatedByError,
-    RevokeError, RevokeScopeError, RotateError, StoreError, VerifyError,
+    BoxError, CursorError, IdError, InvalidKeyId, InvalidRole, InvalidTokenId, IssueError,
+    KeyTextError, KeyringConfigError, KeyringError, LabelError, ListError, LookupError,
+    MalformedToken, PolicyError, PrefixError, RandomSourceError, RevokeCreatedByError, RevokeError,
+    RevokeScopeError, RotateError, ScopeParseError, StoreError, VerifyError,
 };
 pub use hashing::{Digest, HashKey, KeyId, Keyring};
 pub use ids::{ActorId, DomainId, MAX_ID_LEN, OrganizationId};
 pub use label::{Label, MAX_LABEL_CHARS};
+pub use page::{Cursor, ExpiryCursor};
 pub use policy::{Expiry, ExpiryPolicy, MAX_LIFETIME};
 pub use record::{
     DamagedToken, Revocation, StoredCredential, TokenRecord, TokenStatus, TokenSummary,
@@ -165,6 +179,10 @@ pub use store::{MemoryStore, TokenStore};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use store::{ReplicaOptions, ReplicatedStore};
 pub use token::{ParsedToken, PlaintextToken, TokenFormat, TokenId};
+/// The wrapper that wipes a value on drop, as
+/// [`HashKey::generate_text`] returns its text in: re-exported so a
+/// service need not depend on `zeroize` itself.
+pub use zeroize::Zeroizing;
 
 // The README's examples compile and run as doctests. One of them shows the
 // `axum` feature, so they are checked with it on, as the README's own

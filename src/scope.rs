@@ -1,10 +1,12 @@
 //! Where a token (or a grant) applies: a whole organization, or one domain of it.
 
 use std::fmt;
+use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::ids::{DomainId, OrganizationId};
+use crate::error::ScopeParseError;
+use crate::ids::{DomainId, MAX_ID_LEN, OrganizationId};
 
 /// The part of the platform a token or a grant applies to.
 ///
@@ -21,8 +23,26 @@ use crate::ids::{DomainId, OrganizationId};
 /// assert!(!shop.covers(&org));
 /// # Ok::<(), api_tokens::IdError>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+///
+/// # Text form
+///
+/// `organization <org>` or `domain <org>/<domain>`, with a `%` inside an id
+/// written `%25` and a `/` inside an id written `%2F` (see
+/// [`Display`](#impl-Display-for-Scope)). `FromStr` reads exactly that text
+/// back, for every valid scope, and serde writes and reads the same string,
+/// so a scope looks alike in a log line, a JSON body and a configuration
+/// file:
+///
+/// ```
+/// use api_tokens::{DomainId, OrganizationId, Scope};
+///
+/// let scope = Scope::domain(OrganizationId::new("a/b")?, DomainId::new("50%")?);
+/// assert_eq!(scope.to_string(), "domain a%2Fb/50%25");
+/// assert_eq!("domain a%2Fb/50%25".parse::<Scope>()?, scope);
+/// assert_eq!(serde_json::to_string(&scope)?, r#""domain a%2Fb/50%25""#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
     /// The whole organization, its domains included.
     Organization {
@@ -114,6 +134,99 @@ impl fmt::Display for Scope {
     }
 }
 
+/// The longest text of a scope: `domain `, two ids whose every byte is
+/// escaped to three, and the `/` between them.
+const MAX_SCOPE_TEXT: usize = "domain ".len() + 3 * MAX_ID_LEN + 1 + 3 * MAX_ID_LEN;
+
+impl FromStr for Scope {
+    type Err = ScopeParseError;
+
+    /// Reads exactly the text `Display` writes: `organization <org>` or
+    /// `domain <org>/<domain>`, ids escaped as `Display` escapes them
+    /// (`%25` and `%2F`, uppercase). Any other `%`, or a second `/`, is
+    /// refused, so every scope has one text.
+    fn from_str(text: &str) -> Result<Self, ScopeParseError> {
+        if text.len() > MAX_SCOPE_TEXT {
+            return Err(ScopeParseError::TooLong {
+                max: MAX_SCOPE_TEXT,
+                found: text.len(),
+            });
+        }
+        if let Some(org) = text.strip_prefix("organization ") {
+            let start = text.len() - org.len();
+            if let Some(slash) = org.find('/') {
+                return Err(ScopeParseError::UnexpectedSeparator {
+                    position: start + slash,
+                });
+            }
+            let org = unescape(org, start)?;
+            let org = OrganizationId::new(&org).map_err(ScopeParseError::Organization)?;
+            return Ok(Scope::Organization { org });
+        }
+        let Some(ids) = text.strip_prefix("domain ") else {
+            return Err(ScopeParseError::UnknownKind);
+        };
+        let start = text.len() - ids.len();
+        let Some((org, domain)) = ids.split_once('/') else {
+            return Err(ScopeParseError::MissingSeparator);
+        };
+        let domain_start = start + org.len() + 1;
+        if let Some(slash) = domain.find('/') {
+            return Err(ScopeParseError::UnexpectedSeparator {
+                position: domain_start + slash,
+            });
+        }
+        let org = unescape(org, start)?;
+        let domain = unescape(domain, domain_start)?;
+        Ok(Scope::Domain {
+            org: OrganizationId::new(&org).map_err(ScopeParseError::Organization)?,
+            domain: DomainId::new(&domain).map_err(ScopeParseError::Domain)?,
+        })
+    }
+}
+
+/// An id from its escaped text: `%25` becomes `%` and `%2F` becomes `/`;
+/// any other `%` is an error at its byte offset (`start` is the text's
+/// offset in the whole scope). Everything else is left to the id's own
+/// rules.
+fn unescape(text: &str, start: usize) -> Result<String, ScopeParseError> {
+    let mut id = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(percent) = rest.find('%') {
+        id.push_str(&rest[..percent]);
+        let escape = rest.get(percent..percent + 3);
+        id.push(match escape {
+            Some("%25") => '%',
+            Some("%2F") => '/',
+            _ => {
+                return Err(ScopeParseError::InvalidEscape {
+                    position: start + (text.len() - rest.len()) + percent,
+                });
+            }
+        });
+        rest = &rest[percent + 3..];
+    }
+    id.push_str(rest);
+    Ok(id)
+}
+
+impl Serialize for Scope {
+    /// The scope's text, as `Display` writes it.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Scope {
+    /// The scope's text, as `FromStr` reads it.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        crate::text::deserialize_from_str(
+            deserializer,
+            "a scope: `organization <org>` or `domain <org>/<domain>`",
+        )
+    }
+}
+
 /// An id as a scope's text shows it: `%` and `/` percent-encoded, every
 /// other character (printable ASCII, as ids are) as it is.
 struct Escaped<'a>(&'a str);
@@ -143,6 +256,7 @@ impl fmt::Display for ScopeKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::IdError;
 
     fn org(id: &str) -> Scope {
         Scope::organization(OrganizationId::new(id).unwrap())
@@ -173,12 +287,115 @@ mod tests {
     }
 
     #[test]
-    fn serializes_with_a_kind_tag() {
+    fn serializes_as_its_text() {
         let scope = domain("acme", "shop");
         let json = serde_json::to_string(&scope).unwrap();
-        assert_eq!(json, r#"{"kind":"domain","org":"acme","domain":"shop"}"#);
+        assert_eq!(json, r#""domain acme/shop""#);
         assert_eq!(serde_json::from_str::<Scope>(&json).unwrap(), scope);
         assert_eq!(scope.to_string(), "domain acme/shop");
+        let json = serde_json::to_string(&org("acme")).unwrap();
+        assert_eq!(json, r#""organization acme""#);
+        // The tagged form of earlier versions is refused, as is any non-string.
+        for old in [
+            r#"{"kind":"domain","org":"acme","domain":"shop"}"#,
+            "42",
+            "null",
+        ] {
+            assert!(serde_json::from_str::<Scope>(old).is_err(), "{old}");
+        }
+    }
+
+    #[test]
+    fn parses_what_display_writes() {
+        for scope in [
+            org("acme"),
+            domain("acme", "shop"),
+            domain("a/b", "c"),
+            domain("a", "b/c"),
+            domain("a%2Fb", "c"),
+            org("50%/off"),
+            org("%"),
+            domain("/", "%"),
+            org(&"/".repeat(MAX_ID_LEN)),
+            domain(&"%".repeat(MAX_ID_LEN), &"/".repeat(MAX_ID_LEN)),
+        ] {
+            let text = scope.to_string();
+            assert!(text.len() <= MAX_SCOPE_TEXT);
+            assert_eq!(text.parse::<Scope>(), Ok(scope), "{text}");
+        }
+    }
+
+    #[test]
+    fn refuses_text_display_never_writes() {
+        use ScopeParseError as E;
+        let cases: &[(&str, ScopeParseError)] = &[
+            ("", E::UnknownKind),
+            ("acme", E::UnknownKind),
+            ("Organization acme", E::UnknownKind),
+            ("organization", E::UnknownKind),
+            (
+                "organization  acme",
+                E::Organization(IdError::NotPrintable {
+                    what: "an organization id",
+                    position: 0,
+                }),
+            ),
+            ("org acme", E::UnknownKind),
+            ("domain acme", E::MissingSeparator),
+            (
+                "domain acme/shop/x",
+                E::UnexpectedSeparator { position: 16 },
+            ),
+            ("organization a/b", E::UnexpectedSeparator { position: 14 }),
+            ("organization a%2fb", E::InvalidEscape { position: 14 }),
+            ("organization a%", E::InvalidEscape { position: 14 }),
+            ("organization a%2", E::InvalidEscape { position: 14 }),
+            ("domain a/b%41", E::InvalidEscape { position: 10 }),
+            ("domain a%25%/b", E::InvalidEscape { position: 11 }),
+            (
+                "organization ",
+                E::Organization(IdError::Empty {
+                    what: "an organization id",
+                }),
+            ),
+            (
+                "domain /shop",
+                E::Organization(IdError::Empty {
+                    what: "an organization id",
+                }),
+            ),
+            (
+                "domain acme/",
+                E::Domain(IdError::Empty {
+                    what: "a domain id",
+                }),
+            ),
+            (
+                "organization acme ",
+                E::Organization(IdError::NotPrintable {
+                    what: "an organization id",
+                    position: 4,
+                }),
+            ),
+            (
+                "organization acmé",
+                E::Organization(IdError::NotPrintable {
+                    what: "an organization id",
+                    position: 3,
+                }),
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(text.parse::<Scope>().as_ref(), Err(expected), "{text:?}");
+        }
+        let huge = format!("organization {}", "a".repeat(1 << 20));
+        assert_eq!(
+            huge.parse::<Scope>(),
+            Err(E::TooLong {
+                max: MAX_SCOPE_TEXT,
+                found: huge.len()
+            })
+        );
     }
 
     #[test]

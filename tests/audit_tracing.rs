@@ -20,7 +20,10 @@ async fn the_default_sink_logs_each_event_at_info_under_its_own_target() {
         store,
     );
     let issued = service
-        .issue(&org_admin("acme"), IssueRequest::new(org("acme"), "logged role=owner"))
+        .issue(
+            &org_admin("acme"),
+            IssueRequest::new(org("acme"), "logged role=owner"),
+        )
         .await
         .unwrap();
     service

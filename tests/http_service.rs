@@ -119,9 +119,9 @@ async fn create_use_list_revoke_then_the_same_call_is_refused() {
     assert_eq!(
         used.json(),
         json!({
-            "scope": {"kind": "domain", "org": "acme", "domain": "shop"},
+            "scope": "domain acme/shop",
             "token_id": id,
-            "token_scope": {"kind": "organization", "org": "acme"},
+            "token_scope": "organization acme",
             "token_role": "editor",
         })
     );

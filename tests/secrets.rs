@@ -129,6 +129,9 @@ async fn deserializing_a_record_validates_every_field() {
     let issued = issued(&fixture).await;
     let record = fixture.store.record(issued.summary.id).await;
     let good = serde_json::to_value(&record).unwrap();
+    // Scope and key id are written as their text forms.
+    assert_eq!(good["scope"], "domain acme/shop");
+    assert_eq!(good["key_id"], "1");
 
     let tamper = |field: &str, value: serde_json::Value| {
         let mut bad = good.clone();
@@ -141,13 +144,18 @@ async fn deserializing_a_record_validates_every_field() {
     assert!(tamper("label", "".into()).is_err());
     assert!(tamper("created_by", "has space".into()).is_err());
     assert!(tamper("role", "superuser".into()).is_err());
+    assert!(tamper("scope", "galaxy acme".into()).is_err());
+    assert!(tamper("scope", "domain acme".into()).is_err());
+    // The tagged form of earlier versions is not a scope any more.
     assert!(
         tamper(
             "scope",
-            serde_json::json!({"kind": "galaxy", "org": "acme"})
+            serde_json::json!({"kind": "organization", "org": "acme"})
         )
         .is_err()
     );
+    assert!(tamper("key_id", "01".into()).is_err());
+    assert!(tamper("key_id", 1.into()).is_err());
     assert!(tamper("created_at", "yesterday".into()).is_err());
     assert!(tamper("digest", "00".repeat(32).into()).is_ok());
 }
