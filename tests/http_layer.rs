@@ -10,7 +10,7 @@ use api_tokens::http::TokenLayer;
 use api_tokens::{KeyId, Keyring, TokenFormat, TokenService};
 use axum::http::HeaderName;
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 
 use common::http::*;
 use common::*;
@@ -159,6 +159,7 @@ async fn a_store_outage_answers_503_not_401() {
         "not the client's credentials' fault"
     );
     assert_eq!(answer.error(), "temporarily_unavailable");
+    assert_eq!(answer.headers[RETRY_AFTER], "5");
     assert!(!answer.body.contains(&token));
 
     // A token refused by its format never reaches the store: still a 401.
