@@ -12,6 +12,9 @@
 //!   precise reason goes to [`tracing`](https://docs.rs/tracing) at debug
 //!   level, with the token's public id and never its text; a store failure
 //!   answers 503 and is logged as a warning.
+//! - [`TokenLayer::optional`] serves anonymous callers too: handlers take
+//!   `Option<VerifiedToken>`, which is `None` for a request without the
+//!   header; a header that is present must still hold a valid token.
 //! - The management errors ([`IssueError`](crate::IssueError),
 //!   [`RevokeError`](crate::RevokeError), …) are responses too, so the
 //!   handlers of a token dashboard use `?`; see [Error codes](#error-codes).
