@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, Request};
 use axum::response::{IntoResponse, Response};
 use tower_layer::Layer;
 use tower_service::Service;
+use tracing::Instrument;
 
 use super::credential::CredentialSource;
 use super::rejection::TokenRejection;
@@ -32,6 +33,16 @@ use crate::service::{TokenService, VerifiedToken};
 ///
 /// [`TokenLayer::optional`] makes the token optional: a request without the
 /// header passes anonymously, and handlers take `Option<VerifiedToken>`.
+///
+/// # Tracing
+///
+/// Once a token is verified, the layer records its public id (never its
+/// text) as `token_id` on the current span, for services whose request span
+/// declares that field (`tower_http`'s `TraceLayer` with
+/// `token_id = tracing::field::Empty` in its span, say), and runs the inner
+/// service inside an `INFO` span named `api_token` that carries `token_id`,
+/// so every event a handler logs names the token without any setup. With no
+/// subscriber interested, neither costs more than a check of a cached flag.
 ///
 /// ```no_run
 /// use std::sync::Arc;
@@ -231,8 +242,13 @@ where
             }
             match config.authenticate(request.headers()).await {
                 Ok(verified) => {
+                    // The public id only: lists show it, logs may too.
+                    let id = verified.id();
+                    tracing::Span::current().record("token_id", tracing::field::display(id));
+                    let span = tracing::info_span!("api_token", token_id = %id);
                     request.extensions_mut().insert(verified);
-                    inner.call(request).await
+                    let future = span.in_scope(|| inner.call(request));
+                    future.instrument(span).await
                 }
                 Err(rejection) => Ok(rejection.into_response()),
             }

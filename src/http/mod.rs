@@ -18,6 +18,8 @@
 //! - The management errors ([`IssueError`](crate::IssueError),
 //!   [`RevokeError`](crate::RevokeError), …) are responses too, so the
 //!   handlers of a token dashboard use `?`; see [Error codes](#error-codes).
+//! - The layer names the verified token's id in the service's traces: see
+//!   [`TokenLayer`]'s *Tracing*.
 //!
 //! ```no_run
 //! use std::sync::Arc;
