@@ -7,10 +7,12 @@ mod common;
 use std::sync::Arc;
 
 use api_tokens::http::TokenLayer;
-use api_tokens::{KeyId, Keyring, TokenFormat, TokenService};
+use api_tokens::{KeyId, Keyring, TokenFormat, TokenService, VerifiedToken};
+use axum::Router;
 use axum::http::HeaderName;
+use axum::routing::get;
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 
 use common::http::*;
 use common::*;
@@ -163,6 +165,7 @@ async fn a_store_outage_answers_503_not_401() {
         "not the client's credentials' fault"
     );
     assert_eq!(answer.error(), "temporarily_unavailable");
+    assert_eq!(answer.headers[RETRY_AFTER], "5");
     assert!(!answer.body.contains(&token));
 
     // A token refused by its format never reaches the store: still a 401.
@@ -220,4 +223,180 @@ async fn the_extractor_on_a_route_without_the_layer_fails_closed() {
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(answer.error(), "server_error");
     assert!(!answer.body.contains(&token[ID_AT..SECRET_AT]));
+}
+
+// --- Optional tokens --------------------------------------------------------
+
+/// What `/maybe` answers: the token's id, or `anonymous`.
+async fn maybe_whoami(token: Option<VerifiedToken>) -> String {
+    token.map_or_else(|| "anonymous".to_owned(), |token| token.id().to_string())
+}
+
+/// `/maybe` (token optional) and `/whoami` (token required), both behind
+/// `layer` (or nothing), served over a fresh fixture's service.
+async fn start_maybe(layer: Option<fn(Arc<TokenService>) -> TokenLayer>) -> Protected {
+    let Fixture { service, clock, .. } = fixture();
+    let tokens = Arc::new(service);
+    let router = Router::new()
+        .route("/maybe", get(maybe_whoami))
+        .route("/whoami", get(whoami));
+    let router = match layer {
+        Some(layer) => router.route_layer(layer(tokens.clone())),
+        None => router,
+    };
+    Protected {
+        url: serve(router).await,
+        client: client(),
+        tokens,
+        clock,
+    }
+}
+
+impl Protected {
+    /// `GET /maybe` with these `Authorization` values (none, one or more).
+    async fn maybe(&self, values: &[&[u8]]) -> Answer {
+        let mut request = self.client.get(format!("{}/maybe", self.url));
+        for value in values {
+            request = request.header(AUTHORIZATION, HeaderValue::from_bytes(value).unwrap());
+        }
+        Answer::of(request.send().await.unwrap()).await
+    }
+}
+
+#[tokio::test]
+async fn an_optional_layer_lets_a_request_without_a_token_through_as_anonymous() {
+    let protected = start_maybe(Some(TokenLayer::optional)).await;
+    let token = protected.issue(acme_token()).await;
+
+    let anonymous = protected.maybe(&[]).await;
+    assert_eq!(anonymous.status, StatusCode::OK);
+    assert_eq!(anonymous.body, "anonymous");
+
+    let bearer = format!("Bearer {token}");
+    let with_token = protected.maybe(&[bearer.as_bytes()]).await;
+    assert_eq!(with_token.status, StatusCode::OK);
+    assert_eq!(with_token.body, &token[ID_AT..SECRET_AT]);
+}
+
+#[tokio::test]
+async fn an_optional_layer_never_downgrades_a_bad_credential_to_anonymous() {
+    let protected = start_maybe(Some(TokenLayer::optional)).await;
+    let admin = org_admin("acme");
+    let valid = protected.issue(acme_token()).await;
+    let revoked = protected.issue(acme_token()).await;
+    let revoked_id = revoked[ID_AT..SECRET_AT].parse().unwrap();
+    protected.tokens.revoke(&admin, revoked_id).await.unwrap();
+    let expired = protected
+        .issue(acme_token().expires_at(START + time::Duration::minutes(1)))
+        .await;
+    protected.clock.advance(time::Duration::minutes(1));
+    let wrong = altered(&valid, SECRET_AT, other_than(valid.as_bytes()[SECRET_AT]));
+
+    for (what, token) in [
+        ("revoked", &revoked),
+        ("expired", &expired),
+        ("wrong secret", &wrong),
+    ] {
+        let bearer = format!("Bearer {token}");
+        let answer = protected.maybe(&[bearer.as_bytes()]).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{what}");
+        assert_eq!(answer.challenge(), Some(INVALID_TOKEN), "{what}");
+    }
+    for (what, values) in [
+        ("scheme alone", vec![&b"Bearer"[..]]),
+        ("two tokens", vec![b"Bearer abc def"]),
+        ("two headers", vec![b"Bearer abc", b"Bearer abc"]),
+    ] {
+        let answer = protected.maybe(&values).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{what}");
+        assert_eq!(answer.challenge(), Some(INVALID_REQUEST), "{what}");
+    }
+    // Credentials of another scheme, or an empty header: the header is
+    // there, so the client is told how to authenticate, not served as
+    // anonymous.
+    for value in [&b"Basic dXNlcjpwYXNz"[..], b""] {
+        let answer = protected.maybe(&[value]).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{value:?}");
+        assert_eq!(answer.challenge(), Some(NO_TOKEN), "{value:?}");
+        assert_eq!(answer.error(), "missing_token", "{value:?}");
+    }
+    // The valid token still passes: the refusals were about the credentials.
+    let bearer = format!("Bearer {valid}");
+    assert_eq!(
+        protected.maybe(&[bearer.as_bytes()]).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_handler_that_requires_a_token_refuses_anonymous_behind_an_optional_layer() {
+    let protected = start_maybe(Some(TokenLayer::optional)).await;
+    let token = protected.issue(acme_token()).await;
+
+    let anonymous = protected.with_authorization(&[]).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(anonymous.challenge(), Some(NO_TOKEN));
+    assert_eq!(anonymous.error(), "missing_token");
+
+    let with_token = protected.with_bearer(&token).await;
+    assert_eq!(with_token.status, StatusCode::OK);
+    assert_eq!(with_token.body, &token[ID_AT..SECRET_AT]);
+}
+
+#[tokio::test]
+async fn an_optional_token_behind_a_required_layer_is_always_there() {
+    let protected = start_maybe(Some(TokenLayer::new)).await;
+    let token = protected.issue(acme_token()).await;
+
+    let anonymous = protected.maybe(&[]).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(anonymous.challenge(), Some(NO_TOKEN));
+
+    let bearer = format!("Bearer {token}");
+    let with_token = protected.maybe(&[bearer.as_bytes()]).await;
+    assert_eq!(with_token.status, StatusCode::OK);
+    assert_eq!(with_token.body, &token[ID_AT..SECRET_AT]);
+}
+
+#[tokio::test]
+async fn an_optional_token_on_a_route_without_the_layer_fails_closed() {
+    // No layer: `None` would serve everyone as anonymous, tokens or not.
+    let protected = start_maybe(None).await;
+    let token = protected.issue(acme_token()).await;
+    let bearer = format!("Bearer {token}");
+
+    for values in [vec![], vec![bearer.as_bytes()]] {
+        let answer = protected.maybe(&values).await;
+        assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(answer.error(), "server_error");
+        assert!(!answer.body.contains(&token[ID_AT..SECRET_AT]));
+    }
+}
+
+#[tokio::test]
+async fn an_optional_layer_reading_another_header_is_anonymous_only_without_it() {
+    let protected = start_maybe(Some(|tokens| {
+        TokenLayer::optional(tokens).header(HeaderName::from_static("x-api-key"))
+    }))
+    .await;
+    let token = protected.issue(acme_token()).await;
+    let with_key = |value: Option<&str>| {
+        let mut request = protected.client.get(format!("{}/maybe", protected.url));
+        if let Some(value) = value {
+            request = request.header("x-api-key", value);
+        }
+        async move { Answer::of(request.send().await.unwrap()).await }
+    };
+
+    assert_eq!(with_key(None).await.body, "anonymous");
+    assert_eq!(with_key(Some(&token)).await.body, &token[ID_AT..SECRET_AT]);
+    assert_eq!(with_key(Some("")).await.status, StatusCode::BAD_REQUEST);
+    let wrong = with_key(Some(&token[..TOKEN_LEN - 1])).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    // `Authorization` is not this layer's header: the request is anonymous.
+    let bearer = format!("Bearer {token}");
+    assert_eq!(
+        protected.maybe(&[bearer.as_bytes()]).await.body,
+        "anonymous"
+    );
 }

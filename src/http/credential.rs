@@ -15,6 +15,20 @@ pub(crate) enum CredentialSource {
 }
 
 impl CredentialSource {
+    /// The header this source reads.
+    fn name(&self) -> &HeaderName {
+        match self {
+            CredentialSource::Bearer => &AUTHORIZATION,
+            CredentialSource::Header(name) => name,
+        }
+    }
+
+    /// Whether the request carries the header at all, whatever its value:
+    /// an optional layer lets only requests without it pass anonymously.
+    pub(crate) fn is_present(&self, headers: &HeaderMap) -> bool {
+        headers.contains_key(self.name())
+    }
+
     /// The token text the request presents, or why there is none.
     ///
     /// Following RFC 6750 §3.1: a request without the header, or with an
@@ -23,11 +37,7 @@ impl CredentialSource {
     /// not ASCII, or not `Bearer` followed by one `b64token`, is a malformed
     /// request ([`TokenRejection::MalformedCredentials`]).
     pub(crate) fn read<'r>(&self, headers: &'r HeaderMap) -> Result<&'r str, TokenRejection> {
-        let name = match self {
-            CredentialSource::Bearer => &AUTHORIZATION,
-            CredentialSource::Header(name) => name,
-        };
-        let mut values = headers.get_all(name).iter();
+        let mut values = headers.get_all(self.name()).iter();
         let value = values.next().ok_or(TokenRejection::MissingCredentials)?;
         // Two headers are two credentials: RFC 6750 forbids presenting more
         // than one, and picking either would let a proxy's header and the

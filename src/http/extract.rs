@@ -1,9 +1,10 @@
 //! Handlers take the verified token as an extractor, and check what it
 //! grants in one line.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 
+use super::layer::Anonymous;
 use super::rejection::TokenRejection;
 use crate::actor::Role;
 use crate::scope::Scope;
@@ -13,23 +14,57 @@ use crate::service::VerifiedToken;
 ///
 /// On a route the layer does not cover there is none, and the extractor
 /// answers [`TokenRejection::NotInstalled`] (500): a routing bug must not let
-/// requests through unauthenticated.
+/// requests through unauthenticated. On a route of an
+/// [optional](super::TokenLayer::optional) layer, a request that came
+/// without a token is refused with
+/// [`TokenRejection::MissingCredentials`] (401): this handler needs one.
 impl<S: Send + Sync> FromRequestParts<S> for VerifiedToken {
     type Rejection = TokenRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<VerifiedToken>()
-            .cloned()
-            .ok_or_else(|| {
-                tracing::error!(
-                    path = parts.uri.path(),
-                    "a handler takes a VerifiedToken on a route without TokenLayer"
-                );
-                TokenRejection::NotInstalled
-            })
+        match verified(parts)? {
+            Some(token) => Ok(token),
+            None => {
+                tracing::debug!(reason = %TokenRejection::MissingCredentials, "API token refused");
+                Err(TokenRejection::MissingCredentials)
+            }
+        }
     }
+}
+
+/// `Option<VerifiedToken>`, for routes behind an
+/// [optional](super::TokenLayer::optional) layer: `None` for a request the
+/// layer let through without a token, the token otherwise. (The layer has
+/// already refused every request whose header was present but not valid.)
+///
+/// On a route no layer covers it answers [`TokenRejection::NotInstalled`]
+/// (500), like the plain extractor: `None` there would serve every caller as
+/// anonymous, tokens or not.
+impl<S: Send + Sync> OptionalFromRequestParts<S> for VerifiedToken {
+    type Rejection = TokenRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        verified(parts)
+    }
+}
+
+/// The verified token, `None` if an optional layer passed the request
+/// without one, or `NotInstalled` if no layer ran.
+fn verified(parts: &Parts) -> Result<Option<VerifiedToken>, TokenRejection> {
+    if let Some(token) = parts.extensions.get::<VerifiedToken>() {
+        return Ok(Some(token.clone()));
+    }
+    if parts.extensions.get::<Anonymous>().is_some() {
+        return Ok(None);
+    }
+    tracing::error!(
+        path = parts.uri.path(),
+        "a handler takes a VerifiedToken on a route without TokenLayer"
+    );
+    Err(TokenRejection::NotInstalled)
 }
 
 impl VerifiedToken {

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, Request};
 use axum::response::{IntoResponse, Response};
 use tower_layer::Layer;
 use tower_service::Service;
+use tracing::Instrument;
 
 use super::credential::CredentialSource;
 use super::rejection::TokenRejection;
@@ -29,6 +30,19 @@ use crate::service::{TokenService, VerifiedToken};
 ///
 /// The layer checks that a token is valid, not what it may do: handlers
 /// check that with [`VerifiedToken::require`].
+///
+/// [`TokenLayer::optional`] makes the token optional: a request without the
+/// header passes anonymously, and handlers take `Option<VerifiedToken>`.
+///
+/// # Tracing
+///
+/// Once a token is verified, the layer records its public id (never its
+/// text) as `token_id` on the current span, for services whose request span
+/// declares that field (`tower_http`'s `TraceLayer` with
+/// `token_id = tracing::field::Empty` in its span, say), and runs the inner
+/// service inside an `INFO` span named `api_token` that carries `token_id`,
+/// so every event a handler logs names the token without any setup. With no
+/// subscriber interested, neither costs more than a check of a cached flag.
 ///
 /// ```no_run
 /// use std::sync::Arc;
@@ -50,7 +64,15 @@ pub struct TokenLayer {
 struct Config {
     tokens: Arc<TokenService>,
     source: CredentialSource,
+    /// Whether a request without the header passes, anonymously.
+    optional: bool,
 }
+
+/// The mark an [optional](TokenLayer::optional) layer leaves on a request it
+/// let through without a token, so the extractors can tell "anonymous" from
+/// "no layer here".
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Anonymous;
 
 impl TokenLayer {
     /// A layer verifying `Authorization: Bearer <token>` headers with `tokens`.
@@ -59,6 +81,48 @@ impl TokenLayer {
             config: Arc::new(Config {
                 tokens,
                 source: CredentialSource::Bearer,
+                optional: false,
+            }),
+        }
+    }
+
+    /// A layer for routes that serve anonymous callers too: a request
+    /// **without** the credential header passes with no token, and the
+    /// handler's `Option<VerifiedToken>` is `None` (a handler taking a plain
+    /// [`VerifiedToken`] refuses it with
+    /// [`MissingCredentials`](TokenRejection::MissingCredentials), 401).
+    ///
+    /// A header that is present is checked exactly as [`new`](Self::new)
+    /// checks it: a request whose header is malformed or empty, whose token
+    /// is invalid, revoked or expired, or whose `Authorization` names
+    /// another scheme, is refused. A client that tried to authenticate is
+    /// never served as anonymous instead.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use axum::{Router, routing::get};
+    /// use api_tokens::http::TokenLayer;
+    /// use api_tokens::{TokenService, VerifiedToken};
+    ///
+    /// async fn catalog(token: Option<VerifiedToken>) -> String {
+    ///     match token {
+    ///         Some(token) => format!("the catalog, with prices for {}", token.scope()),
+    ///         None => "the public catalog".to_owned(),
+    ///     }
+    /// }
+    ///
+    /// fn router(tokens: Arc<TokenService>) -> Router {
+    ///     Router::new()
+    ///         .route("/catalog", get(catalog))
+    ///         .route_layer(TokenLayer::optional(tokens))
+    /// }
+    /// ```
+    pub fn optional(tokens: Arc<TokenService>) -> Self {
+        TokenLayer {
+            config: Arc::new(Config {
+                tokens,
+                source: CredentialSource::Bearer,
+                optional: true,
             }),
         }
     }
@@ -73,6 +137,7 @@ impl TokenLayer {
             config: Arc::new(Config {
                 tokens: Arc::clone(&self.config.tokens),
                 source: CredentialSource::Header(header),
+                optional: self.config.optional,
             }),
         }
     }
@@ -130,6 +195,7 @@ impl fmt::Debug for TokenLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenLayer")
             .field("source", &self.config.source)
+            .field("optional", &self.config.optional)
             .finish_non_exhaustive()
     }
 }
@@ -170,10 +236,19 @@ where
         let mut inner = std::mem::replace(&mut self.inner, ready);
         let config = Arc::clone(&self.config);
         Box::pin(async move {
+            if config.optional && !config.source.is_present(request.headers()) {
+                request.extensions_mut().insert(Anonymous);
+                return inner.call(request).await;
+            }
             match config.authenticate(request.headers()).await {
                 Ok(verified) => {
+                    // The public id only: lists show it, logs may too.
+                    let id = verified.id();
+                    tracing::Span::current().record("token_id", tracing::field::display(id));
+                    let span = tracing::info_span!("api_token", token_id = %id);
                     request.extensions_mut().insert(verified);
-                    inner.call(request).await
+                    let future = span.in_scope(|| inner.call(request));
+                    future.instrument(span).await
                 }
                 Err(rejection) => Ok(rejection.into_response()),
             }

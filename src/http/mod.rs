@@ -12,6 +12,14 @@
 //!   precise reason goes to [`tracing`](https://docs.rs/tracing) at debug
 //!   level, with the token's public id and never its text; a store failure
 //!   answers 503 and is logged as a warning.
+//! - [`TokenLayer::optional`] serves anonymous callers too: handlers take
+//!   `Option<VerifiedToken>`, which is `None` for a request without the
+//!   header; a header that is present must still hold a valid token.
+//! - The management errors ([`IssueError`](crate::IssueError),
+//!   [`RevokeError`](crate::RevokeError), …) are responses too, so the
+//!   handlers of a token dashboard use `?`; see [Error codes](#error-codes).
+//! - The layer names the verified token's id in the service's traces: see
+//!   [`TokenLayer`]'s *Tracing*.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -38,11 +46,122 @@
 //!
 //! `examples/axum_service.rs` is a whole service: the dashboard's create,
 //! list and revoke as endpoints, and a protected resource per domain.
+//!
+//! # Error codes
+//!
+//! Every error this module answers with, the layer's refusals and the
+//! management errors alike, has one JSON shape, so a client parses one:
+//!
+//! ```json
+//! {"error":"not_found","error_description":"no such resource that the caller may manage"}
+//! ```
+//!
+//! It is the shape RFC 6750 gives a refused token (and OAuth 2.0 every
+//! error): `error` is a stable code for programs to match, and
+//! `error_description` a sentence for people, which may change between
+//! versions. Every error answer carries `Content-Type: application/json`
+//! and `Cache-Control: no-store`; every 503 carries `Retry-After: 5`.
+//!
+//! The management errors, [`IssueError`], [`ListError`], [`LookupError`],
+//! [`RevokeError`], [`RevokeScopeError`], [`RotateError`] and
+//! [`StoreError`], implement [`IntoResponse`](axum::response::IntoResponse),
+//! so a handler returns `Result<_, RevokeError>` and uses `?`; [`HttpError`]
+//! tells the code and status without building the response, to log or count
+//! them.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use api_tokens::{Actor, RevokeError, TokenId, TokenService};
+//! use axum::extract::{Path, State};
+//!
+//! async fn revoke(
+//!     State(tokens): State<Arc<TokenService>>,
+//!     Path(id): Path<TokenId>,
+//! ) -> Result<&'static str, RevokeError> {
+//!     let admin: Actor = signed_in_admin();
+//!     tokens.revoke(&admin, id).await?; // 404 not_found, 503, …
+//!     Ok("revoked")
+//! }
+//! # fn signed_in_admin() -> Actor { unimplemented!() }
+//! ```
+//!
+//! Management errors:
+//!
+//! | code | status | meaning | errors |
+//! |---|---|---|---|
+//! | `not_found` | 404 | no such token, or a token or scope the caller may not manage | `NotFound` of [`RevokeError`], [`RotateError`], [`LookupError`]; `NotAllowed` of [`IssueError`], [`ListError`], [`RevokeScopeError`] |
+//! | `role_too_high` | 403 | the token's role would exceed the caller's at its scope | `RoleTooHigh` of [`IssueError`], [`RotateError`] |
+//! | `invalid_label` | 422 | the label breaks the [label rules](crate::Label) | [`IssueError::InvalidLabel`] |
+//! | `invalid_reason` | 422 | the revocation reason breaks the label rules | `InvalidReason` of [`RevokeError`], [`RevokeScopeError`] |
+//! | `expiry_not_in_future` | 422 | the expiry asked for has passed | [`IssueError::ExpiryNotInFuture`] |
+//! | `expiry_out_of_range` | 422 | the expiry asked for lies past the year 9999 | [`IssueError::ExpiryOutOfRange`] |
+//! | `lifetime_too_long` | 422 | the expiry lies further ahead than the policy allows | [`IssueError::LifetimeTooLong`] |
+//! | `expiry_required` | 422 | the policy requires tokens of this kind to expire | [`IssueError::MustExpire`] |
+//! | `token_revoked` | 409 | the token to rotate is revoked | [`RotateError::Revoked`] |
+//! | `token_expired` | 409 | the token to rotate has expired | [`RotateError::Expired`] |
+//! | `already_rotated` | 409 | the token was rotated before; the description names its successor | [`RotateError::AlreadyReplaced`] |
+//! | `negative_grace` | 422 | a grace period below zero | [`RotateError::NegativeGrace`] |
+//! | `grace_too_long` | 422 | a grace period that outlasts the token | [`RotateError::GraceTooLong`] |
+//! | `grace_out_of_range` | 422 | a grace period ending past the year 9999 | [`RotateError::GraceOutOfRange`] |
+//! | `invalid_page_size` | 422 | a page size of zero or above the maximum | [`ListError::InvalidPageSize`] |
+//! | `invalid_window` | 422 | a negative expiry window | [`ListError::InvalidWindow`] |
+//! | `temporarily_unavailable` | 503 | the token store cannot be reached; retry later | [`StoreError::Unavailable`], alone or inside any of the above |
+//! | `server_error` | 500 | a failure on the server's side; retrying will not help | every other [`StoreError`]; `RandomSource` of [`IssueError`], [`RotateError`]; [`RotateError::SuccessorExpiryOutOfRange`] |
+//!
+//! What the description says:
+//!
+//! - `not_found` has one fixed body, byte for byte, whatever the error
+//!   named: "absent" and "not yours" look alike, so a caller learns nothing
+//!   about other tenants' tokens (the error's id or scope is in its
+//!   `Display`, for the service's logs, never in the body).
+//! - 403, 409 and 422 answers carry the error's message, which says what to
+//!   change (a label error gives the position and code point of a bad
+//!   character, never the label's text).
+//! - 500 and 503 answers have fixed bodies. Their cause is logged through
+//!   `tracing`, at error level for a 500 and warn level for a 503, with the
+//!   `operation` and `code`; 4xx answers are logged at debug level.
+//!
+//! The layer's refusals ([`TokenRejection`]; challenges as RFC 6750 §3
+//! prescribes):
+//!
+//! | code | status | meaning |
+//! |---|---|---|
+//! | `missing_token` | 401 | the route needs a token and the request presents none |
+//! | `invalid_request` | 400 | the credential header is malformed |
+//! | `invalid_token` | 401 | the token is malformed, unknown, wrong, revoked or expired |
+//! | `insufficient_scope` | 403 | the token does not grant the scope or role required |
+//! | `temporarily_unavailable` | 503 | the token store is unavailable; retry later |
+//! | `server_error` | 500 | the route's handler needs a token but no layer covers it |
+//!
+//! [`IssueError`]: crate::IssueError
+//! [`IssueError::InvalidLabel`]: crate::IssueError::InvalidLabel
+//! [`IssueError::ExpiryNotInFuture`]: crate::IssueError::ExpiryNotInFuture
+//! [`IssueError::ExpiryOutOfRange`]: crate::IssueError::ExpiryOutOfRange
+//! [`IssueError::LifetimeTooLong`]: crate::IssueError::LifetimeTooLong
+//! [`IssueError::MustExpire`]: crate::IssueError::MustExpire
+//! [`ListError`]: crate::ListError
+//! [`ListError::InvalidPageSize`]: crate::ListError::InvalidPageSize
+//! [`ListError::InvalidWindow`]: crate::ListError::InvalidWindow
+//! [`LookupError`]: crate::LookupError
+//! [`RevokeError`]: crate::RevokeError
+//! [`RevokeScopeError`]: crate::RevokeScopeError
+//! [`RotateError`]: crate::RotateError
+//! [`RotateError::Revoked`]: crate::RotateError::Revoked
+//! [`RotateError::Expired`]: crate::RotateError::Expired
+//! [`RotateError::AlreadyReplaced`]: crate::RotateError::AlreadyReplaced
+//! [`RotateError::NegativeGrace`]: crate::RotateError::NegativeGrace
+//! [`RotateError::GraceTooLong`]: crate::RotateError::GraceTooLong
+//! [`RotateError::GraceOutOfRange`]: crate::RotateError::GraceOutOfRange
+//! [`RotateError::SuccessorExpiryOutOfRange`]: crate::RotateError::SuccessorExpiryOutOfRange
+//! [`StoreError`]: crate::StoreError
+//! [`StoreError::Unavailable`]: crate::StoreError::Unavailable
 
 mod credential;
+mod errors;
 mod extract;
 mod layer;
 mod rejection;
 
+pub use errors::HttpError;
 pub use layer::{TokenLayer, TokenMiddleware};
 pub use rejection::TokenRejection;

@@ -2,10 +2,11 @@
 //! RFC 6750 challenge and a JSON body that says no more than the challenge.
 
 use axum::body::Body;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::errors::RETRY_AFTER_SECONDS;
 use crate::error::VerifyError;
 
 /// Why the middleware, the [`VerifiedToken`](crate::VerifiedToken) extractor
@@ -18,7 +19,7 @@ use crate::error::VerifyError;
 /// | [`MalformedCredentials`](Self::MalformedCredentials) | 400 | `Bearer error="invalid_request", …` |
 /// | [`InvalidToken`](Self::InvalidToken) | 401 | `Bearer error="invalid_token", …` |
 /// | [`InsufficientScope`](Self::InsufficientScope) | 403 | `Bearer error="insufficient_scope", …` |
-/// | [`Unavailable`](Self::Unavailable) | 503 | none |
+/// | [`Unavailable`](Self::Unavailable) | 503 | none (`Retry-After` instead) |
 /// | [`NotInstalled`](Self::NotInstalled) | 500 | none |
 ///
 /// The body is JSON with the challenge's `error` code and
@@ -63,6 +64,7 @@ pub enum TokenRejection {
 /// The fixed parts of one answer.
 struct Answer {
     status: StatusCode,
+    code: &'static str,
     challenge: Option<&'static str>,
     body: &'static str,
 }
@@ -75,6 +77,7 @@ macro_rules! rfc6750_answer {
     ($status:ident, $code:literal, $description:literal) => {
         Answer {
             status: StatusCode::$status,
+            code: $code,
             challenge: Some(concat!(
                 "Bearer error=\"",
                 $code,
@@ -99,6 +102,13 @@ impl TokenRejection {
         self.answer().status
     }
 
+    /// The machine-readable code this rejection answers with: the body's
+    /// `error` member (`invalid_token`, `missing_token`, …). The
+    /// [`http` module](super#error-codes) lists them all.
+    pub fn code(self) -> &'static str {
+        self.answer().code
+    }
+
     /// The rejection for a token [`TokenService::verify`](crate::TokenService::verify)
     /// refused. Everything but a store failure is the client's bad token.
     pub(crate) fn from_verify(error: &VerifyError) -> Self {
@@ -112,6 +122,7 @@ impl TokenRejection {
         match self {
             TokenRejection::MissingCredentials => Answer {
                 status: StatusCode::UNAUTHORIZED,
+                code: "missing_token",
                 challenge: Some("Bearer"),
                 body: r#"{"error":"missing_token","error_description":"this resource needs an API token"}"#,
             },
@@ -130,11 +141,13 @@ impl TokenRejection {
             ),
             TokenRejection::Unavailable => Answer {
                 status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "temporarily_unavailable",
                 challenge: None,
                 body: r#"{"error":"temporarily_unavailable","error_description":"the token could not be checked; retry later"}"#,
             },
             TokenRejection::NotInstalled => Answer {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
+                code: "server_error",
                 challenge: None,
                 body: r#"{"error":"server_error","error_description":"the server cannot check tokens on this route"}"#,
             },
@@ -155,6 +168,10 @@ impl IntoResponse for TokenRejection {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(challenge) = answer.challenge {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        if answer.status == StatusCode::SERVICE_UNAVAILABLE {
+            // The same hint a management call's 503 gives (RFC 9110 §10.2.3).
+            headers.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }
         response
     }
@@ -179,6 +196,7 @@ mod tests {
             let body: serde_json::Value = serde_json::from_str(rejection.answer().body).unwrap();
             assert!(body["error"].is_string(), "{rejection:?}");
             assert!(body["error_description"].is_string(), "{rejection:?}");
+            assert_eq!(body["error"], rejection.code(), "{rejection:?}");
         }
     }
 
