@@ -31,7 +31,9 @@ async fn revoke(
     State(tokens): State<Arc<TokenService>>,
     Path(id): Path<TokenId>,
 ) -> Result<&'static str, RevokeError> {
-    tokens.revoke(&org_admin("globex"), id).await?;
+    tokens
+        .revoke(&org_admin("globex"), &org("globex"), id)
+        .await?;
     Ok("revoked")
 }
 

@@ -285,11 +285,13 @@ async fn an_optional_layer_never_downgrades_a_bad_credential_to_anonymous() {
     let valid = protected.issue(acme_token()).await;
     let revoked = protected.issue(acme_token()).await;
     let revoked_id = revoked[ID_AT..SECRET_AT].parse().unwrap();
-    protected.tokens.revoke(&admin, revoked_id).await.unwrap();
-    let expired = protected
-        .issue(acme_token().expires_at(START + time::Duration::minutes(1)))
-        .await;
-    protected.clock.advance(time::Duration::minutes(1));
+    protected
+        .tokens
+        .revoke(&admin, &acme_token().scope, revoked_id)
+        .await
+        .unwrap();
+    let expired = protected.issue(acme_token().expires_in(MINUTE)).await;
+    protected.clock.advance(MINUTE);
     let wrong = altered(&valid, SECRET_AT, other_than(valid.as_bytes()[SECRET_AT]));
 
     for (what, token) in [

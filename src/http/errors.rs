@@ -35,11 +35,11 @@ pub(crate) const RETRY_AFTER_SECONDS: u16 = 5;
 ///
 /// ```no_run
 /// use api_tokens::http::HttpError;
-/// use api_tokens::{Actor, TokenId, TokenService};
+/// use api_tokens::{Actor, Scope, TokenId, TokenService};
 /// use axum::response::{IntoResponse, Response};
 ///
-/// async fn revoke(tokens: &TokenService, admin: &Actor, id: TokenId) -> Response {
-///     match tokens.revoke(admin, id).await {
+/// async fn revoke(tokens: &TokenService, admin: &Actor, scope: &Scope, id: TokenId) -> Response {
+///     match tokens.revoke(admin, scope, id).await {
 ///         Ok(_) => "revoked".into_response(),
 ///         Err(error) => {
 ///             // "not_found", "invalid_reason", "temporarily_unavailable", …
@@ -84,11 +84,9 @@ enum Case {
     TokenRevoked,
     TokenExpired,
     AlreadyRotated,
-    NegativeGrace,
     GraceTooLong,
     GraceOutOfRange,
     InvalidPageSize,
-    InvalidWindow,
     Unavailable,
     ServerError,
 }
@@ -105,11 +103,9 @@ impl Case {
             | Case::ExpiryOutOfRange
             | Case::LifetimeTooLong
             | Case::ExpiryRequired
-            | Case::NegativeGrace
             | Case::GraceTooLong
             | Case::GraceOutOfRange
-            | Case::InvalidPageSize
-            | Case::InvalidWindow => StatusCode::UNPROCESSABLE_ENTITY,
+            | Case::InvalidPageSize => StatusCode::UNPROCESSABLE_ENTITY,
             Case::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Case::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -128,11 +124,9 @@ impl Case {
             Case::TokenRevoked => "token_revoked",
             Case::TokenExpired => "token_expired",
             Case::AlreadyRotated => "already_rotated",
-            Case::NegativeGrace => "negative_grace",
             Case::GraceTooLong => "grace_too_long",
             Case::GraceOutOfRange => "grace_out_of_range",
             Case::InvalidPageSize => "invalid_page_size",
-            Case::InvalidWindow => "invalid_window",
             // The layer's own codes for the same situations, so a client
             // handles an outage or a server bug alike wherever it met it.
             Case::Unavailable => "temporarily_unavailable",
@@ -212,7 +206,6 @@ impl RotateError {
             RotateError::Revoked { .. } => Case::TokenRevoked,
             RotateError::Expired { .. } => Case::TokenExpired,
             RotateError::AlreadyReplaced { .. } => Case::AlreadyRotated,
-            RotateError::NegativeGrace => Case::NegativeGrace,
             RotateError::GraceTooLong { .. } => Case::GraceTooLong,
             RotateError::GraceOutOfRange => Case::GraceOutOfRange,
             // The successor's expiry comes from the service's policy and
@@ -230,7 +223,6 @@ impl ListError {
         match self {
             ListError::NotAllowed { .. } => Case::NotFound,
             ListError::InvalidPageSize { .. } => Case::InvalidPageSize,
-            ListError::InvalidWindow => Case::InvalidWindow,
             ListError::Store(store) => store.http_case(),
         }
     }

@@ -71,15 +71,16 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use api_tokens::{Actor, RevokeError, TokenId, TokenService};
+//! use api_tokens::{Actor, OrganizationId, RevokeError, Scope, TokenId, TokenService};
 //! use axum::extract::{Path, State};
 //!
 //! async fn revoke(
 //!     State(tokens): State<Arc<TokenService>>,
-//!     Path(id): Path<TokenId>,
+//!     Path((org, id)): Path<(OrganizationId, TokenId)>,
 //! ) -> Result<&'static str, RevokeError> {
 //!     let admin: Actor = signed_in_admin();
-//!     tokens.revoke(&admin, id).await?; // 404 not_found, 503, …
+//!     let scope = Scope::organization(org);
+//!     tokens.revoke(&admin, &scope, id).await?; // 404 not_found, 503, …
 //!     Ok("revoked")
 //! }
 //! # fn signed_in_admin() -> Actor { unimplemented!() }
@@ -100,11 +101,9 @@
 //! | `token_revoked` | 409 | the token to rotate is revoked | [`RotateError::Revoked`] |
 //! | `token_expired` | 409 | the token to rotate has expired | [`RotateError::Expired`] |
 //! | `already_rotated` | 409 | the token was rotated before; the description names its successor | [`RotateError::AlreadyReplaced`] |
-//! | `negative_grace` | 422 | a grace period below zero | [`RotateError::NegativeGrace`] |
 //! | `grace_too_long` | 422 | a grace period that outlasts the token | [`RotateError::GraceTooLong`] |
 //! | `grace_out_of_range` | 422 | a grace period ending past the year 9999 | [`RotateError::GraceOutOfRange`] |
 //! | `invalid_page_size` | 422 | a page size of zero or above the maximum | [`ListError::InvalidPageSize`] |
-//! | `invalid_window` | 422 | a negative expiry window | [`ListError::InvalidWindow`] |
 //! | `temporarily_unavailable` | 503 | the token store cannot be reached; retry later | [`StoreError::Unavailable`], alone or inside any of the above |
 //! | `server_error` | 500 | a failure on the server's side; retrying will not help | every other [`StoreError`]; `RandomSource` of [`IssueError`], [`RotateError`]; [`RotateError::SuccessorExpiryOutOfRange`] |
 //!
@@ -141,7 +140,6 @@
 //! [`IssueError::MustExpire`]: crate::IssueError::MustExpire
 //! [`ListError`]: crate::ListError
 //! [`ListError::InvalidPageSize`]: crate::ListError::InvalidPageSize
-//! [`ListError::InvalidWindow`]: crate::ListError::InvalidWindow
 //! [`LookupError`]: crate::LookupError
 //! [`RevokeError`]: crate::RevokeError
 //! [`RevokeScopeError`]: crate::RevokeScopeError
@@ -149,7 +147,6 @@
 //! [`RotateError::Revoked`]: crate::RotateError::Revoked
 //! [`RotateError::Expired`]: crate::RotateError::Expired
 //! [`RotateError::AlreadyReplaced`]: crate::RotateError::AlreadyReplaced
-//! [`RotateError::NegativeGrace`]: crate::RotateError::NegativeGrace
 //! [`RotateError::GraceTooLong`]: crate::RotateError::GraceTooLong
 //! [`RotateError::GraceOutOfRange`]: crate::RotateError::GraceOutOfRange
 //! [`RotateError::SuccessorExpiryOutOfRange`]: crate::RotateError::SuccessorExpiryOutOfRange

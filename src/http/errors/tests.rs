@@ -5,7 +5,7 @@ use std::io;
 
 use axum::http::HeaderMap;
 use axum::http::header::WWW_AUTHENTICATE;
-use time::Duration;
+use std::time::Duration;
 
 use super::*;
 use crate::actor::Role;
@@ -203,7 +203,7 @@ async fn issue_expiry_out_of_range_is_422() {
 async fn issue_lifetime_too_long_is_422() {
     let error = IssueError::LifetimeTooLong {
         kind: ScopeKind::Domain,
-        max: Duration::days(90),
+        max: Duration::from_secs(90 * 86_400),
     };
     assert_explained(error, 422, "lifetime_too_long").await;
 }
@@ -212,7 +212,7 @@ async fn issue_lifetime_too_long_is_422() {
 async fn issue_must_expire_is_422() {
     let error = IssueError::MustExpire {
         kind: ScopeKind::Organization,
-        max: Duration::days(365),
+        max: Duration::from_secs(365 * 86_400),
     };
     assert_explained(error, 422, "expiry_required").await;
 }
@@ -310,14 +310,9 @@ async fn rotate_already_replaced_is_409_and_names_the_successor() {
 }
 
 #[tokio::test]
-async fn rotate_negative_grace_is_422() {
-    assert_explained(RotateError::NegativeGrace, 422, "negative_grace").await;
-}
-
-#[tokio::test]
 async fn rotate_grace_too_long_is_422() {
     let error = RotateError::GraceTooLong {
-        remaining: Duration::hours(3),
+        remaining: Duration::from_secs(3 * 3600),
     };
     assert_explained(error, 422, "grace_too_long").await;
 }
@@ -367,11 +362,6 @@ async fn list_invalid_page_size_is_422() {
         max: 100,
     };
     assert_explained(error, 422, "invalid_page_size").await;
-}
-
-#[tokio::test]
-async fn list_invalid_window_is_422() {
-    assert_explained(ListError::InvalidWindow, 422, "invalid_window").await;
 }
 
 #[tokio::test]
