@@ -17,7 +17,7 @@ use crate::label::Label;
 use crate::policy::Expiry;
 use crate::record::{Revocation, StoredCredential, TokenStatus};
 use crate::scope::Scope;
-use crate::store::{ExpiryCursor, Retirement, RotateOutcome, ScopeRevoked};
+use crate::store::{ExpiryCursor, Retirement, RotateOutcome, ScopeFilter, ScopeRevoked};
 use crate::token::TokenId;
 
 /// How many tokens one store call of [`TokenService::purge`] deletes at most.
@@ -126,7 +126,11 @@ impl TokenService {
                 label: old.label.clone(),
                 old_valid_until,
             };
-            match self.store.rotate(id, retire.clone(), successor).await {
+            match self
+                .store
+                .rotate(&old.scope, id, retire.clone(), successor)
+                .await
+            {
                 Ok(RotateOutcome::Rotated) => {
                     self.audit.send(event);
                     return Ok(IssuedToken { token, summary });
@@ -240,7 +244,12 @@ impl TokenService {
         let end = now.saturating_add(within);
         let listed = self
             .store
-            .list_expiring(scope, start..end, page.after, page.limit + 1)
+            .list_expiring(
+                &ScopeFilter::Exactly(scope.clone()),
+                start..end,
+                page.after,
+                page.limit + 1,
+            )
             .await?;
         Ok(self.page(listed, page.limit, |listed| match listed {
             Ok(record) => ExpiryCursor::of(record),

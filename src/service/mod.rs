@@ -46,7 +46,7 @@ use crate::policy::{Expiry, ExpiryPolicy};
 use crate::record::{DamagedToken, Revocation, TokenRecord, TokenSummary};
 use crate::scan::redact_any_format;
 use crate::scope::Scope;
-use crate::store::{Cursor, ListedRecord, RevokeOutcome, TokenStore};
+use crate::store::{Cursor, ListedRecord, RevokeOutcome, ScopeFilter, TokenStore};
 use crate::token::{PlaintextToken, TokenFormat, TokenId};
 use crate::usage::{OncePerInterval, UsageTracker};
 use unconfirmed::{Change, ChangeKind, Unconfirmed};
@@ -687,12 +687,12 @@ impl TokenService {
             at: revocation.at,
             actor: actor.id.clone(),
             token: id,
-            scope,
+            scope: scope.clone(),
             role,
             label,
             reason: revocation.reason.clone(),
         };
-        match self.store.revoke(id, revocation.clone()).await {
+        match self.store.revoke(&scope, id, revocation.clone()).await {
             Ok(RevokeOutcome::Revoked) => {
                 self.audit.send(event);
                 Ok(Revoked::Now(revocation))
@@ -812,7 +812,8 @@ impl TokenService {
             });
         }
         // One record more than asked tells whether another page follows.
-        let listed = self.store.list(scope, page.after, page.limit + 1).await?;
+        let filter = ScopeFilter::Exactly(scope.clone());
+        let listed = self.store.list(&filter, page.after, page.limit + 1).await?;
         Ok(self.page(listed, page.limit, |listed| match listed {
             Ok(record) => Some(Cursor::of(record)),
             Err(damaged) => Some(Cursor {
