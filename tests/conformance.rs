@@ -205,9 +205,7 @@ async fn run_reports_every_failing_check_not_just_the_first() {
         .await
         .expect_err("a store with two faults fails");
     let panic = failed.into_panic();
-    let message = panic
-        .downcast_ref::<String>()
-        .expect("a formatted message");
+    let message = panic.downcast_ref::<String>().expect("a formatted message");
     for check in [
         "records_read_back_identical",
         "revoke_reaches_only_its_own_scope",

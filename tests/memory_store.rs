@@ -103,7 +103,10 @@ async fn credentials_agree_with_records_through_every_change() {
         by: ActorId::new("bob").unwrap(),
         reason: None,
     };
-    store.revoke(&org("acme"), ids[0], revocation).await.unwrap();
+    store
+        .revoke(&org("acme"), ids[0], revocation)
+        .await
+        .unwrap();
     agree(&store, &ids).await;
     assert!(
         store

@@ -411,13 +411,13 @@ impl TokenStore for SqliteStore {
         Ok(rows.into_iter().map(Row::into_listed).collect())
     }
 
-    /// One transaction holding SQLite's write lock, of one statement that
-    /// revokes up to `limit` of the creator's live tokens read from one
-    /// index range (`<table>_by_creator`), and returns their ids; again
-    /// only for a row whose id cannot be named (edited by hand), which is
-    /// revoked but not counted. Its size is bounded by `limit`, plus the
-    /// creator's tokens covered by scope marks, read and skipped until
-    /// they are purged.
+    /// One transaction holding SQLite's write lock: one statement revokes
+    /// up to `limit` of the creator's live tokens, read from one index range
+    /// (`<table>_by_creator`), and returns their ids. (It runs again only
+    /// if a returned id could not be named, a row edited by hand: that row
+    /// is revoked all the same but does not count towards `limit`.) Its
+    /// size is bounded by `limit`, plus the creator's tokens covered by
+    /// scope marks, read and skipped until they are purged.
     async fn revoke_created_by(
         &self,
         creator: &ActorId,
