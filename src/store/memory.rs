@@ -248,13 +248,14 @@ impl MemoryStore {
         }
     }
 
-    /// The ids listed under the scopes `filter` reads.
+    /// The ids listed under the scopes `filter` reads, each scope's newest
+    /// first.
     fn ids_of(&self, filter: &ScopeFilter) -> Vec<TokenId> {
         let scopes = read(&self.scopes);
         scopes
             .read_by(filter)
             .into_iter()
-            .flat_map(|index| index.positions.iter().map(|position| position.id))
+            .flat_map(|index| index.positions.iter().rev().map(|position| position.id))
             .collect()
     }
 }

@@ -11,9 +11,12 @@
 //! needs a transaction with another. [`find_credential`] is the one
 //! verification calls: it must agree with [`find`](TokenStore::find) (a
 //! database answers it from the same row, as the example does from the same
-//! map). The example keeps everything under one lock, which makes every
-//! method trivially atomic; the memory store shows how to do better. Prove
-//! a store keeps the contract with the suite in `conformance` (feature
+//! map). Writes to one token name the scope the caller addresses, and must
+//! miss a token of any other scope in the same atomic step; lists read the
+//! scopes a [`ScopeFilter`] names ([`ScopeFilter::reads`] says which). The
+//! example keeps everything under one lock, which makes every method
+//! trivially atomic; the memory store shows how to do better. Prove a store
+//! keeps the contract with the suite in `conformance` (feature
 //! `conformance`), as every store of this crate does.
 //!
 //! ```
@@ -475,9 +478,9 @@ pub enum ScopeFilter {
     /// [covers](Scope::covers): an organization and all its domains. For a
     /// domain, the same as `Exactly`.
     Covered(Scope),
-    /// Every token in the store: for operators' background jobs only (a
-    /// store may answer it at a cost that grows with the number of scopes,
-    /// see each store's docs), never for a tenant's request.
+    /// Every token in the store: for operators' background jobs only,
+    /// never for a tenant's request (a store may answer it at a cost that
+    /// grows with the store: see each store's docs).
     All,
 }
 
@@ -552,7 +555,8 @@ pub enum Retirement {
 pub enum RotateOutcome {
     /// The successor is stored and the old record retired.
     Rotated,
-    /// No record has the old id.
+    /// No record has the old id at the scope addressed (one at another
+    /// scope is not found either); nothing changed.
     NotFound,
     /// The old record is revoked; nothing changed.
     Revoked,
@@ -568,7 +572,8 @@ pub enum RevokeOutcome {
     Revoked,
     /// The record was revoked before; it keeps that earlier revocation.
     AlreadyRevoked(Revocation),
-    /// No record has this id.
+    /// No record has this id at the scope addressed (one at another scope
+    /// is not found either); nothing changed.
     NotFound,
 }
 

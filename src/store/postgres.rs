@@ -21,10 +21,15 @@
 //!   was cancelled (by the deadline or by the caller) is closed, never
 //!   returned to the pool, where it would stay busy until the server
 //!   finished the abandoned statement.
-//! - **Organization locks.** Inserts and rotations hold their
-//!   organization's advisory lock shared, a scope revocation exclusively,
-//!   for one short statement: under READ COMMITTED a scope mark could
-//!   otherwise miss a successor a concurrent rotation inserted.
+//! - **Organization locks.** Inserts, revocations and rotations hold their
+//!   organizations' advisory locks shared, a scope revocation its one lock
+//!   exclusively, for one short transaction: under READ COMMITTED a scope
+//!   mark could otherwise miss a successor a concurrent rotation inserted,
+//!   or count a token a concurrent revocation revoked too. Offboarding,
+//!   whose tokens lie in organizations it learns only as it revokes them,
+//!   holds one offboarding lock exclusively instead, which scope
+//!   revocations take shared: a step of offboarding and a scope revocation
+//!   (of any tenant) take turns, each short.
 //! - **TLS** (feature `postgres-tls`): `sslmode=verify-full` in the URL,
 //!   and `sslrootcert=<path>` for a private CA.
 
@@ -81,12 +86,11 @@ const MANAGEMENT_CONNECTIONS: u32 = 4;
 /// Most last-used times written by one statement.
 const USES_PER_STATEMENT: usize = 1_000;
 
-/// Most rounds one `revoke_created_by` makes (each finds the creator's live
-/// tokens, then revokes those still live): a round revokes fewer than it
-/// found only when another call revoked some in between, so two rounds
-/// nearly always do. Past this the call gives up, changing nothing, and a
-/// retry starts afresh.
-const OFFBOARDING_ROUNDS: usize = 16;
+/// Offboarding (`revoke_created_by`) holds this advisory lock (an
+/// arbitrary number of ours) exclusively, scope revocations shared: an
+/// offboarding step waits for scope revocations under way, and they for it
+/// (the module docs say why).
+const OFFBOARDING_LOCK: i64 = 0x6170_695f_6f66_6662;
 
 /// PostgreSQL's error codes meaning "try again later": connection
 /// exceptions (class 08), the server shutting down or starting (57P0x), a
@@ -469,8 +473,8 @@ enum Lock {
 }
 
 /// Takes the shared advisory locks of the organizations `orgs` until `tx`
-/// ends, in order: a scope revocation only ever holds one lock, so taking
-/// several shared ones cannot deadlock with it.
+/// ends, in order: a scope revocation only ever holds one organization's
+/// lock, so taking several shared ones cannot deadlock with it.
 async fn lock_orgs_shared<'a>(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     orgs: impl IntoIterator<Item = &'a str>,
@@ -619,6 +623,11 @@ impl TokenStore for PostgresStore {
                 let mark_query = sqlx::query_as(&self.statements.mark_scope);
                 let zero_query = sqlx::query(&self.statements.zero_live);
                 let mut tx = self.begin(conn).await?;
+                sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+                    .bind(OFFBOARDING_LOCK)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(error)?;
                 lock_org(&mut tx, scope.org().as_str(), Lock::Exclusive).await?;
                 let live: Vec<i64> = bind_scope_counts!(count_query, scope)
                     .fetch_all(&mut *tx)
@@ -757,13 +766,14 @@ impl TokenStore for PostgresStore {
         .await
     }
 
-    /// One transaction of a few rounds, each reading up to the rest of
-    /// `limit` of the creator's live tokens from one index range
-    /// (`<table>_by_creator`), taking their organizations' locks shared
-    /// (so no scope revocation counts them too), and revoking those still
-    /// live by primary key. Its size is bounded by `limit`, plus the
-    /// creator's tokens covered by scope marks, which each round reads and
-    /// skips until they are purged.
+    /// One short transaction: the offboarding lock, then one statement
+    /// that revokes up to `limit` of the creator's live tokens read from
+    /// one index range (`<table>_by_creator`, see the `store::sql` docs)
+    /// and returns their ids. (It runs again only if a returned id could
+    /// not be named, a row edited by hand: that row is revoked all the same
+    /// but does not count towards `limit`.) Its size is bounded by `limit`,
+    /// plus the creator's tokens covered by scope marks, read and skipped
+    /// until they are purged.
     async fn revoke_created_by(
         &self,
         creator: &ActorId,
@@ -776,55 +786,36 @@ impl TokenStore for PostgresStore {
         self.call(self.management_pool(), async |conn| {
             let (at, by, reason) = revocation_to_sql::<OffsetDateTime>(&revocation);
             let mut tx = self.begin(conn).await?;
+            // The creator's tokens may lie in any organization, unknown
+            // until the statement reads them: rather than their locks, one
+            // lock that scope revocations take shared, so none of them is
+            // half-way (and none counts a token this revokes too).
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(OFFBOARDING_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(error)?;
             let mut revoked = Vec::new();
-            let mut locked = std::collections::HashSet::new();
-            for _ in 0..OFFBOARDING_ROUNDS {
+            loop {
                 let wanted = limit - revoked.len();
-                let found: Vec<(String, String)> = sqlx::query_as(&self.statements.created_by)
+                let done: Vec<String> = sqlx::query_scalar(&self.statements.revoke_created_by)
+                    .bind(at)
+                    .bind(by)
+                    .bind(reason)
                     .bind(creator.as_str())
                     .bind(limit_to_sql(wanted))
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(error)?;
-                if found.is_empty() {
-                    tx.commit().await.map_err(error)?;
-                    return Ok(revoked);
-                }
-                let unlocked: Vec<&str> = found
-                    .iter()
-                    .map(|(_, org)| org.as_str())
-                    .filter(|org| !locked.contains(*org))
-                    .collect();
-                lock_orgs_shared(&mut tx, unlocked.iter().copied()).await?;
-                locked.extend(unlocked.into_iter().map(str::to_owned));
-                let ids: Vec<&str> = found.iter().map(|(id, _)| id.as_str()).collect();
-                let done: Vec<String> = sqlx::query_scalar(&self.statements.revoke_ids)
-                    .bind(at)
-                    .bind(by)
-                    .bind(reason)
-                    .bind(&ids)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(error)?;
-                // A row whose id was edited into something that is no id is
-                // revoked all the same, but cannot be named, so it does not
-                // count towards `limit`: fewer ids still means none left.
                 revoked.extend(done.iter().filter_map(|id| id.parse::<TokenId>().ok()));
-                // Everything live was found, and nobody took any of it.
-                let all_found = found.len() < wanted && done.len() == found.len();
-                if all_found || revoked.len() == limit {
-                    tx.commit().await.map_err(error)?;
-                    return Ok(revoked);
+                // Fewer than asked: none is left. Otherwise each round
+                // revokes at least one more row, so the loop ends.
+                if done.len() < wanted || revoked.len() == limit {
+                    break;
                 }
             }
-            tx.rollback().await.map_err(error)?;
-            Err(StoreError::Unavailable {
-                source: format!(
-                    "other calls kept revoking this creator's tokens through \
-                     {OFFBOARDING_ROUNDS} rounds; nothing changed, retry"
-                )
-                .into(),
-            })
+            tx.commit().await.map_err(error)?;
+            Ok(revoked)
         })
         .await
     }

@@ -92,22 +92,16 @@ pub(super) struct Statements {
     /// not replaced yet: expiring at `$2` (if not null) or revoked with
     /// `$3`–`$5`. A row of another scope is not touched.
     pub(super) retire: String,
-    /// Up to `$2` ids, with their organizations, of the live tokens
-    /// created by `$1`, oldest first: one range of the partial index
-    /// `<table>_by_creator` (creator, seq) of tokens not revoked on their
-    /// own, each checked against the marks of its scope. Its cost is the
-    /// page plus the creator's tokens covered by scope marks (skipped
-    /// until purged).
-    #[cfg(feature = "postgres")]
-    pub(super) created_by: String,
-    /// Revokes, with `$1`–`$3`, the tokens among the ids `$4` (an array)
-    /// that are still live, and returns their ids.
-    #[cfg(feature = "postgres")]
-    pub(super) revoke_ids: String,
     /// Revokes with `$1`–`$3` up to `$5` live tokens created by `$4`,
-    /// oldest first, and returns their ids: one statement, as SQLite has
-    /// one writer at a time. The same index range as `created_by`.
-    #[cfg(feature = "sqlite")]
+    /// oldest first, and returns their ids, in one statement: it reads one
+    /// range of the partial index `<table>_by_creator` (creator, seq) of
+    /// tokens not revoked on their own, checking each against the marks of
+    /// its scope, so its cost is `$5` rows plus the creator's tokens covered
+    /// by scope marks (read and skipped until purged). On PostgreSQL the
+    /// rows are picked `FOR UPDATE` under the `LIMIT`: a row another
+    /// transaction revokes meanwhile is skipped once it commits and the
+    /// next one taken, so fewer than `$5` rows means none is left. (SQLite
+    /// runs one writer at a time.)
     pub(super) revoke_created_by: String,
     /// Marks organization `$1`'s scope `$2` (a domain, or `''` for the
     /// whole organization) revoked with `$3`–`$5`, through the highest
@@ -247,23 +241,22 @@ impl Statements {
                  AND revoked_at IS NULL AND replaced_by IS NULL AND NOT {covered}",
                 at_scope(7)
             ),
-            #[cfg(feature = "postgres")]
-            created_by: format!(
-                "SELECT t.id, t.org_id FROM {tokens} AS t \
-                 WHERE t.created_by = $1 AND t.revoked_at IS NULL AND NOT {covered_t} \
-                 ORDER BY t.seq LIMIT $2"
-            ),
-            #[cfg(feature = "postgres")]
-            revoke_ids: format!(
-                "UPDATE {tokens} SET {revocation} \
-                 WHERE id = ANY($4) AND revoked_at IS NULL AND NOT {covered} RETURNING id"
-            ),
-            #[cfg(feature = "sqlite")]
-            revoke_created_by: format!(
-                "UPDATE {tokens} SET {revocation} WHERE id IN (SELECT t.id FROM {tokens} AS t \
-                 WHERE t.created_by = $4 AND t.revoked_at IS NULL AND NOT {covered_t} \
-                 ORDER BY t.seq LIMIT $5) RETURNING id"
-            ),
+            revoke_created_by: match dialect {
+                #[cfg(feature = "postgres")]
+                Dialect::Postgres => format!(
+                    "WITH picked AS (SELECT t.id FROM {tokens} AS t \
+                     WHERE t.created_by = $4 AND t.revoked_at IS NULL AND NOT {covered_t} \
+                     ORDER BY t.seq LIMIT $5 FOR UPDATE OF t) \
+                     UPDATE {tokens} AS u SET {revocation} FROM picked \
+                     WHERE u.id = picked.id RETURNING u.id"
+                ),
+                #[cfg(feature = "sqlite")]
+                Dialect::Sqlite => format!(
+                    "UPDATE {tokens} SET {revocation} WHERE id IN (SELECT t.id FROM {tokens} AS t \
+                     WHERE t.created_by = $4 AND t.revoked_at IS NULL AND NOT {covered_t} \
+                     ORDER BY t.seq LIMIT $5) RETURNING id"
+                ),
+            },
             // No mark when one of this scope or its organization already
             // covers every row: repeating a revocation adds nothing for
             // every later read to look through.
