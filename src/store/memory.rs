@@ -16,9 +16,10 @@
 //!   misses alone, the README's timing section has the figures per CPU),
 //!   which says whether an id exists, never anything about a secret.
 //! - Records of one scope share one copy of the scope.
-//! - Lists read an ordered index of each scope's list positions; nothing
-//!   else is indexed (no index by creator or by expiry), which keeps a
-//!   token under 400 bytes. What each call costs is on the
+//! - Lists read an ordered index of each scope's list positions. Nothing
+//!   else is indexed (no index by creator or by expiry): each would cost
+//!   every token memory (the README has the figures per token) for calls
+//!   an operator makes rarely. What each call costs is on the
 //!   [`TokenStore`] methods below.
 
 use std::collections::{BTreeSet, BinaryHeap, HashMap};

@@ -38,13 +38,22 @@ use super::{
     ScopeRevoked,
 };
 
+/// The token's own columns of a record, as [`RecordRow`] reads them.
+macro_rules! token_columns {
+    () => {
+        "t.id, t.scope_kind, t.org_id, t.domain_id, t.role, t.label, \
+         t.key_id, t.digest, t.created_at, t.created_by, t.expires_at, t.revoked_at, t.revoked_by, \
+         t.revoke_reason, t.last_used_at, t.rotated_from, t.replaced_by"
+    };
+}
+
 /// The columns of a record, as [`RecordRow`] reads them: the token's own,
 /// and the revocation of the earliest scope mark that covers it.
-pub(super) const RECORD_COLUMNS: &str = "t.id, t.scope_kind, t.org_id, t.domain_id, t.role, t.label, \
-     t.key_id, t.digest, t.created_at, t.created_by, t.expires_at, t.revoked_at, t.revoked_by, \
-     t.revoke_reason, t.last_used_at, t.rotated_from, t.replaced_by, \
-     m.revoked_at AS scope_revoked_at, m.revoked_by AS scope_revoked_by, \
-     m.revoke_reason AS scope_revoke_reason";
+pub(super) const RECORD_COLUMNS: &str = concat!(
+    token_columns!(),
+    ", m.revoked_at AS scope_revoked_at, m.revoked_by AS scope_revoked_by, \
+     m.revoke_reason AS scope_revoke_reason"
+);
 
 /// The columns an insert writes, in [`bind_record`]'s order.
 const INSERT_COLUMNS: &str = "id, scope_kind, org_id, domain_id, role, label, key_id, digest, \
@@ -185,11 +194,27 @@ impl Statements {
                 n + 3
             )
         };
+        // The columns of a record no mark covers: no join to look for one.
+        let null_time = match dialect {
+            #[cfg(feature = "postgres")]
+            Dialect::Postgres => "TIMESTAMPTZ",
+            #[cfg(feature = "sqlite")]
+            Dialect::Sqlite => "INTEGER",
+        };
+        let unmarked_columns = format!(
+            "{}, CAST(NULL AS {null_time}) AS scope_revoked_at, \
+             CAST(NULL AS TEXT) AS scope_revoked_by, CAST(NULL AS TEXT) AS scope_revoke_reason",
+            token_columns!()
+        );
+        // Only live tokens no mark covers are listed, so they are read
+        // without the join to the marks: with it, SQLite sorted the whole
+        // window instead of reading the index in order.
         let list_expiring = |reads: ReadsKind| {
             let (condition, n) = reads.condition();
             format!(
-                "SELECT {RECORD_COLUMNS} FROM {joined} \
-                 WHERE {condition}t.revoked_at IS NULL AND t.replaced_by IS NULL AND m.id IS NULL \
+                "SELECT {unmarked_columns} FROM {tokens} AS t \
+                 WHERE {condition}t.revoked_at IS NULL AND t.replaced_by IS NULL \
+                 AND NOT {covered_t} \
                  AND t.expires_at >= ${} AND t.expires_at < ${} \
                  AND (t.expires_at, t.id) > (${}, ${}) \
                  ORDER BY t.expires_at, t.id LIMIT ${}",
