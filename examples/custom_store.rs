@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use api_tokens::store::{
-    Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeRevoked,
-    TokenStore,
+    Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeFilter,
+    ScopeRevoked, TokenStore,
 };
 use api_tokens::{
     Actor, ActorId, HashKey, IssueRequest, KeyId, Keyring, MemoryStore, OrganizationId, Revocation,
@@ -71,22 +71,24 @@ impl TokenStore for Metered {
 
     async fn list(
         &self,
-        scope: &Scope,
+        filter: &ScopeFilter,
         after: Option<Cursor>,
         limit: usize,
     ) -> Result<Vec<ListedRecord>, StoreError> {
         self.count(
             &self.other_calls,
-            self.inner.list(scope, after, limit).await,
+            self.inner.list(filter, after, limit).await,
         )
     }
 
     async fn revoke(
         &self,
+        scope: &Scope,
         id: TokenId,
         revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
-        self.count(&self.other_calls, self.inner.revoke(id, revocation).await)
+        let outcome = self.inner.revoke(scope, id, revocation).await;
+        self.count(&self.other_calls, outcome)
     }
 
     async fn revoke_scope(
@@ -102,11 +104,25 @@ impl TokenStore for Metered {
 
     async fn rotate(
         &self,
+        scope: &Scope,
         old: TokenId,
         retire: Retirement,
         successor: TokenRecord,
     ) -> Result<RotateOutcome, StoreError> {
-        let outcome = self.inner.rotate(old, retire, successor).await;
+        let outcome = self.inner.rotate(scope, old, retire, successor).await;
+        self.count(&self.other_calls, outcome)
+    }
+
+    async fn revoke_created_by(
+        &self,
+        creator: &ActorId,
+        revocation: Revocation,
+        limit: usize,
+    ) -> Result<Vec<TokenId>, StoreError> {
+        let outcome = self
+            .inner
+            .revoke_created_by(creator, revocation, limit)
+            .await;
         self.count(&self.other_calls, outcome)
     }
 
@@ -116,12 +132,12 @@ impl TokenStore for Metered {
 
     async fn list_expiring(
         &self,
-        scope: &Scope,
+        filter: &ScopeFilter,
         window: Range<OffsetDateTime>,
         after: Option<ExpiryCursor>,
         limit: usize,
     ) -> Result<Vec<ListedRecord>, StoreError> {
-        let outcome = self.inner.list_expiring(scope, window, after, limit).await;
+        let outcome = self.inner.list_expiring(filter, window, after, limit).await;
         self.count(&self.other_calls, outcome)
     }
 

@@ -167,9 +167,9 @@ pub use record::{
 pub use scan::FoundToken;
 pub use scope::{Scope, ScopeKind};
 pub use service::{
-    DEFAULT_FLUSH_EVERY, DEFAULT_LAST_USED_INTERVAL, IssueRequest, IssuedToken, MAX_PAGE_SIZE,
-    MIN_FLUSH_EVERY, Maintenance, MaintenanceHandle, PURGE_BATCH, PageRequest, Revoked, TokenPage,
-    TokenService, VerifiedToken,
+    CreatorRevoked, DEFAULT_FLUSH_EVERY, DEFAULT_LAST_USED_INTERVAL, IssueRequest, IssuedToken,
+    MAX_PAGE_SIZE, MIN_FLUSH_EVERY, Maintenance, MaintenanceHandle, Operator, PURGE_BATCH,
+    PageRequest, REVOKE_BATCH, Revoked, TokenPage, TokenService, VerifiedToken,
 };
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;

@@ -1,5 +1,6 @@
 //! Every store the crate ships, and the custom-store example, keep the
-//! `TokenStore` contract: the public conformance suite, run in full.
+//! `TokenStore` contract: the public conformance suite, one test per check
+//! (`conformance_tests!`), and `conformance::run`, which has teeth.
 
 #[path = "../examples/custom_store.rs"]
 #[allow(dead_code)]
@@ -9,31 +10,37 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use api_tokens::store::{
-    Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeRevoked,
+    Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeFilter,
+    ScopeRevoked,
 };
 use api_tokens::{
-    MemoryStore, Revocation, Scope, StoreError, StoredCredential, TokenId, TokenRecord, TokenStore,
+    ActorId, MemoryStore, Revocation, Scope, StoreError, StoredCredential, TokenId, TokenRecord,
+    TokenStore,
 };
 use time::OffsetDateTime;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_memory_store_keeps_the_contract() {
-    api_tokens::conformance::run(|| async { Arc::new(MemoryStore::new()) as Arc<dyn TokenStore> })
-        .await;
+mod memory_store {
+    use super::*;
+
+    api_tokens::conformance_tests!(|| async {
+        Arc::new(MemoryStore::new()) as Arc<dyn TokenStore>
+    });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_custom_store_example_keeps_the_contract() {
-    api_tokens::conformance::run(|| async {
+mod custom_store_example {
+    use super::*;
+
+    async fn metered_memory_store() -> Arc<dyn TokenStore> {
         let inner: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
-        Arc::new(custom_store::Metered::new(inner)) as Arc<dyn TokenStore>
-    })
-    .await;
+        Arc::new(custom_store::Metered::new(inner))
+    }
+
+    api_tokens::conformance_tests!(metered_memory_store);
 }
 
 // The suite has teeth: a store with one fault fails it, naming the rule.
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Fault {
     /// Keeps times to the second, as a careless column type would.
     DropsMicroseconds,
@@ -41,19 +48,42 @@ enum Fault {
     RevokeOverwrites,
     /// Serves credentials that never say revoked, like a stale cache.
     StaleCredentials,
+    /// Revokes and rotates whatever the id names, at any scope: the
+    /// authorization hole scoped writes close.
+    ScopeBlind,
+    /// Offboards twice as many tokens a call as it is asked to.
+    OffboardsPastTheLimit,
 }
 
-/// The memory store with one fault.
-struct Faulty(MemoryStore, Fault);
+/// The memory store with some faults.
+struct Faulty(MemoryStore, Vec<Fault>);
 
-fn faulty(fault: Fault) -> impl FnMut() -> std::future::Ready<Arc<dyn TokenStore>> {
-    move || std::future::ready(Arc::new(Faulty(MemoryStore::new(), fault)) as Arc<dyn TokenStore>)
+impl Faulty {
+    fn has(&self, fault: Fault) -> bool {
+        self.1.contains(&fault)
+    }
+
+    /// The scope to pass on: the record's own, for a scope-blind store.
+    async fn scope_for(&self, scope: &Scope, id: TokenId) -> Scope {
+        match self.0.find(id).await {
+            Ok(Some(record)) if self.has(Fault::ScopeBlind) => record.scope,
+            _ => scope.clone(),
+        }
+    }
+}
+
+fn faulty(faults: &[Fault]) -> impl FnMut() -> std::future::Ready<Arc<dyn TokenStore>> + use<> {
+    let faults = faults.to_vec();
+    move || {
+        let store = Faulty(MemoryStore::new(), faults.clone());
+        std::future::ready(Arc::new(store) as Arc<dyn TokenStore>)
+    }
 }
 
 #[async_trait::async_trait]
 impl TokenStore for Faulty {
     async fn insert(&self, mut record: TokenRecord) -> Result<(), StoreError> {
-        if let Fault::DropsMicroseconds = self.1 {
+        if self.has(Fault::DropsMicroseconds) {
             record.created_at = record.created_at.replace_microsecond(0).unwrap();
         }
         self.0.insert(record).await
@@ -63,28 +93,32 @@ impl TokenStore for Faulty {
     }
     async fn find_credential(&self, id: TokenId) -> Result<Option<StoredCredential>, StoreError> {
         let mut credential = self.0.find_credential(id).await?;
-        if let (Fault::StaleCredentials, Some(credential)) = (self.1, credential.as_mut()) {
+        if let (true, Some(credential)) = (self.has(Fault::StaleCredentials), credential.as_mut()) {
             credential.revoked = false;
         }
         Ok(credential)
     }
     async fn list(
         &self,
-        scope: &Scope,
+        filter: &ScopeFilter,
         after: Option<Cursor>,
         limit: usize,
     ) -> Result<Vec<ListedRecord>, StoreError> {
-        self.0.list(scope, after, limit).await
+        self.0.list(filter, after, limit).await
     }
     async fn revoke(
         &self,
+        scope: &Scope,
         id: TokenId,
         revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
-        let outcome = self.0.revoke(id, revocation).await?;
-        Ok(match (self.1, outcome) {
-            (Fault::RevokeOverwrites, RevokeOutcome::AlreadyRevoked(_)) => RevokeOutcome::Revoked,
-            (_, outcome) => outcome,
+        let scope = self.scope_for(scope, id).await;
+        let outcome = self.0.revoke(&scope, id, revocation).await?;
+        Ok(match outcome {
+            RevokeOutcome::AlreadyRevoked(_) if self.has(Fault::RevokeOverwrites) => {
+                RevokeOutcome::Revoked
+            }
+            outcome => outcome,
         })
     }
     async fn revoke_scope(
@@ -96,23 +130,37 @@ impl TokenStore for Faulty {
     }
     async fn rotate(
         &self,
+        scope: &Scope,
         old: TokenId,
         retire: Retirement,
         successor: TokenRecord,
     ) -> Result<RotateOutcome, StoreError> {
-        self.0.rotate(old, retire, successor).await
+        let scope = self.scope_for(scope, old).await;
+        self.0.rotate(&scope, old, retire, successor).await
+    }
+    async fn revoke_created_by(
+        &self,
+        creator: &ActorId,
+        revocation: Revocation,
+        limit: usize,
+    ) -> Result<Vec<TokenId>, StoreError> {
+        let limit = match self.has(Fault::OffboardsPastTheLimit) {
+            true => limit.saturating_mul(2),
+            false => limit,
+        };
+        self.0.revoke_created_by(creator, revocation, limit).await
     }
     async fn record_uses(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
         self.0.record_uses(uses).await
     }
     async fn list_expiring(
         &self,
-        scope: &Scope,
+        filter: &ScopeFilter,
         window: Range<OffsetDateTime>,
         after: Option<ExpiryCursor>,
         limit: usize,
     ) -> Result<Vec<ListedRecord>, StoreError> {
-        self.0.list_expiring(scope, window, after, limit).await
+        self.0.list_expiring(filter, window, after, limit).await
     }
     async fn purge(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError> {
         self.0.purge(before, limit).await
@@ -122,17 +170,55 @@ impl TokenStore for Faulty {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[should_panic(expected = "a record must read back identical")]
 async fn a_store_that_drops_microseconds_fails() {
-    api_tokens::conformance::run(faulty(Fault::DropsMicroseconds)).await;
+    api_tokens::conformance::run(faulty(&[Fault::DropsMicroseconds])).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[should_panic(expected = "concurrent revokes wins")]
 async fn a_store_whose_revoke_overwrites_fails() {
-    api_tokens::conformance::run(faulty(Fault::RevokeOverwrites)).await;
+    api_tokens::conformance::run(faulty(&[Fault::RevokeOverwrites])).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[should_panic(expected = "find_credential must say what find says")]
 async fn a_store_with_stale_credentials_fails() {
-    api_tokens::conformance::run(faulty(Fault::StaleCredentials)).await;
+    api_tokens::conformance::run(faulty(&[Fault::StaleCredentials])).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "addressed at organization acme is not found")]
+async fn a_store_whose_writes_ignore_the_scope_fails() {
+    api_tokens::conformance::run(faulty(&[Fault::ScopeBlind])).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "more than the limit of 3")]
+async fn a_store_that_offboards_past_the_limit_fails() {
+    api_tokens::conformance::run(faulty(&[Fault::OffboardsPastTheLimit])).await;
+}
+
+/// One failing check hides no other: `run` goes on, then names them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn run_reports_every_failing_check_not_just_the_first() {
+    let faults = [Fault::DropsMicroseconds, Fault::ScopeBlind];
+    let failed = tokio::spawn(api_tokens::conformance::run(faulty(&faults)))
+        .await
+        .expect_err("a store with two faults fails");
+    let panic = failed.into_panic();
+    let message = panic.downcast_ref::<String>().expect("a formatted message");
+    for check in [
+        "records_read_back_identical",
+        "revoke_reaches_only_its_own_scope",
+        "rotate_reaches_only_its_own_scope",
+    ] {
+        assert!(
+            message.contains(&format!("- {check}: ")),
+            "{check} is named: {message}"
+        );
+    }
+    assert!(
+        !message.contains("uses_keep_the_latest_time"),
+        "checks that pass are not: {message}"
+    );
+    assert!(message.contains("conformance checks failed"), "{message}");
 }

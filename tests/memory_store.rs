@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use api_tokens::store::{RevokeOutcome, TokenStore};
+use api_tokens::store::{RevokeOutcome, ScopeFilter, TokenStore};
 use api_tokens::{
     ActorId, IssueRequest, MemoryStore, Revocation, StoreError, TokenId, TokenRecord, TokenService,
     VerifyError,
@@ -66,7 +66,7 @@ async fn duplicate_insert_fails_and_changes_nothing() {
     assert_eq!(store.find(original.id).await.unwrap().unwrap(), original);
     assert!(
         store
-            .list(&org("globex"), None, 10)
+            .list(&ScopeFilter::Exactly(org("globex")), None, 10)
             .await
             .unwrap()
             .is_empty()
@@ -106,7 +106,10 @@ async fn credentials_agree_with_records_through_every_change() {
         by: ActorId::new("bob").unwrap(),
         reason: None,
     };
-    store.revoke(ids[0], revocation).await.unwrap();
+    store
+        .revoke(&org("acme"), ids[0], revocation)
+        .await
+        .unwrap();
     agree(&store, &ids).await;
     assert!(
         store
@@ -136,7 +139,7 @@ async fn unknown_ids_are_none_and_not_found() {
         reason: None,
     };
     assert_eq!(
-        store.revoke(id, revocation).await.unwrap(),
+        store.revoke(&org("acme"), id, revocation).await.unwrap(),
         RevokeOutcome::NotFound
     );
     assert!(store.is_empty());
@@ -164,7 +167,7 @@ fn of_concurrent_revokes_exactly_one_wins_and_its_revocation_is_kept() {
                         reason: None,
                     };
                     barrier.wait();
-                    match block_on(store.revoke(id, revocation)).unwrap() {
+                    match block_on(store.revoke(&org("acme"), id, revocation)).unwrap() {
                         RevokeOutcome::Revoked => Some(by),
                         RevokeOutcome::AlreadyRevoked(_) => None,
                         other => panic!("the record exists: {other:?}"),

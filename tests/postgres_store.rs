@@ -11,13 +11,14 @@ use api_tokens::{IssueRequest, PostgresStore, StoreError, TokenStore, VerifyErro
 use common::postgres::{fresh_schema, store_in, url};
 use common::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_postgres_store_keeps_the_contract() {
-    api_tokens::conformance::run(|| async {
+/// The conformance suite, one test per check, each in a schema of its own.
+mod the_postgres_store_keeps_the_contract {
+    use super::*;
+
+    api_tokens::conformance_tests!(|| async {
         let schema = fresh_schema().await;
         Arc::new(store_in(&schema).await) as Arc<dyn TokenStore>
-    })
-    .await;
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

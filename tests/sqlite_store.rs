@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use api_tokens::store::ScopeFilter;
 use api_tokens::{IssueRequest, SqliteStore, StoreError, TokenFormat, TokenStore, VerifyError};
 use common::*;
 
@@ -27,13 +28,14 @@ fn fresh_path(name: &str) -> PathBuf {
     path
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_sqlite_store_keeps_the_contract() {
-    api_tokens::conformance::run(|| async {
+/// The conformance suite, one test per check, each on a file of its own.
+mod the_sqlite_store_keeps_the_contract {
+    use super::*;
+
+    api_tokens::conformance_tests!(|| async {
         let store = SqliteStore::open(fresh_path("conformance")).await.unwrap();
         Arc::new(store) as Arc<dyn TokenStore>
-    })
-    .await;
+    });
 }
 
 #[tokio::test]
@@ -180,7 +182,10 @@ async fn tokens_acknowledged_before_a_sigkill_survive_it() {
     }
     // No half-written record: every row reads back whole, and the child's
     // acknowledged tokens are all there (plus at most the one in flight).
-    let all = store.list(&org("acme"), None, 100_000).await.unwrap();
+    let all = store
+        .list(&ScopeFilter::Exactly(org("acme")), None, 100_000)
+        .await
+        .unwrap();
     assert!(
         all.len() >= recorded.len() && all.len() <= recorded.len() + 1,
         "{} rows for {} acknowledged tokens",

@@ -7,8 +7,8 @@ use crate::clock::signed;
 
 use super::unconfirmed::ChangeKind;
 use super::{
-    IssuedToken, MAX_PAGE_SIZE, PageRequest, TokenPage, TokenService, issue::ISSUE_ATTEMPTS,
-    stored_time,
+    IssuedToken, PageRequest, TokenPage, TokenService, issue::ISSUE_ATTEMPTS,
+    manage::check_page_size, stored_time,
 };
 use crate::actor::Actor;
 use crate::audit::{AuditEvent, Operation};
@@ -18,7 +18,7 @@ use crate::label::Label;
 use crate::policy::Expiry;
 use crate::record::{Revocation, TokenStatus};
 use crate::scope::Scope;
-use crate::store::{ExpiryCursor, Retirement, RotateOutcome, ScopeRevoked};
+use crate::store::{ExpiryCursor, Retirement, RotateOutcome, ScopeFilter, ScopeRevoked};
 use crate::token::TokenId;
 
 /// How many tokens one store call of [`TokenService::purge`] deletes at most.
@@ -128,7 +128,11 @@ impl TokenService {
                 label: old.label.clone(),
                 old_valid_until,
             };
-            match self.store.rotate(id, retire.clone(), successor).await {
+            match self
+                .store
+                .rotate(&old.scope, id, retire.clone(), successor)
+                .await
+            {
                 Ok(RotateOutcome::Rotated) => {
                     self.audit.send(event);
                     return Ok(IssuedToken { token, summary });
@@ -225,12 +229,19 @@ impl TokenService {
                 scope: scope.clone(),
             });
         }
-        if !(1..=MAX_PAGE_SIZE).contains(&page.limit) {
-            return Err(ListError::InvalidPageSize {
-                requested: page.limit,
-                max: MAX_PAGE_SIZE,
-            });
-        }
+        self.expiring_filtered(&ScopeFilter::Exactly(scope.clone()), within, page)
+            .await
+    }
+
+    /// One page of the live tokens `filter` selects that expire within
+    /// `within`, soonest first, for whoever was allowed to ask.
+    pub(super) async fn expiring_filtered(
+        &self,
+        filter: &ScopeFilter,
+        within: Duration,
+        page: PageRequest<ExpiryCursor>,
+    ) -> Result<TokenPage<ExpiryCursor>, ListError> {
+        check_page_size(page.limit)?;
         let now = self.now();
         // A token whose expiry is `now` has expired already; times are kept
         // to the microsecond, so the window starts one later. Near the year
@@ -239,7 +250,7 @@ impl TokenService {
         let end = now.saturating_add(signed(within));
         let listed = self
             .store
-            .list_expiring(scope, start..end, page.after, page.limit + 1)
+            .list_expiring(filter, start..end, page.after, page.limit + 1)
             .await?;
         Ok(self.page(listed, page.limit, |listed| match listed {
             Ok(record) => ExpiryCursor::of(record),

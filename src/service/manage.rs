@@ -10,11 +10,23 @@ use crate::authorization;
 use crate::error::{ListError, LookupError, RevokeError, StoreError};
 use crate::record::{DamagedToken, Revocation, TokenRecord, TokenSummary};
 use crate::scope::Scope;
-use crate::store::{Cursor, ListedRecord, RevokeOutcome};
+use crate::store::{Cursor, ListedRecord, RevokeOutcome, ScopeFilter};
 use crate::token::TokenId;
 
 /// The most tokens one [`TokenService::list`] call returns.
 pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// Refuses a page size outside 1 to [`MAX_PAGE_SIZE`].
+pub(super) fn check_page_size(limit: usize) -> Result<(), ListError> {
+    if (1..=MAX_PAGE_SIZE).contains(&limit) {
+        Ok(())
+    } else {
+        Err(ListError::InvalidPageSize {
+            requested: limit,
+            max: MAX_PAGE_SIZE,
+        })
+    }
+}
 
 /// What [`TokenService::revoke`] did. Either way the token is revoked now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -154,7 +166,7 @@ impl TokenService {
             label,
             reason: revocation.reason.clone(),
         };
-        match self.store.revoke(id, revocation.clone()).await {
+        match self.store.revoke(scope, id, revocation.clone()).await {
             Ok(RevokeOutcome::Revoked) => {
                 self.audit.send(event);
                 Ok(Revoked::Now(revocation))
@@ -278,14 +290,20 @@ impl TokenService {
                 scope: scope.clone(),
             });
         }
-        if !(1..=MAX_PAGE_SIZE).contains(&page.limit) {
-            return Err(ListError::InvalidPageSize {
-                requested: page.limit,
-                max: MAX_PAGE_SIZE,
-            });
-        }
+        self.list_filtered(&ScopeFilter::Exactly(scope.clone()), page)
+            .await
+    }
+
+    /// One page of what `filter` selects, newest first, for whoever was
+    /// allowed to ask.
+    pub(super) async fn list_filtered(
+        &self,
+        filter: &ScopeFilter,
+        page: PageRequest,
+    ) -> Result<TokenPage, ListError> {
+        check_page_size(page.limit)?;
         // One record more than asked tells whether another page follows.
-        let listed = self.store.list(scope, page.after, page.limit + 1).await?;
+        let listed = self.store.list(filter, page.after, page.limit + 1).await?;
         Ok(self.page(listed, page.limit, |listed| match listed {
             Ok(record) => Some(Cursor::of(record)),
             Err(damaged) => Some(Cursor {

@@ -6,6 +6,7 @@
 //! - `verify`: the hot path, and [`VerifiedToken`];
 //! - `manage`: revoking, looking up and listing a scope's tokens;
 //! - `lifecycle`: rotation, scope-wide revocation, expiring soon, purge;
+//! - `operator`: background jobs' access to every scope;
 //! - `last_used`: writing down when tokens were used;
 //! - `maintenance`: the background worker that does it, and purges;
 //! - `unconfirmed`: changes whose outcome the store did not confirm.
@@ -19,6 +20,7 @@ mod last_used;
 mod lifecycle;
 mod maintenance;
 mod manage;
+mod operator;
 mod unconfirmed;
 mod verify;
 
@@ -27,6 +29,7 @@ pub use last_used::DEFAULT_LAST_USED_INTERVAL;
 pub use lifecycle::PURGE_BATCH;
 pub use maintenance::{DEFAULT_FLUSH_EVERY, MIN_FLUSH_EVERY, Maintenance, MaintenanceHandle};
 pub use manage::{MAX_PAGE_SIZE, PageRequest, Revoked, TokenPage};
+pub use operator::{CreatorRevoked, Operator, REVOKE_BATCH};
 pub use verify::VerifiedToken;
 
 use std::fmt;

@@ -16,8 +16,13 @@
 //!   misses alone, the README's timing section has the figures per CPU),
 //!   which says whether an id exists, never anything about a secret.
 //! - Records of one scope share one copy of the scope.
+//! - Lists read an ordered index of each scope's list positions. Nothing
+//!   else is indexed (no index by creator or by expiry): each would cost
+//!   every token memory (the README has the figures per token) for calls
+//!   an operator makes rarely. What each call costs is on the
+//!   [`TokenStore`] methods below.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::fmt;
 use std::ops::{Bound, Range};
 use std::sync::{Arc, RwLock};
@@ -30,11 +35,11 @@ use super::shards::{
     Keyed, Shards, find_in, find_in_mut, insert_into, read, remove_from, shard_index, write,
 };
 use super::{
-    Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeRevoked,
-    TokenStore,
+    Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeFilter,
+    ScopeRevoked, TokenStore,
 };
 use crate::error::StoreError;
-use crate::ids::ActorId;
+use crate::ids::{ActorId, OrganizationId};
 use crate::label::Label;
 use crate::record::{Revocation, StoredCredential, TokenRecord, ended_before};
 use crate::scope::Scope;
@@ -52,7 +57,7 @@ pub struct MemoryStore {
     /// The records, by id.
     shards: Shards<Entry>,
     /// Each scope's records. Verification never reads it.
-    scopes: RwLock<HashMap<Scope, ScopeIndex>>,
+    scopes: RwLock<Scopes>,
     /// Orders scope-wide revocations against inserts: inserting (and
     /// rotating) holds it shared from the table to the scope index,
     /// `revoke_scope` holds it exclusively, so no insert is half-way while a
@@ -62,6 +67,35 @@ pub struct MemoryStore {
     /// revoking them, so a test can show nothing gets in between.
     #[cfg(test)]
     after_snapshot: std::sync::Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
+}
+
+/// Every scope's list positions.
+#[derive(Default)]
+struct Scopes {
+    /// Each scope's records.
+    by_scope: HashMap<Scope, ScopeIndex>,
+    /// The domain scopes of each organization that has any: what an
+    /// organization-wide list reads besides the organization's own.
+    domains: HashMap<OrganizationId, Vec<Scope>>,
+}
+
+impl Scopes {
+    /// The indexes of the scopes `filter` reads.
+    fn read_by<'a>(&'a self, filter: &'a ScopeFilter) -> Vec<&'a ScopeIndex> {
+        match filter {
+            ScopeFilter::Exactly(scope) | ScopeFilter::Covered(scope @ Scope::Domain { .. }) => {
+                self.by_scope.get(scope).into_iter().collect()
+            }
+            ScopeFilter::Covered(scope @ Scope::Organization { org }) => {
+                let domains = self.domains.get(org).into_iter().flatten();
+                std::iter::once(scope)
+                    .chain(domains)
+                    .filter_map(|scope| self.by_scope.get(scope))
+                    .collect()
+            }
+            ScopeFilter::All => self.by_scope.values().collect(),
+        }
+    }
 }
 
 /// One scope's records.
@@ -190,13 +224,19 @@ impl MemoryStore {
 
     /// The copy of `scope` its records share, made on first use.
     fn shared_scope(&self, scope: &Scope) -> Arc<Scope> {
-        if let Some(index) = read(&self.scopes).get(scope) {
+        if let Some(index) = read(&self.scopes).by_scope.get(scope) {
             return Arc::clone(&index.shared);
         }
         let mut scopes = write(&self.scopes);
-        let index = scopes.entry(scope.clone()).or_insert_with(|| ScopeIndex {
-            shared: Arc::new(scope.clone()),
-            positions: BTreeSet::new(),
+        let Scopes { by_scope, domains } = &mut *scopes;
+        let index = by_scope.entry(scope.clone()).or_insert_with(|| {
+            if let Scope::Domain { org, .. } = scope {
+                domains.entry(org.clone()).or_default().push(scope.clone());
+            }
+            ScopeIndex {
+                shared: Arc::new(scope.clone()),
+                positions: BTreeSet::new(),
+            }
         });
         Arc::clone(&index.shared)
     }
@@ -204,25 +244,84 @@ impl MemoryStore {
     /// Lists `cursor` under its scope, once its record is stored.
     fn index(&self, scope: &Scope, cursor: Cursor) {
         // `shared_scope` made the entry before the record was stored.
-        if let Some(index) = write(&self.scopes).get_mut(scope) {
+        if let Some(index) = write(&self.scopes).by_scope.get_mut(scope) {
             index.positions.insert(cursor);
         }
     }
 
-    /// The ids listed under `scope`, newest first.
-    fn ids_of(&self, scope: &Scope) -> Vec<TokenId> {
-        read(&self.scopes)
-            .get(scope)
-            .map(|index| {
-                index
-                    .positions
-                    .iter()
-                    .rev()
-                    .map(|position| position.id)
-                    .collect()
-            })
-            .unwrap_or_default()
+    /// The ids listed under the scopes `filter` reads, each scope's newest
+    /// first.
+    fn ids_of(&self, filter: &ScopeFilter) -> Vec<TokenId> {
+        let scopes = read(&self.scopes);
+        scopes
+            .read_by(filter)
+            .into_iter()
+            .flat_map(|index| index.positions.iter().rev().map(|position| position.id))
+            .collect()
     }
+}
+
+/// The place of `entry` in an expiring list of `window` after `after`, if
+/// it belongs there: live, unreplaced, expiring in the window.
+fn expiring_in(
+    entry: &Entry,
+    window: &Range<OffsetDateTime>,
+    after: Option<ExpiryCursor>,
+) -> Option<ExpiryCursor> {
+    let credential = &entry.credential;
+    let at = credential.expires_at.filter(|at| window.contains(at))?;
+    let position = ExpiryCursor {
+        expires_at: at,
+        id: credential.id,
+    };
+    let live = !credential.revoked && !credential.replaced;
+    (live && after.is_none_or(|after| position > after)).then_some(position)
+}
+
+/// The first `limit` positions of a list read from `indexes`, newest first,
+/// after `after`: a merge of each index's ordered positions, so a page costs
+/// one seek per index and then `log(indexes)` per record, however many
+/// records the indexes hold.
+fn newest_first(indexes: &[&ScopeIndex], after: Option<Cursor>, limit: usize) -> Vec<TokenId> {
+    let end = after.map_or(Bound::Unbounded, Bound::Excluded);
+    let mut runs: Vec<_> = indexes
+        .iter()
+        .map(|index| index.positions.range((Bound::Unbounded, end)).rev())
+        .collect();
+    let mut heads: BinaryHeap<(Cursor, usize)> = runs
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(run, positions)| Some((*positions.next()?, run)))
+        .collect();
+    let mut ids = Vec::new();
+    while ids.len() < limit {
+        let Some((position, run)) = heads.pop() else {
+            break;
+        };
+        ids.push(position.id);
+        if let Some(next) = runs[run].next() {
+            heads.push((*next, run));
+        }
+    }
+    ids
+}
+
+/// The `limit` soonest of `positions`, soonest first: a bounded heap, so a
+/// scan keeps no more than a page.
+fn soonest(positions: impl Iterator<Item = ExpiryCursor>, limit: usize) -> Vec<ExpiryCursor> {
+    if limit == 0 {
+        return Vec::new();
+    }
+    let mut kept: BinaryHeap<ExpiryCursor> = BinaryHeap::new();
+    for position in positions {
+        if kept.len() < limit {
+            kept.push(position);
+        } else if kept.peek().is_some_and(|latest| position < *latest) {
+            kept.pop();
+            kept.push(position);
+        }
+    }
+    kept.into_sorted_vec()
 }
 
 impl Default for MemoryStore {
@@ -258,25 +357,23 @@ impl TokenStore for MemoryStore {
         Ok(self.shards.credential(id))
     }
 
+    /// Reads each listed scope's ordered positions, merged: a page costs
+    /// one seek per scope read and `log(scopes)` per record, under the
+    /// scope index's read lock (inserts wait for it, verification never
+    /// does). [`ScopeFilter::Exactly`] and a domain's
+    /// [`ScopeFilter::Covered`] read one scope, an organization's `Covered`
+    /// its own and each of its domains', [`ScopeFilter::All`] every scope
+    /// the store has held: proportional to the page and the number of
+    /// scopes, never to the number of tokens.
     async fn list(
         &self,
-        scope: &Scope,
+        filter: &ScopeFilter,
         after: Option<Cursor>,
         limit: usize,
     ) -> Result<Vec<ListedRecord>, StoreError> {
         let ids: Vec<TokenId> = {
             let scopes = read(&self.scopes);
-            let Some(index) = scopes.get(scope) else {
-                return Ok(Vec::new());
-            };
-            let end = after.map_or(Bound::Unbounded, Bound::Excluded);
-            index
-                .positions
-                .range((Bound::Unbounded, end))
-                .rev()
-                .take(limit)
-                .map(|position| position.id)
-                .collect()
+            newest_first(&scopes.read_by(filter), after, limit)
         };
         // Records kept as Rust values cannot be damaged: every one is `Ok`.
         Ok(ids
@@ -288,11 +385,16 @@ impl TokenStore for MemoryStore {
 
     async fn revoke(
         &self,
+        scope: &Scope,
         id: TokenId,
         revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
         let mut table = write(self.shard(id));
-        let Some(entry) = find_in_mut(&mut table, id) else {
+        // Checked under the lock the write takes: another scope's token is
+        // not found, whatever its state.
+        let addressed =
+            find_in_mut(&mut table, id).filter(|entry| *entry.credential.scope == *scope);
+        let Some(entry) = addressed else {
             return Ok(RevokeOutcome::NotFound);
         };
         if let Some(earlier) = &entry.details.revoked {
@@ -313,15 +415,7 @@ impl TokenStore for MemoryStore {
     ) -> Result<ScopeRevoked, StoreError> {
         // No insert is between its table and its scope index while this runs.
         let _no_inserts = write(&self.inserting);
-        let covered: Vec<Scope> = read(&self.scopes)
-            .keys()
-            .filter(|listed| scope.covers(listed))
-            .cloned()
-            .collect();
-        let ids: Vec<TokenId> = covered
-            .iter()
-            .flat_map(|listed| self.ids_of(listed))
-            .collect();
+        let ids = self.ids_of(&ScopeFilter::Covered(scope.clone()));
         #[cfg(test)]
         if let Some(hook) = &*self.after_snapshot.lock().unwrap() {
             hook();
@@ -338,13 +432,14 @@ impl TokenStore for MemoryStore {
 
     async fn rotate(
         &self,
+        scope: &Scope,
         old: TokenId,
         retire: Retirement,
         successor: TokenRecord,
     ) -> Result<RotateOutcome, StoreError> {
         let _inserting = read(&self.inserting);
         let cursor = Cursor::of(&successor);
-        let scope = self.shared_scope(&successor.scope);
+        let shared = self.shared_scope(&successor.scope);
         let new = successor.id;
         // Both tables locked, always in index order, so two rotations cannot
         // wait on each other.
@@ -363,7 +458,10 @@ impl TokenStore for MemoryStore {
         if taken {
             return Err(StoreError::AlreadyExists { id: new });
         }
-        let Some(entry) = find_in_mut(old_table, old) else {
+        // Checked under the lock the write takes, as `revoke` does.
+        let addressed =
+            find_in_mut(old_table, old).filter(|entry| *entry.credential.scope == *scope);
+        let Some(entry) = addressed else {
             return Ok(RotateOutcome::NotFound);
         };
         if let Some(successor) = entry.details.replaced_by {
@@ -380,10 +478,10 @@ impl TokenStore for MemoryStore {
                 entry.revoke(revocation);
             }
         }
-        let entry = Entry::new(successor, Arc::clone(&scope));
+        let entry = Entry::new(successor, Arc::clone(&shared));
         insert_into(new_table.unwrap_or(old_table), entry);
         drop((first, second));
-        self.index(&scope, cursor);
+        self.index(&shared, cursor);
         Ok(RotateOutcome::Rotated)
     }
 
@@ -398,27 +496,89 @@ impl TokenStore for MemoryStore {
         Ok(())
     }
 
+    /// Keeps no index by expiry (it would cost every token memory for a
+    /// daily job): reads each token of the scopes the filter reads, keeping
+    /// the page's soonest in a bounded heap, then builds those records.
+    /// [`ScopeFilter::All`] scans every table, one at a time under its read
+    /// lock (verification goes on): a cost that grows with the store, for
+    /// operators' jobs only.
     async fn list_expiring(
         &self,
-        scope: &Scope,
+        filter: &ScopeFilter,
         window: Range<OffsetDateTime>,
         after: Option<ExpiryCursor>,
         limit: usize,
     ) -> Result<Vec<ListedRecord>, StoreError> {
-        let mut expiring: Vec<TokenRecord> = self
-            .ids_of(scope)
+        let positions = match filter {
+            ScopeFilter::All => {
+                let mut found = Vec::new();
+                for shard in self.shards.all() {
+                    let table = read(&shard.0);
+                    let expiring = table
+                        .iter()
+                        .filter_map(|entry| expiring_in(entry, &window, after));
+                    found = soonest(found.into_iter().chain(expiring), limit);
+                }
+                found
+            }
+            _ => {
+                let expiring = self.ids_of(filter).into_iter().filter_map(|id| {
+                    let table = read(self.shard(id));
+                    find_in(&table, id).and_then(|entry| expiring_in(entry, &window, after))
+                });
+                soonest(expiring, limit)
+            }
+        };
+        // A record purged since it was seen is left out, as a list does.
+        Ok(positions
             .into_iter()
-            .filter_map(|id| {
-                let table = read(self.shard(id));
-                let entry = find_in(&table, id)?;
-                let credential = &entry.credential;
-                let expires = credential.expires_at.is_some_and(|at| window.contains(&at));
-                (expires && !credential.revoked && !credential.replaced).then(|| entry.record())
+            .filter_map(|position| {
+                let table = read(self.shard(position.id));
+                find_in(&table, position.id).map(Entry::record)
             })
-            .filter(|record| after.is_none_or(|after| ExpiryCursor::of(record) > Some(after)))
-            .collect();
-        expiring.sort_by_key(|record| (record.expires_at, record.id));
-        Ok(expiring.into_iter().take(limit).map(Ok).collect())
+            .map(Ok)
+            .collect())
+    }
+
+    /// Scans every table in turn, under its read lock, for the creator's
+    /// live records (a read of each live record's details), and takes its
+    /// write lock only to revoke what it found, each record by the same
+    /// compare-and-set as `revoke`. It stops once it has revoked `limit`;
+    /// the call that finds fewer has read the whole store. No index by
+    /// creator: offboarding is rare, and an index would cost every token
+    /// memory.
+    async fn revoke_created_by(
+        &self,
+        creator: &ActorId,
+        revocation: Revocation,
+        limit: usize,
+    ) -> Result<Vec<TokenId>, StoreError> {
+        let mut revoked = Vec::new();
+        for shard in self.shards.all() {
+            if revoked.len() >= limit {
+                break;
+            }
+            let found: Vec<TokenId> = read(&shard.0)
+                .iter()
+                .filter(|entry| !entry.credential.revoked && entry.details.created_by == *creator)
+                .map(|entry| entry.credential.id)
+                .collect();
+            if found.is_empty() {
+                continue;
+            }
+            let mut table = write(&shard.0);
+            for id in found {
+                if revoked.len() >= limit {
+                    break;
+                }
+                // Revoked in between by another call: that one reports it.
+                if find_in_mut(&mut table, id).is_some_and(|entry| entry.revoke(revocation.clone()))
+                {
+                    revoked.push(id);
+                }
+            }
+        }
+        Ok(revoked)
     }
 
     async fn purge(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError> {
@@ -451,7 +611,7 @@ impl TokenStore for MemoryStore {
         // Unlisted once gone, so a list never names a record `find` lacks.
         let mut scopes = write(&self.scopes);
         for (scope, position) in &deleted {
-            if let Some(index) = scopes.get_mut(&**scope) {
+            if let Some(index) = scopes.by_scope.get_mut(&**scope) {
                 index.positions.remove(position);
             }
         }

@@ -42,6 +42,11 @@ pub(super) const POSTGRES: Files = &[
         "change_feed",
         include_str!("../../migrations/postgres/0002_change_feed.sql"),
     ),
+    (
+        3,
+        "wider_lists_and_offboarding",
+        include_str!("../../migrations/postgres/0003_wider_lists_and_offboarding.sql"),
+    ),
 ];
 
 #[cfg(feature = "sqlite")]
@@ -55,6 +60,11 @@ pub(super) const SQLITE: Files = &[
         2,
         "change_feed",
         include_str!("../../migrations/sqlite/0002_change_feed.sql"),
+    ),
+    (
+        3,
+        "wider_lists_and_offboarding",
+        include_str!("../../migrations/sqlite/0003_wider_lists_and_offboarding.sql"),
     ),
 ];
 

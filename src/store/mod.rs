@@ -11,9 +11,12 @@
 //! needs a transaction with another. [`find_credential`] is the one
 //! verification calls: it must agree with [`find`](TokenStore::find) (a
 //! database answers it from the same row, as the example does from the same
-//! map). The example keeps everything under one lock, which makes every
-//! method trivially atomic; the memory store shows how to do better. Prove
-//! a store keeps the contract with the suite in `conformance` (feature
+//! map). Writes to one token name the scope the caller addresses, and must
+//! miss a token of any other scope in the same atomic step; lists read the
+//! scopes a [`ScopeFilter`] names ([`ScopeFilter::reads`] says which). The
+//! example keeps everything under one lock, which makes every method
+//! trivially atomic; the memory store shows how to do better. Prove a store
+//! keeps the contract with the suite in `conformance` (feature
 //! `conformance`), as every store of this crate does.
 //!
 //! ```
@@ -22,11 +25,13 @@
 //! use std::sync::{Arc, Mutex};
 //!
 //! use api_tokens::store::{
-//!     Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeRevoked,
-//!     TokenStore,
+//!     Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeFilter,
+//!     ScopeRevoked, TokenStore,
 //! };
 //! use time::OffsetDateTime;
-//! use api_tokens::{Revocation, Scope, StoreError, StoredCredential, TokenId, TokenRecord};
+//! use api_tokens::{
+//!     ActorId, Revocation, Scope, StoreError, StoredCredential, TokenId, TokenRecord,
+//! };
 //!
 //! /// Every record in one ordered map behind one lock.
 //! #[derive(Default)]
@@ -53,14 +58,14 @@
 //!
 //!     async fn list(
 //!         &self,
-//!         scope: &Scope,
+//!         filter: &ScopeFilter,
 //!         after: Option<Cursor>,
 //!         limit: usize,
 //!     ) -> Result<Vec<ListedRecord>, StoreError> {
 //!         let records = self.0.lock().unwrap();
 //!         let mut found: Vec<_> = records
 //!             .values()
-//!             .filter(|r| &r.scope == scope)
+//!             .filter(|r| filter.reads(&r.scope))
 //!             .filter(|r| after.is_none_or(|cursor| Cursor::of(r) < cursor))
 //!             .cloned()
 //!             .collect();
@@ -69,9 +74,15 @@
 //!         Ok(found.into_iter().take(limit).map(Ok).collect())
 //!     }
 //!
-//!     async fn revoke(&self, id: TokenId, revocation: Revocation) -> Result<RevokeOutcome, StoreError> {
+//!     async fn revoke(
+//!         &self,
+//!         scope: &Scope,
+//!         id: TokenId,
+//!         revocation: Revocation,
+//!     ) -> Result<RevokeOutcome, StoreError> {
 //!         let mut records = self.0.lock().unwrap();
-//!         let Some(record) = records.get_mut(&id) else {
+//!         // Another scope's token is not found: the caller does not address it.
+//!         let Some(record) = records.get_mut(&id).filter(|r| &r.scope == scope) else {
 //!             return Ok(RevokeOutcome::NotFound);
 //!         };
 //!         if let Some(earlier) = &record.revoked {
@@ -94,6 +105,7 @@
 //!
 //!     async fn rotate(
 //!         &self,
+//!         scope: &Scope,
 //!         old: TokenId,
 //!         retire: Retirement,
 //!         successor: TokenRecord,
@@ -102,7 +114,7 @@
 //!         if records.contains_key(&successor.id) {
 //!             return Err(StoreError::AlreadyExists { id: successor.id });
 //!         }
-//!         let Some(record) = records.get_mut(&old) else {
+//!         let Some(record) = records.get_mut(&old).filter(|r| &r.scope == scope) else {
 //!             return Ok(RotateOutcome::NotFound);
 //!         };
 //!         if let Some(by) = record.replaced_by {
@@ -132,7 +144,7 @@
 //!
 //!     async fn list_expiring(
 //!         &self,
-//!         scope: &Scope,
+//!         filter: &ScopeFilter,
 //!         window: Range<OffsetDateTime>,
 //!         after: Option<ExpiryCursor>,
 //!         limit: usize,
@@ -140,13 +152,31 @@
 //!         let records = self.0.lock().unwrap();
 //!         let mut found: Vec<_> = records
 //!             .values()
-//!             .filter(|r| &r.scope == scope && r.revoked.is_none() && r.replaced_by.is_none())
+//!             .filter(|r| filter.reads(&r.scope) && r.revoked.is_none() && r.replaced_by.is_none())
 //!             .filter(|r| r.expires_at.is_some_and(|at| window.contains(&at)))
 //!             .filter(|r| after.is_none_or(|cursor| ExpiryCursor::of(r) > Some(cursor)))
 //!             .cloned()
 //!             .collect();
 //!         found.sort_by_key(|r| (r.expires_at, r.id));
 //!         Ok(found.into_iter().take(limit).map(Ok).collect())
+//!     }
+//!
+//!     async fn revoke_created_by(
+//!         &self,
+//!         creator: &ActorId,
+//!         revocation: Revocation,
+//!         limit: usize,
+//!     ) -> Result<Vec<TokenId>, StoreError> {
+//!         let mut revoked = Vec::new();
+//!         let mut records = self.0.lock().unwrap();
+//!         let live = records
+//!             .values_mut()
+//!             .filter(|r| &r.created_by == creator && r.revoked.is_none());
+//!         for record in live.take(limit) {
+//!             record.revoked = Some(revocation.clone());
+//!             revoked.push(record.id);
+//!         }
+//!         Ok(revoked)
 //!     }
 //!
 //!     async fn purge(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError> {
@@ -176,6 +206,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::{BoxError, StoreError};
+use crate::ids::ActorId;
 use crate::record::{Revocation, StoredCredential, TokenRecord};
 use crate::scope::Scope;
 use crate::token::TokenId;
@@ -252,9 +283,10 @@ pub trait TokenStore: Send + Sync {
     /// As [`find`](Self::find).
     async fn find_credential(&self, id: TokenId) -> Result<Option<StoredCredential>, StoreError>;
 
-    /// Up to `limit` records whose scope equals `scope` exactly (an
-    /// organization's list does not include its domains' tokens), newest
-    /// first: ordered by [`Cursor`] descending. With `after`, only records
+    /// Up to `limit` records of the scopes `filter` reads (with
+    /// [`ScopeFilter::Exactly`] an organization's list does not include its
+    /// domains' tokens), newest first: ordered by [`Cursor`] descending,
+    /// across every scope the filter reads. With `after`, only records
     /// strictly after that cursor in this order, so pages neither repeat nor
     /// skip a record even while others are inserted.
     ///
@@ -267,23 +299,33 @@ pub trait TokenStore: Send + Sync {
     /// A backend failure.
     async fn list(
         &self,
-        scope: &Scope,
+        filter: &ScopeFilter,
         after: Option<Cursor>,
         limit: usize,
     ) -> Result<Vec<ListedRecord>, StoreError>;
 
-    /// Sets `revoked` on the record with `id` if it is not set yet, as one
-    /// atomic compare-and-set: of many concurrent calls, exactly one reports
-    /// [`RevokeOutcome::Revoked`], and its revocation is the one stored.
-    /// It needs the id and nothing else of the record: a record damaged in
-    /// any other field can still be revoked.
+    /// Sets `revoked` on the record with `id` at `scope` if it is not set
+    /// yet, as one atomic compare-and-set: of many concurrent calls, exactly
+    /// one reports [`RevokeOutcome::Revoked`], and its revocation is the one
+    /// stored. It needs the id and the scope and nothing else of the record:
+    /// a record damaged in any other field can still be revoked.
+    ///
+    /// `scope` is the scope the caller addresses, and must equal the
+    /// record's **exactly**: a token lives at one scope, and an
+    /// organization's address does not reach its domains' tokens (nor a
+    /// domain's its organization's). A record at any other scope is
+    /// [`RevokeOutcome::NotFound`], revoked or not, and is left unchanged.
+    /// The store checks the scope in the same atomic step as the write (a
+    /// SQL store in the `UPDATE`'s own `WHERE`), so no caller can revoke
+    /// what it does not address, whatever it read before.
     ///
     /// # Errors
     ///
-    /// A backend failure. An unknown id is not an error but
-    /// [`RevokeOutcome::NotFound`].
+    /// A backend failure. An unknown id, or one at another scope, is not an
+    /// error but [`RevokeOutcome::NotFound`].
     async fn revoke(
         &self,
+        scope: &Scope,
         id: TokenId,
         revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError>;
@@ -314,12 +356,18 @@ pub trait TokenStore: Send + Sync {
         revocation: Revocation,
     ) -> Result<ScopeRevoked, StoreError>;
 
-    /// Replaces the record `old` by `successor` (whose `rotated_from` is
-    /// `old`) in one atomic step, if `old` is neither revoked nor replaced
-    /// yet: inserts `successor`, sets `old`'s `replaced_by` to the
-    /// successor's id, and retires `old` as `retire` says. Otherwise changes
-    /// nothing and says why. Of many concurrent rotations of one record,
-    /// exactly one succeeds.
+    /// Replaces the record `old` at `scope` by `successor` (whose
+    /// `rotated_from` is `old`, and whose scope is normally `scope`: the
+    /// store inserts it as given) in one atomic step, if `old` is neither
+    /// revoked nor replaced yet: inserts `successor`, sets `old`'s
+    /// `replaced_by` to the successor's id, and retires `old` as `retire`
+    /// says. Otherwise changes nothing and says why. Of many concurrent
+    /// rotations of one record, exactly one succeeds.
+    ///
+    /// `scope` must equal `old`'s scope exactly, as for
+    /// [`revoke`](Self::revoke): a record at any other scope is
+    /// [`RotateOutcome::NotFound`] (whatever its state), checked in the
+    /// same atomic step as the write, and nothing changes.
     ///
     /// # Errors
     ///
@@ -327,6 +375,7 @@ pub trait TokenStore: Send + Sync {
     /// changed), or a backend failure.
     async fn rotate(
         &self,
+        scope: &Scope,
         old: TokenId,
         retire: Retirement,
         successor: TokenRecord,
@@ -341,24 +390,56 @@ pub trait TokenStore: Send + Sync {
     /// A backend failure.
     async fn record_uses(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError>;
 
-    /// Up to `limit` records whose scope equals `scope` exactly, neither
-    /// revoked nor replaced by a rotation (that expiry is a grace period the
-    /// admin chose), whose `expires_at` lies in `window` (start included,
-    /// end excluded), the soonest to expire first, ties by id: what an
-    /// "expiring soon" e-mail lists. With `after`, only records strictly
-    /// after that position, as [`list`](Self::list) pages. Damaged rows are
-    /// [`DamagedRecord`]s, as in `list`.
+    /// Up to `limit` records of the scopes `filter` reads, neither revoked
+    /// nor replaced by a rotation (that expiry is a grace period the admin
+    /// chose), whose `expires_at` lies in `window` (start included, end
+    /// excluded), the soonest to expire first, ties by id, across every
+    /// scope the filter reads: what an "expiring soon" e-mail lists. With
+    /// `after`, only records strictly after that position, as
+    /// [`list`](Self::list) pages. Damaged rows are [`DamagedRecord`]s, as
+    /// in `list`.
     ///
     /// # Errors
     ///
     /// A backend failure.
     async fn list_expiring(
         &self,
-        scope: &Scope,
+        filter: &ScopeFilter,
         window: Range<OffsetDateTime>,
         after: Option<ExpiryCursor>,
         limit: usize,
     ) -> Result<Vec<ListedRecord>, StoreError>;
+
+    /// Revokes, with `revocation`, up to `limit` live records created by
+    /// `creator`, whatever their scope, and returns their ids: what
+    /// offboarding a person does to the tokens they issued. A caller revokes
+    /// them all by calling again until fewer than `limit` come back; each
+    /// call is one short atomic step whose size is bounded by `limit`, never
+    /// by how many tokens the creator made.
+    ///
+    /// Live means what [`revoke_scope`](Self::revoke_scope) counts: not
+    /// revoked, on its own or by a scope revocation. Expired records count
+    /// as live here, as they do there: the store has no clock and applies
+    /// no rule, and a record revoked on offboarding says so in every later
+    /// list and audit. Records revoked before keep their revocation and are
+    /// not returned. Each returned id was revoked by this call and by no
+    /// other: a concurrent [`revoke`](Self::revoke) of the same record
+    /// reports [`RevokeOutcome::AlreadyRevoked`] with this revocation, or
+    /// this call leaves the record to it. Fewer than `limit` ids (none when
+    /// `limit` is 0) means no live record of `creator` was left when the
+    /// call ran, apart from any inserted concurrently.
+    ///
+    /// # Errors
+    ///
+    /// A backend failure; then nothing was revoked, or (a failure that
+    /// hides whether the store committed) the step stands and a retry
+    /// returns the rest.
+    async fn revoke_created_by(
+        &self,
+        creator: &ActorId,
+        revocation: Revocation,
+        limit: usize,
+    ) -> Result<Vec<TokenId>, StoreError>;
 
     /// Deletes up to `limit` records that ended before `before`: revoked
     /// then, or expired then ([`TokenRecord::ended_before`]), and returns
@@ -383,6 +464,35 @@ pub trait TokenStore: Send + Sync {
     /// A store that gave up getting ready says why.
     async fn ready(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+/// Which scopes a list reads ([`TokenStore::list`],
+/// [`TokenStore::list_expiring`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ScopeFilter {
+    /// The tokens of exactly this scope (an organization's own, not its
+    /// domains').
+    Exactly(Scope),
+    /// The tokens of this scope and of every scope it
+    /// [covers](Scope::covers): an organization and all its domains. For a
+    /// domain, the same as `Exactly`.
+    Covered(Scope),
+    /// Every token in the store: for operators' background jobs only,
+    /// never for a tenant's request (a store may answer it at a cost that
+    /// grows with the store: see each store's docs).
+    All,
+}
+
+impl ScopeFilter {
+    /// Whether the filter reads the tokens of `scope`.
+    pub fn reads(&self, scope: &Scope) -> bool {
+        match self {
+            ScopeFilter::Exactly(exactly) => exactly == scope,
+            ScopeFilter::Covered(covering) => covering.covers(scope),
+            ScopeFilter::All => true,
+        }
     }
 }
 
@@ -446,7 +556,8 @@ pub enum Retirement {
 pub enum RotateOutcome {
     /// The successor is stored and the old record retired.
     Rotated,
-    /// No record has the old id.
+    /// No record has the old id at the scope addressed (one at another
+    /// scope is not found either); nothing changed.
     NotFound,
     /// The old record is revoked; nothing changed.
     Revoked,
@@ -462,6 +573,7 @@ pub enum RevokeOutcome {
     Revoked,
     /// The record was revoked before; it keeps that earlier revocation.
     AlreadyRevoked(Revocation),
-    /// No record has this id.
+    /// No record has this id at the scope addressed (one at another scope
+    /// is not found either); nothing changed.
     NotFound,
 }

@@ -21,10 +21,15 @@
 //!   was cancelled (by the deadline or by the caller) is closed, never
 //!   returned to the pool, where it would stay busy until the server
 //!   finished the abandoned statement.
-//! - **Organization locks.** Inserts and rotations hold their
-//!   organization's advisory lock shared, a scope revocation exclusively,
-//!   for one short statement: under READ COMMITTED a scope mark could
-//!   otherwise miss a successor a concurrent rotation inserted.
+//! - **Organization locks.** Inserts, revocations and rotations hold their
+//!   organizations' advisory locks shared, a scope revocation its one lock
+//!   exclusively, for one short transaction: under READ COMMITTED a scope
+//!   mark could otherwise miss a successor a concurrent rotation inserted,
+//!   or count a token a concurrent revocation revoked too. Offboarding,
+//!   whose tokens lie in organizations it learns only as it revokes them,
+//!   holds one offboarding lock exclusively instead, which scope
+//!   revocations take shared: a step of offboarding and a scope revocation
+//!   (of any tenant) take turns, each short.
 //! - **TLS** (feature `postgres-tls`): `sslmode=verify-full` in the URL,
 //!   and `sslrootcert=<path>` for a private CA.
 
@@ -41,17 +46,18 @@ use time::OffsetDateTime;
 
 use super::migrations::{self, Migration};
 use super::sql::{
-    Class, Dialect, RecordParams, RecordRow, Statements, apply_migrations, bind_list,
-    bind_list_expiring, bind_mark, bind_marked, bind_record, bind_retire, bind_revoke,
-    bind_scope_counts, id_to_sql, limit_to_sql, revoke_missed, rotation_refused, scope_revoked,
-    store_error,
+    Class, Dialect, Reads, RecordParams, RecordRow, Statements, apply_migrations, bind_find_at,
+    bind_list, bind_list_expiring, bind_mark, bind_marked, bind_record, bind_retire, bind_revoke,
+    bind_scope_counts, id_to_sql, limit_to_sql, revocation_to_sql, revoke_missed, rotation_refused,
+    scope_revoked, store_error,
 };
 use super::table::TableName;
 use super::{
     Cursor, ExpiryCursor, ListedRecord, REPORTED_IDS, Retirement, RevokeOutcome, RotateOutcome,
-    ScopeRevoked, TokenStore,
+    ScopeFilter, ScopeRevoked, TokenStore,
 };
 use crate::error::StoreError;
+use crate::ids::ActorId;
 use crate::record::{Revocation, StoredCredential, TokenRecord};
 use crate::scope::Scope;
 use crate::token::TokenId;
@@ -79,6 +85,12 @@ const MANAGEMENT_CONNECTIONS: u32 = 4;
 
 /// Most last-used times written by one statement.
 const USES_PER_STATEMENT: usize = 1_000;
+
+/// Offboarding (`revoke_created_by`) holds this advisory lock (an
+/// arbitrary number of ours) exclusively, scope revocations shared: an
+/// offboarding step waits for scope revocations under way, and they for it
+/// (the module docs say why).
+const OFFBOARDING_LOCK: i64 = 0x6170_695f_6f66_6662;
 
 /// PostgreSQL's error codes meaning "try again later": connection
 /// exceptions (class 08), the server shutting down or starting (57P0x), a
@@ -369,20 +381,6 @@ impl PostgresStore {
         self.timeout
     }
 
-    /// The organization of the token `id`, read however damaged the rest
-    /// of its row.
-    async fn org_of(
-        &self,
-        conn: &mut PgConnection,
-        id: TokenId,
-    ) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar(&self.statements.org_of)
-            .bind(id_to_sql(id))
-            .fetch_optional(conn)
-            .await
-            .map_err(error_for(id))
-    }
-
     /// The record with `id`, read on the management pool.
     async fn read(
         &self,
@@ -391,6 +389,20 @@ impl PostgresStore {
     ) -> Result<Option<TokenRecord>, StoreError> {
         let row: Option<Row> = sqlx::query_as(&self.statements.find)
             .bind(id_to_sql(id))
+            .fetch_optional(conn)
+            .await
+            .map_err(error_for(id))?;
+        row.map(Row::into_record).transpose()
+    }
+
+    /// The record with `id` if its scope is exactly `scope`.
+    async fn read_at(
+        &self,
+        conn: &mut PgConnection,
+        scope: &Scope,
+        id: TokenId,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let row: Option<Row> = bind_find_at!(sqlx::query_as(&self.statements.find_at), scope, id)
             .fetch_optional(conn)
             .await
             .map_err(error_for(id))?;
@@ -460,6 +472,20 @@ enum Lock {
     Exclusive,
 }
 
+/// Takes the shared advisory locks of the organizations `orgs` until `tx`
+/// ends, in order: a scope revocation only ever holds one organization's
+/// lock, so taking several shared ones cannot deadlock with it.
+async fn lock_orgs_shared<'a>(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    orgs: impl IntoIterator<Item = &'a str>,
+) -> Result<(), StoreError> {
+    let orgs: std::collections::BTreeSet<&str> = orgs.into_iter().collect();
+    for org in orgs {
+        lock_org(tx, org, Lock::Shared).await?;
+    }
+    Ok(())
+}
+
 /// Takes the advisory lock of organization `org` until `tx` ends.
 async fn lock_org(
     tx: &mut sqlx::Transaction<'_, Postgres>,
@@ -527,16 +553,19 @@ impl TokenStore for PostgresStore {
         .await
     }
 
+    /// One statement reading one index range in order (see the
+    /// `store::sql` docs): a page costs the page, for every filter.
     async fn list(
         &self,
-        scope: &Scope,
+        filter: &ScopeFilter,
         after: Option<Cursor>,
         limit: usize,
     ) -> Result<Vec<ListedRecord>, StoreError> {
+        let reads = Reads::of(filter);
         self.call(self.management_pool(), async |conn| {
-            let query = sqlx::query_as(&self.statements.list);
+            let query = sqlx::query_as(self.statements.list.get(&reads));
             let mut tx = self.begin(conn).await?;
-            let rows: Vec<Row> = bind_list!(query, OffsetDateTime, scope, after, limit)
+            let rows: Vec<Row> = bind_list!(query, OffsetDateTime, reads, after, limit)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(error)?;
@@ -546,8 +575,11 @@ impl TokenStore for PostgresStore {
         .await
     }
 
+    /// One update by primary key, its scope checked in its `WHERE`; a
+    /// miss reads the row at that scope once, to say why.
     async fn revoke(
         &self,
+        scope: &Scope,
         id: TokenId,
         revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
@@ -556,18 +588,18 @@ impl TokenStore for PostgresStore {
             let mut tx = self.begin(conn).await?;
             // Shared with other writes, exclusive with a scope revocation:
             // otherwise this token could be revoked here and counted as
-            // revoked by a concurrent scope revocation too.
-            if let Some(org) = self.org_of(&mut tx, id).await? {
-                lock_org(&mut tx, &org, Lock::Shared).await?;
-            }
-            let revoked = bind_revoke!(query, OffsetDateTime, &revocation, id)
+            // revoked by a concurrent scope revocation too. A token of
+            // another organization is not addressed, so its lock is not
+            // needed.
+            lock_org(&mut tx, scope.org().as_str(), Lock::Shared).await?;
+            let revoked = bind_revoke!(query, OffsetDateTime, &revocation, scope, id)
                 .execute(&mut *tx)
                 .await
                 .map_err(error_for(id))?;
             let outcome = if revoked.rows_affected() == 1 {
                 Ok(RevokeOutcome::Revoked)
             } else {
-                revoke_missed(self.read(&mut tx, id).await?)
+                revoke_missed(self.read_at(&mut tx, scope, id).await?)
             };
             tx.commit().await.map_err(error)?;
             outcome
@@ -591,6 +623,11 @@ impl TokenStore for PostgresStore {
                 let mark_query = sqlx::query_as(&self.statements.mark_scope);
                 let zero_query = sqlx::query(&self.statements.zero_live);
                 let mut tx = self.begin(conn).await?;
+                sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+                    .bind(OFFBOARDING_LOCK)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(error)?;
                 lock_org(&mut tx, scope.org().as_str(), Lock::Exclusive).await?;
                 let live: Vec<i64> = bind_scope_counts!(count_query, scope)
                     .fetch_all(&mut *tx)
@@ -634,6 +671,7 @@ impl TokenStore for PostgresStore {
 
     async fn rotate(
         &self,
+        scope: &Scope,
         old: TokenId,
         retire: Retirement,
         successor: TokenRecord,
@@ -642,16 +680,20 @@ impl TokenStore for PostgresStore {
             let new = successor.id;
             let query = sqlx::query(&self.statements.retire);
             let mut tx = self.begin(conn).await?;
-            lock_org(&mut tx, successor.scope.org().as_str(), Lock::Shared).await?;
+            // The old token's organization (its retirement may revoke it)
+            // and the successor's (a scope mark must not miss it): one and
+            // the same unless a caller rotates across organizations.
+            let orgs = [scope.org().as_str(), successor.scope.org().as_str()];
+            lock_orgs_shared(&mut tx, orgs).await?;
             // The update locks the old row: a concurrent rotation waits for
             // this transaction, then finds `replaced_by` set and changes
             // nothing.
-            let retired = bind_retire!(query, OffsetDateTime, new, &retire, old)
+            let retired = bind_retire!(query, OffsetDateTime, new, &retire, scope, old)
                 .execute(&mut *tx)
                 .await
                 .map_err(error_for(old))?;
             if retired.rows_affected() == 0 {
-                let refused = rotation_refused(self.read(&mut tx, old).await?);
+                let refused = rotation_refused(self.read_at(&mut tx, scope, old).await?);
                 tx.rollback().await.map_err(error)?;
                 return Ok(refused);
             }
@@ -700,23 +742,80 @@ impl TokenStore for PostgresStore {
         Ok(())
     }
 
+    /// One statement reading one range of a partial index of live tokens
+    /// in order (see the `store::sql` docs).
     async fn list_expiring(
         &self,
-        scope: &Scope,
+        filter: &ScopeFilter,
         window: Range<OffsetDateTime>,
         after: Option<ExpiryCursor>,
         limit: usize,
     ) -> Result<Vec<ListedRecord>, StoreError> {
+        let reads = Reads::of(filter);
         self.call(self.management_pool(), async |conn| {
-            let query = sqlx::query_as(&self.statements.list_expiring);
+            let query = sqlx::query_as(self.statements.list_expiring.get(&reads));
             let mut tx = self.begin(conn).await?;
             let rows: Vec<Row> =
-                bind_list_expiring!(query, OffsetDateTime, scope, window.clone(), after, limit)
+                bind_list_expiring!(query, OffsetDateTime, reads, window.clone(), after, limit)
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(error)?;
             tx.commit().await.map_err(error)?;
             Ok(rows.into_iter().map(Row::into_listed).collect())
+        })
+        .await
+    }
+
+    /// One short transaction: the offboarding lock, then one statement
+    /// that revokes up to `limit` of the creator's live tokens read from
+    /// one index range (`<table>_by_creator`, see the `store::sql` docs)
+    /// and returns their ids. (It runs again only if a returned id could
+    /// not be named, a row edited by hand: that row is revoked all the same
+    /// but does not count towards `limit`.) Its size is bounded by `limit`,
+    /// plus the creator's tokens covered by scope marks, read and skipped
+    /// until they are purged.
+    async fn revoke_created_by(
+        &self,
+        creator: &ActorId,
+        revocation: Revocation,
+        limit: usize,
+    ) -> Result<Vec<TokenId>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.call(self.management_pool(), async |conn| {
+            let (at, by, reason) = revocation_to_sql::<OffsetDateTime>(&revocation);
+            let mut tx = self.begin(conn).await?;
+            // The creator's tokens may lie in any organization, unknown
+            // until the statement reads them: rather than their locks, one
+            // lock that scope revocations take shared, so none of them is
+            // half-way (and none counts a token this revokes too).
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(OFFBOARDING_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(error)?;
+            let mut revoked = Vec::new();
+            loop {
+                let wanted = limit - revoked.len();
+                let done: Vec<String> = sqlx::query_scalar(&self.statements.revoke_created_by)
+                    .bind(at)
+                    .bind(by)
+                    .bind(reason)
+                    .bind(creator.as_str())
+                    .bind(limit_to_sql(wanted))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(error)?;
+                revoked.extend(done.iter().filter_map(|id| id.parse::<TokenId>().ok()));
+                // Fewer than asked: none is left. Otherwise each round
+                // revokes at least one more row, so the loop ends.
+                if done.len() < wanted || revoked.len() == limit {
+                    break;
+                }
+            }
+            tx.commit().await.map_err(error)?;
+            Ok(revoked)
         })
         .await
     }

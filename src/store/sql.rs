@@ -34,16 +34,26 @@ use crate::token::TokenId;
 
 use super::table::TableName;
 use super::{
-    Cursor, DamagedRecord, ExpiryCursor, Retirement, RevokeOutcome, RotateOutcome, ScopeRevoked,
+    Cursor, DamagedRecord, ExpiryCursor, Retirement, RevokeOutcome, RotateOutcome, ScopeFilter,
+    ScopeRevoked,
 };
+
+/// The token's own columns of a record, as [`RecordRow`] reads them.
+macro_rules! token_columns {
+    () => {
+        "t.id, t.scope_kind, t.org_id, t.domain_id, t.role, t.label, \
+         t.key_id, t.digest, t.created_at, t.created_by, t.expires_at, t.revoked_at, t.revoked_by, \
+         t.revoke_reason, t.last_used_at, t.rotated_from, t.replaced_by"
+    };
+}
 
 /// The columns of a record, as [`RecordRow`] reads them: the token's own,
 /// and the revocation of the earliest scope mark that covers it.
-pub(super) const RECORD_COLUMNS: &str = "t.id, t.scope_kind, t.org_id, t.domain_id, t.role, t.label, \
-     t.key_id, t.digest, t.created_at, t.created_by, t.expires_at, t.revoked_at, t.revoked_by, \
-     t.revoke_reason, t.last_used_at, t.rotated_from, t.replaced_by, \
-     m.revoked_at AS scope_revoked_at, m.revoked_by AS scope_revoked_by, \
-     m.revoke_reason AS scope_revoke_reason";
+pub(super) const RECORD_COLUMNS: &str = concat!(
+    token_columns!(),
+    ", m.revoked_at AS scope_revoked_at, m.revoked_by AS scope_revoked_by, \
+     m.revoke_reason AS scope_revoke_reason"
+);
 
 /// The columns an insert writes, in [`bind_record`]'s order.
 const INSERT_COLUMNS: &str = "id, scope_kind, org_id, domain_id, role, label, key_id, digest, \
@@ -62,23 +72,46 @@ pub(super) struct Statements {
     pub(super) insert: String,
     /// The [`RecordRow`] of id `$1`.
     pub(super) find: String,
-    /// The organization of id `$1`, however damaged the rest of its row.
-    #[cfg(feature = "postgres")]
-    pub(super) org_of: String,
-    /// A page of one exact scope (`$1`–`$3`, see [`scope_to_sql`]), newest
-    /// first, after the position `($4, $5)` (see [`list_start`]), at most
-    /// `$6` rows.
-    pub(super) list: String,
-    /// A page of the live records of one exact scope (`$1`–`$3`) expiring at
-    /// or after `$4` and before `$5`, soonest first, after the position
-    /// `($6, $7)`, at most `$8` rows.
-    pub(super) list_expiring: String,
-    /// Revokes id `$4` with `$1`–`$3` (see [`revocation_to_sql`]) unless it
-    /// is revoked already, on its own or by a scope mark.
+    /// The [`RecordRow`] of id `$1` if its scope is exactly `$2`–`$4` (see
+    /// [`scope_to_sql`]): why a scoped write missed.
+    pub(super) find_at: String,
+    /// A page of the scopes a filter reads (its parameters first, see
+    /// [`Reads`]), newest first, after the position `(created_at, id)` of
+    /// the next two parameters (see [`list_start`]), at most the last
+    /// parameter's rows. Each reads one index range, in order (migration
+    /// `0003`), so a page costs the page, however large the tenant:
+    /// `<table>_by_scope` for one scope, `<table>_by_org_created` for an
+    /// organization with its domains, `<table>_by_created` for all.
+    pub(super) list: ByReads,
+    /// A page of the live records of the scopes a filter reads (its
+    /// parameters first) expiring at or after the next parameter and before
+    /// the one after, soonest first, after the position `(expires_at, id)`
+    /// of the next two, at most the last parameter's rows. Each reads one
+    /// range of a partial index of live tokens, in order:
+    /// `<table>_by_expiry` for one scope, `<table>_by_org_expiry` for an
+    /// organization with its domains, `<table>_by_live_expiry` for all. A
+    /// token covered by a scope mark is read and skipped: the cost grows
+    /// with those in the window until they are purged.
+    pub(super) list_expiring: ByReads,
+    /// Revokes id `$4` of scope `$5`–`$7` with `$1`–`$3` (see
+    /// [`revocation_to_sql`]) unless it is revoked already, on its own or
+    /// by a scope mark. A row of another scope is not touched.
     pub(super) revoke: String,
-    /// Marks id `$6` replaced by `$1` if it is live and not replaced yet:
-    /// expiring at `$2` (if not null) or revoked with `$3`–`$5`.
+    /// Marks id `$6` of scope `$7`–`$9` replaced by `$1` if it is live and
+    /// not replaced yet: expiring at `$2` (if not null) or revoked with
+    /// `$3`–`$5`. A row of another scope is not touched.
     pub(super) retire: String,
+    /// Revokes with `$1`–`$3` up to `$5` live tokens created by `$4`,
+    /// oldest first, and returns their ids, in one statement: it reads one
+    /// range of the partial index `<table>_by_creator` (creator, seq) of
+    /// tokens not revoked on their own, checking each against the marks of
+    /// its scope, so its cost is `$5` rows plus the creator's tokens covered
+    /// by scope marks (read and skipped until purged). On PostgreSQL the
+    /// rows are picked `FOR UPDATE` under the `LIMIT`: a row another
+    /// transaction revokes meanwhile is skipped once it commits and the
+    /// next one taken, so fewer than `$5` rows means none is left. (SQLite
+    /// runs one writer at a time.)
+    pub(super) revoke_created_by: String,
     /// Marks organization `$1`'s scope `$2` (a domain, or `''` for the
     /// whole organization) revoked with `$3`–`$5`, through the highest
     /// `seq` the organization has; returns the mark's id and `through_seq`.
@@ -145,6 +178,61 @@ impl Statements {
              AND c.domain_id IN ('', t.domain_id) AND c.through_seq >= t.seq AND c.id < $4)"
         );
         let revocation = "revoked_at = $1, revoked_by = $2, revoke_reason = $3";
+        // Whether a mark covers the row `t`.
+        let covered_t = format!(
+            "EXISTS (SELECT 1 FROM {marks} AS c WHERE c.org_id = t.org_id \
+             AND c.domain_id IN ('', t.domain_id) AND c.through_seq >= t.seq)"
+        );
+        let list = |reads: ReadsKind| {
+            let (condition, n) = reads.condition();
+            format!(
+                "SELECT {RECORD_COLUMNS} FROM {joined} \
+                 WHERE {condition}(t.created_at, t.id) < (${}, ${}) \
+                 ORDER BY t.created_at DESC, t.id DESC LIMIT ${}",
+                n + 1,
+                n + 2,
+                n + 3
+            )
+        };
+        // The columns of a record no mark covers: no join to look for one.
+        let null_time = match dialect {
+            #[cfg(feature = "postgres")]
+            Dialect::Postgres => "TIMESTAMPTZ",
+            #[cfg(feature = "sqlite")]
+            Dialect::Sqlite => "INTEGER",
+        };
+        let unmarked_columns = format!(
+            "{}, CAST(NULL AS {null_time}) AS scope_revoked_at, \
+             CAST(NULL AS TEXT) AS scope_revoked_by, CAST(NULL AS TEXT) AS scope_revoke_reason",
+            token_columns!()
+        );
+        // Only live tokens no mark covers are listed, so they are read
+        // without the join to the marks: with it, SQLite sorted the whole
+        // window instead of reading the index in order.
+        let list_expiring = |reads: ReadsKind| {
+            let (condition, n) = reads.condition();
+            format!(
+                "SELECT {unmarked_columns} FROM {tokens} AS t \
+                 WHERE {condition}t.revoked_at IS NULL AND t.replaced_by IS NULL \
+                 AND NOT {covered_t} \
+                 AND t.expires_at >= ${} AND t.expires_at < ${} \
+                 AND (t.expires_at, t.id) > (${}, ${}) \
+                 ORDER BY t.expires_at, t.id LIMIT ${}",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5
+            )
+        };
+        // The scope columns of the row being updated equal `$a`–`$c`.
+        let at_scope = |a: usize| {
+            format!(
+                "org_id = ${a} AND scope_kind = ${} AND domain_id = ${}",
+                a + 1,
+                a + 2
+            )
+        };
         Statements {
             insert: format!(
                 "INSERT INTO {tokens} ({INSERT_COLUMNS}) VALUES \
@@ -152,31 +240,48 @@ impl Statements {
                  ON CONFLICT (id) DO NOTHING"
             ),
             find: format!("SELECT {RECORD_COLUMNS} FROM {joined} WHERE t.id = $1"),
-            #[cfg(feature = "postgres")]
-            org_of: format!("SELECT org_id FROM {tokens} WHERE id = $1"),
-            list: format!(
-                "SELECT {RECORD_COLUMNS} FROM {joined} \
-                 WHERE t.org_id = $1 AND t.scope_kind = $2 AND t.domain_id = $3 \
-                 AND (t.created_at, t.id) < ($4, $5) \
-                 ORDER BY t.created_at DESC, t.id DESC LIMIT $6"
+            find_at: format!(
+                "SELECT {RECORD_COLUMNS} FROM {joined} WHERE t.id = $1 \
+                 AND t.org_id = $2 AND t.scope_kind = $3 AND t.domain_id = $4"
             ),
-            list_expiring: format!(
-                "SELECT {RECORD_COLUMNS} FROM {joined} \
-                 WHERE t.org_id = $1 AND t.scope_kind = $2 AND t.domain_id = $3 \
-                 AND t.revoked_at IS NULL AND t.replaced_by IS NULL AND m.id IS NULL \
-                 AND t.expires_at >= $4 AND t.expires_at < $5 \
-                 AND (t.expires_at, t.id) > ($6, $7) \
-                 ORDER BY t.expires_at, t.id LIMIT $8"
-            ),
+            list: ByReads {
+                exactly: list(ReadsKind::Exactly),
+                org: list(ReadsKind::Org),
+                all: list(ReadsKind::All),
+            },
+            list_expiring: ByReads {
+                exactly: list_expiring(ReadsKind::Exactly),
+                org: list_expiring(ReadsKind::Org),
+                all: list_expiring(ReadsKind::All),
+            },
             revoke: format!(
                 "UPDATE {tokens} SET {revocation} \
-                 WHERE id = $4 AND revoked_at IS NULL AND NOT {covered}"
+                 WHERE id = $4 AND {} AND revoked_at IS NULL AND NOT {covered}",
+                at_scope(5)
             ),
             retire: format!(
                 "UPDATE {tokens} SET replaced_by = $1, expires_at = COALESCE($2, expires_at), \
                  revoked_at = $3, revoked_by = $4, revoke_reason = $5 \
-                 WHERE id = $6 AND revoked_at IS NULL AND replaced_by IS NULL AND NOT {covered}"
+                 WHERE id = $6 AND {} \
+                 AND revoked_at IS NULL AND replaced_by IS NULL AND NOT {covered}",
+                at_scope(7)
             ),
+            revoke_created_by: match dialect {
+                #[cfg(feature = "postgres")]
+                Dialect::Postgres => format!(
+                    "WITH picked AS (SELECT t.id FROM {tokens} AS t \
+                     WHERE t.created_by = $4 AND t.revoked_at IS NULL AND NOT {covered_t} \
+                     ORDER BY t.seq LIMIT $5 FOR UPDATE OF t) \
+                     UPDATE {tokens} AS u SET {revocation} FROM picked \
+                     WHERE u.id = picked.id RETURNING u.id"
+                ),
+                #[cfg(feature = "sqlite")]
+                Dialect::Sqlite => format!(
+                    "UPDATE {tokens} SET {revocation} WHERE id IN (SELECT t.id FROM {tokens} AS t \
+                     WHERE t.created_by = $4 AND t.revoked_at IS NULL AND NOT {covered_t} \
+                     ORDER BY t.seq LIMIT $5) RETURNING id"
+                ),
+            },
             // No mark when one of this scope or its organization already
             // covers every row: repeating a revocation adds nothing for
             // every later read to look through.
@@ -223,6 +328,70 @@ impl Statements {
                  AND ({marks}.domain_id = '' OR t.domain_id = {marks}.domain_id) \
                  AND t.seq <= {marks}.through_seq)"
             ),
+        }
+    }
+}
+
+/// A statement in one form for each way a [`ScopeFilter`] reads.
+#[derive(Debug)]
+pub(super) struct ByReads {
+    exactly: String,
+    org: String,
+    all: String,
+}
+
+impl ByReads {
+    /// The form for `reads`.
+    pub(super) fn get(&self, reads: &Reads<'_>) -> &str {
+        match reads {
+            Reads::Exactly(_) => &self.exactly,
+            Reads::Org(_) => &self.org,
+            Reads::All => &self.all,
+        }
+    }
+}
+
+/// What a [`ScopeFilter`] reads, in the terms of the schema: one scope's
+/// rows, one organization's (its own and its domains', which share its
+/// `org_id`), or every row.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Reads<'a> {
+    Exactly(&'a Scope),
+    Org(&'a OrganizationId),
+    All,
+}
+
+impl<'a> Reads<'a> {
+    pub(super) fn of(filter: &'a ScopeFilter) -> Self {
+        match filter {
+            ScopeFilter::Exactly(scope) | ScopeFilter::Covered(scope @ Scope::Domain { .. }) => {
+                Reads::Exactly(scope)
+            }
+            ScopeFilter::Covered(Scope::Organization { org }) => Reads::Org(org),
+            ScopeFilter::All => Reads::All,
+        }
+    }
+}
+
+/// The shape of a [`Reads`], for writing its statements.
+#[derive(Clone, Copy)]
+enum ReadsKind {
+    Exactly,
+    Org,
+    All,
+}
+
+impl ReadsKind {
+    /// The condition on `t` (ending in `AND`, or empty) that the rows read
+    /// meet, and how many parameters it takes (`$1` on).
+    fn condition(self) -> (&'static str, usize) {
+        match self {
+            ReadsKind::Exactly => (
+                "t.org_id = $1 AND t.scope_kind = $2 AND t.domain_id = $3 AND ",
+                3,
+            ),
+            ReadsKind::Org => ("t.org_id = $1 AND ", 1),
+            ReadsKind::All => ("", 0),
         }
     }
 }
@@ -342,9 +511,10 @@ pub(super) fn limit_to_sql(limit: usize) -> i64 {
 }
 
 /// What a [`Statements::revoke`] that changed no row meant, given the
-/// record as read after it: revoked before (on its own or by its scope), or
-/// absent. A revocation is never undone, so what is read then is what made
-/// the update miss.
+/// record as read after it at the same scope ([`Statements::find_at`]):
+/// revoked before (on its own or by its scope), or absent there. A
+/// revocation is never undone and a row never changes scope, so what is
+/// read then is what made the update miss.
 pub(super) fn revoke_missed(found: Option<TokenRecord>) -> Result<RevokeOutcome, StoreError> {
     match found {
         Some(TokenRecord {
@@ -359,7 +529,7 @@ pub(super) fn revoke_missed(found: Option<TokenRecord>) -> Result<RevokeOutcome,
 }
 
 /// Why a [`Statements::retire`] changed no row, given the old record as
-/// read after it.
+/// read after it at the same scope ([`Statements::find_at`]).
 pub(super) fn rotation_refused(found: Option<TokenRecord>) -> RotateOutcome {
     match found {
         None => RotateOutcome::NotFound,
@@ -674,32 +844,40 @@ pub(super) use bind_record;
 // The other statements' parameters, each bound in one place. `$time` is the
 // backend's time type ([`SqlTime`]).
 
-/// Binds [`Statements::list`]: the scope, the page's start, the limit.
+/// Binds what a [`Reads`] reads: the parameters of its condition.
+macro_rules! bind_reads {
+    ($query:expr, $reads:expr) => {{
+        let query = $query;
+        match $reads {
+            $crate::store::sql::Reads::Exactly(scope) => {
+                let (kind, org, domain) = $crate::store::sql::scope_to_sql(scope);
+                query.bind(org).bind(kind).bind(domain)
+            }
+            $crate::store::sql::Reads::Org(org) => query.bind(org.as_str()),
+            $crate::store::sql::Reads::All => query,
+        }
+    }};
+}
+
+/// Binds [`Statements::list`] in the form for `$reads`: what it reads, the
+/// page's start, the limit.
 macro_rules! bind_list {
-    ($query:expr, $time:ty, $scope:expr, $after:expr, $limit:expr) => {{
-        let (kind, org, domain) = $crate::store::sql::scope_to_sql($scope);
+    ($query:expr, $time:ty, $reads:expr, $after:expr, $limit:expr) => {{
         let (created_at, id) = $crate::store::sql::list_start::<$time>($after);
-        $query
-            .bind(org)
-            .bind(kind)
-            .bind(domain)
+        $crate::store::sql::bind_reads!($query, $reads)
             .bind(created_at)
             .bind(id)
             .bind($crate::store::sql::limit_to_sql($limit))
     }};
 }
 
-/// Binds [`Statements::list_expiring`]: the scope, the window, the page's
-/// start, the limit.
+/// Binds [`Statements::list_expiring`] in the form for `$reads`: what it
+/// reads, the window, the page's start, the limit.
 macro_rules! bind_list_expiring {
-    ($query:expr, $time:ty, $scope:expr, $window:expr, $after:expr, $limit:expr) => {{
-        let (kind, org, domain) = $crate::store::sql::scope_to_sql($scope);
+    ($query:expr, $time:ty, $reads:expr, $window:expr, $after:expr, $limit:expr) => {{
         let window = $window;
         let (from, id) = $crate::store::sql::expiring_start::<$time>(window.start, $after);
-        $query
-            .bind(org)
-            .bind(kind)
-            .bind(domain)
+        $crate::store::sql::bind_reads!($query, $reads)
             .bind(<$time as $crate::store::sql::SqlTime>::to_sql(window.start))
             .bind(<$time as $crate::store::sql::SqlTime>::to_sql(window.end))
             .bind(from)
@@ -708,22 +886,29 @@ macro_rules! bind_list_expiring {
     }};
 }
 
-/// Binds [`Statements::revoke`]: the revocation, then the id.
+/// Binds [`Statements::revoke`]: the revocation, then the id and its
+/// scope.
 macro_rules! bind_revoke {
-    ($query:expr, $time:ty, $revocation:expr, $id:expr) => {{
+    ($query:expr, $time:ty, $revocation:expr, $scope:expr, $id:expr) => {{
         let (at, by, reason) = $crate::store::sql::revocation_to_sql::<$time>($revocation);
+        let (kind, org, domain) = $crate::store::sql::scope_to_sql($scope);
         $query
             .bind(at)
             .bind(by)
             .bind(reason)
             .bind($crate::store::sql::id_to_sql($id))
+            .bind(org)
+            .bind(kind)
+            .bind(domain)
     }};
 }
 
-/// Binds [`Statements::retire`]: the successor, the retirement, the old id.
+/// Binds [`Statements::retire`]: the successor, the retirement, the old id
+/// and its scope.
 macro_rules! bind_retire {
-    ($query:expr, $time:ty, $new:expr, $retire:expr, $old:expr) => {{
+    ($query:expr, $time:ty, $new:expr, $retire:expr, $scope:expr, $old:expr) => {{
         let retirement = $crate::store::sql::retirement_to_sql::<$time>($retire);
+        let (kind, org, domain) = $crate::store::sql::scope_to_sql($scope);
         $query
             .bind($crate::store::sql::id_to_sql($new))
             .bind(retirement.expires_at)
@@ -731,6 +916,21 @@ macro_rules! bind_retire {
             .bind(retirement.revoked_by)
             .bind(retirement.revoke_reason)
             .bind($crate::store::sql::id_to_sql($old))
+            .bind(org)
+            .bind(kind)
+            .bind(domain)
+    }};
+}
+
+/// Binds [`Statements::find_at`]: the id and the scope.
+macro_rules! bind_find_at {
+    ($query:expr, $scope:expr, $id:expr) => {{
+        let (kind, org, domain) = $crate::store::sql::scope_to_sql($scope);
+        $query
+            .bind($crate::store::sql::id_to_sql($id))
+            .bind(org)
+            .bind(kind)
+            .bind(domain)
     }};
 }
 
@@ -753,7 +953,10 @@ macro_rules! bind_marked {
     }};
 }
 
-pub(super) use {bind_list, bind_list_expiring, bind_mark, bind_marked, bind_retire, bind_revoke};
+pub(super) use {
+    bind_find_at, bind_list, bind_list_expiring, bind_mark, bind_marked, bind_reads, bind_retire,
+    bind_revoke,
+};
 
 /// Applies, in the transaction `$tx`, each migration of `$migrations` that
 /// the table `$applied` (created by `$create` if missing) does not record,

@@ -14,17 +14,18 @@ use time::OffsetDateTime;
 
 use super::migrations::{self, Migration};
 use super::sql::{
-    Class, Dialect, RecordParams, RecordRow, SqlTime, Statements, apply_migrations, bind_list,
-    bind_list_expiring, bind_mark, bind_marked, bind_record, bind_retire, bind_revoke,
-    bind_scope_counts, id_to_sql, limit_to_sql, revoke_missed, rotation_refused, scope_revoked,
-    store_error,
+    Class, Dialect, Reads, RecordParams, RecordRow, SqlTime, Statements, apply_migrations,
+    bind_find_at, bind_list, bind_list_expiring, bind_mark, bind_marked, bind_record, bind_retire,
+    bind_revoke, bind_scope_counts, id_to_sql, limit_to_sql, revocation_to_sql, revoke_missed,
+    rotation_refused, scope_revoked, store_error,
 };
 use super::table::TableName;
 use super::{
     Cursor, ExpiryCursor, ListedRecord, REPORTED_IDS, Retirement, RevokeOutcome, RotateOutcome,
-    ScopeRevoked, TokenStore,
+    ScopeFilter, ScopeRevoked, TokenStore,
 };
 use crate::error::{StoreError, TableNameError};
+use crate::ids::ActorId;
 use crate::record::{Revocation, StoredCredential, TokenRecord};
 use crate::scope::Scope;
 use crate::token::TokenId;
@@ -187,6 +188,20 @@ impl SqliteStore {
             .map_err(error_for(id))?;
         row.map(Row::into_record).transpose()
     }
+
+    /// The record with `id` if its scope is exactly `scope`.
+    async fn read_at(
+        &self,
+        executor: impl sqlx::SqliteExecutor<'_>,
+        scope: &Scope,
+        id: TokenId,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let row: Option<Row> = bind_find_at!(sqlx::query_as(&self.statements.find_at), scope, id)
+            .fetch_optional(executor)
+            .await
+            .map_err(error_for(id))?;
+        row.map(Row::into_record).transpose()
+    }
 }
 
 /// SQLite takes table names without a schema part.
@@ -227,16 +242,19 @@ impl TokenStore for SqliteStore {
             .map(|record| record.credential()))
     }
 
+    /// One statement reading one index range in order (see the
+    /// `store::sql` docs): a page costs the page, for every filter.
     async fn list(
         &self,
-        scope: &Scope,
+        filter: &ScopeFilter,
         after: Option<Cursor>,
         limit: usize,
     ) -> Result<Vec<ListedRecord>, StoreError> {
+        let reads = Reads::of(filter);
         let rows: Vec<Row> = bind_list!(
-            sqlx::query_as(&self.statements.list),
+            sqlx::query_as(self.statements.list.get(&reads)),
             i64,
-            scope,
+            reads,
             after,
             limit
         )
@@ -246,19 +264,23 @@ impl TokenStore for SqliteStore {
         Ok(rows.into_iter().map(Row::into_listed).collect())
     }
 
+    /// One update by primary key, its scope checked in its `WHERE`; a
+    /// miss reads the row at that scope once, to say why.
     async fn revoke(
         &self,
+        scope: &Scope,
         id: TokenId,
         revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
-        let revoked = bind_revoke!(sqlx::query(&self.statements.revoke), i64, &revocation, id)
+        let query = sqlx::query(&self.statements.revoke);
+        let revoked = bind_revoke!(query, i64, &revocation, scope, id)
             .execute(&self.pool)
             .await
             .map_err(error_for(id))?;
         if revoked.rows_affected() == 1 {
             return Ok(RevokeOutcome::Revoked);
         }
-        revoke_missed(self.read(&self.pool, id).await?)
+        revoke_missed(self.read_at(&self.pool, scope, id).await?)
     }
 
     async fn revoke_scope(
@@ -312,6 +334,7 @@ impl TokenStore for SqliteStore {
 
     async fn rotate(
         &self,
+        scope: &Scope,
         old: TokenId,
         retire: Retirement,
         successor: TokenRecord,
@@ -320,12 +343,13 @@ impl TokenStore for SqliteStore {
         let mut tx = self.pool.begin().await.map_err(error)?;
         // The first statement writes, so the transaction takes SQLite's
         // write lock at once and concurrent rotations queue behind it.
-        let retired = bind_retire!(sqlx::query(&self.statements.retire), i64, new, &retire, old)
+        let query = sqlx::query(&self.statements.retire);
+        let retired = bind_retire!(query, i64, new, &retire, scope, old)
             .execute(&mut *tx)
             .await
             .map_err(error_for(old))?;
         if retired.rows_affected() == 0 {
-            let refused = rotation_refused(self.read(&mut *tx, old).await?);
+            let refused = rotation_refused(self.read_at(&mut *tx, scope, old).await?);
             // Rolled back now, not when the pool next lends the connection:
             // until then it would hold the write lock.
             tx.rollback().await.map_err(error)?;
@@ -363,17 +387,20 @@ impl TokenStore for SqliteStore {
         Ok(())
     }
 
+    /// One statement reading one range of a partial index of live tokens
+    /// in order (see the `store::sql` docs).
     async fn list_expiring(
         &self,
-        scope: &Scope,
+        filter: &ScopeFilter,
         window: Range<OffsetDateTime>,
         after: Option<ExpiryCursor>,
         limit: usize,
     ) -> Result<Vec<ListedRecord>, StoreError> {
+        let reads = Reads::of(filter);
         let rows: Vec<Row> = bind_list_expiring!(
-            sqlx::query_as(&self.statements.list_expiring),
+            sqlx::query_as(self.statements.list_expiring.get(&reads)),
             i64,
-            scope,
+            reads,
             window,
             after,
             limit
@@ -382,6 +409,50 @@ impl TokenStore for SqliteStore {
         .await
         .map_err(error)?;
         Ok(rows.into_iter().map(Row::into_listed).collect())
+    }
+
+    /// One transaction holding SQLite's write lock: one statement revokes
+    /// up to `limit` of the creator's live tokens, read from one index range
+    /// (`<table>_by_creator`), and returns their ids. (It runs again only
+    /// if a returned id could not be named, a row edited by hand: that row
+    /// is revoked all the same but does not count towards `limit`.) Its
+    /// size is bounded by `limit`, plus the creator's tokens covered by
+    /// scope marks, read and skipped until they are purged.
+    async fn revoke_created_by(
+        &self,
+        creator: &ActorId,
+        revocation: Revocation,
+        limit: usize,
+    ) -> Result<Vec<TokenId>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (at, by, reason) = revocation_to_sql::<i64>(&revocation);
+        let mut conn = self.pool.acquire().await.map_err(error)?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
+            .await
+            .map_err(error)?;
+        let mut revoked = Vec::new();
+        loop {
+            let wanted = limit - revoked.len();
+            let done: Vec<String> = sqlx::query_scalar(&self.statements.revoke_created_by)
+                .bind(at)
+                .bind(by)
+                .bind(reason)
+                .bind(creator.as_str())
+                .bind(limit_to_sql(wanted))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(error)?;
+            revoked.extend(done.iter().filter_map(|id| id.parse::<TokenId>().ok()));
+            // Fewer than asked: none is left. Otherwise each round revokes
+            // at least one more row, so the loop ends.
+            if done.len() < wanted || revoked.len() == limit {
+                break;
+            }
+        }
+        tx.commit().await.map_err(error)?;
+        Ok(revoked)
     }
 
     async fn purge(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError> {

@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use api_tokens::store::{
-    Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeRevoked,
-    TokenStore,
+    Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeFilter,
+    ScopeRevoked, TokenStore,
 };
 use api_tokens::testing::{ManualClock, MemoryAuditSink};
 use api_tokens::{
@@ -212,6 +212,30 @@ pub async fn assert_damaged_rows_are_corrupt(
         assert!(named(&store.find(*id).await.unwrap_err()));
         assert!(named(&store.find_credential(*id).await.unwrap_err()));
     }
+    // Lists that read the damaged rows' organization report each in its
+    // place, with its id, among the valid ones: never a token, never hiding
+    // the rest.
+    for filter in [ScopeFilter::Covered(org("acme")), ScopeFilter::All] {
+        let listed = store.list(&filter, None, 100).await.unwrap();
+        for (_, id) in tokens {
+            let damaged = listed.iter().filter_map(|entry| entry.as_ref().err());
+            assert!(
+                damaged.filter(|damaged| damaged.id == Some(*id)).count() == 1,
+                "{filter:?} reports damaged token {id} once: {listed:?}"
+            );
+        }
+        let created: Vec<_> = listed
+            .iter()
+            .map(|entry| match entry {
+                Ok(record) => record.created_at,
+                Err(damaged) => damaged.created_at.expect("its creation time reads"),
+            })
+            .collect();
+        assert!(
+            created.is_sorted_by(|a, b| a >= b),
+            "{filter:?} keeps damaged rows in their place, newest first"
+        );
+    }
 }
 
 /// Byte offsets in a token with the `acme` prefix.
@@ -320,20 +344,21 @@ impl TokenStore for CountingStore {
 
     async fn list(
         &self,
-        scope: &Scope,
+        filter: &ScopeFilter,
         after: Option<Cursor>,
         limit: usize,
     ) -> Result<Vec<ListedRecord>, StoreError> {
-        self.inner.list(scope, after, limit).await
+        self.inner.list(filter, after, limit).await
     }
 
     async fn revoke(
         &self,
+        scope: &Scope,
         id: TokenId,
         revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
         self.revokes.fetch_add(1, Ordering::SeqCst);
-        self.inner.revoke(id, revocation).await
+        self.inner.revoke(scope, id, revocation).await
     }
 
     async fn revoke_scope(
@@ -347,12 +372,25 @@ impl TokenStore for CountingStore {
 
     async fn rotate(
         &self,
+        scope: &Scope,
         old: TokenId,
         retire: Retirement,
         successor: TokenRecord,
     ) -> Result<RotateOutcome, StoreError> {
         self.inserts.fetch_add(1, Ordering::SeqCst);
-        self.inner.rotate(old, retire, successor).await
+        self.inner.rotate(scope, old, retire, successor).await
+    }
+
+    async fn revoke_created_by(
+        &self,
+        creator: &ActorId,
+        revocation: Revocation,
+        limit: usize,
+    ) -> Result<Vec<TokenId>, StoreError> {
+        self.revokes.fetch_add(1, Ordering::SeqCst);
+        self.inner
+            .revoke_created_by(creator, revocation, limit)
+            .await
     }
 
     async fn record_uses(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
@@ -371,12 +409,12 @@ impl TokenStore for CountingStore {
 
     async fn list_expiring(
         &self,
-        scope: &Scope,
+        filter: &ScopeFilter,
         window: Range<OffsetDateTime>,
         after: Option<ExpiryCursor>,
         limit: usize,
     ) -> Result<Vec<ListedRecord>, StoreError> {
-        self.inner.list_expiring(scope, window, after, limit).await
+        self.inner.list_expiring(filter, window, after, limit).await
     }
 
     async fn purge(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError> {
@@ -421,13 +459,18 @@ impl TokenStore for Unreachable {
     }
     async fn list(
         &self,
-        _: &Scope,
+        _: &ScopeFilter,
         _: Option<Cursor>,
         _: usize,
     ) -> Result<Vec<ListedRecord>, StoreError> {
         Err(outage())
     }
-    async fn revoke(&self, _: TokenId, _: Revocation) -> Result<RevokeOutcome, StoreError> {
+    async fn revoke(
+        &self,
+        _: &Scope,
+        _: TokenId,
+        _: Revocation,
+    ) -> Result<RevokeOutcome, StoreError> {
         Err(outage())
     }
     async fn revoke_scope(&self, _: &Scope, _: Revocation) -> Result<ScopeRevoked, StoreError> {
@@ -435,10 +478,19 @@ impl TokenStore for Unreachable {
     }
     async fn rotate(
         &self,
+        _: &Scope,
         _: TokenId,
         _: Retirement,
         _: TokenRecord,
     ) -> Result<RotateOutcome, StoreError> {
+        Err(outage())
+    }
+    async fn revoke_created_by(
+        &self,
+        _: &ActorId,
+        _: Revocation,
+        _: usize,
+    ) -> Result<Vec<TokenId>, StoreError> {
         Err(outage())
     }
     async fn record_uses(&self, _: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
@@ -446,7 +498,7 @@ impl TokenStore for Unreachable {
     }
     async fn list_expiring(
         &self,
-        _: &Scope,
+        _: &ScopeFilter,
         _: Range<OffsetDateTime>,
         _: Option<ExpiryCursor>,
         _: usize,

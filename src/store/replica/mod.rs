@@ -21,10 +21,11 @@ use tokio::task::JoinHandle;
 
 use super::shards::{Keyed, Shards, find_in_mut, insert_into, read, remove_from, write};
 use super::{
-    Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeRevoked,
-    TokenStore,
+    Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeFilter,
+    ScopeRevoked, TokenStore,
 };
 use crate::error::StoreError;
+use crate::ids::ActorId;
 use crate::record::{Revocation, StoredCredential, TokenRecord};
 use crate::scope::Scope;
 use crate::token::TokenId;
@@ -818,19 +819,20 @@ impl TokenStore for ReplicatedStore {
 
     async fn list(
         &self,
-        scope: &Scope,
+        filter: &ScopeFilter,
         after: Option<Cursor>,
         limit: usize,
     ) -> Result<Vec<ListedRecord>, StoreError> {
-        self.shared.source.list(scope, after, limit).await
+        self.shared.source.list(filter, after, limit).await
     }
 
     async fn revoke(
         &self,
+        scope: &Scope,
         id: TokenId,
         revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
-        let revoked = self.shared.source.revoke(id, revocation).await;
+        let revoked = self.shared.source.revoke(scope, id, revocation).await;
         self.after_write().await;
         revoked
     }
@@ -847,13 +849,36 @@ impl TokenStore for ReplicatedStore {
 
     async fn rotate(
         &self,
+        scope: &Scope,
         old: TokenId,
         retire: Retirement,
         successor: TokenRecord,
     ) -> Result<RotateOutcome, StoreError> {
-        let rotated = self.shared.source.rotate(old, retire, successor).await;
+        let rotated = self
+            .shared
+            .source
+            .rotate(scope, old, retire, successor)
+            .await;
         self.after_write().await;
         rotated
+    }
+
+    /// Each revoked token's row is updated in the store, so the change
+    /// feed names it (its triggers follow every update of `revoked_at`),
+    /// and the read after the write applies it here before this returns.
+    async fn revoke_created_by(
+        &self,
+        creator: &ActorId,
+        revocation: Revocation,
+        limit: usize,
+    ) -> Result<Vec<TokenId>, StoreError> {
+        let revoked = self
+            .shared
+            .source
+            .revoke_created_by(creator, revocation, limit)
+            .await;
+        self.after_write().await;
+        revoked
     }
 
     /// Last-used times are no change the feed reports (they would make
@@ -868,14 +893,14 @@ impl TokenStore for ReplicatedStore {
 
     async fn list_expiring(
         &self,
-        scope: &Scope,
+        filter: &ScopeFilter,
         window: Range<OffsetDateTime>,
         after: Option<ExpiryCursor>,
         limit: usize,
     ) -> Result<Vec<ListedRecord>, StoreError> {
         self.shared
             .source
-            .list_expiring(scope, window, after, limit)
+            .list_expiring(filter, window, after, limit)
             .await
     }
 
