@@ -159,7 +159,7 @@ pub use error::{
 pub use hashing::{Digest, HashKey, KeyId, Keyring};
 pub use ids::{ActorId, DomainId, MAX_ID_LEN, OrganizationId};
 pub use label::{Label, MAX_LABEL_CHARS};
-pub use page::{Cursor, ExpiryCursor};
+pub use page::{Cursor, ExpiryCursor, MAX_PAGE_SIZE, PageRequest, TokenPage};
 pub use policy::{Expiry, ExpiryPolicy, MAX_LIFETIME};
 pub use record::{
     DamagedToken, Revocation, StoredCredential, TokenRecord, TokenStatus, TokenSummary,
@@ -168,8 +168,8 @@ pub use scan::FoundToken;
 pub use scope::{Scope, ScopeKind};
 pub use service::{
     CreatorRevoked, DEFAULT_FLUSH_EVERY, DEFAULT_LAST_USED_INTERVAL, IssueRequest, IssuedToken,
-    MAX_PAGE_SIZE, MIN_FLUSH_EVERY, Maintenance, MaintenanceHandle, Operator, PURGE_BATCH,
-    PageRequest, REVOKE_BATCH, Revoked, TokenPage, TokenService, VerifiedToken,
+    MIN_FLUSH_EVERY, Maintenance, MaintenanceHandle, Operator, PURGE_BATCH, REVOKE_BATCH, Revoked,
+    TokenService, VerifiedToken,
 };
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;

@@ -1,4 +1,5 @@
-//! Positions in paged lists: where the next page starts.
+//! Paged lists: which page to fetch ([`PageRequest`]), what comes back
+//! ([`TokenPage`]), and the positions where the next page starts.
 //!
 //! A cursor's text is opaque to clients: they get it with one page and send
 //! it back, unchanged, for the next. It is 32 characters of the URL-safe
@@ -20,8 +21,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 
-use crate::error::CursorError;
+use crate::error::{CursorError, ListError};
+use crate::record::DamagedToken;
 use crate::record::TokenRecord;
+use crate::record::TokenSummary;
 use crate::token::TokenId;
 
 /// The characters of a cursor's text.
@@ -229,6 +232,68 @@ impl<'de> Deserialize<'de> for ExpiryCursor {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         crate::text::deserialize_from_str(deserializer, "an expiring-list cursor as a string")
     }
+}
+
+/// The most tokens one [`TokenService::list`] call returns.
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// Refuses a page size outside 1 to [`MAX_PAGE_SIZE`].
+pub(crate) fn check_page_size(limit: usize) -> Result<(), ListError> {
+    if (1..=MAX_PAGE_SIZE).contains(&limit) {
+        Ok(())
+    } else {
+        Err(ListError::InvalidPageSize {
+            requested: limit,
+            max: MAX_PAGE_SIZE,
+        })
+    }
+}
+
+/// Which page of a list to fetch: of the API Tokens list (positions are
+/// [`Cursor`]s), or of the expiring-soon list
+/// ([`ExpiryCursor`](crate::store::ExpiryCursor)s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageRequest<C = Cursor> {
+    /// At most this many tokens (1 to [`MAX_PAGE_SIZE`]).
+    pub limit: usize,
+    /// Continue after this position: the `next` of the previous page.
+    pub after: Option<C>,
+}
+
+impl<C> PageRequest<C> {
+    /// The first `limit` tokens.
+    pub fn first(limit: usize) -> Self {
+        PageRequest { limit, after: None }
+    }
+
+    /// The `limit` tokens after `cursor`.
+    pub fn after(cursor: C, limit: usize) -> Self {
+        PageRequest {
+            limit,
+            after: Some(cursor),
+        }
+    }
+}
+
+impl<C> Default for PageRequest<C> {
+    /// The first 50 tokens.
+    fn default() -> Self {
+        PageRequest::first(50)
+    }
+}
+
+/// One page of a list: the API Tokens list (newest first) or the
+/// expiring-soon list (soonest first).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenPage<C = Cursor> {
+    /// The tokens on this page.
+    pub tokens: Vec<TokenSummary>,
+    /// Rows on this page the store could not read back (edited by hand,
+    /// say), with what is wrong: shown, never trusted, and never hiding the
+    /// rest of the page.
+    pub damaged: Vec<DamagedToken>,
+    /// Where the next page starts, or `None` if this is the last page.
+    pub next: Option<C>,
 }
 
 #[cfg(test)]

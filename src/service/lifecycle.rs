@@ -6,15 +6,13 @@ use std::time::Duration;
 use crate::clock::signed;
 
 use super::unconfirmed::ChangeKind;
-use super::{
-    IssuedToken, PageRequest, TokenPage, TokenService, issue::ISSUE_ATTEMPTS,
-    manage::check_page_size, stored_time,
-};
+use super::{IssuedToken, TokenService, issue::ISSUE_ATTEMPTS, stored_time};
 use crate::actor::Actor;
 use crate::audit::{AuditEvent, Operation};
 use crate::authorization;
 use crate::error::{ListError, RevokeScopeError, RotateError, StoreError};
 use crate::label::Label;
+use crate::page::{PageRequest, TokenPage, check_page_size};
 use crate::policy::Expiry;
 use crate::record::{Revocation, TokenStatus};
 use crate::scope::Scope;

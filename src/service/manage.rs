@@ -8,25 +8,11 @@ use crate::actor::Actor;
 use crate::audit::{AuditEvent, Operation};
 use crate::authorization;
 use crate::error::{ListError, LookupError, RevokeError, StoreError};
+use crate::page::{PageRequest, TokenPage, check_page_size};
 use crate::record::{DamagedToken, Revocation, TokenRecord, TokenSummary};
 use crate::scope::Scope;
 use crate::store::{Cursor, ListedRecord, RevokeOutcome, ScopeFilter};
 use crate::token::TokenId;
-
-/// The most tokens one [`TokenService::list`] call returns.
-pub const MAX_PAGE_SIZE: usize = 1000;
-
-/// Refuses a page size outside 1 to [`MAX_PAGE_SIZE`].
-pub(super) fn check_page_size(limit: usize) -> Result<(), ListError> {
-    if (1..=MAX_PAGE_SIZE).contains(&limit) {
-        Ok(())
-    } else {
-        Err(ListError::InvalidPageSize {
-            requested: limit,
-            max: MAX_PAGE_SIZE,
-        })
-    }
-}
 
 /// What [`TokenService::revoke`] did. Either way the token is revoked now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,53 +21,6 @@ pub enum Revoked {
     Now(Revocation),
     /// It was revoked earlier; the earlier revocation stands.
     Already(Revocation),
-}
-
-/// Which page of a list to fetch: of the API Tokens list (positions are
-/// [`Cursor`]s), or of the expiring-soon list
-/// ([`ExpiryCursor`](crate::store::ExpiryCursor)s).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PageRequest<C = Cursor> {
-    /// At most this many tokens (1 to [`MAX_PAGE_SIZE`]).
-    pub limit: usize,
-    /// Continue after this position: the `next` of the previous page.
-    pub after: Option<C>,
-}
-
-impl<C> PageRequest<C> {
-    /// The first `limit` tokens.
-    pub fn first(limit: usize) -> Self {
-        PageRequest { limit, after: None }
-    }
-
-    /// The `limit` tokens after `cursor`.
-    pub fn after(cursor: C, limit: usize) -> Self {
-        PageRequest {
-            limit,
-            after: Some(cursor),
-        }
-    }
-}
-
-impl<C> Default for PageRequest<C> {
-    /// The first 50 tokens.
-    fn default() -> Self {
-        PageRequest::first(50)
-    }
-}
-
-/// One page of a list: the API Tokens list (newest first) or the
-/// expiring-soon list (soonest first).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TokenPage<C = Cursor> {
-    /// The tokens on this page.
-    pub tokens: Vec<TokenSummary>,
-    /// Rows on this page the store could not read back (edited by hand,
-    /// say), with what is wrong: shown, never trusted, and never hiding the
-    /// rest of the page.
-    pub damaged: Vec<DamagedToken>,
-    /// Where the next page starts, or `None` if this is the last page.
-    pub next: Option<C>,
 }
 
 /// A token an actor may manage, as the store could read it.

@@ -28,7 +28,7 @@ pub use issue::{IssueRequest, IssuedToken};
 pub use last_used::DEFAULT_LAST_USED_INTERVAL;
 pub use lifecycle::PURGE_BATCH;
 pub use maintenance::{DEFAULT_FLUSH_EVERY, MIN_FLUSH_EVERY, Maintenance, MaintenanceHandle};
-pub use manage::{MAX_PAGE_SIZE, PageRequest, Revoked, TokenPage};
+pub use manage::Revoked;
 pub use operator::{CreatorRevoked, Operator, REVOKE_BATCH};
 pub use verify::VerifiedToken;
 

@@ -5,10 +5,11 @@
 
 use std::time::Duration;
 
-use super::{PageRequest, TokenPage, TokenService};
+use super::TokenService;
 use crate::audit::AuditEvent;
 use crate::error::{ListError, RevokeCreatedByError};
 use crate::ids::ActorId;
+use crate::page::{PageRequest, TokenPage};
 use crate::record::Revocation;
 use crate::store::{Cursor, ExpiryCursor, REPORTED_IDS, ScopeFilter};
 use crate::token::TokenId;
