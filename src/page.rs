@@ -234,7 +234,7 @@ impl<'de> Deserialize<'de> for ExpiryCursor {
     }
 }
 
-/// The most tokens one [`TokenService::list`] call returns.
+/// The most tokens one [`TokenService::list`](crate::TokenService::list) call returns.
 pub const MAX_PAGE_SIZE: usize = 1000;
 
 /// Refuses a page size outside 1 to [`MAX_PAGE_SIZE`].

@@ -216,7 +216,7 @@ impl TokenService {
     /// # Errors
     ///
     /// [`ListError`] when the actor is not an admin at `scope`, the page size
-    /// is outside 1 to [`MAX_PAGE_SIZE`], or the store fails.
+    /// is outside 1 to [`MAX_PAGE_SIZE`](crate::MAX_PAGE_SIZE), or the store fails.
     pub async fn list(
         &self,
         actor: &Actor,
