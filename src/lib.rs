@@ -81,7 +81,7 @@
 //! | `PostgresStore` over TLS | `postgres-tls` | managed servers that require TLS (`sslmode=verify-full`) |
 //! | `ReplicatedStore` over either SQL store | `postgres` or `sqlite` | verification from an in-process copy, never a database round trip, with a stated bound on how late a revocation takes effect (one second by default) |
 //! | `conformance`: the store contract as a test suite | `conformance` | testing a store of your own |
-//! | your own store | — | implement [`TokenStore`]: ten small async methods |
+//! | your own store | — | implement [`TokenStore`]: eleven small async methods |
 //! | `http`: tower middleware and axum extractor | `axum` | protecting HTTP routes with `Authorization: Bearer` tokens |
 //!
 //! # A token's life
@@ -92,14 +92,17 @@
 //! - An [`ExpiryPolicy`] gives default and maximum lifetimes;
 //!   [`TokenService::list_expiring`] finds the tokens to warn about.
 //! - Verification notes when a token was last used, at most once per
-//!   interval; [`TokenService::flush_last_used`] writes the notes, and the
-//!   list shows them. **Call it every few seconds** from a background task
-//!   (its docs show one): verification never writes, so without it no use
-//!   is ever recorded.
+//!   interval; the list shows them once written. **Start the background
+//!   worker**, [`TokenService::spawn_maintenance`]: it writes them every few
+//!   seconds (verification never writes, so without it no use is ever
+//!   recorded), purges ended tokens if asked, and flushes on shutdown.
+//! - Background jobs that act for the platform, not a user (the
+//!   expiring-soon mailer, offboarding), use [`TokenService::operator`]:
+//!   lists across scopes, and [`Operator::revoke_created_by`].
 //! - Every change and every refused attempt goes to an [`AuditSink`]
 //!   ([`TracingAuditSink`] by default) through a bounded queue, so no
-//!   request waits for it; call [`TokenService::flush_audit`] before
-//!   shutting down. Failed verifications are counted in [`VerifyFailures`],
+//!   request waits for it; the worker's shutdown flushes it
+//!   ([`TokenService::flush_audit`] without a worker). Failed verifications are counted in [`VerifyFailures`],
 //!   not logged one by one.
 //! - [`TokenFormat::find_tokens`] and [`TokenFormat::redact`] find and mask
 //!   leaked tokens in text.
