@@ -319,107 +319,86 @@ pub struct TracingAuditSink;
 #[async_trait]
 impl AuditSink for TracingAuditSink {
     async fn record(&self, event: AuditEvent) {
-        // One macro call per shape: `tracing` fields are fixed at compile
-        // time, and an absent value is better left out than logged empty.
-        let kind = event.kind();
-        let at = event.at();
+        use tracing::field::display;
+        // The facts every event may have, then one call per shape: `tracing`
+        // fields are fixed at compile time, and an absent value is left out
+        // rather than logged empty.
+        let (kind, at) = (event.kind(), rfc3339(event.at()));
+        let actor = event.actor().map(quoted);
+        let scope = event.scope().map(quoted);
+        let token_id = event.token_id().map(display);
+        macro_rules! audit {
+            ($($fields:tt)*) => {
+                tracing::info!(
+                    target: "api_tokens::audit",
+                    event = kind, %at, actor, token_id, scope, $($fields)*
+                )
+            };
+        }
         match &event {
-            AuditEvent::Issued {
-                actor,
-                token,
-                scope,
-                role,
-                label,
-                ..
-            } => tracing::info!(
-                target: "api_tokens::audit", event = kind, at = %rfc3339(at), actor = quoted(actor), token_id = %token,
-                scope = quoted(scope), %role, label = quoted(label), "api token issued"
-            ),
+            AuditEvent::Issued { role, label, .. } => {
+                audit!(%role, label = quoted(label), "api token issued")
+            }
             AuditEvent::Rotated {
-                actor,
-                old,
                 new,
-                scope,
                 role,
                 label,
                 old_valid_until,
                 ..
-            } => {
-                tracing::info!(
-                    target: "api_tokens::audit", event = kind, at = %rfc3339(at), actor = quoted(actor), token_id = %old,
-                    successor = %new, scope = quoted(scope), %role, label = quoted(label), valid_until = %rfc3339(*old_valid_until),
-                    "api token rotated"
-                )
-            }
+            } => audit!(
+                successor = %new, %role, label = quoted(label),
+                valid_until = %rfc3339(*old_valid_until), "api token rotated"
+            ),
             AuditEvent::Revoked {
-                actor,
-                token,
-                scope,
                 role,
                 label,
                 reason,
                 ..
-            } => tracing::info!(
-                target: "api_tokens::audit", event = kind, at = %rfc3339(at), actor = quoted(actor), token_id = %token,
-                scope = quoted(scope), role = role.map(tracing::field::display),
+            } => audit!(
+                role = role.map(display),
                 label = label.as_ref().map(quoted),
-                reason = reason.as_ref().map(quoted), "api token revoked"
+                reason = reason.as_ref().map(quoted),
+                "api token revoked"
             ),
             AuditEvent::ScopeRevoked {
-                actor,
-                scope,
                 reason,
                 count,
                 first_tokens,
                 ..
-            } => {
-                tracing::info!(
-                    target: "api_tokens::audit", event = kind, at = %rfc3339(at), actor = quoted(actor), scope = quoted(scope), count,
-                    reason = reason.as_ref().map(quoted),
-                    first_tokens = ?first_tokens.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    "api tokens of a scope revoked"
-                )
-            }
+            } => audit!(
+                count, reason = reason.as_ref().map(quoted),
+                first_tokens = %ids(first_tokens), "api tokens of a scope revoked"
+            ),
             AuditEvent::CreatorRevoked {
-                actor,
                 creator,
                 reason,
                 count,
                 first_tokens,
                 ..
-            } => tracing::info!(
-                target: "api_tokens::audit", event = kind, at = %rfc3339(at), actor = quoted(actor), creator = quoted(creator), count,
-                reason = reason.as_ref().map(quoted),
-                first_tokens = ?first_tokens.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "api tokens of a creator revoked"
+            } => audit!(
+                creator = quoted(creator), count, reason = reason.as_ref().map(quoted),
+                first_tokens = %ids(first_tokens), "api tokens of a creator revoked"
             ),
-            AuditEvent::Purged { before, count, .. } => tracing::info!(
-                target: "api_tokens::audit", event = kind, at = %rfc3339(at), before = %rfc3339(*before), count,
-                "ended api tokens purged"
+            AuditEvent::Purged { before, count, .. } => audit!(
+                before = %rfc3339(*before), count, "ended api tokens purged"
             ),
-            AuditEvent::Refused {
-                actor,
-                operation,
-                scope,
-                token,
-                ..
-            } => tracing::info!(
-                target: "api_tokens::audit", event = kind, at = %rfc3339(at), actor = quoted(actor), operation = operation.name(),
-                scope = scope.as_ref().map(quoted),
-                token_id = token.map(tracing::field::display), "api token operation refused"
-            ),
-            AuditEvent::RetiredTokenUsed {
-                token,
-                replaced_by,
-                scope,
-                ..
-            } => tracing::info!(
-                target: "api_tokens::audit", event = kind, at = %rfc3339(at), token_id = %token, scope = quoted(scope),
-                replaced_by = replaced_by.map(tracing::field::display),
+            AuditEvent::Refused { operation, .. } => {
+                audit!(operation = operation.name(), "api token operation refused")
+            }
+            AuditEvent::RetiredTokenUsed { replaced_by, .. } => audit!(
+                replaced_by = replaced_by.map(display),
                 "retired api token used"
             ),
         }
     }
+}
+
+/// Token ids for one log field: `id1,id2,…`.
+fn ids(ids: &[TokenId]) -> String {
+    ids.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A field value a plain-text log cannot misread: quoted, with quotes and
