@@ -44,7 +44,7 @@
 //! }
 //! ```
 //!
-//! `examples/axum_service.rs` is a whole service: the dashboard's create,
+//! `examples/axum_service/` is a whole service: the dashboard's create,
 //! list and revoke as endpoints, and a protected resource per domain.
 //!
 //! # Error codes

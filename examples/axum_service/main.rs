@@ -1,0 +1,191 @@
+//! A token-protected HTTP service: the dashboard's API Tokens page as
+//! endpoints, and a resource per domain that takes those tokens.
+//!
+//! Run it with `cargo run --example axum_service --features axum`; it listens
+//! on 127.0.0.1:3000 (or the port in `PORT`). Then, as alice (an
+//! Organization Admin of `acme`):
+//!
+//! ```text
+//! curl -si -X POST localhost:3000/organizations/acme/tokens \
+//!      -H 'X-Demo-User: alice' -H 'Content-Type: application/json' \
+//!      -d '{"label": "CI deploys", "role": "editor"}'
+//! curl -si localhost:3000/organizations/acme/domains/shop/resource \
+//!      -H 'Authorization: Bearer <the token from above>'
+//! curl -si localhost:3000/organizations/acme/tokens -H 'X-Demo-User: alice'
+//! curl -si -X DELETE localhost:3000/organizations/acme/tokens/<id> -H 'X-Demo-User: alice'
+//! ```
+//!
+//! | endpoint | who |
+//! |---|---|
+//! | `POST /organizations/{org}/tokens` (create: `201`, the token shown once) | admin |
+//! | `GET /organizations/{org}/tokens?limit=&after=` (list, never a secret) | admin |
+//! | `DELETE /organizations/{org}/tokens/{id}` (revoke) | admin |
+//! | the same three under `/organizations/{org}/domains/{domain}/tokens` | admin |
+//! | `GET /organizations/{org}/domains/{domain}/resource` | a token for the domain or its organization |
+//! | `GET /healthz` (the replica's lag; `503` while over its bound) | anyone |
+//!
+//! `API_TOKENS_STORE` picks the store: `memory` (the default),
+//! `sqlite:<path>` (feature `sqlite`) or a `postgres://` URL (feature
+//! `postgres`). PostgreSQL is verified from an in-memory `ReplicatedStore`,
+//! which sees a revocation anywhere within one second (or
+//! `API_TOKENS_MAX_STALENESS_MS`), unless `API_TOKENS_REPLICA=off`. A durable
+//! store needs its hashing key in `API_TOKENS_HASH_KEY` (64 hex digits), or
+//! its tokens stop verifying at a restart:
+//!
+//! ```sh
+//! API_TOKENS_STORE=sqlite:tokens.db API_TOKENS_HASH_KEY=$(openssl rand -hex 32) \
+//!     cargo run --example axum_service --features axum,sqlite
+//! ```
+//!
+//! DEMO ONLY: admins sign in with the `X-Demo-User` header, which anyone can
+//! send ([`demo_auth`]). A real service uses its own sessions.
+
+mod admin;
+mod demo_auth;
+
+use std::error::Error;
+use std::sync::Arc;
+use std::time::Duration;
+
+use api_tokens::http::{TokenLayer, TokenRejection};
+use api_tokens::{
+    DomainId, HashKey, KeyId, Keyring, Maintenance, MemoryStore, OrganizationId, Role, Scope,
+    TokenFormat, TokenService, TokenStore, VerifiedToken,
+};
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    // Debug level shows why a token was refused (never the token itself).
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .init();
+    let (store, replica) = store_from_env().await?;
+    let keys = Keyring::new(KeyId::new(1), hash_key()?);
+    let tokens = Arc::new(TokenService::new(TokenFormat::new("acme")?, keys, store));
+    // A replica answers once it holds every credential.
+    tokens.ready().await?;
+    // Without the worker no last-used time is ever written. Its hourly purge
+    // deletes tokens that ended more than 30 days ago, so lists stay short.
+    const HOUR: Duration = Duration::from_secs(60 * 60);
+    let maintenance = tokens.spawn_maintenance(Maintenance::new().purge(HOUR, 30 * 24 * HOUR));
+
+    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
+    let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    println!("{}", demo_auth::BANNER);
+    axum::serve(listener, app(tokens).merge(health(replica)))
+        .with_graceful_shutdown(stop_signal())
+        .await?;
+    // The last uses and audit events, written before the process ends.
+    maintenance.shutdown().await;
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM: what container runtimes and systemd stop a service with.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate()).expect("a SIGTERM handler");
+        tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = terminate.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// The replica verification reads from, if the store is one.
+#[cfg(feature = "postgres")]
+type Replica = Option<Arc<api_tokens::ReplicatedStore>>;
+#[cfg(not(feature = "postgres"))]
+type Replica = Option<std::convert::Infallible>;
+
+/// The store `API_TOKENS_STORE` names (see above).
+async fn store_from_env() -> Result<(Arc<dyn TokenStore>, Replica), Box<dyn Error>> {
+    let setting = std::env::var("API_TOKENS_STORE").unwrap_or_else(|_| "memory".into());
+    if setting == "memory" {
+        return Ok((Arc::new(MemoryStore::new()), None));
+    }
+    #[cfg(feature = "sqlite")]
+    if let Some(path) = setting.strip_prefix("sqlite:") {
+        return Ok((Arc::new(api_tokens::SqliteStore::open(path).await?), None));
+    }
+    #[cfg(feature = "postgres")]
+    if setting.starts_with("postgres://") || setting.starts_with("postgresql://") {
+        let shared = api_tokens::PostgresStore::connect(&setting).await?;
+        if std::env::var("API_TOKENS_REPLICA").is_ok_and(|replica| replica == "off") {
+            return Ok((Arc::new(shared), None));
+        }
+        let mut options = api_tokens::ReplicaOptions::default();
+        if let Ok(ms) = std::env::var("API_TOKENS_MAX_STALENESS_MS") {
+            let ms = ms
+                .parse()
+                .map_err(|_| "API_TOKENS_MAX_STALENESS_MS: milliseconds")?;
+            options = options.with_max_staleness(Duration::from_millis(ms));
+        }
+        let replica = Arc::new(api_tokens::ReplicatedStore::postgres(shared, options));
+        return Ok((replica.clone(), Some(replica)));
+    }
+    let expected = "memory, sqlite:<path> (feature sqlite) or postgres://… (feature postgres)";
+    Err(format!("API_TOKENS_STORE={setting:?}: expected {expected}").into())
+}
+
+/// `GET /healthz`: 503 while the replica is over its bound (verification
+/// fails closed then too), so that a load balancer sends traffic elsewhere.
+fn health(replica: Replica) -> Router {
+    let check = async move || {
+        let (status, lag): (_, Option<Duration>) = match &replica {
+            #[cfg(feature = "postgres")]
+            Some(replica) => match replica.lag() {
+                Some(lag) if lag <= replica.max_staleness() => (StatusCode::OK, Some(lag)),
+                lag => (StatusCode::SERVICE_UNAVAILABLE, lag),
+            },
+            _ => (StatusCode::OK, None),
+        };
+        let lag_ms = lag.map(|lag| lag.as_secs_f64() * 1e3);
+        (status, Json(json!({ "replica_lag_ms": lag_ms })))
+    };
+    Router::new().route("/healthz", get(check))
+}
+
+/// `API_TOKENS_HASH_KEY`, else a fresh key. A real service loads it from its
+/// secret manager.
+fn hash_key() -> Result<HashKey, Box<dyn Error>> {
+    let Ok(hex) = std::env::var("API_TOKENS_HASH_KEY") else {
+        return Ok(HashKey::generate()?);
+    };
+    // `from_hex` wipes the text; its error names no character of the key.
+    HashKey::from_hex(hex).map_err(|error| format!("API_TOKENS_HASH_KEY: {error}").into())
+}
+
+/// The whole service but `/healthz`.
+pub fn app(tokens: Arc<TokenService>) -> Router {
+    let resource_path = "/organizations/{org}/domains/{domain}/resource";
+    // `route_layer`: only matched routes need a token, so a wrong path is
+    // still a 404 rather than a 401.
+    let protected = Router::new()
+        .route(resource_path, get(resource))
+        .route_layer(TokenLayer::new(tokens.clone()));
+    admin::routes(tokens).merge(protected)
+}
+
+/// Any token whose scope covers the domain: the domain's own, or its
+/// organization's.
+async fn resource(
+    token: VerifiedToken,
+    Path((org, domain)): Path<(OrganizationId, DomainId)>,
+) -> Result<Json<Value>, TokenRejection> {
+    let scope = Scope::domain(org, domain);
+    // The layer proved the token valid; this proves it valid here.
+    token.require(&scope, Role::Viewer)?;
+    Ok(Json(json!({
+        "scope": scope,
+        "token_id": token.id(),
+        "token_scope": token.scope(),
+        "token_role": token.role(),
+    })))
+}
