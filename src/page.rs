@@ -164,7 +164,10 @@ fn read_text(text: &str, format: u8, other: u8) -> Result<(OffsetDateTime, Token
     let nanoseconds = u32::from_be_bytes(bytes[9..13].try_into().expect("4 bytes"));
     let at = OffsetDateTime::from_unix_timestamp(seconds)
         .and_then(|at| at.replace_nanosecond(nanoseconds))
-        .map_err(|_| CursorError::InvalidPosition)?;
+        .ok()
+        // Before the year 1 no store holds a time, so no list has one.
+        .filter(|at| at.year() >= 1)
+        .ok_or(CursorError::InvalidPosition)?;
     let id = std::str::from_utf8(&bytes[13..])
         .ok()
         .and_then(|id| TokenId::from_str(id).ok())
@@ -306,12 +309,26 @@ mod tests {
     }
 
     #[test]
+    fn a_time_before_the_year_1_is_no_position() {
+        // No store holds one (PostgreSQL ends at 4713 BC), so a list given
+        // one would fail as a server error instead of a bad cursor.
+        let cursor = Cursor {
+            created_at: datetime!(-0001-12-31 23:59:59 UTC),
+            id: id(1),
+        };
+        assert_eq!(
+            cursor.to_string().parse::<Cursor>(),
+            Err(CursorError::InvalidPosition)
+        );
+    }
+
+    #[test]
     fn text_round_trips_at_the_edges_of_time_and_id() {
         for at in [
             datetime!(2030-01-01 09:00:00.123456 UTC),
             datetime!(1970-01-01 00:00 UTC),
             datetime!(1969-12-31 23:59:59.999999999 UTC),
-            datetime!(-9999-01-01 00:00 UTC),
+            datetime!(0001-01-01 00:00 UTC),
             datetime!(9999-12-31 23:59:59.999999999 UTC),
             datetime!(2030-01-01 09:00 +05:30),
         ] {

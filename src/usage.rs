@@ -28,7 +28,6 @@
 //! [`TokenService::spawn_maintenance`]: crate::TokenService::spawn_maintenance
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -97,12 +96,19 @@ impl UsageTracker {
             .is_none_or(|last| coarse_now - last.unix_timestamp() >= self.interval_seconds);
         if due {
             let mut pending = self.shard(credential.id);
-            if !pending.writing.contains_key(&credential.id)
-                && let Entry::Vacant(entry) = pending.noted.entry(credential.id)
-            {
-                let at = *entry.insert(now());
+            let fresh = !pending.writing.contains_key(&credential.id)
+                && !pending.noted.contains_key(&credential.id);
+            // Until the first flush every use is due (nothing was written,
+            // so nothing is recent), and each one checks whether the wait
+            // has grown too long: one token used for hours must warn too.
+            let unflushed = !self.flushing_settled.load(Ordering::Relaxed);
+            if fresh || unflushed {
+                let at = now();
+                if fresh {
+                    pending.noted.insert(credential.id, at);
+                }
                 drop(pending);
-                if !self.flushing_settled.load(Ordering::Relaxed) {
+                if unflushed {
                     self.warn_if_never_flushed(at);
                 }
             }

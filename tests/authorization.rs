@@ -611,3 +611,24 @@ async fn lookup_and_rotate_follow_the_matrix_and_hide_what_they_refuse() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_outsider_with_a_bad_reason_still_gets_not_found_and_is_audited() {
+    let fixture = fixture();
+    let (_, id) = fixture.issue_at(org("acme"), "ci").await;
+    let outsider = org_admin("globex");
+
+    let refused = fixture
+        .service
+        .revoke_because(&outsider, &org("acme"), id, Some("bad\u{0}reason"))
+        .await;
+
+    // The reason is judged only for one who may revoke: the answer is the
+    // one every refusal gets, and the attempt is on the record.
+    assert!(matches!(refused, Err(RevokeError::NotFound { .. })));
+    let events = fixture.audit_events().await;
+    assert!(matches!(
+        events.last(),
+        Some(api_tokens::AuditEvent::Refused { .. })
+    ));
+}

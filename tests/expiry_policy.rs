@@ -209,6 +209,18 @@ async fn expires_in_counts_from_the_services_clock_within_the_policy() {
             .await,
         Err(IssueError::ExpiryNotInFuture)
     ));
+    // Under a microsecond, the precision records keep: it would end as it
+    // starts, so it is refused rather than issued expired.
+    assert!(matches!(
+        service
+            .issue(
+                &alice,
+                IssueRequest::new(org("acme"), "a nanosecond")
+                    .expires_in(Duration::from_nanos(999))
+            )
+            .await,
+        Err(IssueError::ExpiryNotInFuture)
+    ));
     assert!(matches!(
         service
             .issue(

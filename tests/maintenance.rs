@@ -137,6 +137,23 @@ async fn the_worker_purges_ended_tokens_only_when_asked() {
 }
 
 #[tokio::test]
+async fn absurd_periods_are_clamped_not_a_dead_worker() {
+    let running = running();
+    let (text, id) = issue(&running, "ci").await;
+    let worker = running.service.spawn_maintenance(
+        Maintenance::new()
+            .flush_every(Duration::MAX)
+            .purge(Duration::MAX, Duration::MAX),
+    );
+    running.service.verify(&text).await.unwrap();
+
+    // A worker that had panicked on its periods would write nothing here.
+    worker.shutdown().await;
+    let record = running.store.find(id).await.unwrap().unwrap();
+    assert_eq!(record.last_used_at, Some(START));
+}
+
+#[tokio::test]
 async fn dropping_the_handle_stops_the_worker() {
     let running = running();
     let worker = running

@@ -62,6 +62,21 @@ async fn uses_never_flushed_warn_once_after_two_intervals() {
 }
 
 #[tokio::test]
+async fn one_token_used_for_hours_without_a_flush_warns_too() {
+    let (captured, _guard) = capture_logs(tracing::Level::WARN);
+    let clock = ManualClock::new(START);
+    let service = service(&clock);
+    let interval = service.last_used_interval().unwrap();
+    let token = issue(&service, "the only one").await;
+
+    service.verify(&token).await.unwrap();
+    clock.advance(interval * 2);
+    service.verify(&token).await.unwrap();
+
+    assert_eq!(captured.text().matches(WARNING).count(), 1);
+}
+
+#[tokio::test]
 async fn a_service_that_flushes_never_warns() {
     let (captured, _guard) = capture_logs(tracing::Level::WARN);
     let clock = ManualClock::new(START);

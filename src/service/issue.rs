@@ -168,6 +168,10 @@ impl TokenService {
         let expires_at = expires_at
             .map(|at| stored_time(at).ok_or(IssueError::ExpiryOutOfRange))
             .transpose()?;
+        // A lifetime under a microsecond ends, as kept, when it starts.
+        if expires_at.is_some_and(|at| at <= now) {
+            return Err(IssueError::ExpiryNotInFuture);
+        }
 
         let mut attempt = 1;
         loop {

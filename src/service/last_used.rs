@@ -29,24 +29,10 @@ impl TokenService {
     }
 
     /// Writes the uses verification noted since the last flush to the store,
-    /// in one call, and returns how many. Call it periodically (every few
-    /// seconds; see [`with_last_used_interval`](Self::with_last_used_interval))
-    /// and once before shutting down: verification itself never writes.
-    ///
-    /// ```no_run
-    /// # use std::{sync::Arc, time::Duration};
-    /// # async fn spawn(service: Arc<api_tokens::TokenService>) {
-    /// tokio::spawn(async move {
-    ///     let mut every = tokio::time::interval(Duration::from_secs(5));
-    ///     loop {
-    ///         every.tick().await;
-    ///         if let Err(error) = service.flush_last_used().await {
-    ///             eprintln!("last-used times not written yet: {error}");
-    ///         }
-    ///     }
-    /// });
-    /// # }
-    /// ```
+    /// in one call, and returns how many: verification itself never writes.
+    /// [`spawn_maintenance`](Self::spawn_maintenance) calls it every few
+    /// seconds and once on shutdown; call it yourself only if you run no
+    /// worker.
     ///
     /// # Errors
     ///

@@ -22,6 +22,9 @@ use crate::token::TokenId;
 /// How many tokens one store call of [`TokenService::purge`] deletes at most.
 pub const PURGE_BATCH: usize = 1_000;
 
+/// The earliest purge cutoff: the first instant every store can hold.
+const EARLIEST: time::OffsetDateTime = time::macros::datetime!(0001-01-01 00:00 UTC);
+
 /// The reason recorded when a rotation without grace revokes the old token.
 const ROTATED: &str = "rotated without grace";
 
@@ -270,8 +273,9 @@ impl TokenService {
     /// `rotated_from`) may name a token purged before it, since the two may
     /// end at different times.
     ///
-    /// Run it periodically (daily, say) from a background task; it is not
-    /// an actor's operation, so it takes none.
+    /// Run it periodically: [`Maintenance::purge`](crate::Maintenance::purge)
+    /// has the worker do it. It is not an actor's operation, so it takes
+    /// none.
     ///
     /// # Errors
     ///
@@ -279,7 +283,9 @@ impl TokenService {
     /// audited), and the next run goes on.
     pub async fn purge(&self, older_than: Duration) -> Result<u64, StoreError> {
         let now = self.now();
-        let before = now.saturating_sub(signed(older_than));
+        // Never before the year 1: a huge `older_than` means "everything
+        // that ended", and SQL servers hold no earlier time.
+        let before = now.saturating_sub(signed(older_than)).max(EARLIEST);
         let mut purged = 0;
         let outcome = loop {
             match self.store.purge(before, PURGE_BATCH).await {

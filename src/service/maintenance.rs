@@ -16,6 +16,10 @@ pub const DEFAULT_FLUSH_EVERY: Duration = Duration::from_secs(5);
 /// to it (a zero period would spin).
 pub const MIN_FLUSH_EVERY: Duration = Duration::from_millis(10);
 
+/// The longest period the worker takes; longer ones are lowered to it, so
+/// that no date arithmetic overflows. A year is "never" for a process.
+const MAX_PERIOD: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// What [`TokenService::spawn_maintenance`] does, and how often.
 ///
 /// By default it writes last-used times every [`DEFAULT_FLUSH_EVERY`] and
@@ -50,23 +54,23 @@ impl Maintenance {
     }
 
     /// Writes last-used times every `period` (at least
-    /// [`MIN_FLUSH_EVERY`]). Each flush is one store call however many
+    /// [`MIN_FLUSH_EVERY`], at most a year). Each flush is one store call however many
     /// tokens were used.
     #[must_use]
     pub fn flush_every(mut self, period: Duration) -> Self {
-        self.flush_every = period.max(MIN_FLUSH_EVERY);
+        self.flush_every = period.clamp(MIN_FLUSH_EVERY, MAX_PERIOD);
         self
     }
 
     /// Also runs [`TokenService::purge`] every `every` (at least
-    /// [`MIN_FLUSH_EVERY`]), deleting tokens that ended (were revoked or
+    /// [`MIN_FLUSH_EVERY`], at most a year), deleting tokens that ended (were revoked or
     /// expired) more than `older_than` ago. The first purge runs one period
     /// after the worker starts, not at once, so a fleet that restarts
     /// together does not purge together.
     #[must_use]
     pub fn purge(mut self, every: Duration, older_than: Duration) -> Self {
         self.purge = Some(PurgeSchedule {
-            every: every.max(MIN_FLUSH_EVERY),
+            every: every.clamp(MIN_FLUSH_EVERY, MAX_PERIOD),
             older_than,
         });
         self

@@ -75,16 +75,18 @@ impl TokenService {
         id: TokenId,
         reason: Option<&str>,
     ) -> Result<Revoked, RevokeError> {
-        let reason = reason
-            .map(|reason| self.label(reason))
-            .transpose()
-            .map_err(RevokeError::InvalidReason)?;
+        // Rights first: an actor without them learns nothing from how its
+        // reason is judged, and its attempt is audited either way.
         let Some(managed) = self
             .managed_token(actor, scope, id, Operation::Revoke)
             .await?
         else {
             return Err(RevokeError::NotFound { id });
         };
+        let reason = reason
+            .map(|reason| self.label(reason))
+            .transpose()
+            .map_err(RevokeError::InvalidReason)?;
         // A record damaged outside its scope can still be revoked, by id:
         // its event says what could be read of it.
         let (role, label) = match managed {
@@ -186,6 +188,9 @@ impl TokenService {
             Err(StoreError::Corrupt {
                 scope: Some(scope), ..
             }) => Some(scope),
+            // Whose it is cannot be read, so it is nobody's to manage: the
+            // answer stays "not found", whichever tenant's row it is.
+            Err(StoreError::Corrupt { scope: None, .. }) => None,
             Err(error) => return Err(error),
         };
         if !scope.is_some_and(|scope| authorization::reaches(actor, addressed, &scope)) {

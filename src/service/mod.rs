@@ -94,8 +94,8 @@ impl TokenService {
     /// A service issuing tokens of `format`, hashing with `keys` and keeping
     /// records in `store`, reading the system clock, with no expiry policy,
     /// audit events going to `tracing`, and last-used tracking every
-    /// [`DEFAULT_LAST_USED_INTERVAL`] (call
-    /// [`flush_last_used`](Self::flush_last_used) periodically).
+    /// [`DEFAULT_LAST_USED_INTERVAL`] (start
+    /// [`spawn_maintenance`](Self::spawn_maintenance) to write them down).
     pub fn new(format: TokenFormat, keys: Keyring, store: Arc<dyn TokenStore>) -> Self {
         TokenService {
             format,
@@ -172,8 +172,9 @@ impl TokenService {
         self.store.ready().await
     }
 
-    /// Waits until every audit event so far has reached the sink. Call it
-    /// periodically and before shutting down, and in tests before reading a
+    /// Waits until every audit event so far has reached the sink. The
+    /// maintenance worker's shutdown calls it; call it yourself before
+    /// shutting down a service that runs no worker, and in tests before reading a
     /// [`MemoryAuditSink`](crate::testing::MemoryAuditSink). Without a Tokio runtime
     /// (no delivery task can run) it is the only way events reach the sink.
     ///

@@ -555,26 +555,34 @@ impl TokenStore for MemoryStore {
     ) -> Result<Vec<TokenId>, StoreError> {
         let mut revoked = Vec::new();
         for shard in self.shards.all() {
-            if revoked.len() >= limit {
-                break;
-            }
-            let found: Vec<TokenId> = read(&shard.0)
-                .iter()
-                .filter(|entry| !entry.credential.revoked && entry.details.created_by == *creator)
-                .map(|entry| entry.credential.id)
-                .collect();
-            if found.is_empty() {
-                continue;
-            }
-            let mut table = write(&shard.0);
-            for id in found {
-                if revoked.len() >= limit {
+            // Read under the read lock, revoke under the write lock; ids
+            // another call revoked in between are skipped (that call reports
+            // them) and the shard is read again, so fewer than `limit`
+            // still means none is left. Never more ids than this call may
+            // revoke are collected.
+            loop {
+                let room = limit - revoked.len();
+                if room == 0 {
+                    return Ok(revoked);
+                }
+                let found: Vec<TokenId> = read(&shard.0)
+                    .iter()
+                    .filter(|entry| {
+                        !entry.credential.revoked && entry.details.created_by == *creator
+                    })
+                    .map(|entry| entry.credential.id)
+                    .take(room)
+                    .collect();
+                if found.is_empty() {
                     break;
                 }
-                // Revoked in between by another call: that one reports it.
-                if find_in_mut(&mut table, id).is_some_and(|entry| entry.revoke(revocation.clone()))
-                {
-                    revoked.push(id);
+                let mut table = write(&shard.0);
+                for id in found {
+                    if find_in_mut(&mut table, id)
+                        .is_some_and(|entry| entry.revoke(revocation.clone()))
+                    {
+                        revoked.push(id);
+                    }
                 }
             }
         }
