@@ -226,8 +226,10 @@ fn any_scope() -> impl Strategy<Value = Scope> {
     })
 }
 
+/// Any time a store can hold, so any time a list's cursor can name: from
+/// the year 1 (earlier ones are refused as no position) to 9999.
 fn any_time() -> impl Strategy<Value = OffsetDateTime> {
-    let first = datetime!(-9999-01-01 00:00 UTC).unix_timestamp();
+    let first = datetime!(0001-01-01 00:00 UTC).unix_timestamp();
     let last = datetime!(9999-12-31 23:59:59 UTC).unix_timestamp();
     (first..=last, 0..1_000_000_000u32).prop_map(|(seconds, nanos)| {
         OffsetDateTime::from_unix_timestamp(seconds)
