@@ -183,11 +183,13 @@ impl TokenService {
         id: TokenId,
         operation: Operation,
     ) -> Result<Option<Managed>, StoreError> {
-        let scope = match self.store.find_credential(id).await {
-            Ok(found) => found.map(|credential| Arc::unwrap_or_clone(credential.scope)),
+        // The scope stays shared with the store's copy: cloning it (an
+        // allocation) only for tokens that exist would time them apart.
+        let scope: Option<Arc<Scope>> = match self.store.find_credential(id).await {
+            Ok(found) => found.map(|credential| credential.scope),
             Err(StoreError::Corrupt {
                 scope: Some(scope), ..
-            }) => Some(scope),
+            }) => Some(Arc::new(scope)),
             // Whose it is cannot be read, so it is nobody's to manage: the
             // answer stays "not found", whichever tenant's row it is.
             Err(StoreError::Corrupt { scope: None, .. }) => None,
