@@ -162,7 +162,7 @@ impl TokenService {
     }
 
     /// Waits until the store can answer: at once for most stores; for a
-    /// [`ReplicatedStore`](crate::store::ReplicatedStore), once its copy of
+    /// `ReplicatedStore` (features `postgres`, `sqlite`), once its copy of
     /// every credential is loaded. Await it before serving traffic.
     ///
     /// # Errors

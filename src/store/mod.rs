@@ -456,7 +456,7 @@ pub trait TokenStore: Send + Sync {
     async fn purge(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError>;
 
     /// Waits until the store can answer: a store that loads a copy of its
-    /// data first (a [`ReplicatedStore`]) returns once it has. Every other
+    /// data first (a `ReplicatedStore`) returns once it has. Every other
     /// store is ready at once, which is what this default says.
     ///
     /// # Errors
