@@ -83,7 +83,7 @@
 //!     tokens.revoke(&admin, &scope, id).await?; // 404 not_found, 503, …
 //!     Ok("revoked")
 //! }
-//! # fn signed_in_admin() -> Actor { unimplemented!() }
+//! # fn signed_in_admin() -> Actor { Actor::new(api_tokens::ActorId::new("alice").unwrap()) }
 //! ```
 //!
 //! Management errors:

@@ -48,8 +48,8 @@ use super::migrations::{self, Migration};
 use super::sql::{
     Class, Dialect, Reads, RecordParams, RecordRow, Statements, apply_migrations, bind_find_at,
     bind_list, bind_list_expiring, bind_mark, bind_marked, bind_record, bind_retire, bind_revoke,
-    bind_scope_counts, id_to_sql, limit_to_sql, revocation_to_sql, revoke_missed, rotation_refused,
-    scope_revoked, store_error,
+    bind_scope_counts, id_to_sql, limit_to_sql, revoke_created_by_rounds, revoke_missed,
+    rotation_refused, scope_revoked, store_error,
 };
 use super::table::TableName;
 use super::{
@@ -784,7 +784,6 @@ impl TokenStore for PostgresStore {
             return Ok(Vec::new());
         }
         self.call(self.management_pool(), async |conn| {
-            let (at, by, reason) = revocation_to_sql::<OffsetDateTime>(&revocation);
             let mut tx = self.begin(conn).await?;
             // The creator's tokens may lie in any organization, unknown
             // until the statement reads them: rather than their locks, one
@@ -795,25 +794,15 @@ impl TokenStore for PostgresStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(error)?;
-            let mut revoked = Vec::new();
-            loop {
-                let wanted = limit - revoked.len();
-                let done: Vec<String> = sqlx::query_scalar(&self.statements.revoke_created_by)
-                    .bind(at)
-                    .bind(by)
-                    .bind(reason)
-                    .bind(creator.as_str())
-                    .bind(limit_to_sql(wanted))
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(error)?;
-                revoked.extend(done.iter().filter_map(|id| id.parse::<TokenId>().ok()));
-                // Fewer than asked: none is left. Otherwise each round
-                // revokes at least one more row, so the loop ends.
-                if done.len() < wanted || revoked.len() == limit {
-                    break;
-                }
-            }
+            let revoked = revoke_created_by_rounds!(
+                tx,
+                self.statements,
+                OffsetDateTime,
+                creator,
+                &revocation,
+                limit,
+                error
+            );
             tx.commit().await.map_err(error)?;
             Ok(revoked)
         })

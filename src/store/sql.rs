@@ -958,6 +958,42 @@ pub(super) use {
     bind_revoke,
 };
 
+/// Runs [`Statements::revoke_created_by`] in the transaction `$tx` until
+/// `$limit` tokens of `$creator` are revoked or none is left, and evaluates
+/// to their ids; `$time` is the dialect's time type, `$error` maps driver
+/// errors. Each round asks for what is left of the limit: fewer rows than
+/// asked means none is left; otherwise each round revokes at least one row
+/// more, so the loop ends. (A row whose id cannot be named, edited by hand,
+/// is revoked all the same but does not count.) A macro, as
+/// [`bind_record`] is: the two drivers' transactions share no usable trait.
+macro_rules! revoke_created_by_rounds {
+    ($tx:expr, $statements:expr, $time:ty, $creator:expr, $revocation:expr, $limit:expr, $error:expr) => {{
+        let (at, by, reason) = $crate::store::sql::revocation_to_sql::<$time>($revocation);
+        let mut revoked: Vec<$crate::TokenId> = Vec::new();
+        loop {
+            let wanted = $limit - revoked.len();
+            let done: Vec<String> = sqlx::query_scalar(&$statements.revoke_created_by)
+                .bind(at)
+                .bind(by)
+                .bind(reason)
+                .bind($creator.as_str())
+                .bind($crate::store::sql::limit_to_sql(wanted))
+                .fetch_all(&mut *$tx)
+                .await
+                .map_err($error)?;
+            revoked.extend(
+                done.iter()
+                    .filter_map(|id| id.parse::<$crate::TokenId>().ok()),
+            );
+            if done.len() < wanted || revoked.len() == $limit {
+                break revoked;
+            }
+        }
+    }};
+}
+
+pub(super) use revoke_created_by_rounds;
+
 /// Applies, in the transaction `$tx`, each migration of `$migrations` that
 /// the table `$applied` (created by `$create` if missing) does not record,
 /// and records it; `$error` maps driver errors. (A macro, as
