@@ -229,6 +229,8 @@ fn bulk_record(i: usize, made: &Made) -> TokenRecord {
         last_used_at: Some(NOW),
         rotated_from: None,
         replaced_by: None,
+        restrictions: Default::default(),
+        disabled: None,
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use api_tokens::store::{
     Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeFilter,
-    ScopeRevoked, TokenStore,
+    ScopeRevoked, TokenChange, TokenStore, UpdateOutcome,
 };
 use api_tokens::{
     Actor, ActorId, HashKey, IssueRequest, KeyId, Keyring, MemoryStore, OrganizationId, Revocation,
@@ -88,6 +88,16 @@ impl TokenStore for Metered {
         revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
         let outcome = self.inner.revoke(scope, id, revocation).await;
+        self.count(&self.other_calls, outcome)
+    }
+
+    async fn update(
+        &self,
+        scope: &Scope,
+        id: TokenId,
+        change: &TokenChange,
+    ) -> Result<UpdateOutcome, StoreError> {
+        let outcome = self.inner.update(scope, id, change).await;
         self.count(&self.other_calls, outcome)
     }
 

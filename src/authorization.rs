@@ -25,14 +25,31 @@
 //!
 //! **Using a token.** A verified token allows an action at a scope when its
 //! own scope covers that scope (an organization token works for every
-//! domain of its organization) and its role is at least the one required:
+//! domain of its organization) and it meets the [`Requirement`]:
 //! [`VerifiedToken::allows`], and `require` in the HTTP layer.
+//!
+//! - A [`Role`]: the token's role is at least that one, and the token is
+//!   not narrowed to a permission set. A narrowed token passes no plain
+//!   role check: narrowing that a route guarded by role alone ignored
+//!   would narrow nothing.
+//! - A [`Permission`]: the token's role grants it (is at least the
+//!   permission's [`granted_from`](Permission::granted_from)), and the
+//!   token's permission set, if it has one, holds it. A permission the
+//!   registry no longer defines has no [`Permission`] handle, so it grants
+//!   nothing; a token carrying its name keeps the rest of its set.
+//!
+//! **Narrowing at issue.** A token's permission set must lie within what
+//! its role grants at its scope (its role is at most its issuer's), and
+//! every name must be one the registry defines.
 //!
 //! **Operators.** Background jobs act through
 //! [`Operator`](crate::Operator), which no rule here limits: it is obtained
 //! deliberately, by name, and never from a request.
 
+use std::fmt;
+
 use crate::actor::{Actor, Role};
+use crate::permissions::Permission;
 use crate::scope::Scope;
 use crate::service::VerifiedToken;
 
@@ -45,11 +62,58 @@ impl Actor {
 }
 
 impl VerifiedToken {
-    /// Whether the token may act at `scope` with at least `role`: its scope
+    /// Whether the token may act at `scope` as `required` asks: its scope
     /// covers `scope` (an organization token covers the organization's
-    /// domains) and its role is `role` or higher.
-    pub fn allows(&self, scope: &Scope, role: Role) -> bool {
-        self.scope().covers(scope) && self.role() >= role
+    /// domains), and it meets the [`Requirement`], a [`Role`] or a
+    /// [`Permission`] (the module docs give both rules).
+    ///
+    /// ```
+    /// # use api_tokens::{PermissionRegistry, Role, Scope, VerifiedToken};
+    /// fn may_send(token: &VerifiedToken, registry: &PermissionRegistry, scope: &Scope) -> bool {
+    ///     let send = registry.permission("notifications:send").expect("defined at start-up");
+    ///     token.allows(scope, &send)
+    /// }
+    /// fn may_read(token: &VerifiedToken, scope: &Scope) -> bool {
+    ///     token.allows(scope, Role::Viewer)
+    /// }
+    /// ```
+    pub fn allows(&self, scope: &Scope, required: impl Requirement) -> bool {
+        self.scope().covers(scope) && required.met_by(self)
+    }
+}
+
+/// What a request needs of a token besides its scope: a [`Role`] or a
+/// [`Permission`] (by value or by reference). Sealed: the rules live here.
+pub trait Requirement: sealed::Sealed + fmt::Display {}
+
+impl Requirement for Role {}
+impl Requirement for Permission {}
+impl<T: Requirement + ?Sized> Requirement for &T {}
+
+mod sealed {
+    use super::{Permission, Role, VerifiedToken, role_grants};
+
+    /// The check behind [`Requirement`](super::Requirement), out of users' reach.
+    pub trait Sealed {
+        fn met_by(&self, token: &VerifiedToken) -> bool;
+    }
+
+    impl Sealed for Role {
+        fn met_by(&self, token: &VerifiedToken) -> bool {
+            token.permissions().is_none() && role_grants(token.role(), *self)
+        }
+    }
+
+    impl Sealed for Permission {
+        fn met_by(&self, token: &VerifiedToken) -> bool {
+            role_grants(token.role(), self.granted_from()) && token.holds(self.name())
+        }
+    }
+
+    impl<T: Sealed + ?Sized> Sealed for &T {
+        fn met_by(&self, token: &VerifiedToken) -> bool {
+            (**self).met_by(token)
+        }
     }
 }
 
@@ -81,6 +145,12 @@ pub(crate) fn issued_role(
         });
     }
     Ok(role)
+}
+
+/// Whether a token of `role` may use a permission granted from `needs`:
+/// the permission's role or a higher one.
+pub(crate) fn role_grants(role: Role, needs: Role) -> bool {
+    role >= needs
 }
 
 /// Whether `actor`, addressing `addressed`, reaches a token that lives at

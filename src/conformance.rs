@@ -65,6 +65,7 @@ use crate::hashing::{Digest, KeyId};
 use crate::ids::{ActorId, DomainId, OrganizationId};
 use crate::label::Label;
 use crate::record::{Revocation, TokenRecord};
+use crate::restrictions::Restrictions;
 use crate::scope::Scope;
 use crate::store::{
     Cursor, ExpiryCursor, ListedRecord, REPORTED_IDS, Retirement, RevokeOutcome, RotateOutcome,
@@ -267,6 +268,8 @@ fn record(scope: Scope, created_at: OffsetDateTime) -> TokenRecord {
         last_used_at: None,
         rotated_from: None,
         replaced_by: None,
+        restrictions: Restrictions::default(),
+        disabled: None,
     }
 }
 

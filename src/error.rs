@@ -19,6 +19,7 @@ use std::time::Duration;
 use crate::actor::Role;
 use crate::clock::Readable;
 use crate::hashing::KeyId;
+use crate::permissions::PermissionName;
 use crate::scope::{Scope, ScopeKind};
 use crate::token::TokenId;
 
@@ -306,12 +307,114 @@ pub enum IssueError {
         /// The longest lifetime allowed.
         max: Duration,
     },
+    /// A permission asked for was refused: not a valid name, or not one
+    /// the service's [`PermissionRegistry`](crate::PermissionRegistry)
+    /// defines (the error names it).
+    #[error("the permission set is not valid: {0}")]
+    InvalidPermission(#[source] PermissionError),
+    /// The permission set holds no permission: a token that may do nothing.
+    #[error("a permission set needs at least one permission; leave it out for the role's own")]
+    EmptyPermissionSet,
+    /// More permissions than one token may carry.
+    #[error("a token may carry at most {max} permissions")]
+    TooManyPermissions {
+        /// The most allowed.
+        max: usize,
+    },
+    /// A permission asked for needs a higher role than the token's: the
+    /// set must lie within what the role grants at the scope.
+    #[error("permission {permission} needs role {needs}; the token's role is {role}")]
+    PermissionNotGranted {
+        /// The permission beyond the role.
+        permission: PermissionName,
+        /// The lowest role that grants it.
+        needs: Role,
+        /// The token's role (at most its issuer's).
+        role: Role,
+    },
+    /// An entry of the allowlist is not a network in CIDR form (entries
+    /// count from 0; the text is not repeated, it may be anything).
+    #[error("allowlist entry {position} is not a network in CIDR form: {error}")]
+    InvalidNetwork {
+        /// Which entry.
+        position: usize,
+        /// What is wrong with it.
+        #[source]
+        error: NetworkError,
+    },
+    /// The allowlist is empty: a token no client could use.
+    #[error("an allowlist needs at least one network; leave it out to accept any client")]
+    EmptyAllowlist,
+    /// More networks than one allowlist may hold.
+    #[error("an allowlist holds at most {max} networks")]
+    TooManyNetworks {
+        /// The most allowed.
+        max: usize,
+    },
     /// The operating system's random source failed.
     #[error(transparent)]
     RandomSource(#[from] RandomSourceError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A permission name or registry entry was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PermissionError {
+    /// Not 1 to 64 bytes of `a`-`z`, `0`-`9` and `:` `.` `_` `-`, starting
+    /// with a letter (the text is not repeated: it may be anything).
+    #[error(
+        "a permission name is 1 to 64 characters of a-z, 0-9 and : . _ -, starting with a letter"
+    )]
+    InvalidName,
+    /// The registry does not define this permission.
+    #[error("permission {permission} is not defined by this service")]
+    Unknown {
+        /// The permission.
+        permission: PermissionName,
+    },
+    /// The registry defines this permission already.
+    #[error("permission {permission} is defined twice")]
+    Duplicate {
+        /// The permission.
+        permission: PermissionName,
+    },
+    /// The registry is full.
+    #[error("a registry defines at most {max} permissions")]
+    TooMany {
+        /// The most allowed.
+        max: usize,
+    },
+}
+
+/// A text was not an IP network in CIDR form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetworkError {
+    /// Not `address/prefix` or a bare IPv4 or IPv6 address.
+    #[error("expected an address with an optional /prefix, like 203.0.113.0/24 or 2001:db8::/32")]
+    Malformed,
+    /// The prefix is longer than the address (32 bits for IPv4, 128 for IPv6).
+    #[error("the prefix is longer than the address")]
+    PrefixTooLong,
+    /// The address has bits set past the prefix: write the network's first
+    /// address, or the prefix meant.
+    #[error("the address has bits set past the prefix; write the network's first address")]
+    HostBitsSet,
+}
+
+/// A [`RateLimit`](crate::RateLimit) was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RateLimitError {
+    /// Not 1 to 1,000,000 requests per period.
+    #[error("a rate limit allows 1 to 1000000 requests per period")]
+    Requests,
+    /// Not a whole number of seconds from 1 s to one day.
+    #[error("a rate limit's period is a whole number of seconds, from 1 to 86400")]
+    Period,
 }
 
 /// Why [`TokenService::verify`](crate::TokenService::verify) refused a token.
@@ -337,6 +440,13 @@ pub enum VerifyError {
     /// The token's expiry has passed.
     #[error("the token has expired")]
     Expired,
+    /// The token is disabled (paused, and may be enabled again).
+    #[error("the token is disabled")]
+    Disabled,
+    /// The token may be used only from the networks of its allowlist, and
+    /// the client's address is outside them, or was not given.
+    #[error("the token may not be used from this address")]
+    AddressNotAllowed,
     /// The store failed, so the token could not be checked.
     #[error(transparent)]
     Store(StoreError),
@@ -478,6 +588,75 @@ pub enum ListError {
         requested: usize,
         /// The largest page allowed.
         max: usize,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why [`TokenService::disable`](crate::TokenService::disable),
+/// [`enable`](crate::TokenService::enable) or
+/// [`edit`](crate::TokenService::edit) changed nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpdateError {
+    /// No such token at the scope addressed, or one the actor may not
+    /// manage (the two look alike on purpose).
+    #[error("no token {id} that this actor may manage")]
+    NotFound {
+        /// The id asked for.
+        id: TokenId,
+    },
+    /// The token is revoked: a revocation is final.
+    #[error("token {id} is revoked; a revoked token cannot be changed")]
+    Revoked {
+        /// The token.
+        id: TokenId,
+    },
+    /// The token was replaced by a rotation; change its successor instead.
+    #[error("token {id} was replaced by {by}; change that one instead")]
+    Replaced {
+        /// The token.
+        id: TokenId,
+        /// Its successor.
+        by: TokenId,
+    },
+    /// The new label was refused.
+    #[error(transparent)]
+    InvalidLabel(#[from] LabelError),
+    /// The new expiry is not after the current time.
+    #[error("the expiry must lie in the future")]
+    ExpiryNotInFuture,
+    /// The new expiry has no UTC form (it lies past the year 9999).
+    #[error("the expiry lies beyond the year 9999")]
+    ExpiryOutOfRange,
+    /// The new expiry is later than the current one (or never), and the
+    /// service's [`ExpiryPolicy`](crate::ExpiryPolicy) only lets expiries
+    /// be brought forward.
+    #[error("the expiry may only be brought forward; issue a new token for a longer life")]
+    ExpiryExtended,
+    /// The new expiry lies further ahead than the policy allows for this kind.
+    #[error("{kind} tokens may live at most {}; ask for an earlier expiry", Readable(*max))]
+    LifetimeTooLong {
+        /// The token's scope kind.
+        kind: ScopeKind,
+        /// The longest lifetime allowed, from now.
+        max: Duration,
+    },
+    /// A never-expiring token was asked for where the policy limits lifetimes.
+    #[error("{kind} tokens must expire within {}; ask for an expiry", Readable(*max))]
+    MustExpire {
+        /// The token's scope kind.
+        kind: ScopeKind,
+        /// The longest lifetime allowed.
+        max: Duration,
+    },
+    /// The token's expiry kept changing under this edit; nothing changed.
+    /// Read the token again and retry.
+    #[error("token {id} was changed meanwhile; read it again and retry")]
+    Conflict {
+        /// The token.
+        id: TokenId,
     },
     /// The store failed.
     #[error(transparent)]

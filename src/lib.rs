@@ -129,9 +129,12 @@ mod hashing;
 pub mod http;
 mod ids;
 mod label;
+mod networks;
 mod page;
+mod permissions;
 mod policy;
 mod record;
+mod restrictions;
 mod scan;
 mod scope;
 mod service;
@@ -150,23 +153,31 @@ pub use audit::{
     AuditEvent, AuditSink, DEFAULT_AUDIT_QUEUE_CAPACITY, Operation, TracingAuditSink,
     VerifyFailures,
 };
+pub use authorization::Requirement;
 pub use clock::{Clock, SystemClock};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use error::TableNameError;
 pub use error::{
     BoxError, CursorError, IdError, InvalidKeyId, InvalidRole, InvalidTokenId, IssueError,
     KeyTextError, KeyringConfigError, KeyringError, LabelError, ListError, LookupError,
-    MalformedToken, PolicyError, PrefixError, RandomSourceError, RevokeCreatedByError, RevokeError,
-    RevokeScopeError, RotateError, ScopeParseError, StoreError, VerifyError,
+    MalformedToken, NetworkError, PermissionError, PolicyError, PrefixError, RandomSourceError,
+    RateLimitError, RevokeCreatedByError, RevokeError, RevokeScopeError, RotateError,
+    ScopeParseError, StoreError, UpdateError, VerifyError,
 };
 pub use hashing::{Digest, HashKey, KeyId, Keyring};
 pub use ids::{ActorId, DomainId, MAX_ID_LEN, OrganizationId};
 pub use label::{Label, MAX_LABEL_CHARS};
+pub use networks::{IpNetwork, MAX_ALLOWED_NETWORKS};
 pub use page::{Cursor, ExpiryCursor, MAX_PAGE_SIZE, PageRequest, TokenPage};
+pub use permissions::{
+    MAX_PERMISSION_LEN, MAX_REGISTRY_PERMISSIONS, MAX_TOKEN_PERMISSIONS, Permission,
+    PermissionName, PermissionRegistry,
+};
 pub use policy::{Expiry, ExpiryPolicy, MAX_LIFETIME};
 pub use record::{
-    DamagedToken, Revocation, StoredCredential, TokenRecord, TokenStatus, TokenSummary,
+    DamagedToken, Disablement, Revocation, StoredCredential, TokenRecord, TokenStatus, TokenSummary,
 };
+pub use restrictions::{RATE_LIMIT_PERIOD_SECS, RATE_LIMIT_REQUESTS, RateLimit, Restrictions};
 pub use scan::FoundToken;
 pub use scope::{Scope, ScopeKind};
 pub use service::{

@@ -9,6 +9,7 @@ use crate::actor::Role;
 use crate::hashing::{Digest, KeyId};
 use crate::ids::ActorId;
 use crate::label::Label;
+use crate::restrictions::Restrictions;
 use crate::scope::Scope;
 use crate::token::TokenId;
 
@@ -57,6 +58,14 @@ pub struct TokenRecord {
     /// The token that replaced this one, once it was rotated. A replaced
     /// token keeps verifying until its grace period ends.
     pub replaced_by: Option<TokenId>,
+    /// What narrows it below its role (permissions, client networks, a rate
+    /// limit); by default nothing.
+    #[serde(default)]
+    pub restrictions: Restrictions,
+    /// Set while the token is disabled (paused): it fails verification
+    /// until enabled again.
+    #[serde(default)]
+    pub disabled: Option<Disablement>,
 }
 
 /// The part of a [`TokenRecord`] that verification reads: enough to check the
@@ -92,6 +101,22 @@ pub struct StoredCredential {
     /// When a use was last recorded, so the service writes a new one only
     /// once the interval has passed.
     pub last_used_at: Option<OffsetDateTime>,
+    /// What narrows the token, shared; `None` when nothing does
+    /// ([`Restrictions::is_unrestricted`]), which is what keeps tokens
+    /// without restrictions as small and as fast as before.
+    pub restrictions: Option<Arc<Restrictions>>,
+    /// Whether it is disabled.
+    pub disabled: bool,
+}
+
+/// When and by whom a token was disabled.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disablement {
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// By whom.
+    pub by: ActorId,
 }
 
 /// When, by whom and why a token was revoked.
@@ -110,8 +135,11 @@ pub struct Revocation {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenStatus {
-    /// Neither revoked nor expired.
+    /// Neither revoked, expired nor disabled.
     Active,
+    /// Disabled, and neither revoked nor expired: it verifies again once
+    /// enabled.
+    Disabled,
     /// Past its expiry (and not revoked).
     Expired,
     /// Revoked (whether or not it has also expired since).
@@ -153,6 +181,11 @@ pub struct TokenSummary {
     pub rotated_from: Option<TokenId>,
     /// The token that replaced it, once rotated.
     pub replaced_by: Option<TokenId>,
+    /// What narrows it below its role: its permission set, client
+    /// networks and rate limit, each only if it has one.
+    pub restrictions: Restrictions,
+    /// When and by whom it was disabled, while it is.
+    pub disabled: Option<Disablement>,
 }
 
 impl TokenRecord {
@@ -168,6 +201,8 @@ impl TokenRecord {
             revoked: self.revoked.is_some(),
             replaced: self.replaced_by.is_some(),
             last_used_at: self.last_used_at,
+            restrictions: shared_restrictions(&self.restrictions),
+            disabled: self.disabled.is_some(),
         }
     }
 
@@ -182,13 +217,15 @@ impl TokenRecord {
         )
     }
 
-    /// Whether the token is revoked, expired (at `now`) or active. Revocation
-    /// wins over expiry.
+    /// Whether the token is revoked, expired (at `now`), disabled or
+    /// active. Revocation wins over expiry, expiry over a pause.
     pub fn status_at(&self, now: OffsetDateTime) -> TokenStatus {
         if self.revoked.is_some() {
             TokenStatus::Revoked
         } else if self.expires_at.is_some_and(|expiry| now >= expiry) {
             TokenStatus::Expired
+        } else if self.disabled.is_some() {
+            TokenStatus::Disabled
         } else {
             TokenStatus::Active
         }
@@ -215,4 +252,10 @@ pub(crate) fn ended_before(
     before: OffsetDateTime,
 ) -> bool {
     revoked_at.is_some_and(|at| at < before) || expires_at.is_some_and(|at| at < before)
+}
+
+/// The restrictions as a credential shares them: `None` when nothing is
+/// restricted, so an unrestricted token's credential holds one null pointer.
+pub(crate) fn shared_restrictions(restrictions: &Restrictions) -> Option<Arc<Restrictions>> {
+    (!restrictions.is_unrestricted()).then(|| Arc::new(restrictions.clone()))
 }

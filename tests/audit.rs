@@ -103,6 +103,7 @@ async fn every_change_and_every_refusal_is_an_event() {
             scope: org("acme"),
             role: Role::Viewer,
             label: api_tokens::Label::new("billing export").unwrap(),
+            restrictions: api_tokens::Restrictions::default(),
         }
     );
     assert!(matches!(
@@ -259,6 +260,8 @@ async fn failed_verifications_are_counted_by_reason_not_logged() {
             invalid: 2,
             revoked: 1,
             expired: 1,
+            disabled: 0,
+            address_not_allowed: 0,
             store: 0,
         }
     );

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use api_tokens::store::{
     Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeFilter,
-    ScopeRevoked,
+    ScopeRevoked, TokenChange, UpdateOutcome,
 };
 use api_tokens::{
     ActorId, MemoryStore, Revocation, Scope, StoreError, StoredCredential, TokenId, TokenRecord,
@@ -121,6 +121,16 @@ impl TokenStore for Faulty {
             outcome => outcome,
         })
     }
+    async fn update(
+        &self,
+        scope: &Scope,
+        id: TokenId,
+        change: &TokenChange,
+    ) -> Result<UpdateOutcome, StoreError> {
+        let scope = self.scope_for(scope, id).await;
+        self.0.update(&scope, id, change).await
+    }
+
     async fn revoke_scope(
         &self,
         scope: &Scope,

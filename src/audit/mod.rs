@@ -25,8 +25,12 @@ use time::OffsetDateTime;
 use crate::actor::Role;
 use crate::error::VerifyError;
 use crate::ids::ActorId;
+use std::net::IpAddr;
+
 use crate::label::Label;
+use crate::restrictions::Restrictions;
 use crate::scope::Scope;
+use crate::store::ExpiryChange;
 use crate::token::TokenId;
 
 pub(crate) use queue::AuditQueue;
@@ -52,6 +56,9 @@ pub enum AuditEvent {
         role: Role,
         /// Its label.
         label: Label,
+        /// What narrows it (left out of the serde form when nothing does).
+        #[serde(skip_serializing_if = "Restrictions::is_unrestricted")]
+        restrictions: Restrictions,
     },
     /// A token was rotated: a successor issued, the old one given a grace
     /// period (or revoked, for a rotation without grace).
@@ -162,6 +169,61 @@ pub enum AuditEvent {
         /// The token they named, if they named one.
         token: Option<TokenId>,
     },
+    /// A token was disabled (paused).
+    Disabled {
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+        /// Who disabled it.
+        actor: ActorId,
+        /// The token.
+        token: TokenId,
+        /// Its scope.
+        scope: Scope,
+    },
+    /// A disabled token was enabled again.
+    Enabled {
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+        /// Who enabled it.
+        actor: ActorId,
+        /// The token.
+        token: TokenId,
+        /// Its scope.
+        scope: Scope,
+    },
+    /// A token's label or expiry was edited.
+    Edited {
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+        /// Who edited it.
+        actor: ActorId,
+        /// The token.
+        token: TokenId,
+        /// Its scope.
+        scope: Scope,
+        /// The new label, if it changed.
+        label: Option<Label>,
+        /// The expiry before and after, if it changed.
+        expiry: Option<ExpiryChange>,
+    },
+    /// A token with an allowlist was presented (with the right secret) by
+    /// a client outside it, or without a client address. Once a minute per
+    /// token at most: the refusals themselves are counted in
+    /// [`VerifyFailures::address_not_allowed`].
+    AddressRefused {
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+        /// The token.
+        token: TokenId,
+        /// Its scope.
+        scope: Scope,
+        /// The client's address, if the caller gave one.
+        client: Option<IpAddr>,
+    },
     /// A rotated token was presented after its grace period ended (with the
     /// right secret): a client not yet moved to the successor, or a leak.
     RetiredTokenUsed {
@@ -180,9 +242,14 @@ pub enum AuditEvent {
 impl AuditEvent {
     /// What happened, as the `event` field of its serde form names it:
     /// `issued`, `rotated`, `revoked`, `scope_revoked`, `creator_revoked`,
-    /// `purged`, `refused`, `retired_token_used`.
+    /// `purged`, `refused`, `disabled`, `enabled`, `edited`,
+    /// `address_refused`, `retired_token_used`.
     pub fn kind(&self) -> &'static str {
         match self {
+            AuditEvent::Disabled { .. } => "disabled",
+            AuditEvent::Enabled { .. } => "enabled",
+            AuditEvent::Edited { .. } => "edited",
+            AuditEvent::AddressRefused { .. } => "address_refused",
             AuditEvent::Issued { .. } => "issued",
             AuditEvent::Rotated { .. } => "rotated",
             AuditEvent::Revoked { .. } => "revoked",
@@ -204,6 +271,10 @@ impl AuditEvent {
             | AuditEvent::CreatorRevoked { at, .. }
             | AuditEvent::Purged { at, .. }
             | AuditEvent::Refused { at, .. }
+            | AuditEvent::Disabled { at, .. }
+            | AuditEvent::Enabled { at, .. }
+            | AuditEvent::Edited { at, .. }
+            | AuditEvent::AddressRefused { at, .. }
             | AuditEvent::RetiredTokenUsed { at, .. } => *at,
         }
     }
@@ -217,8 +288,13 @@ impl AuditEvent {
             | AuditEvent::Revoked { actor, .. }
             | AuditEvent::ScopeRevoked { actor, .. }
             | AuditEvent::CreatorRevoked { actor, .. }
-            | AuditEvent::Refused { actor, .. } => Some(actor),
-            AuditEvent::Purged { .. } | AuditEvent::RetiredTokenUsed { .. } => None,
+            | AuditEvent::Refused { actor, .. }
+            | AuditEvent::Disabled { actor, .. }
+            | AuditEvent::Enabled { actor, .. }
+            | AuditEvent::Edited { actor, .. } => Some(actor),
+            AuditEvent::Purged { .. }
+            | AuditEvent::AddressRefused { .. }
+            | AuditEvent::RetiredTokenUsed { .. } => None,
         }
     }
 
@@ -229,6 +305,10 @@ impl AuditEvent {
             | AuditEvent::Rotated { scope, .. }
             | AuditEvent::Revoked { scope, .. }
             | AuditEvent::ScopeRevoked { scope, .. }
+            | AuditEvent::Disabled { scope, .. }
+            | AuditEvent::Enabled { scope, .. }
+            | AuditEvent::Edited { scope, .. }
+            | AuditEvent::AddressRefused { scope, .. }
             | AuditEvent::RetiredTokenUsed { scope, .. } => Some(scope),
             AuditEvent::Refused { scope, .. } => scope.as_ref(),
             AuditEvent::CreatorRevoked { .. } | AuditEvent::Purged { .. } => None,
@@ -241,6 +321,10 @@ impl AuditEvent {
         match self {
             AuditEvent::Issued { token, .. }
             | AuditEvent::Revoked { token, .. }
+            | AuditEvent::Disabled { token, .. }
+            | AuditEvent::Enabled { token, .. }
+            | AuditEvent::Edited { token, .. }
+            | AuditEvent::AddressRefused { token, .. }
             | AuditEvent::RetiredTokenUsed { token, .. } => Some(*token),
             AuditEvent::Rotated { old, .. } => Some(*old),
             AuditEvent::Refused { token, .. } => *token,
@@ -266,11 +350,15 @@ pub enum Operation {
     RevokeScope,
     /// Rotating a token.
     Rotate,
+    /// Disabling or enabling a token.
+    Disable,
+    /// Editing a token's label or expiry.
+    Edit,
 }
 
 impl Operation {
     /// Its name, as in its serde form: `issue`, `list`, `revoke`,
-    /// `revoke_scope`, `rotate`.
+    /// `revoke_scope`, `rotate`, `disable`, `edit`.
     pub fn name(self) -> &'static str {
         match self {
             Operation::Issue => "issue",
@@ -278,6 +366,8 @@ impl Operation {
             Operation::Revoke => "revoke",
             Operation::RevokeScope => "revoke_scope",
             Operation::Rotate => "rotate",
+            Operation::Disable => "disable",
+            Operation::Edit => "edit",
         }
     }
 }
@@ -336,9 +426,30 @@ impl AuditSink for TracingAuditSink {
             };
         }
         match &event {
-            AuditEvent::Issued { role, label, .. } => {
-                audit!(%role, label = quoted(label), "api token issued")
-            }
+            AuditEvent::Issued {
+                role,
+                label,
+                restrictions,
+                ..
+            } => audit!(
+                %role, label = quoted(label),
+                permissions = restrictions.permissions.as_deref().map(|set| display(joined(set))),
+                allowed_networks = restrictions.allowed_networks.as_deref().map(|set| display(joined(set))),
+                rate_limit = restrictions.rate_limit.map(display),
+                "api token issued"
+            ),
+            AuditEvent::Disabled { .. } => audit!("api token disabled"),
+            AuditEvent::Enabled { .. } => audit!("api token enabled"),
+            AuditEvent::Edited { label, expiry, .. } => audit!(
+                label = label.as_ref().map(quoted),
+                expires_at = expiry
+                    .map(|change| display(change.to.map_or_else(|| "never".to_owned(), rfc3339))),
+                "api token edited"
+            ),
+            AuditEvent::AddressRefused { client, .. } => audit!(
+                client = client.map(display),
+                "api token refused: client address not allowed"
+            ),
             AuditEvent::Rotated {
                 new,
                 role,
@@ -395,7 +506,13 @@ impl AuditSink for TracingAuditSink {
 
 /// Token ids for one log field: `id1,id2,…`.
 fn ids(ids: &[TokenId]) -> String {
-    ids.iter()
+    joined(ids)
+}
+
+/// Values for one log field, comma-separated (none of them holds a comma).
+fn joined(values: &[impl std::fmt::Display]) -> String {
+    values
+        .iter()
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(",")
@@ -429,6 +546,10 @@ pub struct VerifyFailures {
     pub revoked: u64,
     /// Expired tokens (retired rotated ones included).
     pub expired: u64,
+    /// Disabled tokens.
+    pub disabled: u64,
+    /// Tokens used from outside their allowlist, or with no client address.
+    pub address_not_allowed: u64,
     /// The store failed.
     pub store: u64,
 }
@@ -440,6 +561,8 @@ pub(crate) struct FailureCounters {
     invalid: AtomicU64,
     revoked: AtomicU64,
     expired: AtomicU64,
+    disabled: AtomicU64,
+    address_not_allowed: AtomicU64,
     store: AtomicU64,
 }
 
@@ -450,6 +573,8 @@ impl FailureCounters {
             VerifyError::Invalid => &self.invalid,
             VerifyError::Revoked => &self.revoked,
             VerifyError::Expired => &self.expired,
+            VerifyError::Disabled => &self.disabled,
+            VerifyError::AddressNotAllowed => &self.address_not_allowed,
             VerifyError::Store(_) => &self.store,
         };
         // Only a tally: no other memory depends on its order.
@@ -463,6 +588,8 @@ impl FailureCounters {
             invalid: read(&self.invalid),
             revoked: read(&self.revoked),
             expired: read(&self.expired),
+            disabled: read(&self.disabled),
+            address_not_allowed: read(&self.address_not_allowed),
             store: read(&self.store),
         }
     }

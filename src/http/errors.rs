@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use super::rejection::TokenRejection;
 use crate::error::{
     IssueError, ListError, LookupError, RevokeError, RevokeScopeError, RotateError, StoreError,
+    UpdateError,
 };
 
 /// What a 503 asks the client to wait before retrying, in seconds
@@ -87,6 +88,11 @@ enum Case {
     GraceTooLong,
     GraceOutOfRange,
     InvalidPageSize,
+    InvalidPermission,
+    PermissionNotGranted,
+    InvalidAllowlist,
+    ExpiryExtended,
+    Conflict,
     Unavailable,
     ServerError,
 }
@@ -95,8 +101,10 @@ impl Case {
     fn status(self) -> StatusCode {
         match self {
             Case::NotFound => StatusCode::NOT_FOUND,
-            Case::RoleTooHigh => StatusCode::FORBIDDEN,
-            Case::TokenRevoked | Case::TokenExpired | Case::AlreadyRotated => StatusCode::CONFLICT,
+            Case::RoleTooHigh | Case::PermissionNotGranted => StatusCode::FORBIDDEN,
+            Case::TokenRevoked | Case::TokenExpired | Case::AlreadyRotated | Case::Conflict => {
+                StatusCode::CONFLICT
+            }
             Case::InvalidLabel
             | Case::InvalidReason
             | Case::ExpiryNotInFuture
@@ -105,7 +113,10 @@ impl Case {
             | Case::ExpiryRequired
             | Case::GraceTooLong
             | Case::GraceOutOfRange
-            | Case::InvalidPageSize => StatusCode::UNPROCESSABLE_ENTITY,
+            | Case::InvalidPageSize
+            | Case::InvalidPermission
+            | Case::InvalidAllowlist
+            | Case::ExpiryExtended => StatusCode::UNPROCESSABLE_ENTITY,
             Case::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Case::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -127,6 +138,11 @@ impl Case {
             Case::GraceTooLong => "grace_too_long",
             Case::GraceOutOfRange => "grace_out_of_range",
             Case::InvalidPageSize => "invalid_page_size",
+            Case::InvalidPermission => "invalid_permission",
+            Case::PermissionNotGranted => "permission_not_granted",
+            Case::InvalidAllowlist => "invalid_allowlist",
+            Case::ExpiryExtended => "expiry_extended",
+            Case::Conflict => "conflict",
             // The layer's own codes for the same situations, so a client
             // handles an outage or a server bug alike wherever it met it.
             Case::Unavailable => "temporarily_unavailable",
@@ -164,8 +180,33 @@ impl IssueError {
             IssueError::ExpiryOutOfRange => Case::ExpiryOutOfRange,
             IssueError::LifetimeTooLong { .. } => Case::LifetimeTooLong,
             IssueError::MustExpire { .. } => Case::ExpiryRequired,
+            IssueError::InvalidPermission(_)
+            | IssueError::EmptyPermissionSet
+            | IssueError::TooManyPermissions { .. } => Case::InvalidPermission,
+            IssueError::PermissionNotGranted { .. } => Case::PermissionNotGranted,
+            IssueError::InvalidNetwork { .. }
+            | IssueError::EmptyAllowlist
+            | IssueError::TooManyNetworks { .. } => Case::InvalidAllowlist,
             IssueError::RandomSource(_) => Case::ServerError,
             IssueError::Store(store) => store.http_case(),
+        }
+    }
+}
+
+impl UpdateError {
+    fn http_case(&self) -> Case {
+        match self {
+            UpdateError::NotFound { .. } => Case::NotFound,
+            UpdateError::Revoked { .. } => Case::TokenRevoked,
+            UpdateError::Replaced { .. } => Case::AlreadyRotated,
+            UpdateError::InvalidLabel(_) => Case::InvalidLabel,
+            UpdateError::ExpiryNotInFuture => Case::ExpiryNotInFuture,
+            UpdateError::ExpiryOutOfRange => Case::ExpiryOutOfRange,
+            UpdateError::ExpiryExtended => Case::ExpiryExtended,
+            UpdateError::LifetimeTooLong { .. } => Case::LifetimeTooLong,
+            UpdateError::MustExpire { .. } => Case::ExpiryRequired,
+            UpdateError::Conflict { .. } => Case::Conflict,
+            UpdateError::Store(store) => store.http_case(),
         }
     }
 }
@@ -272,6 +313,7 @@ macro_rules! http_error {
 
 http_error!(IssueError, "issue");
 http_error!(RevokeError, "revoke");
+http_error!(UpdateError, "update");
 http_error!(LookupError, "lookup");
 http_error!(RevokeScopeError, "revoke_scope");
 http_error!(RotateError, "rotate");

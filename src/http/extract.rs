@@ -6,7 +6,7 @@ use axum::http::request::Parts;
 
 use super::layer::Anonymous;
 use super::rejection::TokenRejection;
-use crate::actor::Role;
+use crate::authorization::Requirement;
 use crate::scope::Scope;
 use crate::service::VerifiedToken;
 
@@ -69,7 +69,8 @@ fn verified(parts: &Parts) -> Result<Option<VerifiedToken>, TokenRejection> {
 
 impl VerifiedToken {
     /// [`allows`](Self::allows) as a handler wants it: `Ok` if the token may
-    /// act at `scope` with at least `role`, else
+    /// act at `scope` as `required` (a [`Role`](crate::Role) or a
+    /// [`Permission`](crate::Permission)) asks, else
     /// [`TokenRejection::InsufficientScope`] (403, `insufficient_scope`), so
     /// that `token.require(&scope, Role::Editor)?;` is the whole check. An
     /// organization token passes for every domain of its organization; a
@@ -92,16 +93,16 @@ impl VerifiedToken {
     /// # Errors
     ///
     /// [`TokenRejection::InsufficientScope`] when the token's scope does not
-    /// cover `scope` or its role is below `role`.
-    pub fn require(&self, scope: &Scope, role: Role) -> Result<(), TokenRejection> {
-        if self.allows(scope, role) {
+    /// cover `scope` or it does not meet `required`.
+    pub fn require(&self, scope: &Scope, required: impl Requirement) -> Result<(), TokenRejection> {
+        if self.allows(scope, &required) {
             return Ok(());
         }
         tracing::debug!(
             token_id = %self.id(),
             required_scope = %scope,
-            required_role = %role,
-            "API token lacks the scope or role"
+            required = %required,
+            "API token lacks the scope, role or permission"
         );
         Err(TokenRejection::InsufficientScope)
     }

@@ -90,17 +90,22 @@
 //!
 //! | code | status | meaning | errors |
 //! |---|---|---|---|
-//! | `not_found` | 404 | no such token, or a token or scope the caller may not manage | `NotFound` of [`RevokeError`], [`RotateError`], [`LookupError`]; `NotAllowed` of [`IssueError`], [`ListError`], [`RevokeScopeError`] |
+//! | `not_found` | 404 | no such token, or a token or scope the caller may not manage | `NotFound` of [`RevokeError`], [`RotateError`], [`LookupError`], [`UpdateError`]; `NotAllowed` of [`IssueError`], [`ListError`], [`RevokeScopeError`] |
 //! | `role_too_high` | 403 | the token's role would exceed the caller's at its scope | `RoleTooHigh` of [`IssueError`], [`RotateError`] |
-//! | `invalid_label` | 422 | the label breaks the [label rules](crate::Label) | [`IssueError::InvalidLabel`] |
+//! | `permission_not_granted` | 403 | a permission asked for needs a higher role than the token's | [`IssueError::PermissionNotGranted`] |
+//! | `invalid_permission` | 422 | the permission set is empty, too large, or names a permission the service does not define | `InvalidPermission`, `EmptyPermissionSet`, `TooManyPermissions` of [`IssueError`] |
+//! | `invalid_allowlist` | 422 | the allowlist is empty, too large, or holds an entry that is not a network in CIDR form | `InvalidNetwork`, `EmptyAllowlist`, `TooManyNetworks` of [`IssueError`] |
+//! | `invalid_label` | 422 | the label breaks the [label rules](crate::Label) | `InvalidLabel` of [`IssueError`], [`UpdateError`] |
 //! | `invalid_reason` | 422 | the revocation reason breaks the label rules | `InvalidReason` of [`RevokeError`], [`RevokeScopeError`] |
-//! | `expiry_not_in_future` | 422 | the expiry asked for has passed | [`IssueError::ExpiryNotInFuture`] |
-//! | `expiry_out_of_range` | 422 | the expiry asked for lies past the year 9999 | [`IssueError::ExpiryOutOfRange`] |
-//! | `lifetime_too_long` | 422 | the expiry lies further ahead than the policy allows | [`IssueError::LifetimeTooLong`] |
-//! | `expiry_required` | 422 | the policy requires tokens of this kind to expire | [`IssueError::MustExpire`] |
-//! | `token_revoked` | 409 | the token to rotate is revoked | [`RotateError::Revoked`] |
+//! | `expiry_not_in_future` | 422 | the expiry asked for has passed | `ExpiryNotInFuture` of [`IssueError`], [`UpdateError`] |
+//! | `expiry_out_of_range` | 422 | the expiry asked for lies past the year 9999 | `ExpiryOutOfRange` of [`IssueError`], [`UpdateError`] |
+//! | `lifetime_too_long` | 422 | the expiry lies further ahead than the policy allows | `LifetimeTooLong` of [`IssueError`], [`UpdateError`] |
+//! | `expiry_required` | 422 | the policy requires tokens of this kind to expire | `MustExpire` of [`IssueError`], [`UpdateError`] |
+//! | `expiry_extended` | 422 | an edit would push the expiry later, which the policy does not allow | [`UpdateError::ExpiryExtended`] |
+//! | `token_revoked` | 409 | the token to rotate or change is revoked | [`RotateError::Revoked`], [`UpdateError::Revoked`] |
 //! | `token_expired` | 409 | the token to rotate has expired | [`RotateError::Expired`] |
-//! | `already_rotated` | 409 | the token was rotated before; the description names its successor | [`RotateError::AlreadyReplaced`] |
+//! | `already_rotated` | 409 | the token was rotated before; the description names its successor | [`RotateError::AlreadyReplaced`], [`UpdateError::Replaced`] |
+//! | `conflict` | 409 | the token changed during the edit; read it again and retry | [`UpdateError::Conflict`] |
 //! | `grace_too_long` | 422 | a grace period that outlasts the token | [`RotateError::GraceTooLong`] |
 //! | `grace_out_of_range` | 422 | a grace period ending past the year 9999 | [`RotateError::GraceOutOfRange`] |
 //! | `invalid_page_size` | 422 | a page size of zero or above the maximum | [`ListError::InvalidPageSize`] |
@@ -133,11 +138,12 @@
 //! | `server_error` | 500 | the route's handler needs a token but no layer covers it |
 //!
 //! [`IssueError`]: crate::IssueError
-//! [`IssueError::InvalidLabel`]: crate::IssueError::InvalidLabel
-//! [`IssueError::ExpiryNotInFuture`]: crate::IssueError::ExpiryNotInFuture
-//! [`IssueError::ExpiryOutOfRange`]: crate::IssueError::ExpiryOutOfRange
-//! [`IssueError::LifetimeTooLong`]: crate::IssueError::LifetimeTooLong
-//! [`IssueError::MustExpire`]: crate::IssueError::MustExpire
+//! [`UpdateError`]: crate::UpdateError
+//! [`IssueError::PermissionNotGranted`]: crate::IssueError::PermissionNotGranted
+//! [`UpdateError::ExpiryExtended`]: crate::UpdateError::ExpiryExtended
+//! [`UpdateError::Revoked`]: crate::UpdateError::Revoked
+//! [`UpdateError::Replaced`]: crate::UpdateError::Replaced
+//! [`UpdateError::Conflict`]: crate::UpdateError::Conflict
 //! [`ListError`]: crate::ListError
 //! [`ListError::InvalidPageSize`]: crate::ListError::InvalidPageSize
 //! [`LookupError`]: crate::LookupError

@@ -13,8 +13,11 @@ use crate::audit::{AuditEvent, Operation};
 use crate::authorization::{self, IssueDenied};
 use crate::error::{IssueError, RandomSourceError, StoreError};
 use crate::label::Label;
+use crate::networks::{IpNetwork, MAX_ALLOWED_NETWORKS};
+use crate::permissions::{MAX_TOKEN_PERMISSIONS, PermissionName};
 use crate::policy::Expiry;
 use crate::record::{TokenRecord, TokenSummary};
+use crate::restrictions::{RateLimit, Restrictions};
 use crate::scan::redact_any_format;
 use crate::scope::Scope;
 use crate::token::PlaintextToken;
@@ -47,6 +50,16 @@ pub struct IssueRequest {
     /// When the token stops verifying; by default as the service's
     /// [`ExpiryPolicy`](crate::ExpiryPolicy) says (without one: never).
     pub expiry: Expiry,
+    /// The only permissions the token will have, by name; `None` for all
+    /// its role grants. Checked at issue against the service's
+    /// [`PermissionRegistry`](crate::PermissionRegistry).
+    pub permissions: Option<Vec<String>>,
+    /// The only client networks the token will be accepted from, in CIDR
+    /// form; `None` for any. Checked at issue.
+    pub allowed_networks: Option<Vec<String>>,
+    /// The token's own rate limit; `None` for the scope's default, if the
+    /// HTTP layer sets one.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl IssueRequest {
@@ -59,7 +72,48 @@ impl IssueRequest {
             label: label.into(),
             role: None,
             expiry: Expiry::PolicyDefault,
+            permissions: None,
+            allowed_networks: None,
+            rate_limit: None,
         }
+    }
+
+    /// Asks for a token with only these permissions (at most
+    /// [`MAX_TOKEN_PERMISSIONS`]), each defined by the service's
+    /// [`PermissionRegistry`](crate::PermissionRegistry) and granted by the
+    /// token's role. Without a [`role`](Self::role), the token gets the
+    /// lowest role that grants them all (at least the service's default).
+    #[must_use]
+    pub fn permissions<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        // Taken only up to one past the maximum: enough to refuse too many.
+        let names = names.into_iter().take(MAX_TOKEN_PERMISSIONS + 1);
+        self.permissions = Some(names.map(Into::into).collect());
+        self
+    }
+
+    /// Asks for a token accepted only from clients in these networks, in
+    /// CIDR form (`203.0.113.0/24`, `2001:db8::/32`, or a single address),
+    /// at most [`MAX_ALLOWED_NETWORKS`].
+    #[must_use]
+    pub fn allowed_networks<I, S>(mut self, networks: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let networks = networks.into_iter().take(MAX_ALLOWED_NETWORKS + 1);
+        self.allowed_networks = Some(networks.map(Into::into).collect());
+        self
+    }
+
+    /// Asks for a token limited to `limit` (enforced by the HTTP layer).
+    #[must_use]
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = Some(limit);
+        self
     }
 
     /// Asks for a token granting `role` (at most the issuer's own role).
@@ -103,6 +157,12 @@ impl fmt::Debug for IssueRequest {
             .field("label", &redact_any_format(&self.label))
             .field("role", &self.role)
             .field("expiry", &self.expiry)
+            .field("permissions", &self.permissions.as_ref().map(Vec::len))
+            .field(
+                "allowed_networks",
+                &self.allowed_networks.as_ref().map(Vec::len),
+            )
+            .field("rate_limit", &self.rate_limit)
             .finish()
     }
 }
@@ -145,8 +205,20 @@ impl TokenService {
         request: IssueRequest,
     ) -> Result<IssuedToken, IssueError> {
         let scope = request.scope;
-        let role = match authorization::issued_role(actor, &scope, request.role, self.default_role)
-        {
+        // Rights first: an actor who may not issue here learns nothing from
+        // the rest of the request's checks.
+        if !actor.can_manage_tokens(&scope) {
+            self.refused(actor, Operation::Issue, Some(&scope), None);
+            return Err(IssueError::NotAllowed { scope });
+        }
+        let permissions = request
+            .permissions
+            .map(|names| self.permission_set(&names))
+            .transpose()?;
+        // A token asked for by its permissions gets a role that grants them.
+        let needed = permissions.iter().flatten().map(|(_, needs)| *needs).max();
+        let default_role = needed.map_or(self.default_role, |needs| needs.max(self.default_role));
+        let role = match authorization::issued_role(actor, &scope, request.role, default_role) {
             Ok(role) => role,
             Err(denied) => {
                 self.refused(actor, Operation::Issue, Some(&scope), None);
@@ -157,6 +229,25 @@ impl TokenService {
                     }
                 });
             }
+        };
+        if let Some((permission, needs)) = permissions
+            .iter()
+            .flatten()
+            .find(|(_, needs)| !authorization::role_grants(role, *needs))
+        {
+            return Err(IssueError::PermissionNotGranted {
+                permission: permission.clone(),
+                needs: *needs,
+                role,
+            });
+        }
+        let restrictions = Restrictions {
+            permissions: permissions.map(|set| set.into_iter().map(|(name, _)| name).collect()),
+            allowed_networks: request
+                .allowed_networks
+                .map(|networks| allowlist(&networks))
+                .transpose()?,
+            rate_limit: request.rate_limit,
         };
         let label = self.label(&request.label)?;
         let now = self.now();
@@ -175,7 +266,8 @@ impl TokenService {
 
         let mut attempt = 1;
         loop {
-            let (token, record) = self.mint(actor, &scope, role, &label, expires_at, now)?;
+            let (token, mut record) = self.mint(actor, &scope, role, &label, expires_at, now)?;
+            record.restrictions = restrictions.clone();
             let summary = self.summary(&record, now);
             let event = AuditEvent::Issued {
                 at: now,
@@ -184,6 +276,7 @@ impl TokenService {
                 scope: summary.scope.clone(),
                 role,
                 label: summary.label.clone(),
+                restrictions: restrictions.clone(),
             };
             match self.store.insert(record).await {
                 Ok(()) => {
@@ -200,6 +293,32 @@ impl TokenService {
                 }
             }
         }
+    }
+
+    /// The permission set `names` asks for, sorted without repeats, each
+    /// with the lowest role that grants it.
+    fn permission_set(&self, names: &[String]) -> Result<Vec<(PermissionName, Role)>, IssueError> {
+        if names.is_empty() {
+            return Err(IssueError::EmptyPermissionSet);
+        }
+        if names.len() > MAX_TOKEN_PERMISSIONS {
+            return Err(IssueError::TooManyPermissions {
+                max: MAX_TOKEN_PERMISSIONS,
+            });
+        }
+        let mut set = names
+            .iter()
+            .map(|name| {
+                let permission = self
+                    .permissions
+                    .permission(name)
+                    .map_err(IssueError::InvalidPermission)?;
+                Ok((permission.name().clone(), permission.granted_from()))
+            })
+            .collect::<Result<Vec<_>, IssueError>>()?;
+        set.sort();
+        set.dedup();
+        Ok(set)
     }
 
     /// A fresh token for `scope` and the record to store for it.
@@ -228,7 +347,31 @@ impl TokenService {
             last_used_at: None,
             rotated_from: None,
             replaced_by: None,
+            restrictions: Restrictions::default(),
+            disabled: None,
         };
         Ok((token, record))
     }
+}
+
+/// The allowlist `networks` asks for, in the order given, without repeats.
+fn allowlist(networks: &[String]) -> Result<Vec<IpNetwork>, IssueError> {
+    if networks.is_empty() {
+        return Err(IssueError::EmptyAllowlist);
+    }
+    if networks.len() > MAX_ALLOWED_NETWORKS {
+        return Err(IssueError::TooManyNetworks {
+            max: MAX_ALLOWED_NETWORKS,
+        });
+    }
+    let mut allowlist: Vec<IpNetwork> = Vec::with_capacity(networks.len());
+    for (position, text) in networks.iter().enumerate() {
+        let network = text
+            .parse()
+            .map_err(|error| IssueError::InvalidNetwork { position, error })?;
+        if !allowlist.contains(&network) {
+            allowlist.push(network);
+        }
+    }
+    Ok(allowlist)
 }

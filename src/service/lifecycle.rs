@@ -76,7 +76,9 @@ impl TokenService {
         match old.status_at(now) {
             TokenStatus::Revoked => return Err(RotateError::Revoked { id }),
             TokenStatus::Expired => return Err(RotateError::Expired { id }),
-            TokenStatus::Active => {}
+            // A disabled token may be rotated: its successor starts
+            // disabled too, so a rotation never lifts a pause.
+            TokenStatus::Active | TokenStatus::Disabled => {}
         }
         let retire = if grace.is_zero() {
             Retirement::Revoked(Revocation {
@@ -118,6 +120,9 @@ impl TokenService {
             let (token, mut successor) =
                 self.mint(actor, &old.scope, old.role, &old.label, expires_at, now)?;
             successor.rotated_from = Some(id);
+            // Rotation changes the secret and nothing the token may do.
+            successor.restrictions = old.restrictions.clone();
+            successor.disabled = old.disabled.clone();
             let summary = self.summary(&successor, now);
             let event = AuditEvent::Rotated {
                 at: now,

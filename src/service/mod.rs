@@ -47,6 +47,7 @@ use crate::error::LabelError;
 use crate::error::{PolicyError, StoreError};
 use crate::hashing::Keyring;
 use crate::label::Label;
+use crate::permissions::PermissionRegistry;
 use crate::policy::ExpiryPolicy;
 use crate::record::{TokenRecord, TokenSummary};
 use crate::scope::Scope;
@@ -88,6 +89,11 @@ pub struct TokenService {
     usage: Option<UsageTracker>,
     /// A retired token's use is audited once per token per interval.
     retired_reports: OncePerInterval,
+    /// A use from outside a token's allowlist is audited once per token per
+    /// interval.
+    address_reports: OncePerInterval,
+    /// The platform's permissions, for checking permission sets at issue.
+    permissions: PermissionRegistry,
 }
 
 impl TokenService {
@@ -109,7 +115,25 @@ impl TokenService {
             failures: FailureCounters::default(),
             usage: Some(UsageTracker::new(DEFAULT_LAST_USED_INTERVAL)),
             retired_reports: OncePerInterval::new(DEFAULT_LAST_USED_INTERVAL),
+            address_reports: OncePerInterval::new(DEFAULT_LAST_USED_INTERVAL),
+            permissions: PermissionRegistry::new(),
         }
+    }
+
+    /// The same service, issuing permission sets from `registry`: the
+    /// platform's permission names and the lowest role granting each.
+    /// Without one, every token has its role's rights and a request with a
+    /// permission set is refused.
+    #[must_use]
+    pub fn with_permissions(mut self, registry: PermissionRegistry) -> Self {
+        self.permissions = registry;
+        self
+    }
+
+    /// The service's permission registry: where handlers get the
+    /// [`Permission`](crate::Permission)s they check.
+    pub fn permissions(&self) -> &PermissionRegistry {
+        &self.permissions
     }
 
     /// The same service, reading time from `clock` (a
@@ -224,6 +248,8 @@ impl TokenService {
             last_used_at: record.last_used_at,
             rotated_from: record.rotated_from,
             replaced_by: record.replaced_by,
+            restrictions: record.restrictions.clone(),
+            disabled: record.disabled.clone(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The hot path: checking a token presented with a request.
 
 use std::future::Future as _;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use subtle::{Choice, ConstantTimeEq};
@@ -11,7 +12,10 @@ use crate::actor::Role;
 use crate::audit::{AuditEvent, VerifyFailures};
 use crate::error::VerifyError;
 use crate::hashing::Digest;
+use crate::networks::IpNetwork;
+use crate::permissions::PermissionName;
 use crate::record::StoredCredential;
+use crate::restrictions::{RateLimit, Restrictions};
 use crate::scope::Scope;
 use crate::token::TokenId;
 
@@ -29,6 +33,7 @@ pub struct VerifiedToken {
     scope: Arc<Scope>,
     role: Role,
     expires_at: Option<OffsetDateTime>,
+    restrictions: Option<Arc<Restrictions>>,
 }
 
 impl VerifiedToken {
@@ -51,6 +56,29 @@ impl VerifiedToken {
     /// client can be told to rotate it before then.
     pub fn expires_at(&self) -> Option<OffsetDateTime> {
         self.expires_at
+    }
+
+    /// The only permissions the token has, or `None` for all its role
+    /// grants. [`allows`](Self::allows) is how to check one.
+    pub fn permissions(&self) -> Option<&[PermissionName]> {
+        self.restrictions.as_ref()?.permissions.as_deref()
+    }
+
+    /// The client networks the token is accepted from, or `None` for any.
+    pub fn allowed_networks(&self) -> Option<&[IpNetwork]> {
+        self.restrictions.as_ref()?.allowed_networks.as_deref()
+    }
+
+    /// The token's own rate limit, if it has one.
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        self.restrictions.as_ref()?.rate_limit
+    }
+
+    /// Whether the token's permission set (if any) holds `name`.
+    pub(crate) fn holds(&self, name: &PermissionName) -> bool {
+        self.restrictions
+            .as_ref()
+            .is_none_or(|restrictions| restrictions.holds(name))
     }
 }
 
@@ -76,7 +104,29 @@ impl TokenService {
     /// [`VerifyError`]: malformed, invalid (unknown or wrong secret), revoked,
     /// expired, or a store failure.
     pub async fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
-        let verified = self.check(token).await;
+        let verified = self.check(token, None).await;
+        if let Err(error) = &verified {
+            self.failures.count(error);
+        }
+        verified
+    }
+
+    /// [`verify`](Self::verify) for a request from `client`: a token with an
+    /// allowlist passes only from an address inside it. (Plain `verify`
+    /// refuses every token that has one: it fails closed.) The HTTP layer
+    /// calls this with the connection's address.
+    ///
+    /// # Errors
+    ///
+    /// As [`verify`](Self::verify), and
+    /// [`VerifyError::AddressNotAllowed`] for a token whose allowlist does
+    /// not hold `client`.
+    pub async fn verify_from(
+        &self,
+        token: &str,
+        client: IpAddr,
+    ) -> Result<VerifiedToken, VerifyError> {
+        let verified = self.check(token, Some(client)).await;
         if let Err(error) = &verified {
             self.failures.count(error);
         }
@@ -84,7 +134,11 @@ impl TokenService {
     }
 
     /// `verify` without the failure count.
-    async fn check(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
+    async fn check(
+        &self,
+        token: &str,
+        client: Option<IpAddr>,
+    ) -> Result<VerifiedToken, VerifyError> {
         let parsed = self.format.parse(token)?;
         let found = self
             .store
@@ -123,6 +177,8 @@ impl TokenService {
             .is_some_and(|expiry| self.clock.now() >= expiry)
         {
             Some(VerifyError::Expired)
+        } else if credential.disabled {
+            Some(VerifyError::Disabled)
         } else {
             None
         };
@@ -134,6 +190,12 @@ impl TokenService {
             }
             return Err(refused);
         }
+        if let Some(restrictions) = &credential.restrictions
+            && !restrictions.admits(client)
+        {
+            self.address_refused(&credential, client);
+            return Err(VerifyError::AddressNotAllowed);
+        }
         if let Some(usage) = &self.usage {
             usage.note(&credential, || self.now());
         }
@@ -142,12 +204,28 @@ impl TokenService {
             scope: credential.scope,
             role: credential.role,
             expires_at: credential.expires_at,
+            restrictions: credential.restrictions,
         })
     }
 
     /// How many verifications failed since the service started, by reason.
     pub fn verify_failures(&self) -> VerifyFailures {
         self.failures.snapshot()
+    }
+
+    /// Tells the audit sink that a token was used from outside its
+    /// allowlist (or without an address): once a minute per token at most,
+    /// so a flood of attempts cannot crowd the trail.
+    fn address_refused(&self, credential: &StoredCredential, client: Option<IpAddr>) {
+        if !self.address_reports.turn(credential.id, self.now()) {
+            return;
+        }
+        self.audit.send(AuditEvent::AddressRefused {
+            at: self.now(),
+            token: credential.id,
+            scope: (*credential.scope).clone(),
+            client,
+        });
     }
 
     /// Tells the audit sink that a rotated token was used after its grace,

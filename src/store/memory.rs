@@ -36,12 +36,14 @@ use super::shards::{
 };
 use super::{
     Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeFilter,
-    ScopeRevoked, TokenStore,
+    ScopeRevoked, TokenChange, TokenStore, UpdateOutcome,
 };
 use crate::error::StoreError;
 use crate::ids::{ActorId, OrganizationId};
 use crate::label::Label;
-use crate::record::{Revocation, StoredCredential, TokenRecord, ended_before};
+use crate::record::{
+    Disablement, Revocation, StoredCredential, TokenRecord, ended_before, shared_restrictions,
+};
 use crate::scope::Scope;
 use crate::token::TokenId;
 
@@ -120,6 +122,7 @@ struct Details {
     revoked: Option<Revocation>,
     rotated_from: Option<TokenId>,
     replaced_by: Option<TokenId>,
+    disabled: Option<Disablement>,
 }
 
 impl Entry {
@@ -136,6 +139,8 @@ impl Entry {
                 revoked: record.revoked.is_some(),
                 replaced: record.replaced_by.is_some(),
                 last_used_at: record.last_used_at,
+                restrictions: shared_restrictions(&record.restrictions),
+                disabled: record.disabled.is_some(),
             },
             details: Box::new(Details {
                 label: record.label,
@@ -144,6 +149,7 @@ impl Entry {
                 revoked: record.revoked,
                 rotated_from: record.rotated_from,
                 replaced_by: record.replaced_by,
+                disabled: record.disabled,
             }),
         }
     }
@@ -186,6 +192,12 @@ impl Entry {
             last_used_at: credential.last_used_at,
             rotated_from: details.rotated_from,
             replaced_by: details.replaced_by,
+            restrictions: credential
+                .restrictions
+                .as_deref()
+                .cloned()
+                .unwrap_or_default(),
+            disabled: details.disabled.clone(),
         }
     }
 }
@@ -485,6 +497,55 @@ impl TokenStore for MemoryStore {
         Ok(RotateOutcome::Rotated)
     }
 
+    async fn update(
+        &self,
+        scope: &Scope,
+        id: TokenId,
+        change: &TokenChange,
+    ) -> Result<UpdateOutcome, StoreError> {
+        let mut table = write(self.shard(id));
+        // Checked under the lock the write takes, as `revoke` does.
+        let addressed =
+            find_in_mut(&mut table, id).filter(|entry| *entry.credential.scope == *scope);
+        let Some(entry) = addressed else {
+            return Ok(UpdateOutcome::NotFound);
+        };
+        if entry.details.revoked.is_some() {
+            return Ok(UpdateOutcome::Revoked);
+        }
+        if let Some(successor) = entry.details.replaced_by {
+            return Ok(UpdateOutcome::Replaced(successor));
+        }
+        let (credential, details) = (&mut entry.credential, &mut *entry.details);
+        match change {
+            TokenChange::Disable(_) | TokenChange::Enable
+                if details.disabled.is_some() == matches!(change, TokenChange::Disable(_)) =>
+            {
+                return Ok(UpdateOutcome::Unchanged);
+            }
+            TokenChange::Disable(disablement) => {
+                credential.disabled = true;
+                details.disabled = Some(disablement.clone());
+            }
+            TokenChange::Enable => {
+                credential.disabled = false;
+                details.disabled = None;
+            }
+            TokenChange::Edit { label, expiry } => {
+                if let Some(expiry) = expiry {
+                    if credential.expires_at != expiry.from {
+                        return Ok(UpdateOutcome::ExpiryMoved(credential.expires_at));
+                    }
+                    credential.expires_at = expiry.to;
+                }
+                if let Some(label) = label {
+                    details.label = label.clone();
+                }
+            }
+        }
+        Ok(UpdateOutcome::Updated)
+    }
+
     async fn record_uses(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
         for &(id, at) in uses {
             let mut table = write(self.shard(id));
@@ -668,6 +729,8 @@ mod tests {
             last_used_at: None,
             rotated_from: None,
             replaced_by: None,
+            restrictions: Default::default(),
+            disabled: None,
         }
     }
 

@@ -26,7 +26,7 @@
 //!
 //! use api_tokens::store::{
 //!     Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeFilter,
-//!     ScopeRevoked, TokenStore,
+//!     ScopeRevoked, TokenChange, TokenStore, UpdateOutcome,
 //! };
 //! use time::OffsetDateTime;
 //! use api_tokens::{
@@ -90,6 +90,42 @@
 //!         }
 //!         record.revoked = Some(revocation);
 //!         Ok(RevokeOutcome::Revoked)
+//!     }
+//!
+//!     async fn update(
+//!         &self,
+//!         scope: &Scope,
+//!         id: TokenId,
+//!         change: &TokenChange,
+//!     ) -> Result<UpdateOutcome, StoreError> {
+//!         let mut records = self.0.lock().unwrap();
+//!         let Some(record) = records.get_mut(&id).filter(|r| &r.scope == scope) else {
+//!             return Ok(UpdateOutcome::NotFound);
+//!         };
+//!         if record.revoked.is_some() {
+//!             return Ok(UpdateOutcome::Revoked);
+//!         }
+//!         if let Some(successor) = record.replaced_by {
+//!             return Ok(UpdateOutcome::Replaced(successor));
+//!         }
+//!         match change {
+//!             TokenChange::Disable(_) if record.disabled.is_some() => return Ok(UpdateOutcome::Unchanged),
+//!             TokenChange::Enable if record.disabled.is_none() => return Ok(UpdateOutcome::Unchanged),
+//!             TokenChange::Disable(disablement) => record.disabled = Some(disablement.clone()),
+//!             TokenChange::Enable => record.disabled = None,
+//!             TokenChange::Edit { label, expiry } => {
+//!                 if let Some(expiry) = expiry {
+//!                     if record.expires_at != expiry.from {
+//!                         return Ok(UpdateOutcome::ExpiryMoved(record.expires_at));
+//!                     }
+//!                     record.expires_at = expiry.to;
+//!                 }
+//!                 if let Some(label) = label {
+//!                     record.label = label.clone();
+//!                 }
+//!             }
+//!         }
+//!         Ok(UpdateOutcome::Updated)
 //!     }
 //!
 //!     async fn revoke_scope(&self, scope: &Scope, revocation: Revocation) -> Result<ScopeRevoked, StoreError> {
@@ -207,7 +243,8 @@ use time::OffsetDateTime;
 
 use crate::error::{BoxError, StoreError};
 use crate::ids::ActorId;
-use crate::record::{Revocation, StoredCredential, TokenRecord};
+use crate::label::Label;
+use crate::record::{Disablement, Revocation, StoredCredential, TokenRecord};
 use crate::scope::Scope;
 use crate::token::TokenId;
 
@@ -380,6 +417,29 @@ pub trait TokenStore: Send + Sync {
         retire: Retirement,
         successor: TokenRecord,
     ) -> Result<RotateOutcome, StoreError>;
+
+    /// Applies `change` to the record `id` at `scope` in one atomic step:
+    /// disables it, enables it, or edits its label and expiry.
+    ///
+    /// `scope` must equal the record's exactly, as for
+    /// [`revoke`](Self::revoke), checked in the same atomic step as the
+    /// write. A revoked record (on its own or by a scope revocation) and a
+    /// replaced one are final: the call changes nothing and says so. An
+    /// [`Edit`](TokenChange::Edit) that changes the expiry applies only if
+    /// the expiry is still [`ExpiryChange::from`] (a compare-and-set, so a
+    /// rule the service checked against what it read cannot be raced past);
+    /// otherwise nothing changes, not even the label.
+    ///
+    /// # Errors
+    ///
+    /// A backend failure; then nothing changed (or, a failure that hides
+    /// whether the store committed, the change may stand).
+    async fn update(
+        &self,
+        scope: &Scope,
+        id: TokenId,
+        change: &TokenChange,
+    ) -> Result<UpdateOutcome, StoreError>;
 
     /// Records uses: for each `(id, at)`, sets the record's `last_used_at` to
     /// `at` unless it already holds a later time. Ids with no record are
@@ -563,6 +623,55 @@ pub enum RotateOutcome {
     Revoked,
     /// The old record was already replaced, by this record; nothing changed.
     AlreadyReplaced(TokenId),
+}
+
+/// One change [`TokenStore::update`] makes to a record. Deliberately not
+/// `#[non_exhaustive]`, like [`Retirement`]: a new kind of change must fail
+/// every store's build until the store handles it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenChange {
+    /// Sets `disabled` unless it is set (the first pause is the one kept).
+    Disable(Disablement),
+    /// Clears `disabled`.
+    Enable,
+    /// Sets the label and the expiry, where given.
+    Edit {
+        /// The new label, if it changes.
+        label: Option<Label>,
+        /// The new expiry, if it changes.
+        expiry: Option<ExpiryChange>,
+    },
+}
+
+/// A new expiry, applied only while the record's expiry is still `from`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ExpiryChange {
+    /// The expiry the caller read (`None`: never).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub from: Option<OffsetDateTime>,
+    /// The expiry to set (`None`: never).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub to: Option<OffsetDateTime>,
+}
+
+/// What [`TokenStore::update`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UpdateOutcome {
+    /// The change is applied.
+    Updated,
+    /// The record was in that state already (disabled, or not disabled);
+    /// nothing changed.
+    Unchanged,
+    /// No record has this id at the scope addressed; nothing changed.
+    NotFound,
+    /// The record is revoked; nothing changed.
+    Revoked,
+    /// The record was replaced by this one; nothing changed.
+    Replaced(TokenId),
+    /// The record's expiry is no longer the edit's `from` (it is this);
+    /// nothing changed.
+    ExpiryMoved(Option<OffsetDateTime>),
 }
 
 /// What [`TokenStore::revoke`] did.

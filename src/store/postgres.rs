@@ -54,7 +54,7 @@ use super::sql::{
 use super::table::TableName;
 use super::{
     Cursor, ExpiryCursor, ListedRecord, REPORTED_IDS, Retirement, RevokeOutcome, RotateOutcome,
-    ScopeFilter, ScopeRevoked, TokenStore,
+    ScopeFilter, ScopeRevoked, TokenChange, TokenStore, UpdateOutcome,
 };
 use crate::error::StoreError;
 use crate::ids::ActorId;
@@ -710,6 +710,15 @@ impl TokenStore for PostgresStore {
             Ok(RotateOutcome::Rotated)
         })
         .await
+    }
+
+    async fn update(
+        &self,
+        _scope: &Scope,
+        _id: TokenId,
+        _change: &TokenChange,
+    ) -> Result<UpdateOutcome, StoreError> {
+        todo!("issue 15: SQL update")
     }
 
     async fn record_uses(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {

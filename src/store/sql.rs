@@ -690,6 +690,8 @@ impl<T: SqlTime + Copy> RecordRow<T> {
             last_used_at: time(self.last_used_at)?,
             rotated_from: linked(self.rotated_from)?,
             replaced_by: linked(self.replaced_by)?,
+            restrictions: Default::default(),
+            disabled: None,
         })
     }
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use api_tokens::store::{
     Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeFilter,
-    ScopeRevoked, TokenStore,
+    ScopeRevoked, TokenChange, TokenStore, UpdateOutcome,
 };
 use api_tokens::testing::{ManualClock, MemoryAuditSink};
 use api_tokens::{
@@ -361,6 +361,16 @@ impl TokenStore for CountingStore {
         self.inner.revoke(scope, id, revocation).await
     }
 
+    async fn update(
+        &self,
+        scope: &Scope,
+        id: TokenId,
+        change: &TokenChange,
+    ) -> Result<UpdateOutcome, StoreError> {
+        self.revokes.fetch_add(1, Ordering::SeqCst);
+        self.inner.update(scope, id, change).await
+    }
+
     async fn revoke_scope(
         &self,
         scope: &Scope,
@@ -474,6 +484,14 @@ impl TokenStore for Unreachable {
         Err(outage())
     }
     async fn revoke_scope(&self, _: &Scope, _: Revocation) -> Result<ScopeRevoked, StoreError> {
+        Err(outage())
+    }
+    async fn update(
+        &self,
+        _: &Scope,
+        _: TokenId,
+        _: &TokenChange,
+    ) -> Result<UpdateOutcome, StoreError> {
         Err(outage())
     }
     async fn rotate(

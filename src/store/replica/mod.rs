@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use super::shards::{Keyed, Shards, find_in_mut, insert_into, read, remove_from, write};
 use super::{
     Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeFilter,
-    ScopeRevoked, TokenStore,
+    ScopeRevoked, TokenChange, TokenStore, UpdateOutcome,
 };
 use crate::error::StoreError;
 use crate::ids::ActorId;
@@ -885,6 +885,15 @@ impl TokenStore for ReplicatedStore {
     /// every flush a change for every replica): each instance sets them
     /// in its own copy when it writes them, and so writes a token's use at
     /// most once per interval itself.
+    async fn update(
+        &self,
+        _scope: &Scope,
+        _id: TokenId,
+        _change: &TokenChange,
+    ) -> Result<UpdateOutcome, StoreError> {
+        todo!("issue 15: SQL update")
+    }
+
     async fn record_uses(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
         self.shared.source.record_uses(uses).await?;
         self.shared.note_uses(uses);
