@@ -183,7 +183,7 @@ pub use scope::{Scope, ScopeKind};
 pub use service::{
     CreatorRevoked, DEFAULT_FLUSH_EVERY, DEFAULT_LAST_USED_INTERVAL, IssueRequest, IssuedToken,
     MIN_FLUSH_EVERY, Maintenance, MaintenanceHandle, Operator, PURGE_BATCH, REVOKE_BATCH, Revoked,
-    TokenService, VerifiedToken,
+    TokenEdit, TokenService, VerifiedToken,
 };
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;

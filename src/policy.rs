@@ -47,6 +47,7 @@ pub struct ExpiryPolicy {
     default_lifetime: Option<Duration>,
     max_organization_lifetime: Option<Duration>,
     max_domain_lifetime: Option<Duration>,
+    extending_allowed: bool,
 }
 
 impl ExpiryPolicy {
@@ -80,6 +81,21 @@ impl ExpiryPolicy {
             ScopeKind::Domain => self.max_domain_lifetime = lifetime,
         }
         Ok(self)
+    }
+
+    /// The same policy, letting an [edit](crate::TokenService::edit) push a
+    /// token's expiry later (still within the kind's maximum, counted from
+    /// the edit). By default an edit may only bring an expiry forward: a
+    /// token then never lives longer than its issuer chose.
+    #[must_use]
+    pub fn allow_extending(mut self) -> Self {
+        self.extending_allowed = true;
+        self
+    }
+
+    /// Whether an edit may push a token's expiry later.
+    pub fn extending_allowed(&self) -> bool {
+        self.extending_allowed
     }
 
     /// The longest a token of `kind` may live, if limited.

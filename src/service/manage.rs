@@ -25,8 +25,8 @@ pub enum Revoked {
 
 /// A token an actor may manage, as the store could read it.
 pub(super) enum Managed {
-    /// The whole record.
-    Readable(TokenRecord),
+    /// The whole record (boxed: it is many times the size of the other).
+    Readable(Box<TokenRecord>),
     /// A record damaged outside its scope: revocable by id, nothing more.
     Damaged { error: StoreError },
 }
@@ -35,7 +35,7 @@ impl Managed {
     /// The record, or the error that says why there is none to show.
     pub(super) fn record(self) -> Result<TokenRecord, StoreError> {
         match self {
-            Managed::Readable(record) => Ok(record),
+            Managed::Readable(record) => Ok(*record),
             Managed::Damaged { error, .. } => Err(error),
         }
     }
@@ -201,7 +201,7 @@ impl TokenService {
         }
         // `None` only if the token was deleted in between.
         match self.store.find(id).await {
-            Ok(found) => Ok(found.map(Managed::Readable)),
+            Ok(found) => Ok(found.map(|record| Managed::Readable(Box::new(record)))),
             Err(StoreError::Corrupt {
                 id: damaged,
                 scope: Some(scope),

@@ -15,6 +15,7 @@
 //! Every management call that changes something, and every one refused for
 //! lack of rights, goes to the service's [`AuditSink`].
 
+mod changes;
 mod issue;
 mod last_used;
 mod lifecycle;
@@ -24,6 +25,7 @@ mod operator;
 mod unconfirmed;
 mod verify;
 
+pub use changes::TokenEdit;
 pub use issue::{IssueRequest, IssuedToken};
 pub use last_used::DEFAULT_LAST_USED_INTERVAL;
 pub use lifecycle::PURGE_BATCH;
