@@ -442,3 +442,140 @@ fn descriptions_are_escaped_as_json_strings() {
         "a \"quoted\" \\ back\nslash\u{1} é"
     );
 }
+
+// --- IssueError: narrowing ------------------------------------------------
+
+fn permission(name: &str) -> crate::permissions::PermissionName {
+    crate::permissions::PermissionName::new(name).unwrap()
+}
+
+#[tokio::test]
+async fn issue_invalid_permission_is_422() {
+    use crate::error::PermissionError;
+    let unknown = IssueError::InvalidPermission(PermissionError::Unknown {
+        permission: permission("segments:write"),
+    });
+    assert_explained(unknown, 422, "invalid_permission").await;
+    let badly_named = IssueError::InvalidPermission(PermissionError::InvalidName);
+    assert_explained(badly_named, 422, "invalid_permission").await;
+}
+
+#[tokio::test]
+async fn issue_empty_permission_set_is_422() {
+    assert_explained(IssueError::EmptyPermissionSet, 422, "invalid_permission").await;
+}
+
+#[tokio::test]
+async fn issue_too_many_permissions_is_422() {
+    let error = IssueError::TooManyPermissions { max: 64 };
+    assert_explained(error, 422, "invalid_permission").await;
+}
+
+#[tokio::test]
+async fn issue_permission_not_granted_is_403_and_names_the_permission() {
+    let error = IssueError::PermissionNotGranted {
+        permission: permission("notifications:send"),
+        needs: Role::Editor,
+        role: Role::Viewer,
+    };
+    let answered = answer(error).await;
+    let description = assert_answer(&answered, 403, "permission_not_granted");
+    assert!(description.contains("notifications:send"), "{description}");
+}
+
+#[tokio::test]
+async fn issue_invalid_network_is_422_and_names_the_entry() {
+    let error = IssueError::InvalidNetwork {
+        position: 2,
+        error: crate::error::NetworkError::HostBitsSet,
+    };
+    let answered = answer(error).await;
+    let description = assert_answer(&answered, 422, "invalid_allowlist");
+    assert!(description.contains("entry 2"), "{description}");
+}
+
+#[tokio::test]
+async fn issue_empty_allowlist_is_422() {
+    assert_explained(IssueError::EmptyAllowlist, 422, "invalid_allowlist").await;
+}
+
+#[tokio::test]
+async fn issue_too_many_networks_is_422() {
+    let error = IssueError::TooManyNetworks { max: 100 };
+    assert_explained(error, 422, "invalid_allowlist").await;
+}
+
+// --- UpdateError ----------------------------------------------------------
+
+#[tokio::test]
+async fn update_not_found_is_the_one_404() {
+    let body = assert_not_found(UpdateError::NotFound { id: ID }).await;
+    let revoke_body = assert_not_found(RevokeError::NotFound { id: OTHER_ID }).await;
+    assert_eq!(body, revoke_body);
+}
+
+#[tokio::test]
+async fn update_revoked_is_409() {
+    assert_explained(UpdateError::Revoked { id: ID }, 409, "token_revoked").await;
+}
+
+#[tokio::test]
+async fn update_replaced_is_409_and_names_the_successor() {
+    let error = UpdateError::Replaced {
+        id: ID,
+        by: OTHER_ID,
+    };
+    let answered = answer(error).await;
+    let description = assert_answer(&answered, 409, "already_rotated");
+    assert!(description.contains(&OTHER_ID.to_string()), "{description}");
+}
+
+#[tokio::test]
+async fn update_invalid_label_is_422() {
+    let error = UpdateError::InvalidLabel(forbidden_character());
+    assert_explained(error, 422, "invalid_label").await;
+}
+
+#[tokio::test]
+async fn update_expiry_not_in_future_is_422() {
+    assert_explained(UpdateError::ExpiryNotInFuture, 422, "expiry_not_in_future").await;
+}
+
+#[tokio::test]
+async fn update_expiry_out_of_range_is_422() {
+    assert_explained(UpdateError::ExpiryOutOfRange, 422, "expiry_out_of_range").await;
+}
+
+#[tokio::test]
+async fn update_expiry_extended_is_422() {
+    assert_explained(UpdateError::ExpiryExtended, 422, "expiry_extended").await;
+}
+
+#[tokio::test]
+async fn update_lifetime_too_long_is_422() {
+    let error = UpdateError::LifetimeTooLong {
+        kind: ScopeKind::Domain,
+        max: Duration::from_secs(90 * 24 * 3600),
+    };
+    assert_explained(error, 422, "lifetime_too_long").await;
+}
+
+#[tokio::test]
+async fn update_must_expire_is_422() {
+    let error = UpdateError::MustExpire {
+        kind: ScopeKind::Organization,
+        max: Duration::from_secs(90 * 24 * 3600),
+    };
+    assert_explained(error, 422, "expiry_required").await;
+}
+
+#[tokio::test]
+async fn update_conflict_is_409() {
+    assert_explained(UpdateError::Conflict { id: ID }, 409, "conflict").await;
+}
+
+#[tokio::test]
+async fn update_store_failures_are_503_and_500() {
+    assert_unavailable(UpdateError::Store(unavailable())).await;
+    assert_server_error(UpdateError::Store(corrupt())).await;
+}
