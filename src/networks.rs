@@ -81,14 +81,21 @@ impl IpNetwork {
                     .unwrap_or(0);
                 u32::from(address) & mask == u32::from(network)
             }
-            (IpAddr::V6(network), IpAddr::V6(address)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(address) & mask == u128::from(network)
+            (IpAddr::V6(network), IpAddr::V6(address)) => self.holds_v6(network, address),
+            // A network written in IPv6 form may hold IPv4 clients, as
+            // their mapped addresses (`::ffff:10.0.0.0/104`).
+            (IpAddr::V6(network), IpAddr::V4(address)) => {
+                self.holds_v6(network, address.to_ipv6_mapped())
             }
-            _ => false,
+            (IpAddr::V4(_), IpAddr::V6(_)) => false,
         }
+    }
+
+    fn holds_v6(&self, network: Ipv6Addr, address: Ipv6Addr) -> bool {
+        let mask = u128::MAX
+            .checked_shl(128 - u32::from(self.prefix))
+            .unwrap_or(0);
+        u128::from(address) & mask == u128::from(network)
     }
 
     /// `address` with the bits past the prefix cleared.
@@ -237,6 +244,10 @@ mod tests {
 
         let everything: IpNetwork = "0.0.0.0/0".parse().unwrap();
         assert!(everything.contains(ip("1.2.3.4")));
+        let mapped: IpNetwork = "::ffff:10.0.0.0/104".parse().unwrap();
+        assert!(mapped.contains(ip("10.1.2.3")));
+        assert!(mapped.contains(ip("::ffff:10.1.2.3")));
+        assert!(!mapped.contains(ip("11.0.0.1")));
         let host: IpNetwork = "198.51.100.7".parse().unwrap();
         assert!(host.contains(ip("198.51.100.7")));
         assert!(!host.contains(ip("198.51.100.8")));

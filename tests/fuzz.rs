@@ -22,7 +22,12 @@ mod common;
 use std::sync::{Arc, OnceLock};
 
 use api_tokens::http::TokenLayer;
-use api_tokens::{ActorId, IdError, IssueRequest, Label, LabelError, MAX_ID_LEN, TokenFormat};
+use std::net::IpAddr;
+
+use api_tokens::{
+    ActorId, IdError, IpNetwork, IssueRequest, Label, LabelError, MAX_ID_LEN, MAX_PERMISSION_LEN,
+    NetworkError, PermissionError, PermissionName, TokenFormat,
+};
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, StatusCode, header::AUTHORIZATION};
 use common::*;
@@ -399,6 +404,60 @@ fn check_id(text: &str) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// A network text: accepted exactly when it is an address (std's reading)
+/// with an optional plain decimal prefix no longer than the address and no
+/// bits set past it; and then it reads back from its own text.
+fn check_network(text: &str) -> Result<(), TestCaseError> {
+    let (address, prefix) = match text.split_once('/') {
+        Some((address, prefix)) => (address, Some(prefix)),
+        None => (text, None),
+    };
+    let address: Option<IpAddr> = address.parse().ok();
+    let bits = |address: IpAddr| if address.is_ipv4() { 32 } else { 128 };
+    let decimal = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 3
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && (p == "0" || !p.starts_with('0'))
+    };
+    match text.parse::<IpNetwork>() {
+        Ok(network) => {
+            let address = address.expect("an accepted network has std's address");
+            prop_assert_eq!(network.address(), address);
+            prop_assert!(prefix.is_none_or(decimal));
+            prop_assert!(network.contains(address));
+            prop_assert_eq!(network.to_string().parse::<IpNetwork>(), Ok(network));
+        }
+        Err(NetworkError::Malformed) => {
+            prop_assert!(address.is_none() || !prefix.is_none_or(decimal) || text.len() > 49)
+        }
+        Err(NetworkError::PrefixTooLong) => {
+            let (address, prefix) = (address.unwrap(), prefix.unwrap());
+            prop_assert!(prefix.parse::<u32>().unwrap() > bits(address));
+        }
+        Err(NetworkError::HostBitsSet) => prop_assert!(address.is_some() && prefix.is_some()),
+        Err(other) => prop_assert!(false, "unexpected {:?}", other),
+    }
+    Ok(())
+}
+
+fn check_permission(text: &str) -> Result<(), TestCaseError> {
+    let valid = (1..=MAX_PERMISSION_LEN).contains(&text.len())
+        && text.as_bytes()[0].is_ascii_lowercase()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b":._-".contains(&b));
+    match PermissionName::new(text) {
+        Ok(name) => {
+            prop_assert!(valid);
+            prop_assert_eq!(name.as_str(), text);
+        }
+        Err(PermissionError::InvalidName) => prop_assert!(!valid),
+        Err(other) => prop_assert!(false, "unexpected {:?}", other),
+    }
+    Ok(())
+}
+
 /// Sends `GET /whoami` with these `Authorization` header values through the
 /// real layer and router, in process.
 fn http_status(values: &[Vec<u8>]) -> Option<StatusCode> {
@@ -526,4 +585,33 @@ fn fuzz_http_credentials() {
         check_http(&[input.into_bytes()]).unwrap();
     }
     proptest!(config(), |(values in header_values())| check_http(&values)?);
+}
+
+#[test]
+fn fuzz_networks() {
+    for input in corpus("network") {
+        check_network(&input).unwrap();
+    }
+    let networks = prop_oneof![
+        any::<String>(),
+        "[0-9a-f.:/]{0,50}",
+        (any::<[u8; 4]>(), 0u16..40)
+            .prop_map(|(a, p)| format!("{}/{p}", std::net::Ipv4Addr::from(a))),
+        (any::<u128>(), 0u16..140)
+            .prop_map(|(a, p)| format!("{}/{p}", std::net::Ipv6Addr::from(a))),
+        (any::<u32>(), 0u32..=32).prop_map(|(a, p)| {
+            let mask = u32::MAX.checked_shl(32 - p).unwrap_or(0);
+            format!("{}/{p}", std::net::Ipv4Addr::from(a & mask))
+        }),
+    ];
+    proptest!(config(), |(text in networks)| check_network(&text)?);
+}
+
+#[test]
+fn fuzz_permission_names() {
+    for input in corpus("permission") {
+        check_permission(&input).unwrap();
+    }
+    let names = prop_oneof![any::<String>(), "[a-zA-Z0-9:._ -]{0,70}"];
+    proptest!(config(), |(text in names)| check_permission(&text)?);
 }
