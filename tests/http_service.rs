@@ -29,6 +29,7 @@ struct Service {
 
 async fn start() -> Service {
     let Fixture { service, clock, .. } = fixture();
+    let service = service.with_permissions(axum_service::permissions());
     let url = serve(axum_service::app(Arc::new(service))).await;
     Service {
         url,
@@ -59,6 +60,19 @@ impl Service {
     async fn delete_as(&self, user: &str, path: &str) -> Answer {
         let request = self.client.delete(format!("{}{path}", self.url));
         Answer::of(request.header("x-demo-user", user).send().await.unwrap()).await
+    }
+
+    /// `POST {path}` with `Authorization: Bearer {token}` and no body.
+    async fn post_with_token(&self, path: &str, token: &str) -> Answer {
+        let request = self.client.post(format!("{}{path}", self.url));
+        Answer::of(request.bearer_auth(token).send().await.unwrap()).await
+    }
+
+    /// `PATCH {path}` as `user` with a JSON body.
+    async fn patch(&self, user: &str, path: &str, body: &Value) -> Answer {
+        let request = self.client.patch(format!("{}{path}", self.url));
+        let request = request.header("x-demo-user", user).json(body);
+        Answer::of(request.send().await.unwrap()).await
     }
 
     /// `GET {path}` with `Authorization: Bearer {token}`.
@@ -484,4 +498,125 @@ async fn lists_page_by_the_cursor_they_return() {
         assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{query}");
         assert_eq!(answer.error(), "invalid_page_size");
     }
+}
+
+#[tokio::test]
+async fn a_token_narrowed_to_a_permission_does_that_and_nothing_else() {
+    let service = start().await;
+    let notify = format!("{ACME_SHOP}/notifications");
+    let (narrowed, _) = service
+        .create(
+            "alice",
+            ACME_SHOP,
+            json!({"label": "notifier", "permissions": ["notifications:send"]}),
+        )
+        .await;
+    let (viewer, _) = service
+        .create("alice", ACME_SHOP, json!({"label": "dashboard"}))
+        .await;
+
+    let sent = service.post_with_token(&notify, &narrowed).await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    // A route guarded by role alone refuses it: narrowing narrows.
+    let read = service
+        .get_with_token(&resource(ACME_SHOP), &narrowed)
+        .await;
+    assert_eq!(read.status, StatusCode::FORBIDDEN, "{}", read.body);
+    assert_eq!(read.json()["error"], "insufficient_scope");
+    // A viewer's role does not grant the permission.
+    let refused = service.post_with_token(&notify, &viewer).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+
+    // Beyond the registry, or the issuer's reach: refused at create.
+    for (permissions, code) in [
+        (json!(["notifications:delete"]), "invalid_permission"),
+        (json!([]), "invalid_permission"),
+    ] {
+        let body = json!({"label": "x", "permissions": permissions});
+        let answer = service
+            .post("alice", &format!("{ACME_SHOP}/tokens"), &body)
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            answer.body
+        );
+        assert_eq!(answer.json()["error"], code);
+    }
+    let body = json!({"label": "x", "role": "viewer", "permissions": ["notifications:send"]});
+    let answer = service
+        .post("alice", &format!("{ACME_SHOP}/tokens"), &body)
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+    assert_eq!(answer.json()["error"], "permission_not_granted");
+}
+
+#[tokio::test]
+async fn disable_enable_and_edit_over_http() {
+    let service = start().await;
+    let (token, id) = service
+        .create(
+            "alice",
+            ACME,
+            json!({"label": "ci", "expires_at": "2030-02-01T00:00:00Z"}),
+        )
+        .await;
+    let path = format!("{ACME}/tokens/{id}");
+
+    let disabled = service
+        .post("alice", &format!("{path}/disable"), &json!({}))
+        .await;
+    assert_eq!(disabled.status, StatusCode::OK, "{}", disabled.body);
+    assert_eq!(disabled.json()["status"], "disabled");
+    let used = service.get_with_token(&resource(ACME_SHOP), &token).await;
+    assert_eq!(used.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(used.json()["error"], "invalid_token");
+
+    let enabled = service
+        .post("alice", &format!("{path}/enable"), &json!({}))
+        .await;
+    assert_eq!(enabled.json()["status"], "active");
+    let used = service.get_with_token(&resource(ACME_SHOP), &token).await;
+    assert_eq!(used.status, StatusCode::OK, "{}", used.body);
+
+    let edited = service
+        .patch(
+            "alice",
+            &path,
+            &json!({"label": "nightly", "expires_at": "2030-01-15T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(edited.status, StatusCode::OK, "{}", edited.body);
+    assert_eq!(edited.json()["label"], "nightly");
+    assert_eq!(edited.json()["expires_at"], "2030-01-15T00:00:00Z");
+    let later = service
+        .patch(
+            "alice",
+            &path,
+            &json!({"expires_at": "2030-03-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(
+        later.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        later.body
+    );
+    assert_eq!(later.json()["error"], "expiry_extended");
+
+    // Another organization's admin: the one 404, and nothing changed.
+    for answer in [
+        service
+            .post("carol", &format!("{path}/disable"), &json!({}))
+            .await,
+        service
+            .patch("carol", &path, &json!({"label": "mine"}))
+            .await,
+    ] {
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
+    }
+    let listed = service.get_as("alice", &format!("{ACME}/tokens")).await;
+    assert_eq!(listed.json()["tokens"][0]["label"], "nightly");
+    assert_eq!(listed.json()["tokens"][0]["status"], "active");
 }

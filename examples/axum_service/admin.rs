@@ -1,13 +1,13 @@
-//! The dashboard: create, list and revoke the tokens of the scope a path
-//! names. The crate checks that the admin may manage that scope and that
+//! The dashboard: create, list, revoke, disable, enable and edit the
+//! tokens of the scope a path names. The crate checks that the admin may manage that scope and that
 //! the token is of it, and its errors are responses: a handler is a call
 //! and a `?`. A path, query or body axum cannot read gets axum's own 4xx.
 
 use std::sync::Arc;
 
 use api_tokens::{
-    Cursor, DomainId, IssueError, IssueRequest, ListError, OrganizationId, PageRequest,
-    RevokeError, Revoked, Role, Scope, TokenId, TokenService, TokenSummary,
+    Cursor, DomainId, IssueError, IssueRequest, ListError, OrganizationId, PageRequest, RateLimit,
+    RevokeError, Revoked, Role, Scope, TokenEdit, TokenId, TokenService, TokenSummary, UpdateError,
 };
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -25,7 +25,9 @@ use super::demo_auth::DemoAdmin;
 pub fn routes(tokens: Arc<TokenService>) -> Router {
     let endpoints = Router::new()
         .route("/tokens", post(create).get(list))
-        .route("/tokens/{id}", delete(revoke));
+        .route("/tokens/{id}", delete(revoke).patch(edit))
+        .route("/tokens/{id}/disable", post(disable))
+        .route("/tokens/{id}/enable", post(enable));
     Router::new()
         .nest("/organizations/{org}", endpoints.clone())
         .nest("/organizations/{org}/domains/{domain}", endpoints)
@@ -55,6 +57,12 @@ struct CreateToken {
     role: Option<Role>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     expires_at: Option<OffsetDateTime>,
+    /// Narrows the token: e.g. `["notifications:send"]`.
+    permissions: Option<Vec<String>>,
+    /// Narrows the token: e.g. `["203.0.113.0/24"]`.
+    allowed_networks: Option<Vec<String>>,
+    /// E.g. `{"requests": 100, "period_secs": 60}`.
+    rate_limit: Option<RateLimit>,
 }
 
 /// The one answer with a token's text: borrowed, so that no copy of it
@@ -73,6 +81,9 @@ async fn create(
 ) -> Result<Response, IssueError> {
     let mut request = IssueRequest::new(path.scope(), body.label);
     request.role = body.role;
+    request.permissions = body.permissions;
+    request.allowed_networks = body.allowed_networks;
+    request.rate_limit = body.rate_limit;
     if let Some(at) = body.expires_at {
         request = request.expires_at(at);
     }
@@ -127,4 +138,46 @@ async fn revoke(
         Revoked::Already(revocation) => ("already_revoked", revocation),
     };
     Ok(Json(json!({ "status": status, "revoked": revoked })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EditToken {
+    label: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    expires_at: Option<OffsetDateTime>,
+}
+
+/// A new label, an earlier expiry, or both.
+async fn edit(
+    State(tokens): State<Arc<TokenService>>,
+    DemoAdmin(admin): DemoAdmin,
+    Path(path): Path<ScopePath>,
+    Path(TokenPath { id }): Path<TokenPath>,
+    Json(body): Json<EditToken>,
+) -> Result<Json<TokenSummary>, UpdateError> {
+    let edit = TokenEdit {
+        label: body.label,
+        expiry: body.expires_at.map(api_tokens::Expiry::At),
+    };
+    Ok(Json(tokens.edit(&admin, &path.scope(), id, edit).await?))
+}
+
+/// Pauses a token; `enable` resumes it. Both are harmless to repeat.
+async fn disable(
+    State(tokens): State<Arc<TokenService>>,
+    DemoAdmin(admin): DemoAdmin,
+    Path(path): Path<ScopePath>,
+    Path(TokenPath { id }): Path<TokenPath>,
+) -> Result<Json<TokenSummary>, UpdateError> {
+    Ok(Json(tokens.disable(&admin, &path.scope(), id).await?))
+}
+
+async fn enable(
+    State(tokens): State<Arc<TokenService>>,
+    DemoAdmin(admin): DemoAdmin,
+    Path(path): Path<ScopePath>,
+    Path(TokenPath { id }): Path<TokenPath>,
+) -> Result<Json<TokenSummary>, UpdateError> {
+    Ok(Json(tokens.enable(&admin, &path.scope(), id).await?))
 }

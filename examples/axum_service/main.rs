@@ -20,8 +20,11 @@
 //! | `POST /organizations/{org}/tokens` (create: `201`, the token shown once) | admin |
 //! | `GET /organizations/{org}/tokens?limit=&after=` (list, never a secret) | admin |
 //! | `DELETE /organizations/{org}/tokens/{id}` (revoke) | admin |
-//! | the same three under `/organizations/{org}/domains/{domain}/tokens` | admin |
+//! | `PATCH /organizations/{org}/tokens/{id}` (label, earlier expiry) | admin |
+//! | `POST /organizations/{org}/tokens/{id}/disable`, `…/enable` | admin |
+//! | the same under `/organizations/{org}/domains/{domain}/tokens` | admin |
 //! | `GET /organizations/{org}/domains/{domain}/resource` | a token for the domain or its organization |
+//! | `POST /organizations/{org}/domains/{domain}/notifications` | a token with `notifications:send` (an editor's, or one narrowed to it) |
 //! | `GET /healthz` (the replica's lag; `503` while over its bound) | anyone |
 //!
 //! `API_TOKENS_STORE` picks the store: `memory` (the default),
@@ -49,12 +52,12 @@ use std::time::Duration;
 
 use api_tokens::http::{TokenLayer, TokenRejection};
 use api_tokens::{
-    DomainId, HashKey, KeyId, Keyring, Maintenance, MemoryStore, OrganizationId, Role, Scope,
-    TokenFormat, TokenService, TokenStore, VerifiedToken,
+    DomainId, HashKey, KeyId, Keyring, Maintenance, MemoryStore, OrganizationId,
+    PermissionRegistry, Role, Scope, TokenFormat, TokenService, TokenStore, VerifiedToken,
 };
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
@@ -66,7 +69,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .init();
     let (store, replica) = store_from_env().await?;
     let keys = Keyring::new(KeyId::new(1), hash_key()?);
-    let tokens = Arc::new(TokenService::new(TokenFormat::new("acme")?, keys, store));
+    let tokens = TokenService::new(TokenFormat::new("acme")?, keys, store);
+    let tokens = Arc::new(tokens.with_permissions(permissions()));
     // A replica answers once it holds every credential.
     tokens.ready().await?;
     // Without the worker no last-used time is ever written. Its hourly purge
@@ -162,13 +166,24 @@ fn hash_key() -> Result<HashKey, Box<dyn Error>> {
     HashKey::from_hex(hex).map_err(|error| format!("API_TOKENS_HASH_KEY: {error}").into())
 }
 
+/// The platform's permissions, and the lowest role granting each: what a
+/// token may be narrowed to.
+pub fn permissions() -> PermissionRegistry {
+    PermissionRegistry::new()
+        .define("segments:read", Role::Viewer)
+        .and_then(|registry| registry.define("notifications:send", Role::Editor))
+        .expect("valid permission names")
+}
+
 /// The whole service but `/healthz`.
 pub fn app(tokens: Arc<TokenService>) -> Router {
-    let resource_path = "/organizations/{org}/domains/{domain}/resource";
+    let domain = "/organizations/{org}/domains/{domain}";
     // `route_layer`: only matched routes need a token, so a wrong path is
     // still a 404 rather than a 401.
     let protected = Router::new()
-        .route(resource_path, get(resource))
+        .route(&format!("{domain}/resource"), get(resource))
+        .route(&format!("{domain}/notifications"), post(notify))
+        .with_state(tokens.clone())
         .route_layer(TokenLayer::new(tokens.clone()));
     admin::routes(tokens).merge(protected)
 }
@@ -188,4 +203,17 @@ async fn resource(
         "token_scope": token.scope(),
         "token_role": token.role(),
     })))
+}
+
+/// Needs the `notifications:send` permission: an Editor's token, or one
+/// narrowed to that permission (which may do nothing else).
+async fn notify(
+    State(tokens): State<Arc<TokenService>>,
+    token: VerifiedToken,
+    Path((org, domain)): Path<(OrganizationId, DomainId)>,
+) -> Result<Json<Value>, TokenRejection> {
+    let send = tokens.permissions().permission("notifications:send");
+    let send = send.expect("defined in `permissions`");
+    token.require(&Scope::domain(org, domain), &send)?;
+    Ok(Json(json!({ "sent": true, "token_id": token.id() })))
 }
