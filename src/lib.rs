@@ -47,6 +47,11 @@
 //! - A token is issued for a scope with a role, never above its issuer's.
 //!   [`TokenService::verify`] returns a [`VerifiedToken`] whose
 //!   [`allows`](VerifiedToken::allows) checks a request in one line.
+//! - A token may do less than its role: a permission set from the
+//!   platform's [`PermissionRegistry`], an allowlist of client
+//!   [`IpNetwork`]s ([`TokenService::verify_from`]), a [`RateLimit`] (the
+//!   HTTP layer enforces it). It may be paused
+//!   ([`TokenService::disable`]) and edited ([`TokenService::edit`]).
 //!
 //! # Tokens and secrets
 //!
@@ -65,10 +70,10 @@
 //!
 //! # Text forms
 //!
-//! [`Role`], [`Scope`], [`KeyId`], [`Cursor`] and [`ExpiryCursor`] each have
-//! one text form: `Display` writes it, `FromStr` reads it back, and serde
-//! uses the same string (`"admin"`, `"domain acme/shop"`, `"7"`, and an
-//! opaque URL-safe cursor), so a value reads the same in a log line, a URL
+//! [`Role`], [`Scope`], [`KeyId`], [`Cursor`], [`ExpiryCursor`],
+//! [`PermissionName`] and [`IpNetwork`] each have one text form: `Display` writes it, `FromStr` reads it back, and serde
+//! uses the same string (`"admin"`, `"domain acme/shop"`, `"7"`, an
+//! opaque URL-safe cursor, `"notifications:send"`, `"10.0.0.0/8"`), so a value reads the same in a log line, a URL
 //! and a JSON body.
 //!
 //! # Storage and features
@@ -81,7 +86,7 @@
 //! | `PostgresStore` over TLS | `postgres-tls` | managed servers that require TLS (`sslmode=verify-full`) |
 //! | `ReplicatedStore` over either SQL store | `postgres` or `sqlite` | verification from an in-process copy, never a database round trip, with a stated bound on how late a revocation takes effect (one second by default) |
 //! | `conformance`: the store contract as a test suite | `conformance` | testing a store of your own |
-//! | your own store | — | implement [`TokenStore`]: eleven small async methods |
+//! | your own store | — | implement [`TokenStore`]: twelve small async methods |
 //! | `http`: tower middleware and axum extractor | `axum` | protecting HTTP routes with `Authorization: Bearer` tokens |
 //!
 //! # A token's life
