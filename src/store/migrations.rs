@@ -47,6 +47,11 @@ pub(super) const POSTGRES: Files = &[
         "wider_lists_and_offboarding",
         include_str!("../../migrations/postgres/0003_wider_lists_and_offboarding.sql"),
     ),
+    (
+        4,
+        "fine_grained_tokens",
+        include_str!("../../migrations/postgres/0004_fine_grained_tokens.sql"),
+    ),
 ];
 
 #[cfg(feature = "sqlite")]
@@ -65,6 +70,11 @@ pub(super) const SQLITE: Files = &[
         3,
         "wider_lists_and_offboarding",
         include_str!("../../migrations/sqlite/0003_wider_lists_and_offboarding.sql"),
+    ),
+    (
+        4,
+        "fine_grained_tokens",
+        include_str!("../../migrations/sqlite/0004_fine_grained_tokens.sql"),
     ),
 ];
 
