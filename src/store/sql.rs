@@ -28,7 +28,10 @@ use crate::error::{BoxError, StoreError};
 use crate::hashing::{Digest, KeyId};
 use crate::ids::{ActorId, DomainId, OrganizationId};
 use crate::label::Label;
-use crate::record::{Revocation, TokenRecord};
+use crate::networks::IpNetwork;
+use crate::permissions::PermissionName;
+use crate::record::{Disablement, Revocation, TokenRecord};
+use crate::restrictions::{RateLimit, Restrictions};
 use crate::scope::Scope;
 use crate::token::TokenId;
 
@@ -43,7 +46,9 @@ macro_rules! token_columns {
     () => {
         "t.id, t.scope_kind, t.org_id, t.domain_id, t.role, t.label, \
          t.key_id, t.digest, t.created_at, t.created_by, t.expires_at, t.revoked_at, t.revoked_by, \
-         t.revoke_reason, t.last_used_at, t.rotated_from, t.replaced_by"
+         t.revoke_reason, t.last_used_at, t.rotated_from, t.replaced_by, t.permissions, \
+         t.allowed_networks, t.rate_limit_requests, t.rate_limit_period_secs, t.disabled_at, \
+         t.disabled_by"
     };
 }
 
@@ -58,7 +63,8 @@ pub(super) const RECORD_COLUMNS: &str = concat!(
 /// The columns an insert writes, in [`bind_record`]'s order.
 const INSERT_COLUMNS: &str = "id, scope_kind, org_id, domain_id, role, label, key_id, digest, \
      created_at, created_by, expires_at, revoked_at, revoked_by, revoke_reason, last_used_at, \
-     rotated_from, replaced_by";
+     rotated_from, replaced_by, permissions, allowed_networks, rate_limit_requests, \
+     rate_limit_period_secs, disabled_at, disabled_by";
 
 /// Every statement both stores run, written for one table. Parameters are
 /// `$N`, which PostgreSQL reads as numbered and SQLite as named (numbering
@@ -236,7 +242,8 @@ impl Statements {
         Statements {
             insert: format!(
                 "INSERT INTO {tokens} ({INSERT_COLUMNS}) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+                 $18, $19, $20, $21, $22, $23) \
                  ON CONFLICT (id) DO NOTHING"
             ),
             find: format!("SELECT {RECORD_COLUMNS} FROM {joined} WHERE t.id = $1"),
@@ -581,6 +588,77 @@ pub(super) fn role_from_sql(role: &str) -> Result<Role, BoxError> {
     })
 }
 
+/// A list as stored: its items' text forms joined by one space (no item's
+/// text holds one: permission names and CIDR text never do), `''` for an
+/// empty list.
+fn list_to_sql<S: AsRef<str>>(items: impl Iterator<Item = S>) -> String {
+    let mut text = String::new();
+    for (n, item) in items.enumerate() {
+        if n > 0 {
+            text.push(' ');
+        }
+        text.push_str(item.as_ref());
+    }
+    text
+}
+
+/// A stored list, each item read by `parse`, in the stored order; `''` is
+/// an empty list. An item that does not parse (two spaces in a row leave an
+/// empty one) makes the row damaged, naming it.
+fn list_from_sql<I, E: std::fmt::Display>(
+    text: &str,
+    what: &str,
+    parse: impl Fn(&str) -> Result<I, E>,
+) -> Result<Vec<I>, BoxError> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    text.split(' ')
+        .map(|item| parse(item).map_err(|error| format!("the {what} {item:?}: {error}").into()))
+        .collect()
+}
+
+/// A period in whole seconds, as stored (a [`RateLimit`]'s is at most a
+/// day).
+fn secs_to_sql(period: std::time::Duration) -> i64 {
+    i64::try_from(period.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// The restrictions of a row: its permission names, its client networks
+/// and its rate limit (both columns or neither), each as `RecordParams`
+/// writes it.
+fn restrictions_from_sql(
+    permissions: Option<&str>,
+    networks: Option<&str>,
+    requests: Option<i64>,
+    period_secs: Option<i64>,
+) -> Result<Restrictions, BoxError> {
+    let rate_limit = match (requests, period_secs) {
+        (None, None) => None,
+        (Some(requests), Some(period_secs)) => {
+            let limit = u32::try_from(requests)
+                .ok()
+                .zip(u64::try_from(period_secs).ok());
+            let limit = limit.and_then(|(requests, secs)| {
+                RateLimit::new(requests, std::time::Duration::from_secs(secs)).ok()
+            });
+            Some(limit.ok_or_else(|| {
+                format!("a rate limit of {requests} requests per {period_secs} s")
+            })?)
+        }
+        _ => return Err("a rate limit without its requests or its period".into()),
+    };
+    Ok(Restrictions {
+        permissions: permissions
+            .map(|text| list_from_sql(text, "permission", PermissionName::new))
+            .transpose()?,
+        allowed_networks: networks
+            .map(|text| list_from_sql(text, "network", str::parse::<IpNetwork>))
+            .transpose()?,
+        rate_limit,
+    })
+}
+
 /// One row with its covering mark, as the driver reads it; `T` is the
 /// backend's time type.
 #[derive(sqlx::FromRow)]
@@ -602,6 +680,12 @@ pub(super) struct RecordRow<T> {
     last_used_at: Option<T>,
     rotated_from: Option<String>,
     replaced_by: Option<String>,
+    permissions: Option<String>,
+    allowed_networks: Option<String>,
+    rate_limit_requests: Option<i64>,
+    rate_limit_period_secs: Option<i64>,
+    disabled_at: Option<T>,
+    disabled_by: Option<String>,
     scope_revoked_at: Option<T>,
     scope_revoked_by: Option<String>,
     scope_revoke_reason: Option<String>,
@@ -676,6 +760,20 @@ impl<T: SqlTime + Copy> RecordRow<T> {
             self.scope_revoked_by,
             self.scope_revoke_reason,
         )?;
+        let restrictions = restrictions_from_sql(
+            self.permissions.as_deref(),
+            self.allowed_networks.as_deref(),
+            self.rate_limit_requests,
+            self.rate_limit_period_secs,
+        )?;
+        let disabled = match (self.disabled_at, self.disabled_by) {
+            (None, None) => None,
+            (Some(at), Some(by)) => Some(Disablement {
+                at: at.into_time()?,
+                by: ActorId::new(&by)?,
+            }),
+            _ => return Err("a disablement without its time or who made it".into()),
+        };
         Ok(TokenRecord {
             id,
             scope,
@@ -690,8 +788,8 @@ impl<T: SqlTime + Copy> RecordRow<T> {
             last_used_at: time(self.last_used_at)?,
             rotated_from: linked(self.rotated_from)?,
             replaced_by: linked(self.replaced_by)?,
-            restrictions: Default::default(),
-            disabled: None,
+            restrictions,
+            disabled,
         })
     }
 }
@@ -784,12 +882,21 @@ pub(super) struct RecordParams<T> {
     pub(super) last_used_at: Option<T>,
     pub(super) rotated_from: Option<String>,
     pub(super) replaced_by: Option<String>,
+    pub(super) permissions: Option<String>,
+    pub(super) allowed_networks: Option<String>,
+    pub(super) rate_limit_requests: Option<i64>,
+    pub(super) rate_limit_period_secs: Option<i64>,
+    pub(super) disabled_at: Option<T>,
+    pub(super) disabled_by: Option<String>,
 }
 
 impl<T: SqlTime> RecordParams<T> {
     pub(super) fn of(record: &TokenRecord) -> Self {
         let (scope_kind, org_id, domain_id) = scope_to_sql(&record.scope);
         let revoked = record.revoked.as_ref();
+        let restrictions = &record.restrictions;
+        let rate_limit = restrictions.rate_limit.as_ref();
+        let disabled = record.disabled.as_ref();
         RecordParams {
             id: id_to_sql(record.id),
             scope_kind,
@@ -810,6 +917,18 @@ impl<T: SqlTime> RecordParams<T> {
             last_used_at: record.last_used_at.map(T::to_sql),
             rotated_from: record.rotated_from.map(id_to_sql),
             replaced_by: record.replaced_by.map(id_to_sql),
+            permissions: restrictions
+                .permissions
+                .as_deref()
+                .map(|names| list_to_sql(names.iter().map(PermissionName::as_str))),
+            allowed_networks: restrictions
+                .allowed_networks
+                .as_deref()
+                .map(|networks| list_to_sql(networks.iter().map(|network| network.to_string()))),
+            rate_limit_requests: rate_limit.map(|limit| i64::from(limit.requests())),
+            rate_limit_period_secs: rate_limit.map(|limit| secs_to_sql(limit.period())),
+            disabled_at: disabled.map(|disablement| T::to_sql(disablement.at)),
+            disabled_by: disabled.map(|disablement| disablement.by.as_str().to_owned()),
         }
     }
 }
@@ -838,6 +957,12 @@ macro_rules! bind_record {
             .bind(params.last_used_at)
             .bind(params.rotated_from)
             .bind(params.replaced_by)
+            .bind(params.permissions)
+            .bind(params.allowed_networks)
+            .bind(params.rate_limit_requests)
+            .bind(params.rate_limit_period_secs)
+            .bind(params.disabled_at)
+            .bind(params.disabled_by)
     }};
 }
 
