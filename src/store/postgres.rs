@@ -21,11 +21,12 @@
 //!   was cancelled (by the deadline or by the caller) is closed, never
 //!   returned to the pool, where it would stay busy until the server
 //!   finished the abandoned statement.
-//! - **Organization locks.** Inserts, revocations and rotations hold their
-//!   organizations' advisory locks shared, a scope revocation its one lock
-//!   exclusively, for one short transaction: under READ COMMITTED a scope
-//!   mark could otherwise miss a successor a concurrent rotation inserted,
-//!   or count a token a concurrent revocation revoked too. Offboarding,
+//! - **Organization locks.** Inserts, revocations, rotations and updates
+//!   hold their organizations' advisory locks shared, a scope revocation
+//!   its one lock exclusively, for one short transaction: under READ
+//!   COMMITTED a scope mark could otherwise miss a successor a concurrent
+//!   rotation inserted, count a token a concurrent revocation revoked too,
+//!   or be followed by a change to a token it had revoked. Offboarding,
 //!   whose tokens lie in organizations it learns only as it revokes them,
 //!   holds one offboarding lock exclusively instead, which scope
 //!   revocations take shared: a step of offboarding and a scope revocation
@@ -49,7 +50,7 @@ use super::sql::{
     Class, Dialect, Reads, RecordParams, RecordRow, Statements, apply_migrations, bind_find_at,
     bind_list, bind_list_expiring, bind_mark, bind_marked, bind_record, bind_retire, bind_revoke,
     bind_scope_counts, id_to_sql, limit_to_sql, revoke_created_by_rounds, revoke_missed,
-    rotation_refused, scope_revoked, store_error,
+    rotation_refused, scope_revoked, store_error, update_missed, update_query,
 };
 use super::table::TableName;
 use super::{
@@ -712,13 +713,43 @@ impl TokenStore for PostgresStore {
         .await
     }
 
+    /// One short transaction: the row locked, then one update by primary
+    /// key, its scope and the change's condition checked in its `WHERE`; a
+    /// miss reads the row at that scope once, to say why.
     async fn update(
         &self,
-        _scope: &Scope,
-        _id: TokenId,
-        _change: &TokenChange,
+        scope: &Scope,
+        id: TokenId,
+        change: &TokenChange,
     ) -> Result<UpdateOutcome, StoreError> {
-        todo!("issue 15: SQL update")
+        self.call(self.management_pool(), async |conn| {
+            let lock = sqlx::query(&self.statements.lock_at);
+            let mut tx = self.begin(conn).await?;
+            // Shared with other writes, exclusive with a scope revocation:
+            // otherwise a token a concurrent scope revocation covers could
+            // be changed after it was revoked (a revoked token is final).
+            lock_org(&mut tx, scope.org().as_str(), Lock::Shared).await?;
+            // Under READ COMMITTED a concurrent update could change the row
+            // between an update that missed and the read that says why
+            // (enable it after this disable found it disabled, say): with
+            // the row locked first, the read sees what the update saw.
+            bind_find_at!(lock, scope, id)
+                .execute(&mut *tx)
+                .await
+                .map_err(error_for(id))?;
+            let updated = update_query!(self.statements, OffsetDateTime, change, scope, id)
+                .execute(&mut *tx)
+                .await
+                .map_err(error_for(id))?;
+            let outcome = if updated.rows_affected() == 1 {
+                Ok(UpdateOutcome::Updated)
+            } else {
+                update_missed(self.read_at(&mut tx, scope, id).await?, change)
+            };
+            tx.commit().await.map_err(error)?;
+            outcome
+        })
+        .await
     }
 
     async fn record_uses(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {

@@ -38,7 +38,7 @@ use crate::token::TokenId;
 use super::table::TableName;
 use super::{
     Cursor, DamagedRecord, ExpiryCursor, Retirement, RevokeOutcome, RotateOutcome, ScopeFilter,
-    ScopeRevoked,
+    ScopeRevoked, TokenChange, UpdateOutcome,
 };
 
 /// The token's own columns of a record, as [`RecordRow`] reads them.
@@ -107,6 +107,25 @@ pub(super) struct Statements {
     /// not replaced yet: expiring at `$2` (if not null) or revoked with
     /// `$3`–`$5`. A row of another scope is not touched.
     pub(super) retire: String,
+    /// Disables id `$3` of scope `$4`–`$6` with `$1`–`$2` (when, by whom)
+    /// if it is live (neither revoked, on its own or by a scope mark, nor
+    /// replaced) and not disabled: the first disablement is the one kept.
+    /// A row of another scope is not touched.
+    pub(super) disable: String,
+    /// Enables id `$1` of scope `$2`–`$4` if it is live and disabled.
+    pub(super) enable: String,
+    /// Sets the label of id `$4` of scope `$5`–`$7` to `$1` unless it is
+    /// null, and, if `$2` is true, its expiry to `$3` provided it is still
+    /// `$8` (null equal to null): if it is live. The expiry is compared in
+    /// the `WHERE`, so a failed comparison changes nothing, the label
+    /// included.
+    pub(super) edit: String,
+    /// Locks the row of id `$1` at scope `$2`–`$4` until the transaction
+    /// ends: an update that then misses reads back the row it missed, not
+    /// one a concurrent update changed in between. (SQLite's write lock,
+    /// taken by the update, does the same.)
+    #[cfg(feature = "postgres")]
+    pub(super) lock_at: String,
     /// Revokes with `$1`–`$3` up to `$5` live tokens created by `$4`,
     /// oldest first, and returns their ids, in one statement: it reads one
     /// range of the partial index `<table>_by_creator` (creator, seq) of
@@ -231,6 +250,9 @@ impl Statements {
                 n + 5
             )
         };
+        // The row being updated is live: neither revoked (on its own or by
+        // a scope mark) nor replaced. What `update` may change.
+        let live = format!("revoked_at IS NULL AND replaced_by IS NULL AND NOT {covered}");
         // The scope columns of the row being updated equal `$a`–`$c`.
         let at_scope = |a: usize| {
             format!(
@@ -272,6 +294,28 @@ impl Statements {
                  WHERE id = $6 AND {} \
                  AND revoked_at IS NULL AND replaced_by IS NULL AND NOT {covered}",
                 at_scope(7)
+            ),
+            disable: format!(
+                "UPDATE {tokens} SET disabled_at = $1, disabled_by = $2 \
+                 WHERE id = $3 AND {} AND {live} AND disabled_at IS NULL",
+                at_scope(4)
+            ),
+            enable: format!(
+                "UPDATE {tokens} SET disabled_at = NULL, disabled_by = NULL \
+                 WHERE id = $1 AND {} AND {live} AND disabled_at IS NOT NULL",
+                at_scope(2)
+            ),
+            edit: format!(
+                "UPDATE {tokens} SET label = COALESCE($1, label), \
+                 expires_at = CASE WHEN $2 THEN $3 ELSE expires_at END \
+                 WHERE id = $4 AND {} AND {live} \
+                 AND (NOT $2 OR expires_at IS NOT DISTINCT FROM $8)",
+                at_scope(5)
+            ),
+            #[cfg(feature = "postgres")]
+            lock_at: format!(
+                "SELECT 1 FROM {tokens} WHERE id = $1 AND {} FOR UPDATE",
+                at_scope(2)
             ),
             revoke_created_by: match dialect {
                 #[cfg(feature = "postgres")]
@@ -657,6 +701,39 @@ fn restrictions_from_sql(
             .transpose()?,
         rate_limit,
     })
+}
+
+/// Why an update ([`Statements::disable`], [`enable`](Statements::enable)
+/// or [`edit`](Statements::edit)) changed no row, given the record as read
+/// after it at the same scope ([`Statements::find_at`]), in the same
+/// transaction and with the row still as the update saw it (SQLite's write
+/// lock, or PostgreSQL's lock on the row, `Statements::lock_at`):
+/// absent there, revoked, replaced, already in the state asked for, or an
+/// expiry that moved.
+pub(super) fn update_missed(
+    found: Option<TokenRecord>,
+    change: &TokenChange,
+) -> Result<UpdateOutcome, StoreError> {
+    let Some(record) = found else {
+        return Ok(UpdateOutcome::NotFound);
+    };
+    if record.revoked.is_some() {
+        return Ok(UpdateOutcome::Revoked);
+    }
+    if let Some(successor) = record.replaced_by {
+        return Ok(UpdateOutcome::Replaced(successor));
+    }
+    match change {
+        TokenChange::Disable(_) if record.disabled.is_some() => Ok(UpdateOutcome::Unchanged),
+        TokenChange::Enable if record.disabled.is_none() => Ok(UpdateOutcome::Unchanged),
+        TokenChange::Edit {
+            expiry: Some(expiry),
+            ..
+        } if record.expires_at != expiry.from => Ok(UpdateOutcome::ExpiryMoved(record.expires_at)),
+        _ => Err(StoreError::Other {
+            source: "a live record the change applies to was not updated".into(),
+        }),
+    }
 }
 
 /// One row with its covering mark, as the driver reads it; `T` is the
@@ -1061,6 +1138,43 @@ macro_rules! bind_find_at {
     }};
 }
 
+/// The update [`TokenStore::update`](super::TokenStore::update) runs for
+/// the change `$change` (a `&TokenChange`) of id `$id` at `$scope`, bound:
+/// [`Statements::disable`], [`enable`](Statements::enable) or
+/// [`edit`](Statements::edit).
+macro_rules! update_query {
+    ($statements:expr, $time:ty, $change:expr, $scope:expr, $id:expr) => {{
+        use $crate::store::TokenChange;
+        let to_sql = <$time as $crate::store::sql::SqlTime>::to_sql;
+        let (kind, org, domain) = $crate::store::sql::scope_to_sql($scope);
+        let id = $crate::store::sql::id_to_sql($id);
+        let statements = &$statements;
+        match $change {
+            TokenChange::Disable(disablement) => sqlx::query(&statements.disable)
+                .bind(to_sql(disablement.at))
+                .bind(disablement.by.as_str())
+                .bind(id)
+                .bind(org)
+                .bind(kind)
+                .bind(domain),
+            TokenChange::Enable => sqlx::query(&statements.enable)
+                .bind(id)
+                .bind(org)
+                .bind(kind)
+                .bind(domain),
+            TokenChange::Edit { label, expiry } => sqlx::query(&statements.edit)
+                .bind(label.as_ref().map($crate::Label::as_str))
+                .bind(expiry.is_some())
+                .bind(expiry.and_then(|expiry| expiry.to).map(to_sql))
+                .bind(id)
+                .bind(org)
+                .bind(kind)
+                .bind(domain)
+                .bind(expiry.and_then(|expiry| expiry.from).map(to_sql)),
+        }
+    }};
+}
+
 /// Binds [`Statements::mark_scope`]: the scope, then the revocation.
 macro_rules! bind_mark {
     ($query:expr, $time:ty, $scope:expr, $revocation:expr) => {{
@@ -1082,7 +1196,7 @@ macro_rules! bind_marked {
 
 pub(super) use {
     bind_find_at, bind_list, bind_list_expiring, bind_mark, bind_marked, bind_reads, bind_retire,
-    bind_revoke,
+    bind_revoke, update_query,
 };
 
 /// Runs [`Statements::revoke_created_by`] in the transaction `$tx` until

@@ -17,7 +17,7 @@ use super::sql::{
     Class, Dialect, Reads, RecordParams, RecordRow, SqlTime, Statements, apply_migrations,
     bind_find_at, bind_list, bind_list_expiring, bind_mark, bind_marked, bind_record, bind_retire,
     bind_revoke, bind_scope_counts, id_to_sql, limit_to_sql, revoke_created_by_rounds,
-    revoke_missed, rotation_refused, scope_revoked, store_error,
+    revoke_missed, rotation_refused, scope_revoked, store_error, update_missed, update_query,
 };
 use super::table::TableName;
 use super::{
@@ -370,13 +370,36 @@ impl TokenStore for SqliteStore {
         Ok(RotateOutcome::Rotated)
     }
 
+    /// One update by primary key, its scope and the change's condition
+    /// checked in its `WHERE`; a miss reads the row at that scope once, to
+    /// say why, in the same transaction.
     async fn update(
         &self,
-        _scope: &Scope,
-        _id: TokenId,
-        _change: &TokenChange,
+        scope: &Scope,
+        id: TokenId,
+        change: &TokenChange,
     ) -> Result<UpdateOutcome, StoreError> {
-        todo!("issue 15: SQL update")
+        let mut tx = self.pool.begin().await.map_err(error)?;
+        // The update writes, so the transaction holds SQLite's write lock
+        // from its first statement: a miss reads back the row as the
+        // update saw it, not as a concurrent enable left it.
+        let updated = update_query!(self.statements, i64, change, scope, id)
+            .execute(&mut *tx)
+            .await
+            .map_err(error_for(id))?;
+        let outcome = if updated.rows_affected() == 1 {
+            Ok(UpdateOutcome::Updated)
+        } else {
+            match self.read_at(&mut *tx, scope, id).await {
+                Ok(found) => update_missed(found, change),
+                Err(failure) => Err(failure),
+            }
+        };
+        // Ended now, whatever was read, not when the pool next lends the
+        // connection: until then it would hold the write lock. A miss
+        // wrote nothing, so committing it is rolling it back.
+        tx.commit().await.map_err(error)?;
+        outcome
     }
 
     async fn record_uses(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {

@@ -881,19 +881,26 @@ impl TokenStore for ReplicatedStore {
         revoked
     }
 
+    /// The row is updated in the store, so the change feed names it (its
+    /// triggers follow every column but `last_used_at`, the disablement
+    /// and the expiry included), and the read after the write applies it
+    /// here before this returns: a token disabled through this instance
+    /// fails verification here at once.
+    async fn update(
+        &self,
+        scope: &Scope,
+        id: TokenId,
+        change: &TokenChange,
+    ) -> Result<UpdateOutcome, StoreError> {
+        let updated = self.shared.source.update(scope, id, change).await;
+        self.after_write().await;
+        updated
+    }
+
     /// Last-used times are no change the feed reports (they would make
     /// every flush a change for every replica): each instance sets them
     /// in its own copy when it writes them, and so writes a token's use at
     /// most once per interval itself.
-    async fn update(
-        &self,
-        _scope: &Scope,
-        _id: TokenId,
-        _change: &TokenChange,
-    ) -> Result<UpdateOutcome, StoreError> {
-        todo!("issue 15: SQL update")
-    }
-
     async fn record_uses(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
         self.shared.source.record_uses(uses).await?;
         self.shared.note_uses(uses);
