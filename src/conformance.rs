@@ -64,12 +64,14 @@ use crate::error::StoreError;
 use crate::hashing::{Digest, KeyId};
 use crate::ids::{ActorId, DomainId, OrganizationId};
 use crate::label::Label;
-use crate::record::{Revocation, TokenRecord};
-use crate::restrictions::Restrictions;
+use crate::networks::IpNetwork;
+use crate::permissions::PermissionName;
+use crate::record::{Disablement, Revocation, TokenRecord};
+use crate::restrictions::{RateLimit, Restrictions};
 use crate::scope::Scope;
 use crate::store::{
-    Cursor, ExpiryCursor, ListedRecord, REPORTED_IDS, Retirement, RevokeOutcome, RotateOutcome,
-    ScopeFilter, ScopeRevoked, TokenStore,
+    Cursor, ExpiryChange, ExpiryCursor, ListedRecord, REPORTED_IDS, Retirement, RevokeOutcome,
+    RotateOutcome, ScopeFilter, ScopeRevoked, TokenChange, TokenStore, UpdateOutcome,
 };
 use crate::token::{TokenId, fill_random};
 
@@ -125,6 +127,13 @@ macro_rules! __api_tokens_conformance_checks {
             expiring_lists_the_window
             expiring_lists_covered_and_all
             purge_deletes_what_ended_before_the_cutoff
+            restrictions_and_disablement_read_back_identical
+            disable_keeps_the_first_and_enable_clears
+            edit_sets_the_label_and_compares_the_expiry
+            update_reaches_only_its_own_scope
+            update_refuses_revoked_and_replaced_records
+            concurrent_disables_update_once
+            rotation_stores_the_successors_restrictions
         ] }
     };
 }
@@ -271,6 +280,61 @@ fn record(scope: Scope, created_at: OffsetDateTime) -> TokenRecord {
         restrictions: Restrictions::default(),
         disabled: None,
     }
+}
+
+fn disablement(by: &str, at: OffsetDateTime) -> Disablement {
+    Disablement { at, by: actor(by) }
+}
+
+fn label(text: &str) -> Label {
+    Label::new(text).expect("a valid label")
+}
+
+fn network(text: &str) -> IpNetwork {
+    text.parse().expect("a valid network")
+}
+
+fn permission(name: &str) -> PermissionName {
+    PermissionName::new(name).expect("a valid permission name")
+}
+
+/// Every kind of restriction at once: several permissions (sorted, as the
+/// service keeps them), IPv4 and IPv6 networks (a single address among
+/// them), a rate limit.
+fn restricted() -> Restrictions {
+    Restrictions {
+        permissions: Some(vec![
+            permission("billing:read"),
+            permission("notifications:send"),
+            permission("segments.v2:write-all"),
+        ]),
+        allowed_networks: Some(vec![
+            network("10.0.0.0/8"),
+            network("198.51.100.7/32"),
+            network("2001:db8::/32"),
+            network("2001:db8:1:2::17/128"),
+        ]),
+        rate_limit: Some(
+            RateLimit::new(250, std::time::Duration::from_secs(60)).expect("a valid rate limit"),
+        ),
+    }
+}
+
+/// Asserts the store holds exactly `expected`: `find` reads it back
+/// identical and `find_credential` says what it says. `what` says why.
+async fn assert_stored(
+    store: &dyn TokenStore,
+    expected: &TokenRecord,
+    what: &str,
+) -> Result<(), StoreError> {
+    let back = found(store, expected.id).await?;
+    assert!(back == *expected, "{what}:\n{expected:?}\n{back:?}");
+    let credential = store.find_credential(expected.id).await?;
+    assert!(
+        credential == Some(expected.credential()),
+        "{what} (find_credential): {credential:?} for {expected:?}"
+    );
+    Ok(())
 }
 
 fn revocation(by: &str, at: OffsetDateTime) -> Revocation {
@@ -509,6 +573,23 @@ pub async fn unknown_ids_are_absent(store: Arc<dyn TokenStore>) {
             store.find(successor_id).await?.is_none(),
             "a refused rotation stores no successor"
         );
+        for change in [
+            TokenChange::Disable(disablement("x", T0)),
+            TokenChange::Enable,
+            TokenChange::Edit {
+                label: Some(label("x")),
+                expiry: Some(ExpiryChange {
+                    from: None,
+                    to: Some(T0),
+                }),
+            },
+        ] {
+            let outcome = store.update(&org("acme"), unknown, &change).await?;
+            assert!(
+                outcome == UpdateOutcome::NotFound,
+                "update of an unknown id says NotFound, not {outcome:?}"
+            );
+        }
         store.record_uses(&[(unknown, T0)]).await?;
         Ok(())
     })
@@ -1804,6 +1885,538 @@ pub async fn expiring_lists_covered_and_all(store: Arc<dyn TokenStore>) {
             "a domain covers only itself"
         );
         Ok(())
+    })
+    .await;
+}
+
+/// A token's restrictions (permissions, client networks, a rate limit) and
+/// its disablement read back exactly as issued, each on its own and all at
+/// once, through `find`, `find_credential` and both lists: what
+/// verification enforces is what was issued, and a token without
+/// restrictions has no restrictions in its credential.
+pub async fn restrictions_and_disablement_read_back_identical(store: Arc<dyn TokenStore>) {
+    passes(
+        "restrictions_and_disablement_read_back_identical",
+        async move {
+            let mut full = record(domain("acme", "shop"), T0);
+            full.restrictions = restricted();
+            full.disabled = Some(disablement("bob", T0 + Duration::microseconds(7)));
+            full.expires_at = Some(T0 + Duration::days(10));
+            let mut permissions = record(org("acme"), T0 + Duration::seconds(1));
+            permissions.restrictions.permissions = Some(vec![permission("segments:read")]);
+            let mut networks = record(org("acme"), T0 + Duration::seconds(2));
+            networks.restrictions.allowed_networks =
+                Some(vec![network("2001:db8:1::/48"), network("0.0.0.0/0")]);
+            let mut rate_limited = record(domain("acme", "blog"), T0 + Duration::seconds(3));
+            rate_limited.restrictions.rate_limit = Some(
+                RateLimit::new(1, std::time::Duration::from_secs(86_400))
+                    .expect("a valid rate limit"),
+            );
+            let mut disabled = record(org("globex"), T0 + Duration::seconds(4));
+            disabled.disabled = Some(disablement("carol", T0 + Duration::seconds(5)));
+            let plain = record(org("globex"), T0 + Duration::seconds(5));
+            let only_expiring = full.clone();
+            let mut records = vec![full, permissions, networks, rate_limited, disabled, plain];
+            for record in &records {
+                store.insert(record.clone()).await?;
+            }
+            for record in &records {
+                assert_stored(
+                    &*store,
+                    record,
+                    "restrictions and a disablement read back as issued",
+                )
+                .await?;
+            }
+            records.sort_by_key(|record| std::cmp::Reverse(Cursor::of(record)));
+            assert!(
+                listed_by(&*store, &ScopeFilter::All, None, 100).await? == records,
+                "a list shows each token's restrictions and disablement as issued"
+            );
+            let expiring = valid(
+                store
+                    .list_expiring(&ScopeFilter::All, T0..T0 + Duration::days(30), None, 100)
+                    .await?,
+            );
+            assert!(
+                expiring == [only_expiring],
+                "the expiring list shows them as issued too: {expiring:?}"
+            );
+            Ok(())
+        },
+    )
+    .await;
+}
+
+/// `update` disables a live token and enables a disabled one; disabling a
+/// disabled token, or enabling one that is not, is `Unchanged` and keeps
+/// the first disablement (who paused it, and when, is not overwritten by a
+/// second pause); verification sees each change at once.
+pub async fn disable_keeps_the_first_and_enable_clears(store: Arc<dyn TokenStore>) {
+    passes("disable_keeps_the_first_and_enable_clears", async move {
+        let mut target = record(org("acme"), T0);
+        target.restrictions = restricted();
+        store.insert(target.clone()).await?;
+        let (scope, id) = (target.scope.clone(), target.id);
+        let mut expected = target;
+        let first = disablement("bob", T0 + Duration::minutes(1));
+        let second = disablement("carol", T0 + Duration::minutes(2));
+
+        let outcome = store
+            .update(&scope, id, &TokenChange::Disable(first.clone()))
+            .await?;
+        assert!(
+            outcome == UpdateOutcome::Updated,
+            "disabling a live token updates it, not {outcome:?}"
+        );
+        expected.disabled = Some(first);
+        assert_stored(&*store, &expected, "a disabled token reads back disabled").await?;
+        let outcome = store
+            .update(&scope, id, &TokenChange::Disable(second.clone()))
+            .await?;
+        assert!(
+            outcome == UpdateOutcome::Unchanged,
+            "disabling a disabled token is Unchanged, not {outcome:?}"
+        );
+        assert_stored(&*store, &expected, "a second disable keeps the first").await?;
+
+        let outcome = store.update(&scope, id, &TokenChange::Enable).await?;
+        assert!(
+            outcome == UpdateOutcome::Updated,
+            "enabling a disabled token updates it, not {outcome:?}"
+        );
+        expected.disabled = None;
+        assert_stored(&*store, &expected, "an enabled token reads back enabled").await?;
+        let outcome = store.update(&scope, id, &TokenChange::Enable).await?;
+        assert!(
+            outcome == UpdateOutcome::Unchanged,
+            "enabling a token that is not disabled is Unchanged, not {outcome:?}"
+        );
+        assert_stored(&*store, &expected, "a second enable changes nothing").await?;
+
+        let outcome = store
+            .update(&scope, id, &TokenChange::Disable(second.clone()))
+            .await?;
+        assert!(
+            outcome == UpdateOutcome::Updated,
+            "a token enabled again can be disabled again, not {outcome:?}"
+        );
+        expected.disabled = Some(second);
+        assert_stored(&*store, &expected, "a new pause after an enable is kept").await
+    })
+    .await;
+}
+
+/// An edit sets the label and, given an expiry change, the expiry, only
+/// while the expiry is still the one the caller read (a compare-and-set, a
+/// token that never expires included): an edit whose expiry moved is
+/// `ExpiryMoved` with the expiry the token has now and changes nothing,
+/// not even the label. Restrictions and a disablement are kept.
+pub async fn edit_sets_the_label_and_compares_the_expiry(store: Arc<dyn TokenStore>) {
+    passes("edit_sets_the_label_and_compares_the_expiry", async move {
+        let mut target = record(domain("acme", "shop"), T0);
+        target.expires_at = Some(T0 + Duration::days(30));
+        target.restrictions = restricted();
+        store.insert(target.clone()).await?;
+        let (scope, id) = (target.scope.clone(), target.id);
+        let mut expected = target;
+        let edit = |text: Option<&str>, expiry: Option<(Option<Duration>, Option<Duration>)>| {
+            TokenChange::Edit {
+                label: text.map(label),
+                expiry: expiry.map(|(from, to)| ExpiryChange {
+                    from: from.map(|days| T0 + days),
+                    to: to.map(|days| T0 + days),
+                }),
+            }
+        };
+        let (d30, d60, d90) = (
+            Some(Duration::days(30)),
+            Some(Duration::days(60)),
+            Some(Duration::days(90)),
+        );
+
+        let outcome = store
+            .update(&scope, id, &edit(Some("renamed"), None))
+            .await?;
+        assert!(
+            outcome == UpdateOutcome::Updated,
+            "an edit of the label updates, not {outcome:?}"
+        );
+        expected.label = label("renamed");
+        assert_stored(&*store, &expected, "an edit sets the label alone").await?;
+
+        let outcome = store
+            .update(&scope, id, &edit(Some("extended"), Some((d30, d60))))
+            .await?;
+        assert!(
+            outcome == UpdateOutcome::Updated,
+            "an edit from the current expiry updates, not {outcome:?}"
+        );
+        expected.label = label("extended");
+        expected.expires_at = Some(T0 + Duration::days(60));
+        assert_stored(&*store, &expected, "an edit sets the label and the expiry").await?;
+
+        let outcome = store
+            .update(&scope, id, &edit(Some("lost"), Some((d30, None))))
+            .await?;
+        assert!(
+            outcome == UpdateOutcome::ExpiryMoved(expected.expires_at),
+            "an edit whose expiry moved is refused with the expiry it has now, not {outcome:?}"
+        );
+        assert_stored(
+            &*store,
+            &expected,
+            "an edit whose expiry moved changes nothing, not even the label",
+        )
+        .await?;
+
+        let outcome = store
+            .update(&scope, id, &edit(None, Some((d60, None))))
+            .await?;
+        assert!(
+            outcome == UpdateOutcome::Updated,
+            "an edit to never expire updates, not {outcome:?}"
+        );
+        expected.expires_at = None;
+        assert_stored(
+            &*store,
+            &expected,
+            "an edit to never expire keeps the label",
+        )
+        .await?;
+        let outcome = store
+            .update(&scope, id, &edit(None, Some((d60, d90))))
+            .await?;
+        assert!(
+            outcome == UpdateOutcome::ExpiryMoved(None),
+            "an edit from an expiry a token that never expires lacks is refused, not {outcome:?}"
+        );
+        assert_stored(&*store, &expected, "and changes nothing").await?;
+        let outcome = store
+            .update(&scope, id, &edit(None, Some((None, d90))))
+            .await?;
+        assert!(
+            outcome == UpdateOutcome::Updated,
+            "an edit from never (as read) updates, not {outcome:?}"
+        );
+        expected.expires_at = Some(T0 + Duration::days(90));
+        assert_stored(&*store, &expected, "an edit from never sets the expiry").await?;
+
+        let paused = disablement("bob", T0 + Duration::hours(1));
+        store
+            .update(&scope, id, &TokenChange::Disable(paused.clone()))
+            .await?;
+        let outcome = store
+            .update(&scope, id, &edit(Some("paused"), None))
+            .await?;
+        assert!(
+            outcome == UpdateOutcome::Updated,
+            "a disabled token can be edited, not {outcome:?}"
+        );
+        expected.label = label("paused");
+        expected.disabled = Some(paused);
+        assert_stored(&*store, &expected, "an edit keeps the disablement").await
+    })
+    .await;
+}
+
+/// `update` reaches a token only at the token's own scope: addressed at any
+/// other (its organization, a sibling domain, one of its domains, another
+/// organization) every change is `NotFound`, whether the token is live,
+/// disabled, revoked or replaced, and the record is left unchanged.
+pub async fn update_reaches_only_its_own_scope(store: Arc<dyn TokenStore>) {
+    passes("update_reaches_only_its_own_scope", async move {
+        let mut shop = record(domain("acme", "shop"), T0);
+        shop.expires_at = Some(T0 + Duration::days(30));
+        let mut acme = record(org("acme"), T0);
+        acme.disabled = Some(disablement("bob", T0));
+        let mut revoked = record(domain("acme", "shop"), T0);
+        revoked.revoked = Some(revocation("bob", T0));
+        let mut replaced = record(org("acme"), T0);
+        replaced.replaced_by = Some(random_id());
+        for record in [&shop, &acme, &revoked, &replaced] {
+            store.insert(record.clone()).await?;
+        }
+        let not_shop = [
+            org("acme"),
+            domain("acme", "blog"),
+            org("globex"),
+            domain("globex", "shop"),
+        ];
+        let not_acme = [
+            domain("acme", "shop"),
+            org("globex"),
+            domain("globex", "acme"),
+        ];
+        for (target, elsewhere) in [
+            (&shop, &not_shop[..]),
+            (&acme, &not_acme[..]),
+            (&revoked, &not_shop[..]),
+            (&replaced, &not_acme[..]),
+        ] {
+            let changes = [
+                TokenChange::Disable(disablement("mallory", T0 + Duration::hours(1))),
+                TokenChange::Enable,
+                TokenChange::Edit {
+                    label: Some(label("hijacked")),
+                    expiry: Some(ExpiryChange {
+                        from: target.expires_at,
+                        to: None,
+                    }),
+                },
+            ];
+            for scope in elsewhere {
+                for change in &changes {
+                    let outcome = store.update(scope, target.id, change).await?;
+                    assert!(
+                        outcome == UpdateOutcome::NotFound,
+                        "an update addressed at another scope ({scope}; the token's is {}) is \
+                         NotFound, not {outcome:?}",
+                        target.scope
+                    );
+                    assert_stored(
+                        &*store,
+                        target,
+                        "a token updated at another scope is left unchanged",
+                    )
+                    .await?;
+                }
+            }
+        }
+        let outcome = store
+            .update(
+                &shop.scope,
+                shop.id,
+                &TokenChange::Disable(disablement("alice", T0 + Duration::hours(2))),
+            )
+            .await?;
+        assert!(
+            outcome == UpdateOutcome::Updated,
+            "a token updated at its own scope is updated, not {outcome:?}"
+        );
+        Ok(())
+    })
+    .await;
+}
+
+/// A revoked token (on its own, or by a scope revocation) is `Revoked` and
+/// a replaced one `Replaced` naming its successor, for every change, a
+/// disabled token's disable and enable included: revocation and
+/// replacement are final, and nothing changes. A token issued after its
+/// scope was revoked updates.
+pub async fn update_refuses_revoked_and_replaced_records(store: Arc<dyn TokenStore>) {
+    passes("update_refuses_revoked_and_replaced_records", async move {
+        let revoked = record(org("acme"), T0);
+        let mut paused_then_revoked = record(org("acme"), T0);
+        paused_then_revoked.disabled = Some(disablement("bob", T0));
+        let covered = record(domain("acme", "shop"), T0);
+        let mut covered_paused = record(domain("acme", "shop"), T0);
+        covered_paused.disabled = Some(disablement("bob", T0));
+        let mut old = record(org("acme"), T0);
+        old.expires_at = Some(T0 + Duration::days(30));
+        for record in [
+            &revoked,
+            &paused_then_revoked,
+            &covered,
+            &covered_paused,
+            &old,
+        ] {
+            store.insert(record.clone()).await?;
+        }
+        for record in [&revoked, &paused_then_revoked] {
+            store
+                .revoke(&record.scope, record.id, revocation("bob", T0))
+                .await?;
+        }
+        store
+            .revoke_scope(&domain("acme", "shop"), revocation("carol", T0))
+            .await?;
+        let mut successor = record(org("acme"), T0 + Duration::seconds(1));
+        successor.rotated_from = Some(old.id);
+        let successor_id = successor.id;
+        let rotated = store
+            .rotate(
+                &old.scope,
+                old.id,
+                Retirement::ExpiresAt(T0 + Duration::days(1)),
+                successor,
+            )
+            .await?;
+        assert!(rotated == RotateOutcome::Rotated, "a live token rotates");
+
+        for (target, refused, what) in [
+            (&revoked, UpdateOutcome::Revoked, "revoked"),
+            (
+                &paused_then_revoked,
+                UpdateOutcome::Revoked,
+                "disabled, then revoked",
+            ),
+            (&covered, UpdateOutcome::Revoked, "scope-revoked"),
+            (
+                &covered_paused,
+                UpdateOutcome::Revoked,
+                "disabled, then scope-revoked",
+            ),
+            (&old, UpdateOutcome::Replaced(successor_id), "replaced"),
+        ] {
+            let before = found(&*store, target.id).await?;
+            for change in [
+                TokenChange::Disable(disablement("dave", T0 + Duration::hours(1))),
+                TokenChange::Enable,
+                TokenChange::Edit {
+                    label: Some(label("edited")),
+                    expiry: None,
+                },
+                TokenChange::Edit {
+                    label: None,
+                    expiry: Some(ExpiryChange {
+                        from: before.expires_at,
+                        to: Some(T0 + Duration::days(90)),
+                    }),
+                },
+            ] {
+                let outcome = store.update(&before.scope, before.id, &change).await?;
+                assert!(
+                    outcome == refused,
+                    "{change:?} of a {what} token is {refused:?}, not {outcome:?}"
+                );
+                assert_stored(&*store, &before, "a refused update changes nothing").await?;
+            }
+        }
+        let later = record(domain("acme", "shop"), T0 + Duration::hours(1));
+        store.insert(later.clone()).await?;
+        let outcome = store
+            .update(
+                &later.scope,
+                later.id,
+                &TokenChange::Disable(disablement("erin", T0 + Duration::hours(2))),
+            )
+            .await?;
+        assert!(
+            outcome == UpdateOutcome::Updated,
+            "a token issued after its scope was revoked updates, not {outcome:?}"
+        );
+        Ok(())
+    })
+    .await;
+}
+
+/// Of many concurrent disables of one token exactly one is `Updated` and
+/// its disablement is the one kept, the others `Unchanged`; likewise of
+/// many concurrent enables exactly one is `Updated`.
+pub async fn concurrent_disables_update_once(store: Arc<dyn TokenStore>) {
+    passes("concurrent_disables_update_once", async move {
+        let target = record(domain("acme", "shop"), T0);
+        store.insert(target.clone()).await?;
+        let race = |enable: bool| {
+            let racers: Vec<_> = (0..RACERS)
+                .map(|n| {
+                    let store = store.clone();
+                    let (scope, id) = (target.scope.clone(), target.id);
+                    let change = match enable {
+                        true => TokenChange::Enable,
+                        false => TokenChange::Disable(disablement(
+                            &format!("racer{n}"),
+                            T0 + Duration::seconds(n as i64),
+                        )),
+                    };
+                    tokio::spawn(async move {
+                        let outcome = store.update(&scope, id, &change).await;
+                        (change, outcome)
+                    })
+                })
+                .collect();
+            async move {
+                let mut winners = Vec::new();
+                for racer in racers {
+                    let (change, outcome) = racer.await.expect("a racing task panicked");
+                    match outcome? {
+                        UpdateOutcome::Updated => winners.push(change),
+                        UpdateOutcome::Unchanged => {}
+                        other => panic!("a concurrent {change:?} said {other:?}"),
+                    }
+                }
+                Ok::<_, StoreError>(winners)
+            }
+        };
+        let winners = race(false).await?;
+        assert!(
+            winners.len() == 1,
+            "exactly one of {RACERS} concurrent disables is Updated, not {}",
+            winners.len()
+        );
+        let TokenChange::Disable(kept) = &winners[0] else {
+            unreachable!("only disables raced")
+        };
+        assert!(
+            found(&*store, target.id).await?.disabled.as_ref() == Some(kept),
+            "the winner's disablement is the one kept"
+        );
+        let winners = race(true).await?;
+        assert!(
+            winners.len() == 1,
+            "exactly one of {RACERS} concurrent enables is Updated, not {}",
+            winners.len()
+        );
+        assert_stored(&*store, &target, "enabled, the token is as issued").await
+    })
+    .await;
+}
+
+/// Rotation stores the successor exactly as given, its restrictions and
+/// disablement included (the service copies the old token's restrictions,
+/// or narrows them; the store keeps what it is given), and leaves the old
+/// token's own.
+pub async fn rotation_stores_the_successors_restrictions(store: Arc<dyn TokenStore>) {
+    passes("rotation_stores_the_successors_restrictions", async move {
+        let mut old = record(domain("acme", "shop"), T0);
+        old.restrictions = restricted();
+        store.insert(old.clone()).await?;
+        let mut successor = record(old.scope.clone(), T0 + Duration::seconds(1));
+        successor.rotated_from = Some(old.id);
+        successor.restrictions = old.restrictions.clone();
+        let grace_end = T0 + Duration::days(1);
+        let outcome = store
+            .rotate(
+                &old.scope,
+                old.id,
+                Retirement::ExpiresAt(grace_end),
+                successor.clone(),
+            )
+            .await?;
+        assert!(outcome == RotateOutcome::Rotated, "a live token rotates");
+        assert_stored(&*store, &successor, "a successor is stored as given").await?;
+        let mut retired = old.clone();
+        retired.replaced_by = Some(successor.id);
+        retired.expires_at = Some(grace_end);
+        assert_stored(&*store, &retired, "the old token keeps its restrictions").await?;
+
+        // Narrowed, and disabled, without grace: still stored as given.
+        let mut next = record(old.scope.clone(), T0 + Duration::seconds(2));
+        next.rotated_from = Some(successor.id);
+        next.restrictions = Restrictions {
+            permissions: Some(vec![permission("billing:read")]),
+            allowed_networks: Some(vec![network("2001:db8::/32")]),
+            rate_limit: None,
+        };
+        next.disabled = Some(disablement("alice", T0 + Duration::seconds(2)));
+        let revoked = revocation("alice", T0 + Duration::seconds(2));
+        let outcome = store
+            .rotate(
+                &successor.scope,
+                successor.id,
+                Retirement::Revoked(revoked.clone()),
+                next.clone(),
+            )
+            .await?;
+        assert!(
+            outcome == RotateOutcome::Rotated,
+            "a live successor rotates"
+        );
+        assert_stored(&*store, &next, "a narrowed successor is stored as given").await?;
+        successor.replaced_by = Some(next.id);
+        successor.revoked = Some(revoked);
+        assert_stored(&*store, &successor, "the retired successor keeps its own").await
     })
     .await;
 }

@@ -48,11 +48,17 @@ enum Fault {
     RevokeOverwrites,
     /// Serves credentials that never say revoked, like a stale cache.
     StaleCredentials,
-    /// Revokes and rotates whatever the id names, at any scope: the
-    /// authorization hole scoped writes close.
+    /// Revokes, rotates and updates whatever the id names, at any scope:
+    /// the authorization hole scoped writes close.
     ScopeBlind,
     /// Offboards twice as many tokens a call as it is asked to.
     OffboardsPastTheLimit,
+    /// Disables, enables and edits whatever the id names, at any scope
+    /// (revoke and rotate are scoped): the hole in `update` alone.
+    UpdateScopeBlind,
+    /// Edits the expiry whatever it is now, as an update that forgot the
+    /// compare-and-set would: an edit made from a stale read wins.
+    EditIgnoresTheExpiry,
 }
 
 /// The memory store with some faults.
@@ -63,10 +69,10 @@ impl Faulty {
         self.1.contains(&fault)
     }
 
-    /// The scope to pass on: the record's own, for a scope-blind store.
-    async fn scope_for(&self, scope: &Scope, id: TokenId) -> Scope {
+    /// The scope to pass on: the record's own, for a store blind to it.
+    async fn scope_for(&self, blind: bool, scope: &Scope, id: TokenId) -> Scope {
         match self.0.find(id).await {
-            Ok(Some(record)) if self.has(Fault::ScopeBlind) => record.scope,
+            Ok(Some(record)) if blind => record.scope,
             _ => scope.clone(),
         }
     }
@@ -112,7 +118,7 @@ impl TokenStore for Faulty {
         id: TokenId,
         revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
-        let scope = self.scope_for(scope, id).await;
+        let scope = self.scope_for(self.has(Fault::ScopeBlind), scope, id).await;
         let outcome = self.0.revoke(&scope, id, revocation).await?;
         Ok(match outcome {
             RevokeOutcome::AlreadyRevoked(_) if self.has(Fault::RevokeOverwrites) => {
@@ -127,8 +133,19 @@ impl TokenStore for Faulty {
         id: TokenId,
         change: &TokenChange,
     ) -> Result<UpdateOutcome, StoreError> {
-        let scope = self.scope_for(scope, id).await;
-        self.0.update(&scope, id, change).await
+        let blind = self.has(Fault::ScopeBlind) || self.has(Fault::UpdateScopeBlind);
+        let scope = self.scope_for(blind, scope, id).await;
+        let mut change = change.clone();
+        if let TokenChange::Edit {
+            expiry: Some(expiry),
+            ..
+        } = &mut change
+            && self.has(Fault::EditIgnoresTheExpiry)
+            && let Ok(Some(record)) = self.0.find(id).await
+        {
+            expiry.from = record.expires_at;
+        }
+        self.0.update(&scope, id, &change).await
     }
 
     async fn revoke_scope(
@@ -145,7 +162,9 @@ impl TokenStore for Faulty {
         retire: Retirement,
         successor: TokenRecord,
     ) -> Result<RotateOutcome, StoreError> {
-        let scope = self.scope_for(scope, old).await;
+        let scope = self
+            .scope_for(self.has(Fault::ScopeBlind), scope, old)
+            .await;
         self.0.rotate(&scope, old, retire, successor).await
     }
     async fn revoke_created_by(
@@ -207,6 +226,18 @@ async fn a_store_that_offboards_past_the_limit_fails() {
     api_tokens::conformance::run(faulty(&[Fault::OffboardsPastTheLimit])).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "an update addressed at another scope")]
+async fn a_store_whose_update_ignores_the_scope_fails() {
+    api_tokens::conformance::run(faulty(&[Fault::UpdateScopeBlind])).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "an edit whose expiry moved is refused")]
+async fn a_store_whose_edit_ignores_the_expiry_fails() {
+    api_tokens::conformance::run(faulty(&[Fault::EditIgnoresTheExpiry])).await;
+}
+
 /// One failing check hides no other: `run` goes on, then names them all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn run_reports_every_failing_check_not_just_the_first() {
@@ -220,6 +251,7 @@ async fn run_reports_every_failing_check_not_just_the_first() {
         "records_read_back_identical",
         "revoke_reaches_only_its_own_scope",
         "rotate_reaches_only_its_own_scope",
+        "update_reaches_only_its_own_scope",
     ] {
         assert!(
             message.contains(&format!("- {check}: ")),
