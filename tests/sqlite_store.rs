@@ -83,6 +83,13 @@ async fn a_row_edited_into_nonsense_is_corrupt_never_a_token() {
     for edit in [
         "UPDATE api_tokens SET digest = x'010203' WHERE label = 'short digest'",
         "UPDATE api_tokens SET scope_kind = 'galaxy' WHERE label = 'unknown kind'",
+        "UPDATE api_tokens SET permissions = 'segments:read Billing:Read' \
+         WHERE label = 'bad permission'",
+        "UPDATE api_tokens SET allowed_networks = '10.0.0.0/8 10.1.2.3/8' \
+         WHERE label = 'bad network'",
+        "UPDATE api_tokens SET rate_limit_requests = 0, rate_limit_period_secs = 60 \
+         WHERE label = 'bad rate limit'",
+        "UPDATE api_tokens SET disabled_at = 0 WHERE label = 'half disabled'",
     ] {
         let edited = sqlx::query(edit).execute(store.pool()).await.unwrap();
         assert_eq!(edited.rows_affected(), 1);
@@ -272,4 +279,99 @@ async fn a_table_of_our_naming_and_labels_kept_under_older_rules() {
         (revoked.count, revoked.first.as_slice()),
         (1, [issued.summary.id].as_slice())
     );
+}
+
+/// A file of the previous schema (migrations 1 to 3, recorded as `migrate`
+/// records them) with a token in it opens with this version: migration 4
+/// adds the columns, the token reads back as it was (unrestricted,
+/// enabled) and still verifies, and the change feed follows a disable of
+/// it (its trigger was made again with the new columns).
+#[tokio::test]
+async fn a_file_of_the_previous_schema_keeps_its_tokens_and_feeds_their_disabling() {
+    use api_tokens::store::{TableName, TokenChange, UpdateOutcome};
+
+    // The token as the previous version would have stored it: issued by a
+    // service with the same key, its row written by hand.
+    let memory = Arc::new(api_tokens::MemoryStore::new());
+    let issued = service_over(memory.clone())
+        .issue(
+            &org_admin("acme"),
+            IssueRequest::new(org("acme"), "from before"),
+        )
+        .await
+        .unwrap();
+    let record = memory.find(issued.summary.id).await.unwrap().unwrap();
+    let micros = |at: time::OffsetDateTime| (at.unix_timestamp_nanos() / 1000) as i64;
+
+    let path = fresh_path("previous-schema");
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    let pool = sqlx::sqlite::SqlitePool::connect_with(options)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE api_tokens_migrations (version INTEGER PRIMARY KEY, \
+         name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let migrations = SqliteStore::migrations(&TableName::default()).unwrap();
+    for migration in migrations.iter().filter(|migration| migration.version <= 3) {
+        sqlx::raw_sql(&migration.sql).execute(&pool).await.unwrap();
+        sqlx::query("INSERT INTO api_tokens_migrations (version, name) VALUES ($1, $2)")
+            .bind(i64::from(migration.version))
+            .bind(migration.name)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO api_tokens (id, scope_kind, org_id, domain_id, role, label, key_id, \
+         digest, created_at, created_by, expires_at) \
+         VALUES ($1, 'organization', 'acme', '', $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(record.id.to_string())
+    .bind(record.role.to_string())
+    .bind(record.label.as_str())
+    .bind(i64::from(record.key_id.get()))
+    .bind(record.digest.as_bytes().to_vec())
+    .bind(micros(record.created_at))
+    .bind(record.created_by.as_str())
+    .bind(record.expires_at.map(micros))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    assert_eq!(store.find(record.id).await.unwrap(), Some(record.clone()));
+    let service = service_over(store.clone());
+    let token = issued.token.expose_secret();
+    assert_eq!(service.verify(token).await.unwrap().id(), record.id);
+
+    let changes = "SELECT count(*) FROM api_tokens_changes WHERE token_id = $1";
+    let noted = || async {
+        sqlx::query_scalar::<_, i64>(changes)
+            .bind(record.id.to_string())
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+    };
+    let before = noted().await;
+    let disablement = api_tokens::Disablement {
+        at: record.created_at,
+        by: record.created_by.clone(),
+    };
+    let outcome = store
+        .update(&record.scope, record.id, &TokenChange::Disable(disablement))
+        .await
+        .unwrap();
+    assert_eq!(outcome, UpdateOutcome::Updated);
+    assert_eq!(noted().await, before + 1, "the feed notes the disable");
+    assert!(matches!(
+        service.verify(token).await,
+        Err(VerifyError::Disabled)
+    ));
 }

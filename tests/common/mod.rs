@@ -181,12 +181,23 @@ pub fn other_than(c: u8) -> u8 {
     if c == b'A' { b'B' } else { b'A' }
 }
 
-/// Issues two tokens of organization `acme`, labelled `short digest` and
-/// `unknown kind`, for a SQL store's test to damage those rows in its own
-/// dialect; returns each token with its id.
+/// The labels of the tokens [`issue_rows_to_damage`] issues, one for each
+/// way a SQL store's test damages a row.
+pub const DAMAGED_LABELS: [&str; 6] = [
+    "short digest",
+    "unknown kind",
+    "bad permission",
+    "bad network",
+    "bad rate limit",
+    "half disabled",
+];
+
+/// Issues a token of organization `acme` for each of [`DAMAGED_LABELS`],
+/// for a SQL store's test to damage those rows in its own dialect; returns
+/// each token with its id.
 pub async fn issue_rows_to_damage(service: &TokenService) -> Vec<(String, TokenId)> {
     let mut tokens = Vec::new();
-    for label in ["short digest", "unknown kind"] {
+    for label in DAMAGED_LABELS {
         let issued = service
             .issue(&org_admin("acme"), IssueRequest::new(org("acme"), label))
             .await
