@@ -190,7 +190,12 @@ impl TokenService {
         let change = make(&record)?;
         match self.store.update(scope, id, &change).await? {
             UpdateOutcome::Updated => {}
-            UpdateOutcome::Unchanged => return Ok(self.summary(&record, self.now())),
+            // Already so: perhaps by a call that landed after the read
+            // above, so the answer is read afresh.
+            UpdateOutcome::Unchanged => {
+                let current = self.store.find(id).await?;
+                return Ok(self.summary(&current.unwrap_or(record), self.now()));
+            }
             UpdateOutcome::NotFound => return Err(UpdateError::NotFound { id }),
             UpdateOutcome::Revoked => return Err(UpdateError::Revoked { id }),
             UpdateOutcome::Replaced(by) => return Err(UpdateError::Replaced { id, by }),
