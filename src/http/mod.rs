@@ -15,6 +15,11 @@
 //! - [`TokenLayer::optional`] serves anonymous callers too: handlers take
 //!   `Option<VerifiedToken>`, which is `None` for a request without the
 //!   header; a header that is present must still hold a valid token.
+//! - A token with an allowlist passes only from an address inside it: the
+//!   layer takes the client's address from the connection (serve with
+//!   `into_make_service_with_connect_info::<SocketAddr>()`), and behind
+//!   [trusted proxies](TokenLayer::trusted_proxies) from `X-Forwarded-For`.
+//!   Without an address such a token is refused.
 //! - The management errors ([`IssueError`](crate::IssueError),
 //!   [`RevokeError`](crate::RevokeError), …) are responses too, so the
 //!   handlers of a token dashboard use `?`; see [Error codes](#error-codes).
@@ -132,8 +137,9 @@
 //! |---|---|---|
 //! | `missing_token` | 401 | the route needs a token and the request presents none |
 //! | `invalid_request` | 400 | the credential header is malformed |
-//! | `invalid_token` | 401 | the token is malformed, unknown, wrong, revoked or expired |
+//! | `invalid_token` | 401 | the token is malformed, unknown, wrong, revoked, expired or disabled |
 //! | `insufficient_scope` | 403 | the token does not grant the scope or role required |
+//! | `address_not_allowed` | 403 | the token has an allowlist, and the client's address is outside it or unknown |
 //! | `temporarily_unavailable` | 503 | the token store is unavailable; retry later |
 //! | `server_error` | 500 | the route's handler needs a token but no layer covers it |
 //!
@@ -159,6 +165,7 @@
 //! [`StoreError`]: crate::StoreError
 //! [`StoreError::Unavailable`]: crate::StoreError::Unavailable
 
+mod client_address;
 mod credential;
 mod errors;
 mod extract;

@@ -433,6 +433,24 @@ async fn the_layer_and_management_share_codes_for_shared_situations() {
     assert_eq!(layer.headers()[RETRY_AFTER], "5");
 }
 
+#[tokio::test]
+async fn an_address_refusal_is_one_fixed_403_with_its_own_code() {
+    let answered = answer(TokenRejection::AddressNotAllowed).await;
+    assert_eq!(answered.status, StatusCode::FORBIDDEN);
+    assert_eq!(answered.code, "address_not_allowed");
+    assert_eq!(
+        answered.body,
+        r#"{"error":"address_not_allowed","error_description":"the token may not be used from this address"}"#
+    );
+    assert_eq!(
+        answered.headers[WWW_AUTHENTICATE],
+        r#"Bearer error="address_not_allowed", error_description="the token may not be used from this address""#
+    );
+    assert_eq!(answered.headers[CONTENT_TYPE], "application/json");
+    assert_eq!(answered.headers[CACHE_CONTROL], "no-store");
+    assert!(answered.headers.get(RETRY_AFTER).is_none());
+}
+
 #[test]
 fn descriptions_are_escaped_as_json_strings() {
     let body = json_body("code", "a \"quoted\" \\ back\nslash\u{1} é");
