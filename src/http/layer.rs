@@ -18,9 +18,11 @@ use tracing::Instrument;
 
 use super::client_address::TrustedProxies;
 use super::credential::CredentialSource;
+use super::rate_limits::{self, RateLimits};
 use super::rejection::TokenRejection;
 use crate::error::VerifyError;
 use crate::networks::IpNetwork;
+use crate::restrictions::RateLimit;
 use crate::service::{TokenService, VerifiedToken};
 
 /// A [`Layer`] that lets a request through only with a valid API token.
@@ -31,8 +33,9 @@ use crate::service::{TokenService, VerifiedToken};
 /// puts the [`VerifiedToken`] into the request's extensions, where handlers
 /// take it as an extractor. Otherwise the inner service is not called and
 /// the request is answered with the [`TokenRejection`]: 401, 400 for a
-/// malformed header, 403 for a client outside the token's allowlist, or
-/// 503 when the store cannot be reached.
+/// malformed header, 403 for a client outside the token's allowlist, 429
+/// over its [rate limit](Self::rate_limits), or 503 when the store cannot be
+/// reached.
 ///
 /// The layer checks that a token is valid, not what it may do: handlers
 /// check that with [`VerifiedToken::require`].
@@ -107,6 +110,8 @@ struct Config {
     optional: bool,
     /// Whose `X-Forwarded-For` entries to believe; none by default.
     proxies: TrustedProxies,
+    /// The limiter and scope defaults, if requests are limited at all.
+    rate_limits: Option<RateLimits>,
     /// Whether the missing connect info was logged, so a server started
     /// without it says so once rather than on every request.
     warned_no_peer: AtomicBool,
@@ -206,6 +211,54 @@ impl TokenLayer {
         self.with(|config| config.proxies = proxies)
     }
 
+    /// The same layer, limiting how fast each token may be used.
+    ///
+    /// A token's limit is its own
+    /// [`rate_limit`](crate::VerifiedToken::rate_limit), else its scope's
+    /// default from `limits` ([`RateLimits::limit_for`]); a token without
+    /// either is not limited, and costs nothing more. After the token
+    /// verified, its request counts against its limit; over it, the request
+    /// is answered `429 Too Many Requests` with
+    /// [`TokenRejection::RateLimited`]'s body and `Retry-After` (whole
+    /// seconds, rounded up, at least 1). Every response to a limited token,
+    /// allowed or not, carries the `RateLimit-Policy` and `RateLimit`
+    /// fields of the IETF draft "RateLimit header fields for HTTP"
+    /// (draft-ietf-httpapi-ratelimit-headers-10, in the form the draft has
+    /// had since its version 08):
+    ///
+    /// ```text
+    /// RateLimit-Policy: "token";q=100;w=60     100 requests per 60 s
+    /// RateLimit: "token";r=42;t=1              42 left; more within 1 s
+    /// ```
+    ///
+    /// `t` is, when allowed, at most `period / requests` rounded up (when
+    /// one request's worth comes back), and when refused the same moment
+    /// as `Retry-After`.
+    ///
+    /// **With [`RateLimits::local`] the limit is per service instance**: N
+    /// instances allow up to N × the limit. Give [`RateLimits::new`] a
+    /// shared [`RateLimiter`](super::RateLimiter) for a fleet-wide one.
+    ///
+    /// Anonymous requests of an [optional](Self::optional) layer have no
+    /// token, so no limit here.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use api_tokens::http::{RateLimits, TokenLayer};
+    /// use api_tokens::{RateLimit, TokenService};
+    ///
+    /// fn layer(tokens: Arc<TokenService>) -> TokenLayer {
+    ///     // Tokens issued with `IssueRequest::rate_limit` are limited; add
+    ///     // `scope_default`s to limit the others.
+    ///     TokenLayer::new(tokens).rate_limits(RateLimits::local())
+    /// }
+    /// ```
+    #[must_use]
+    pub fn rate_limits(self, limits: RateLimits) -> Self {
+        self.with(|config| config.rate_limits = Some(limits))
+    }
+
     /// The same layer with `change` made to a copy of its configuration.
     fn with(self, change: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config {
@@ -213,6 +266,7 @@ impl TokenLayer {
             source: self.config.source.clone(),
             optional: self.config.optional,
             proxies: self.config.proxies.clone(),
+            rate_limits: self.config.rate_limits.clone(),
             warned_no_peer: AtomicBool::new(false),
         };
         change(&mut config);
@@ -229,6 +283,7 @@ impl Config {
             source: CredentialSource::Bearer,
             optional,
             proxies: TrustedProxies::default(),
+            rate_limits: None,
             warned_no_peer: AtomicBool::new(false),
         }
     }
@@ -269,6 +324,17 @@ impl Config {
             self.log_refusal(token, &error, client);
             TokenRejection::from_verify(&error)
         })
+    }
+
+    /// The limit `token` counts against and whether this request passes
+    /// it, or `None` when it has no limit (and the limiter is not asked).
+    async fn rate_limit(
+        &self,
+        token: &VerifiedToken,
+    ) -> Option<(RateLimit, rate_limits::RateDecision)> {
+        let limits = self.rate_limits.as_ref()?;
+        let limit = limits.limit_for(token)?;
+        Some((limit, limits.check(token.id(), limit).await))
     }
 
     fn log_refusal(&self, token: &str, error: &VerifyError, client: Option<IpAddr>) {
@@ -321,6 +387,7 @@ impl fmt::Debug for TokenLayer {
             .field("source", &self.config.source)
             .field("optional", &self.config.optional)
             .field("trusted_proxies", &self.config.proxies)
+            .field("rate_limits", &self.config.rate_limits)
             .finish_non_exhaustive()
     }
 }
@@ -373,10 +440,21 @@ where
             // The public id only: lists show it, logs may too.
             let id = verified.id();
             tracing::Span::current().record("token_id", tracing::field::display(id));
+            let rate = config.rate_limit(&verified).await;
+            if let Some((limit, decision)) = rate
+                && !decision.is_allowed()
+            {
+                tracing::debug!(token_id = %id, %limit, "API token over its rate limit");
+                return Ok(rate_limits::too_many_requests(limit, decision));
+            }
             let span = tracing::info_span!("api_token", token_id = %id);
             request.extensions_mut().insert(verified);
             let future = span.in_scope(|| inner.call(request));
-            future.instrument(span).await
+            let mut response = future.instrument(span).await?;
+            if let Some((limit, decision)) = rate {
+                rate_limits::add_fields(response.headers_mut(), limit, decision);
+            }
+            Ok(response)
         })
     }
 }

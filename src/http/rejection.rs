@@ -20,6 +20,7 @@ use crate::error::VerifyError;
 /// | [`InvalidToken`](Self::InvalidToken) | 401 | `Bearer error="invalid_token", …` |
 /// | [`InsufficientScope`](Self::InsufficientScope) | 403 | `Bearer error="insufficient_scope", …` |
 /// | [`AddressNotAllowed`](Self::AddressNotAllowed) | 403 | `Bearer error="address_not_allowed", …` |
+/// | [`RateLimited`](Self::RateLimited) | 429 | none (`Retry-After` and `RateLimit` instead) |
 /// | [`Unavailable`](Self::Unavailable) | 503 | none (`Retry-After` instead) |
 /// | [`NotInstalled`](Self::NotInstalled) | 500 | none |
 ///
@@ -27,8 +28,8 @@ use crate::error::VerifyError;
 /// `error_description`, e.g. `{"error":"invalid_token","error_description":"the
 /// token is not valid"}`; where the challenge carries no code (no token
 /// presented, which RFC 6750 §3.1 keeps code-free, or no challenge at all)
-/// the body still names one: `missing_token`, `temporarily_unavailable`,
-/// `server_error`. Unknown, wrong, revoked,
+/// the body still names one: `missing_token`, `rate_limited`,
+/// `temporarily_unavailable`, `server_error`. Unknown, wrong, revoked,
 /// expired and disabled tokens all give the same
 /// [`InvalidToken`](Self::InvalidToken) answer, so a caller cannot probe
 /// which tokens exist; the precise reason is logged at debug level, with the
@@ -59,6 +60,12 @@ pub enum TokenRejection {
     /// never says which address the layer saw or what the list holds.
     #[error("the API token may not be used from this address")]
     AddressNotAllowed,
+    /// The token has made more requests than its rate limit allows. The
+    /// [`TokenLayer`](super::TokenLayer) adds `Retry-After` and the
+    /// `RateLimit` fields to this answer; the rejection alone cannot know
+    /// them.
+    #[error("the API token is over its rate limit")]
+    RateLimited,
     /// The token store could not be reached, so the token could not be
     /// checked. Not the client's fault: retrying may help.
     #[error("the token store is unavailable")]
@@ -162,6 +169,12 @@ impl TokenRejection {
                 "address_not_allowed",
                 "the token may not be used from this address"
             ),
+            TokenRejection::RateLimited => Answer {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code: "rate_limited",
+                challenge: None,
+                body: r#"{"error":"rate_limited","error_description":"the token is over its rate limit; retry later"}"#,
+            },
             TokenRejection::Unavailable => Answer {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 code: "temporarily_unavailable",
@@ -204,12 +217,13 @@ impl IntoResponse for TokenRejection {
 mod tests {
     use super::*;
 
-    const ALL: [TokenRejection; 7] = [
+    const ALL: [TokenRejection; 8] = [
         TokenRejection::MissingCredentials,
         TokenRejection::MalformedCredentials,
         TokenRejection::InvalidToken,
         TokenRejection::InsufficientScope,
         TokenRejection::AddressNotAllowed,
+        TokenRejection::RateLimited,
         TokenRejection::Unavailable,
         TokenRejection::NotInstalled,
     ];
