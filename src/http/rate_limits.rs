@@ -30,6 +30,9 @@ use crate::token::TokenId;
 /// Implement this trait to share one count across a fleet (a counter in
 /// Redis or in the database the tokens live in); the limit is then
 /// fleet-wide, at the cost of a round trip per request.
+/// `tests/http_shared_rate_limit.rs` has one over PostgreSQL: a
+/// fixed-window counter in one `INSERT … ON CONFLICT` statement, shared by
+/// two instances.
 ///
 /// ```no_run
 /// use std::collections::HashMap;
