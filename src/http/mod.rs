@@ -15,6 +15,16 @@
 //! - [`TokenLayer::optional`] serves anonymous callers too: handlers take
 //!   `Option<VerifiedToken>`, which is `None` for a request without the
 //!   header; a header that is present must still hold a valid token.
+//! - A token with an allowlist passes only from an address inside it: the
+//!   layer takes the client's address from the connection (serve with
+//!   `into_make_service_with_connect_info::<SocketAddr>()`), and behind
+//!   [trusted proxies](TokenLayer::trusted_proxies) from `X-Forwarded-For`.
+//!   Without an address such a token is refused.
+//! - [`TokenLayer::rate_limits`] enforces per-token rate limits (a GCRA
+//!   per token, [`LocalRateLimiter`], in bounded memory), answering 429
+//!   with `Retry-After` and the draft IETF `RateLimit` fields. **That limit
+//!   is per service instance**; a [`RateLimiter`] of your own can share it
+//!   across a fleet.
 //! - The management errors ([`IssueError`](crate::IssueError),
 //!   [`RevokeError`](crate::RevokeError), …) are responses too, so the
 //!   handlers of a token dashboard use `?`; see [Error codes](#error-codes).
@@ -60,7 +70,8 @@
 //! error): `error` is a stable code for programs to match, and
 //! `error_description` a sentence for people, which may change between
 //! versions. Every error answer carries `Content-Type: application/json`
-//! and `Cache-Control: no-store`; every 503 carries `Retry-After: 5`.
+//! and `Cache-Control: no-store`; every 503 carries `Retry-After: 5`, and
+//! every 429 the wait its rate limit asks for.
 //!
 //! The management errors, [`IssueError`], [`ListError`], [`LookupError`],
 //! [`RevokeError`], [`RevokeScopeError`], [`RotateError`] and
@@ -132,8 +143,10 @@
 //! |---|---|---|
 //! | `missing_token` | 401 | the route needs a token and the request presents none |
 //! | `invalid_request` | 400 | the credential header is malformed |
-//! | `invalid_token` | 401 | the token is malformed, unknown, wrong, revoked or expired |
+//! | `invalid_token` | 401 | the token is malformed, unknown, wrong, revoked, expired or disabled |
 //! | `insufficient_scope` | 403 | the token does not grant the scope or role required |
+//! | `address_not_allowed` | 403 | the token has an allowlist, and the client's address is outside it or unknown |
+//! | `rate_limited` | 429 | the token is over its rate limit; `Retry-After` says when to retry |
 //! | `temporarily_unavailable` | 503 | the token store is unavailable; retry later |
 //! | `server_error` | 500 | the route's handler needs a token but no layer covers it |
 //!
@@ -159,12 +172,17 @@
 //! [`StoreError`]: crate::StoreError
 //! [`StoreError::Unavailable`]: crate::StoreError::Unavailable
 
+mod client_address;
 mod credential;
 mod errors;
 mod extract;
 mod layer;
+mod local_limiter;
+mod rate_limits;
 mod rejection;
 
 pub use errors::HttpError;
 pub use layer::{TokenLayer, TokenMiddleware};
+pub use local_limiter::LocalRateLimiter;
+pub use rate_limits::{RateDecision, RateLimiter, RateLimits};
 pub use rejection::TokenRejection;

@@ -19,6 +19,8 @@ use crate::error::VerifyError;
 /// | [`MalformedCredentials`](Self::MalformedCredentials) | 400 | `Bearer error="invalid_request", …` |
 /// | [`InvalidToken`](Self::InvalidToken) | 401 | `Bearer error="invalid_token", …` |
 /// | [`InsufficientScope`](Self::InsufficientScope) | 403 | `Bearer error="insufficient_scope", …` |
+/// | [`AddressNotAllowed`](Self::AddressNotAllowed) | 403 | `Bearer error="address_not_allowed", …` |
+/// | [`RateLimited`](Self::RateLimited) | 429 | none (`Retry-After` and `RateLimit` instead) |
 /// | [`Unavailable`](Self::Unavailable) | 503 | none (`Retry-After` instead) |
 /// | [`NotInstalled`](Self::NotInstalled) | 500 | none |
 ///
@@ -26,9 +28,10 @@ use crate::error::VerifyError;
 /// `error_description`, e.g. `{"error":"invalid_token","error_description":"the
 /// token is not valid"}`; where the challenge carries no code (no token
 /// presented, which RFC 6750 §3.1 keeps code-free, or no challenge at all)
-/// the body still names one: `missing_token`, `temporarily_unavailable`,
-/// `server_error`. Unknown, wrong, revoked and expired tokens all give the
-/// same [`InvalidToken`](Self::InvalidToken) answer, so a caller cannot probe
+/// the body still names one: `missing_token`, `rate_limited`,
+/// `temporarily_unavailable`, `server_error`. Unknown, wrong, revoked,
+/// expired and disabled tokens all give the same
+/// [`InvalidToken`](Self::InvalidToken) answer, so a caller cannot probe
 /// which tokens exist; the precise reason is logged at debug level, with the
 /// token's public id but never its text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -43,12 +46,26 @@ pub enum TokenRejection {
     /// not ASCII, empty, or more than one word after `Bearer`.
     #[error("the request's credentials are malformed")]
     MalformedCredentials,
-    /// The token is malformed, unknown, wrong, revoked or expired.
+    /// The token is malformed, unknown, wrong, revoked, expired or
+    /// disabled.
     #[error("the API token is not valid")]
     InvalidToken,
     /// The token is valid but does not grant the scope or role required.
     #[error("the API token does not grant this access")]
     InsufficientScope,
+    /// The token has an allowlist of client networks, and the request
+    /// comes from outside it, or from an address the layer could not tell
+    /// (no connection info, or an `X-Forwarded-For` entry that is no
+    /// address). One answer, byte for byte, for every such refusal: it
+    /// never says which address the layer saw or what the list holds.
+    #[error("the API token may not be used from this address")]
+    AddressNotAllowed,
+    /// The token has made more requests than its rate limit allows. The
+    /// [`TokenLayer`](super::TokenLayer) adds `Retry-After` and the
+    /// `RateLimit` fields to this answer; the rejection alone cannot know
+    /// them.
+    #[error("the API token is over its rate limit")]
+    RateLimited,
     /// The token store could not be reached, so the token could not be
     /// checked. Not the client's fault: retrying may help.
     #[error("the token store is unavailable")]
@@ -110,11 +127,19 @@ impl TokenRejection {
     }
 
     /// The rejection for a token [`TokenService::verify`](crate::TokenService::verify)
-    /// refused. Everything but a store failure is the client's bad token.
+    /// refused. A store failure is ours; an address outside the allowlist
+    /// is its own 403; everything else is the client's bad token, one
+    /// answer for all so that none tells them apart.
     pub(crate) fn from_verify(error: &VerifyError) -> Self {
+        // Every variant by name: a new one must be given its answer.
         match error {
             VerifyError::Store(_) => TokenRejection::Unavailable,
-            _ => TokenRejection::InvalidToken,
+            VerifyError::AddressNotAllowed => TokenRejection::AddressNotAllowed,
+            VerifyError::Malformed(_)
+            | VerifyError::Invalid
+            | VerifyError::Revoked
+            | VerifyError::Expired
+            | VerifyError::Disabled => TokenRejection::InvalidToken,
         }
     }
 
@@ -139,6 +164,17 @@ impl TokenRejection {
                 "insufficient_scope",
                 "the token does not grant this access"
             ),
+            TokenRejection::AddressNotAllowed => rfc6750_answer!(
+                FORBIDDEN,
+                "address_not_allowed",
+                "the token may not be used from this address"
+            ),
+            TokenRejection::RateLimited => Answer {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code: "rate_limited",
+                challenge: None,
+                body: r#"{"error":"rate_limited","error_description":"the token is over its rate limit; retry later"}"#,
+            },
             TokenRejection::Unavailable => Answer {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 code: "temporarily_unavailable",
@@ -181,11 +217,13 @@ impl IntoResponse for TokenRejection {
 mod tests {
     use super::*;
 
-    const ALL: [TokenRejection; 6] = [
+    const ALL: [TokenRejection; 8] = [
         TokenRejection::MissingCredentials,
         TokenRejection::MalformedCredentials,
         TokenRejection::InvalidToken,
         TokenRejection::InsufficientScope,
+        TokenRejection::AddressNotAllowed,
+        TokenRejection::RateLimited,
         TokenRejection::Unavailable,
         TokenRejection::NotInstalled,
     ];
@@ -197,6 +235,31 @@ mod tests {
             assert!(body["error"].is_string(), "{rejection:?}");
             assert!(body["error_description"].is_string(), "{rejection:?}");
             assert_eq!(body["error"], rejection.code(), "{rejection:?}");
+        }
+    }
+
+    #[test]
+    fn only_an_address_refusal_and_a_store_failure_answer_apart() {
+        use crate::error::{MalformedToken, StoreError};
+        let store = StoreError::Unavailable {
+            source: Box::new(std::io::Error::other("down")),
+        };
+        for (error, expected) in [
+            (
+                VerifyError::Malformed(MalformedToken::WrongPrefix),
+                TokenRejection::InvalidToken,
+            ),
+            (VerifyError::Invalid, TokenRejection::InvalidToken),
+            (VerifyError::Revoked, TokenRejection::InvalidToken),
+            (VerifyError::Expired, TokenRejection::InvalidToken),
+            (VerifyError::Disabled, TokenRejection::InvalidToken),
+            (
+                VerifyError::AddressNotAllowed,
+                TokenRejection::AddressNotAllowed,
+            ),
+            (VerifyError::Store(store), TokenRejection::Unavailable),
+        ] {
+            assert_eq!(TokenRejection::from_verify(&error), expected, "{error}");
         }
     }
 

@@ -33,6 +33,17 @@ pub async fn serve(router: Router) -> String {
     format!("http://{address}")
 }
 
+/// [`serve`], as a service should serve it: with each connection's peer
+/// address (`ConnectInfo<SocketAddr>`), which the token layer checks
+/// allowlists against.
+pub async fn serve_with_connect_info(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+    format!("http://{address}")
+}
+
 /// A client that talks to the server directly, whatever proxy the
 /// environment names.
 pub fn client() -> Client {

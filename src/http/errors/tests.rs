@@ -433,6 +433,37 @@ async fn the_layer_and_management_share_codes_for_shared_situations() {
     assert_eq!(layer.headers()[RETRY_AFTER], "5");
 }
 
+#[tokio::test]
+async fn an_address_refusal_is_one_fixed_403_with_its_own_code() {
+    let answered = answer(TokenRejection::AddressNotAllowed).await;
+    assert_eq!(answered.status, StatusCode::FORBIDDEN);
+    assert_eq!(answered.code, "address_not_allowed");
+    assert_eq!(
+        answered.body,
+        r#"{"error":"address_not_allowed","error_description":"the token may not be used from this address"}"#
+    );
+    assert_eq!(
+        answered.headers[WWW_AUTHENTICATE],
+        r#"Bearer error="address_not_allowed", error_description="the token may not be used from this address""#
+    );
+    assert_eq!(answered.headers[CONTENT_TYPE], "application/json");
+    assert_eq!(answered.headers[CACHE_CONTROL], "no-store");
+    assert!(answered.headers.get(RETRY_AFTER).is_none());
+}
+
+#[tokio::test]
+async fn a_rate_limit_refusal_is_429_without_a_challenge() {
+    let answered = answer(TokenRejection::RateLimited).await;
+    assert_eq!(answered.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(answered.code, "rate_limited");
+    let body: serde_json::Value = serde_json::from_str(&answered.body).unwrap();
+    assert_eq!(body["error"], "rate_limited");
+    assert!(body["error_description"].is_string());
+    // Not about credentials: the token was valid.
+    assert!(answered.headers.get(WWW_AUTHENTICATE).is_none());
+    assert_eq!(answered.headers[CACHE_CONTROL], "no-store");
+}
+
 #[test]
 fn descriptions_are_escaped_as_json_strings() {
     let body = json_body("code", "a \"quoted\" \\ back\nslash\u{1} é");
