@@ -30,7 +30,8 @@ struct Service {
 async fn start() -> Service {
     let Fixture { service, clock, .. } = fixture();
     let service = service.with_permissions(axum_service::permissions());
-    let url = serve(axum_service::app(Arc::new(service))).await;
+    // As the example serves itself: with each connection's address.
+    let url = serve_with_connect_info(axum_service::app(Arc::new(service))).await;
     Service {
         url,
         client: client(),
@@ -619,4 +620,74 @@ async fn disable_enable_and_edit_over_http() {
     let listed = service.get_as("alice", &format!("{ACME}/tokens")).await;
     assert_eq!(listed.json()["tokens"][0]["label"], "nightly");
     assert_eq!(listed.json()["tokens"][0]["status"], "active");
+}
+
+#[tokio::test]
+async fn an_allowlist_answers_403_elsewhere_and_a_rate_limit_429_past_it() {
+    let service = start().await;
+    let notify = format!("{ACME_SHOP}/notifications");
+    let narrowed = |networks: Value| {
+        json!({
+            "label": "notifier",
+            "permissions": ["notifications:send"],
+            "allowed_networks": networks,
+            "rate_limit": {"requests": 2, "period_secs": 60},
+        })
+    };
+    // The test client connects from 127.0.0.1.
+    let (here, _) = service
+        .create("alice", ACME_SHOP, narrowed(json!(["127.0.0.0/8", "::1"])))
+        .await;
+    let (elsewhere, _) = service
+        .create("alice", ACME_SHOP, narrowed(json!(["192.0.2.0/24"])))
+        .await;
+
+    let refused = service.post_with_token(&notify, &elsewhere).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert_eq!(refused.json()["error"], "address_not_allowed");
+
+    for remaining in ["1", "0"] {
+        let sent = service.post_with_token(&notify, &here).await;
+        assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+        let fields = sent.headers["ratelimit"].to_str().unwrap();
+        assert!(fields.contains(&format!("r={remaining}")), "{fields}");
+    }
+    let limited = service.post_with_token(&notify, &here).await;
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        limited.body
+    );
+    assert_eq!(limited.json()["error"], "rate_limited");
+    let retry_after: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+    let policy = limited.headers["ratelimit-policy"].to_str().unwrap();
+    assert!(
+        policy.contains("q=2") && policy.contains("w=60"),
+        "{policy}"
+    );
+
+    // Bad allowlists are refused at create, and create nothing.
+    for networks in [json!([]), json!(["10.1.2.3/8"]), json!(["anywhere"])] {
+        let body = narrowed(networks);
+        let answer = service
+            .post("alice", &format!("{ACME_SHOP}/tokens"), &body)
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            answer.body
+        );
+        assert_eq!(answer.json()["error"], "invalid_allowlist");
+    }
+    let listed = service
+        .get_as("alice", &format!("{ACME_SHOP}/tokens"))
+        .await;
+    assert_eq!(listed.json()["tokens"].as_array().unwrap().len(), 2);
 }

@@ -15,6 +15,19 @@
 //! curl -si -X DELETE localhost:3000/organizations/acme/tokens/<id> -H 'X-Demo-User: alice'
 //! ```
 //!
+//! A narrowed token: it may only send notifications, only from this
+//! machine, at most twice a minute (the third answers `429`; from any other
+//! address, or for `GET …/resource`, `403`):
+//!
+//! ```text
+//! curl -si -X POST localhost:3000/organizations/acme/domains/shop/tokens \
+//!      -H 'X-Demo-User: alice' -H 'Content-Type: application/json' \
+//!      -d '{"label": "notifier", "permissions": ["notifications:send"],
+//!           "allowed_networks": ["127.0.0.1"], "rate_limit": {"requests": 2, "period_secs": 60}}'
+//! curl -si -X POST localhost:3000/organizations/acme/domains/shop/notifications \
+//!      -H 'Authorization: Bearer <the token from above>'
+//! ```
+//!
 //! | endpoint | who |
 //! |---|---|
 //! | `POST /organizations/{org}/tokens` (create: `201`, the token shown once) | admin |
@@ -47,10 +60,11 @@ mod admin;
 mod demo_auth;
 
 use std::error::Error;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api_tokens::http::{TokenLayer, TokenRejection};
+use api_tokens::http::{RateLimits, TokenLayer, TokenRejection};
 use api_tokens::{
     DomainId, HashKey, KeyId, Keyring, Maintenance, MemoryStore, OrganizationId,
     PermissionRegistry, Role, Scope, TokenFormat, TokenService, TokenStore, VerifiedToken,
@@ -82,9 +96,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
     println!("listening on http://{}", listener.local_addr()?);
     println!("{}", demo_auth::BANNER);
-    axum::serve(listener, app(tokens).merge(health(replica)))
-        .with_graceful_shutdown(stop_signal())
-        .await?;
+    // Connect info gives the layer each client's address, which tokens
+    // with an allowlist are checked against (behind a proxy, also name it
+    // with `TokenLayer::trusted_proxies`).
+    let router = app(tokens).merge(health(replica));
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop_signal())
+    .await?;
     // The last uses and audit events, written before the process ends.
     maintenance.shutdown().await;
     Ok(())
@@ -184,7 +205,10 @@ pub fn app(tokens: Arc<TokenService>) -> Router {
         .route(&format!("{domain}/resource"), get(resource))
         .route(&format!("{domain}/notifications"), post(notify))
         .with_state(tokens.clone())
-        .route_layer(TokenLayer::new(tokens.clone()));
+        // Each token's own rate limit, counted in this process (N instances
+        // allow N times the limit: plug in a shared `RateLimiter` for one
+        // fleet-wide count).
+        .route_layer(TokenLayer::new(tokens.clone()).rate_limits(RateLimits::local()));
     admin::routes(tokens).merge(protected)
 }
 
