@@ -23,6 +23,12 @@
 //! Rotation mints a successor with the old token's role, so only an actor
 //! who holds that role may rotate it.
 //!
+//! **Pausing and editing.** Disabling a token and editing its label or
+//! bringing its expiry forward take power away, so they need what revoking
+//! needs. Enabling a token and pushing its expiry later give power back,
+//! so they also need the token's own role, as rotation does: an admin
+//! cannot resume an owner's token that an owner paused.
+//!
 //! **Using a token.** A verified token allows an action at a scope when its
 //! own scope covers that scope (an organization token works for every
 //! domain of its organization) and it meets the [`Requirement`]:

@@ -613,6 +613,24 @@ pub enum UpdateError {
         /// The token.
         id: TokenId,
     },
+    /// The token has expired: its expiry cannot be moved (issue a new
+    /// token instead).
+    #[error("token {id} has expired; issue a new token instead")]
+    Expired {
+        /// The token.
+        id: TokenId,
+    },
+    /// Enabling a token, or pushing its expiry later, gives power back, so
+    /// it needs the token's own role, as rotation does.
+    #[error(
+        "a token of role {role} can be enabled or extended only by one who holds {role}; the actor holds {held} here"
+    )]
+    RoleTooHigh {
+        /// The token's role.
+        role: Role,
+        /// The actor's role at the token's scope.
+        held: Role,
+    },
     /// The token was replaced by a rotation; change its successor instead.
     #[error("token {id} was replaced by {by}; change that one instead")]
     Replaced {

@@ -73,6 +73,11 @@ impl PermissionName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The same name in an allocation of its own (a clone shares one).
+    pub(crate) fn fresh_copy(&self) -> PermissionName {
+        PermissionName(Arc::from(&*self.0))
+    }
 }
 
 impl fmt::Display for PermissionName {

@@ -9,6 +9,7 @@ use crate::actor::Role;
 use crate::hashing::{Digest, KeyId};
 use crate::ids::ActorId;
 use crate::label::Label;
+use crate::permissions::PermissionName;
 use crate::restrictions::Restrictions;
 use crate::scope::Scope;
 use crate::token::TokenId;
@@ -256,6 +257,26 @@ pub(crate) fn ended_before(
 
 /// The restrictions as a credential shares them: `None` when nothing is
 /// restricted, so an unrestricted token's credential holds one null pointer.
+///
+/// Every part is allocated afresh, one right after another (the names too,
+/// rather than shared with the record), so that a store keeping the
+/// credential for long finds its restrictions together in memory: in a
+/// store far larger than the CPU's caches, verification then waits on one
+/// or two neighbouring cache lines, not on one for each part.
 pub(crate) fn shared_restrictions(restrictions: &Restrictions) -> Option<Arc<Restrictions>> {
-    (!restrictions.is_unrestricted()).then(|| Arc::new(restrictions.clone()))
+    if restrictions.is_unrestricted() {
+        return None;
+    }
+    let allowed_networks = restrictions.allowed_networks.clone();
+    let permissions = restrictions.permissions.as_ref().map(|names| {
+        names
+            .iter()
+            .map(PermissionName::fresh_copy)
+            .collect::<Vec<_>>()
+    });
+    Some(Arc::new(Restrictions {
+        permissions,
+        allowed_networks,
+        rate_limit: restrictions.rate_limit,
+    }))
 }

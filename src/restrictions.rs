@@ -58,11 +58,13 @@ impl Restrictions {
     }
 
     /// Whether the permission set (if any) holds `name`. Without a set,
-    /// every name: the role decides.
+    /// every name: the role decides. A linear scan (a set holds at most 64
+    /// names), so a set a store returns in another order still answers
+    /// right.
     pub fn holds(&self, name: &PermissionName) -> bool {
         self.permissions
             .as_ref()
-            .is_none_or(|set| set.binary_search(name).is_ok())
+            .is_none_or(|set| set.contains(name))
     }
 }
 
@@ -73,9 +75,16 @@ pub const RATE_LIMIT_REQUESTS: std::ops::RangeInclusive<u32> = 1..=1_000_000;
 /// second to one day.
 pub const RATE_LIMIT_PERIOD_SECS: std::ops::RangeInclusive<u64> = 1..=86_400;
 
-/// At most `requests` requests per `period`, with bursts up to `requests`
-/// (the HTTP layer enforces it as a GCRA: one request's worth of the quota
-/// comes back every `period / requests`).
+/// `requests` requests per `period`, as a GCRA enforces it (the HTTP
+/// layer's [`LocalRateLimiter`](crate::http::LocalRateLimiter)): a burst of
+/// up to `requests` at once, then one request's worth of quota back every
+/// `period / requests`. A steady client gets `requests` per `period`; one
+/// that waited a whole period and then spends its burst may get up to
+/// `2 × requests − 1` within one window of `period`.
+///
+/// Only the HTTP layer enforces it, and only when it is set up with
+/// [`TokenLayer::rate_limits`](crate::http::TokenLayer::rate_limits):
+/// [`verify`](crate::TokenService::verify) itself counts nothing.
 ///
 /// ```
 /// use api_tokens::RateLimit;

@@ -5,7 +5,7 @@
 mod common;
 
 use api_tokens::{
-    AuditEvent, ExpiryPolicy, IssueRequest, ScopeKind, TokenEdit, TokenStatus, UpdateError,
+    AuditEvent, ExpiryPolicy, IssueRequest, Role, ScopeKind, TokenEdit, TokenStatus, UpdateError,
     VerifyError,
 };
 use common::*;
@@ -296,4 +296,133 @@ async fn an_unknown_id_is_not_found_and_a_store_outage_is_a_store_error() {
             .await,
         Err(UpdateError::Store(_))
     ));
+}
+
+#[tokio::test]
+async fn an_expired_token_cannot_be_revived_by_an_edit() {
+    let mut fixture = fixture();
+    fixture.service = fixture
+        .service
+        .with_expiry_policy(ExpiryPolicy::default().allow_extending());
+    let admin = org_admin("acme");
+    let issued = fixture
+        .service
+        .issue(&admin, IssueRequest::new(org("acme"), "ci").expires_in(DAY))
+        .await
+        .unwrap();
+    let id = issued.summary.id;
+    fixture.clock.advance(2 * DAY);
+    let outcome = fixture
+        .service
+        .edit(
+            &admin,
+            &org("acme"),
+            id,
+            TokenEdit::new().expires_in(30 * DAY),
+        )
+        .await;
+    assert!(
+        matches!(outcome, Err(UpdateError::Expired { .. })),
+        "{outcome:?}"
+    );
+    assert!(matches!(
+        fixture.service.verify(issued.token.expose_secret()).await,
+        Err(VerifyError::Expired)
+    ));
+    // Its label may still change: that gives nothing back.
+    let relabelled = fixture
+        .service
+        .edit(&admin, &org("acme"), id, TokenEdit::new().label("old CI"))
+        .await
+        .unwrap();
+    assert_eq!(relabelled.status, TokenStatus::Expired);
+}
+
+#[tokio::test]
+async fn giving_power_back_needs_the_tokens_own_role() {
+    let mut fixture = fixture();
+    fixture.service = fixture
+        .service
+        .with_expiry_policy(ExpiryPolicy::default().allow_extending());
+    let owner = actor("olivia", &[(org("acme"), Role::Owner)]);
+    let admin = org_admin("acme");
+    let issued = fixture
+        .service
+        .issue(
+            &owner,
+            IssueRequest::new(org("acme"), "billing")
+                .role(Role::Owner)
+                .expires_in(DAY),
+        )
+        .await
+        .unwrap();
+    let id = issued.summary.id;
+
+    // An admin may pause an owner's token and bring its expiry forward...
+    fixture
+        .service
+        .disable(&admin, &org("acme"), id)
+        .await
+        .unwrap();
+    fixture
+        .service
+        .edit(&admin, &org("acme"), id, TokenEdit::new().expires_in(HOUR))
+        .await
+        .unwrap();
+    // ...but neither resume it nor extend it.
+    for outcome in [
+        fixture.service.enable(&admin, &org("acme"), id).await,
+        fixture
+            .service
+            .edit(&admin, &org("acme"), id, TokenEdit::new().expires_in(DAY))
+            .await,
+    ] {
+        assert!(
+            matches!(
+                outcome,
+                Err(UpdateError::RoleTooHigh {
+                    role: Role::Owner,
+                    held: Role::Admin
+                })
+            ),
+            "{outcome:?}"
+        );
+    }
+    let record = fixture.store.record(id).await;
+    assert!(record.disabled.is_some());
+    assert_eq!(record.expires_at, Some(START + HOUR));
+    // The owner may.
+    fixture
+        .service
+        .enable(&owner, &org("acme"), id)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_paused_rotated_token_is_not_reported_as_retired() {
+    let fixture = fixture();
+    let admin = org_admin("acme");
+    let (old_token, id) = fixture.issue_at(org("acme"), "ci").await;
+    fixture
+        .service
+        .disable(&admin, &org("acme"), id)
+        .await
+        .unwrap();
+    fixture
+        .service
+        .rotate(&admin, &org("acme"), id, HOUR)
+        .await
+        .unwrap();
+    assert!(matches!(
+        fixture.service.verify(&old_token).await,
+        Err(VerifyError::Disabled)
+    ));
+    let retired = fixture
+        .audit_events()
+        .await
+        .into_iter()
+        .filter(|event| event.kind() == "retired_token_used")
+        .count();
+    assert_eq!(retired, 0);
 }

@@ -24,7 +24,11 @@ use common::*;
 /// per window of its limit's period, numbered from an epoch every instance
 /// agrees on, in one atomic statement. Cruder than a GCRA (a client may
 /// spend one window's quota at its end and the next one's at its start),
-/// but one round trip and one row per token and window.
+/// but one round trip and one row per token and window. Rows of past
+/// windows are never read again: a real one deletes them now and then
+/// (`DELETE FROM rate_windows WHERE window_index < $current - 1`, from a
+/// background job), or the table grows with every window; this test's
+/// table lives for one test.
 struct PostgresWindows {
     pool: PgPool,
     epoch: SystemTime,

@@ -127,10 +127,24 @@ async fn a_permission_the_registry_dropped_grants_nothing_and_the_rest_still_wor
     .with_permissions(slimmer.clone());
     let token = restarted.verify(&text).await.unwrap();
     assert!(token.allows(&shop, slimmer.permission("segments:read").unwrap()));
+    // It still carries the name; nothing can ask for it any more.
+    let carried: Vec<_> = token
+        .permissions()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str())
+        .collect();
+    assert_eq!(carried, ["notifications:send", "segments:read"]);
     assert!(matches!(
         slimmer.permission("notifications:send"),
         Err(PermissionError::Unknown { .. })
     ));
+
+    // Defined again, for owners only: the editor token does not get it back.
+    let stricter = slimmer.define("notifications:send", Role::Owner).unwrap();
+    let send = stricter.permission("notifications:send").unwrap();
+    assert!(!token.allows(&shop, &send));
+    assert!(token.allows(&shop, stricter.permission("segments:read").unwrap()));
 }
 
 /// What a refused request's error must match.

@@ -199,6 +199,8 @@ impl UpdateError {
             UpdateError::NotFound { .. } => Case::NotFound,
             UpdateError::Revoked { .. } => Case::TokenRevoked,
             UpdateError::Replaced { .. } => Case::AlreadyRotated,
+            UpdateError::Expired { .. } => Case::TokenExpired,
+            UpdateError::RoleTooHigh { .. } => Case::RoleTooHigh,
             UpdateError::InvalidLabel(_) => Case::InvalidLabel,
             UpdateError::ExpiryNotInFuture => Case::ExpiryNotInFuture,
             UpdateError::ExpiryOutOfRange => Case::ExpiryOutOfRange,

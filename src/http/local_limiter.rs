@@ -57,7 +57,8 @@ const MAX_NANOS: u64 = 1 << 62;
 ///    above the number of limited tokens active at once and it never
 ///    does.
 ///
-/// A token whose limit changes (edited, or another scope default) starts
+/// A token whose limit changes (another scope default, or a service that
+/// computes limits itself) starts
 /// afresh under the new limit.
 ///
 /// ```
@@ -144,8 +145,10 @@ impl LocalRateLimiter {
 
     /// The same limiter, reading time from `clock` instead (a
     /// [`ManualClock`](crate::testing::ManualClock), to test a limit
-    /// refilling without waiting), from the moment of this call. Time that
-    /// goes backwards stands still. Forgets every token tracked so far.
+    /// refilling without waiting), from the moment of this call. Time
+    /// before that moment reads as that moment; a clock moved back after
+    /// it moves the limiter back too, and no token gets quota early from
+    /// it. Forgets every token tracked so far.
     ///
     /// The system clock can jump (NTP corrections); the default monotonic
     /// clock cannot, so keep it outside tests.

@@ -102,7 +102,7 @@
 //! | code | status | meaning | errors |
 //! |---|---|---|---|
 //! | `not_found` | 404 | no such token, or a token or scope the caller may not manage | `NotFound` of [`RevokeError`], [`RotateError`], [`LookupError`], [`UpdateError`]; `NotAllowed` of [`IssueError`], [`ListError`], [`RevokeScopeError`] |
-//! | `role_too_high` | 403 | the token's role would exceed the caller's at its scope | `RoleTooHigh` of [`IssueError`], [`RotateError`] |
+//! | `role_too_high` | 403 | the token's role would exceed the caller's at its scope | `RoleTooHigh` of [`IssueError`], [`RotateError`], [`UpdateError`] (enabling or extending a token of a higher role) |
 //! | `permission_not_granted` | 403 | a permission asked for needs a higher role than the token's | [`IssueError::PermissionNotGranted`] |
 //! | `invalid_permission` | 422 | the permission set is empty, too large, or names a permission the service does not define | `InvalidPermission`, `EmptyPermissionSet`, `TooManyPermissions` of [`IssueError`] |
 //! | `invalid_allowlist` | 422 | the allowlist is empty, too large, or holds an entry that is not a network in CIDR form | `InvalidNetwork`, `EmptyAllowlist`, `TooManyNetworks` of [`IssueError`] |
@@ -114,7 +114,7 @@
 //! | `expiry_required` | 422 | the policy requires tokens of this kind to expire | `MustExpire` of [`IssueError`], [`UpdateError`] |
 //! | `expiry_extended` | 422 | an edit would push the expiry later, which the policy does not allow | [`UpdateError::ExpiryExtended`] |
 //! | `token_revoked` | 409 | the token to rotate or change is revoked | [`RotateError::Revoked`], [`UpdateError::Revoked`] |
-//! | `token_expired` | 409 | the token to rotate has expired | [`RotateError::Expired`] |
+//! | `token_expired` | 409 | the token to rotate, or whose expiry to move, has expired | [`RotateError::Expired`], [`UpdateError::Expired`] |
 //! | `already_rotated` | 409 | the token was rotated before; the description names its successor | [`RotateError::AlreadyReplaced`], [`UpdateError::Replaced`] |
 //! | `conflict` | 409 | the token changed during the edit; read it again and retry | [`UpdateError::Conflict`] |
 //! | `grace_too_long` | 422 | a grace period that outlasts the token | [`RotateError::GraceTooLong`] |
@@ -155,6 +155,7 @@
 //! [`IssueError::PermissionNotGranted`]: crate::IssueError::PermissionNotGranted
 //! [`UpdateError::ExpiryExtended`]: crate::UpdateError::ExpiryExtended
 //! [`UpdateError::Revoked`]: crate::UpdateError::Revoked
+//! [`UpdateError::Expired`]: crate::UpdateError::Expired
 //! [`UpdateError::Replaced`]: crate::UpdateError::Replaced
 //! [`UpdateError::Conflict`]: crate::UpdateError::Conflict
 //! [`ListError`]: crate::ListError

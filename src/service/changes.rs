@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use super::{TokenService, stored_time};
 use crate::actor::Actor;
 use crate::audit::{AuditEvent, Operation};
+use crate::authorization;
 use crate::error::{IssueError, UpdateError};
 use crate::policy::Expiry;
 use crate::record::{Disablement, TokenRecord, TokenSummary};
@@ -118,16 +119,21 @@ impl TokenService {
     /// Enables a disabled token again: it verifies as before. Enabling a
     /// token that is not disabled changes nothing.
     ///
+    /// Enabling gives power back, so it also needs the token's own role
+    /// (an admin cannot resume an owner's token).
+    ///
     /// # Errors
     ///
-    /// As [`disable`](Self::disable).
+    /// As [`disable`](Self::disable), and [`UpdateError::RoleTooHigh`]
+    /// when the actor's role is below the token's.
     pub async fn enable(
         &self,
         actor: &Actor,
         scope: &Scope,
         id: TokenId,
     ) -> Result<TokenSummary, UpdateError> {
-        self.change(actor, scope, id, Operation::Disable, |_| {
+        self.change(actor, scope, id, Operation::Disable, |record| {
+            self.may_give_back(actor, record)?;
             Ok(TokenChange::Enable)
         })
         .await
@@ -139,9 +145,11 @@ impl TokenService {
     /// # Errors
     ///
     /// As [`disable`](Self::disable); [`UpdateError::InvalidLabel`]; for
-    /// the expiry `ExpiryNotInFuture`, `ExpiryOutOfRange`,
-    /// `ExpiryExtended`, `LifetimeTooLong` or `MustExpire`; and `Conflict`
-    /// when the token's expiry changed between the check and the write.
+    /// the expiry `Expired` (an expired token's expiry stays),
+    /// `ExpiryNotInFuture`, `ExpiryOutOfRange`, `ExpiryExtended`,
+    /// `LifetimeTooLong`, `MustExpire`, and `RoleTooHigh` (pushing it
+    /// later needs the token's own role); and `Conflict` when the token's
+    /// expiry changed between the check and the write.
     pub async fn edit(
         &self,
         actor: &Actor,
@@ -159,6 +167,9 @@ impl TokenService {
                 .expiry
                 .map(|expiry| self.new_expiry(record, expiry))
                 .transpose()?;
+            if expiry.is_some_and(extends) {
+                self.may_give_back(actor, record)?;
+            }
             Ok(TokenChange::Edit { label, expiry })
         })
         .await
@@ -242,6 +253,17 @@ impl TokenService {
         Ok(self.summary(&record, self.now()))
     }
 
+    /// Whether `actor` may give `record`'s token power back (enable it,
+    /// extend it): it needs the token's role (see [`authorization`]).
+    fn may_give_back(&self, actor: &Actor, record: &TokenRecord) -> Result<(), UpdateError> {
+        authorization::may_rotate(actor, &record.scope, record.role).map_err(|held| {
+            UpdateError::RoleTooHigh {
+                role: record.role,
+                held,
+            }
+        })
+    }
+
     /// The expiry change an edit asks for, checked against the policy and
     /// the token's current expiry.
     fn new_expiry(
@@ -250,6 +272,10 @@ impl TokenService {
         expiry: Expiry,
     ) -> Result<ExpiryChange, UpdateError> {
         let now = self.now();
+        // An expired token stays so: moving its expiry would revive it.
+        if record.expires_at.is_some_and(|at| at <= now) {
+            return Err(UpdateError::Expired { id: record.id });
+        }
         let expiry = match expiry {
             Expiry::At(at) => Expiry::At(stored_time(at).ok_or(UpdateError::ExpiryOutOfRange)?),
             other => other,
@@ -270,15 +296,22 @@ impl TokenService {
         if to.is_some_and(|at| at <= now) {
             return Err(UpdateError::ExpiryNotInFuture);
         }
-        let from = record.expires_at;
-        let later = match (from, to) {
-            (Some(from), Some(to)) => to > from,
-            (Some(_), None) => true,
-            (None, _) => false,
+        let change = ExpiryChange {
+            from: record.expires_at,
+            to,
         };
-        if later && !self.policy.extending_allowed() {
+        if extends(change) && !self.policy.extending_allowed() {
             return Err(UpdateError::ExpiryExtended);
         }
-        Ok(ExpiryChange { from, to })
+        Ok(change)
+    }
+}
+
+/// Whether `change` pushes the expiry later (or off: never expiring).
+fn extends(change: ExpiryChange) -> bool {
+    match (change.from, change.to) {
+        (Some(from), Some(to)) => to > from,
+        (Some(_), None) => true,
+        (None, _) => false,
     }
 }

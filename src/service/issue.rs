@@ -109,7 +109,10 @@ impl IssueRequest {
         self
     }
 
-    /// Asks for a token limited to `limit` (enforced by the HTTP layer).
+    /// Asks for a token limited to `limit`: enforced by the HTTP layer
+    /// set up with [`rate_limits`](crate::http::TokenLayer::rate_limits),
+    /// and by nothing else (a service verifying tokens itself counts uses
+    /// itself, from [`VerifiedToken::rate_limit`](crate::VerifiedToken::rate_limit)).
     #[must_use]
     pub fn rate_limit(mut self, limit: RateLimit) -> Self {
         self.rate_limit = Some(limit);

@@ -185,7 +185,8 @@ impl TokenService {
         if let Some(refused) = refused {
             // A rotated token past its grace (or rotated without one): a
             // client still holding an old credential, or a leaked copy.
-            if credential.replaced {
+            // (A disabled one is paused, not retired.)
+            if credential.replaced && !matches!(refused, VerifyError::Disabled) {
                 self.retired_token_used(&credential).await;
             }
             return Err(refused);

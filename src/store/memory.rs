@@ -120,9 +120,43 @@ struct Details {
     created_at: OffsetDateTime,
     created_by: ActorId,
     revoked: Option<Revocation>,
+    /// What few tokens have, boxed: an empty box costs 8 bytes where its
+    /// contents cost 64.
+    rare: Option<Box<Rare>>,
+}
+
+/// The fields of a [`Details`] that most tokens never set.
+#[derive(Clone, Default)]
+struct Rare {
     rotated_from: Option<TokenId>,
     replaced_by: Option<TokenId>,
     disabled: Option<Disablement>,
+}
+
+impl Details {
+    fn replaced_by(&self) -> Option<TokenId> {
+        self.rare.as_ref().and_then(|rare| rare.replaced_by)
+    }
+
+    fn is_disabled(&self) -> bool {
+        self.rare
+            .as_ref()
+            .is_some_and(|rare| rare.disabled.is_some())
+    }
+
+    /// The rare fields, to change; an all-empty box is dropped again by
+    /// [`tidy`](Self::tidy).
+    fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_default()
+    }
+
+    fn tidy(&mut self) {
+        if self.rare.as_ref().is_some_and(|rare| {
+            rare.rotated_from.is_none() && rare.replaced_by.is_none() && rare.disabled.is_none()
+        }) {
+            self.rare = None;
+        }
+    }
 }
 
 impl Entry {
@@ -147,9 +181,16 @@ impl Entry {
                 created_at: record.created_at,
                 created_by: record.created_by,
                 revoked: record.revoked,
-                rotated_from: record.rotated_from,
-                replaced_by: record.replaced_by,
-                disabled: record.disabled,
+                rare: (record.rotated_from.is_some()
+                    || record.replaced_by.is_some()
+                    || record.disabled.is_some())
+                .then(|| {
+                    Box::new(Rare {
+                        rotated_from: record.rotated_from,
+                        replaced_by: record.replaced_by,
+                        disabled: record.disabled,
+                    })
+                }),
             }),
         }
     }
@@ -190,14 +231,14 @@ impl Entry {
             expires_at: credential.expires_at,
             revoked: details.revoked.clone(),
             last_used_at: credential.last_used_at,
-            rotated_from: details.rotated_from,
-            replaced_by: details.replaced_by,
+            rotated_from: details.rare.as_ref().and_then(|rare| rare.rotated_from),
+            replaced_by: details.replaced_by(),
             restrictions: credential
                 .restrictions
                 .as_deref()
                 .cloned()
                 .unwrap_or_default(),
-            disabled: details.disabled.clone(),
+            disabled: details.rare.as_ref().and_then(|rare| rare.disabled.clone()),
         }
     }
 }
@@ -476,14 +517,14 @@ impl TokenStore for MemoryStore {
         let Some(entry) = addressed else {
             return Ok(RotateOutcome::NotFound);
         };
-        if let Some(successor) = entry.details.replaced_by {
+        if let Some(successor) = entry.details.replaced_by() {
             return Ok(RotateOutcome::AlreadyReplaced(successor));
         }
         if entry.details.revoked.is_some() {
             return Ok(RotateOutcome::Revoked);
         }
         entry.credential.replaced = true;
-        entry.details.replaced_by = Some(new);
+        entry.details.rare_mut().replaced_by = Some(new);
         match retire {
             Retirement::ExpiresAt(at) => entry.credential.expires_at = Some(at),
             Retirement::Revoked(revocation) => {
@@ -513,23 +554,24 @@ impl TokenStore for MemoryStore {
         if entry.details.revoked.is_some() {
             return Ok(UpdateOutcome::Revoked);
         }
-        if let Some(successor) = entry.details.replaced_by {
+        if let Some(successor) = entry.details.replaced_by() {
             return Ok(UpdateOutcome::Replaced(successor));
         }
         let (credential, details) = (&mut entry.credential, &mut *entry.details);
         match change {
             TokenChange::Disable(_) | TokenChange::Enable
-                if details.disabled.is_some() == matches!(change, TokenChange::Disable(_)) =>
+                if details.is_disabled() == matches!(change, TokenChange::Disable(_)) =>
             {
                 return Ok(UpdateOutcome::Unchanged);
             }
             TokenChange::Disable(disablement) => {
                 credential.disabled = true;
-                details.disabled = Some(disablement.clone());
+                details.rare_mut().disabled = Some(disablement.clone());
             }
             TokenChange::Enable => {
                 credential.disabled = false;
-                details.disabled = None;
+                details.rare_mut().disabled = None;
+                details.tidy();
             }
             TokenChange::Edit { label, expiry } => {
                 if let Some(expiry) = expiry {

@@ -610,3 +610,17 @@ async fn update_store_failures_are_503_and_500() {
     assert_unavailable(UpdateError::Store(unavailable())).await;
     assert_server_error(UpdateError::Store(corrupt())).await;
 }
+
+#[tokio::test]
+async fn update_expired_is_409() {
+    assert_explained(UpdateError::Expired { id: ID }, 409, "token_expired").await;
+}
+
+#[tokio::test]
+async fn update_role_too_high_is_403() {
+    let error = UpdateError::RoleTooHigh {
+        role: Role::Owner,
+        held: Role::Admin,
+    };
+    assert_explained(error, 403, "role_too_high").await;
+}
