@@ -257,6 +257,27 @@ fn random_id() -> TokenId {
     TokenId::from_bits(u64::from_le_bytes(bytes))
 }
 
+/// Every address that is not the domain `acme/shop`'s: its organization,
+/// a sibling, another organization and its namesake domain there.
+fn not_acme_shop() -> [Scope; 4] {
+    [
+        org("acme"),
+        domain("acme", "blog"),
+        org("globex"),
+        domain("globex", "shop"),
+    ]
+}
+
+/// Every address that is not the organization `acme`'s: one of its
+/// domains, another organization, and a domain there named like it.
+fn not_acme_itself() -> [Scope; 3] {
+    [
+        domain("acme", "shop"),
+        org("globex"),
+        domain("globex", "acme"),
+    ]
+}
+
 /// A live record of `scope`, created at `created_at`, with every optional
 /// field empty.
 fn record(scope: Scope, created_at: OffsetDateTime) -> TokenRecord {
@@ -1409,17 +1430,7 @@ pub async fn revoke_reaches_only_its_own_scope(store: Arc<dyn TokenStore>) {
             .revoke_scope(&domain("acme", "blog"), blog_revocation.clone())
             .await?;
         let blog = found(&*store, blog.id).await?;
-        let not_shop = [
-            org("acme"),
-            domain("acme", "blog"),
-            org("globex"),
-            domain("globex", "shop"),
-        ];
-        let not_acme = [
-            domain("acme", "shop"),
-            org("globex"),
-            domain("globex", "acme"),
-        ];
+        let (not_shop, not_acme) = (not_acme_shop(), not_acme_itself());
         let not_blog = [
             org("acme"),
             domain("acme", "shop"),
@@ -1489,17 +1500,7 @@ pub async fn rotate_reaches_only_its_own_scope(store: Arc<dyn TokenStore>) {
         for record in [&shop, &acme, &revoked, &replaced] {
             store.insert(record.clone()).await?;
         }
-        let not_shop = [
-            org("acme"),
-            domain("acme", "blog"),
-            org("globex"),
-            domain("globex", "shop"),
-        ];
-        let not_acme = [
-            domain("acme", "shop"),
-            org("globex"),
-            domain("globex", "acme"),
-        ];
+        let (not_shop, not_acme) = (not_acme_shop(), not_acme_itself());
         for (target, elsewhere) in [
             (&shop, &not_shop[..]),
             (&acme, &not_acme[..]),
@@ -2137,17 +2138,7 @@ pub async fn update_reaches_only_its_own_scope(store: Arc<dyn TokenStore>) {
         for record in [&shop, &acme, &revoked, &replaced] {
             store.insert(record.clone()).await?;
         }
-        let not_shop = [
-            org("acme"),
-            domain("acme", "blog"),
-            org("globex"),
-            domain("globex", "shop"),
-        ];
-        let not_acme = [
-            domain("acme", "shop"),
-            org("globex"),
-            domain("globex", "acme"),
-        ];
+        let (not_shop, not_acme) = (not_acme_shop(), not_acme_itself());
         for (target, elsewhere) in [
             (&shop, &not_shop[..]),
             (&acme, &not_acme[..]),

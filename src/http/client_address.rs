@@ -14,6 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 use axum::http::HeaderMap;
 use axum::http::header::HeaderName;
 
+use super::credential::trim_whitespace;
 use crate::networks::IpNetwork;
 
 /// `X-Forwarded-For` (de facto standard; RFC 7239's `Forwarded` is its
@@ -85,21 +86,6 @@ fn parse_entry(entry: &[u8]) -> Option<IpAddr> {
         .or_else(|_| text.parse::<SocketAddr>().map(|socket| socket.ip()))
         .ok()?;
     Some(address.to_canonical())
-}
-
-/// The value without leading and trailing spaces and tabs (HTTP's optional
-/// whitespace around list elements).
-fn trim_whitespace(value: &[u8]) -> &[u8] {
-    let is_space = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = value
-        .iter()
-        .position(|b| !is_space(b))
-        .unwrap_or(value.len());
-    let end = value
-        .iter()
-        .rposition(|b| !is_space(b))
-        .map_or(start, |last| last + 1);
-    &value[start..end]
 }
 
 #[cfg(test)]

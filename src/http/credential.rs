@@ -95,8 +95,9 @@ fn is_b64token(token: &[u8]) -> bool {
 }
 
 /// The value without leading and trailing spaces and tabs (HTTP's optional
-/// whitespace, which a proxy may leave in place).
-fn trim_whitespace(value: &[u8]) -> &[u8] {
+/// whitespace, which a proxy may leave in place, around a header's value
+/// and around each element of a list).
+pub(super) fn trim_whitespace(value: &[u8]) -> &[u8] {
     let is_space = |b: &u8| *b == b' ' || *b == b'\t';
     let start = value
         .iter()
