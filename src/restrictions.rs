@@ -76,14 +76,14 @@ pub const RATE_LIMIT_REQUESTS: std::ops::RangeInclusive<u32> = 1..=1_000_000;
 pub const RATE_LIMIT_PERIOD_SECS: std::ops::RangeInclusive<u64> = 1..=86_400;
 
 /// `requests` requests per `period`, as a GCRA enforces it (the HTTP
-/// layer's [`LocalRateLimiter`](crate::http::LocalRateLimiter)): a burst of
+/// layer's `http::LocalRateLimiter`, feature `axum`): a burst of
 /// up to `requests` at once, then one request's worth of quota back every
 /// `period / requests`. A steady client gets `requests` per `period`; one
 /// that waited a whole period and then spends its burst may get up to
 /// `2 × requests − 1` within one window of `period`.
 ///
 /// Only the HTTP layer enforces it, and only when it is set up with
-/// [`TokenLayer::rate_limits`](crate::http::TokenLayer::rate_limits):
+/// `http::TokenLayer::rate_limits`:
 /// [`verify`](crate::TokenService::verify) itself counts nothing.
 ///
 /// ```

@@ -110,7 +110,7 @@ impl IssueRequest {
     }
 
     /// Asks for a token limited to `limit`: enforced by the HTTP layer
-    /// set up with [`rate_limits`](crate::http::TokenLayer::rate_limits),
+    /// set up with `http::TokenLayer::rate_limits` (feature `axum`),
     /// and by nothing else (a service verifying tokens itself counts uses
     /// itself, from [`VerifiedToken::rate_limit`](crate::VerifiedToken::rate_limit)).
     #[must_use]
