@@ -321,15 +321,17 @@ pub enum IssueError {
         /// The most allowed.
         max: usize,
     },
-    /// A permission asked for needs a higher role than the token's: the
-    /// set must lie within what the role grants at the scope.
-    #[error("permission {permission} needs role {needs}; the token's role is {role}")]
+    /// A permission asked for needs a higher role than the token's, or
+    /// than its issuer's: the set must lie within what the issuer's role
+    /// grants at the scope, and within the token's own role.
+    #[error("permission {permission} needs role {needs}, above {role}")]
     PermissionNotGranted {
         /// The permission beyond the role.
         permission: PermissionName,
         /// The lowest role that grants it.
         needs: Role,
-        /// The token's role (at most its issuer's).
+        /// The role it is beyond: the issuer's at the scope when even that
+        /// does not grant it, else the token's.
         role: Role,
     },
     /// An entry of the allowlist is not a network in CIDR form (entries

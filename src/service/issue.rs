@@ -199,8 +199,10 @@ impl TokenService {
     /// # Errors
     ///
     /// [`IssueError`] when the actor is not an admin at the scope, the role
-    /// exceeds the actor's, the label is invalid, the expiry is not in the
-    /// future or not what the [`ExpiryPolicy`](crate::ExpiryPolicy) allows, or the store fails.
+    /// exceeds the actor's, a permission is unknown or beyond the token's
+    /// (or the issuer's) role, the allowlist is malformed, the label is
+    /// invalid, the expiry is not in the future or not what the
+    /// [`ExpiryPolicy`](crate::ExpiryPolicy) allows, or the store fails.
     /// Nothing is stored then.
     pub async fn issue(
         &self,
@@ -218,6 +220,20 @@ impl TokenService {
             .permissions
             .map(|names| self.permission_set(&names))
             .transpose()?;
+        // Within what the issuer's role grants here, naming what is not.
+        let held = actor.role_at(&scope).unwrap_or(Role::Viewer);
+        if let Some((permission, needs)) = permissions
+            .iter()
+            .flatten()
+            .find(|(_, needs)| !authorization::role_grants(held, *needs))
+        {
+            self.refused(actor, Operation::Issue, Some(&scope), None);
+            return Err(IssueError::PermissionNotGranted {
+                permission: permission.clone(),
+                needs: *needs,
+                role: held,
+            });
+        }
         // A token asked for by its permissions gets a role that grants them.
         let needed = permissions.iter().flatten().map(|(_, needs)| *needs).max();
         let default_role = needed.map_or(self.default_role, |needs| needs.max(self.default_role));

@@ -102,7 +102,8 @@ impl TokenService {
     /// # Errors
     ///
     /// [`VerifyError`]: malformed, invalid (unknown or wrong secret), revoked,
-    /// expired, or a store failure.
+    /// expired, disabled, a store failure, or `AddressNotAllowed` for every
+    /// token with an allowlist (use [`verify_from`](Self::verify_from)).
     pub async fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
         let verified = self.check(token, None).await;
         if let Err(error) = &verified {
