@@ -260,8 +260,10 @@ fn no_verify_succeeds_once_revoke_has_returned() {
         })
         .collect();
 
+    let issued = Arc::new(AtomicUsize::new(0));
     let issuer = {
         let (service, admin, done) = (service.clone(), admin.clone(), done.clone());
+        let issued_so_far = issued.clone();
         thread::spawn(move || {
             block_on(async {
                 let mut issued_count = 0;
@@ -276,12 +278,24 @@ fn no_verify_succeeds_once_revoke_has_returned() {
                     // Issued means usable, immediately.
                     service.verify(issued.token.expose_secret()).await.unwrap();
                     issued_count += 1;
+                    issued_so_far.fetch_add(1, Ordering::SeqCst);
                 }
                 issued_count
             })
         })
     };
 
+    // The race needs every party running: on a loaded machine a thread may
+    // not be scheduled before the revoker is through, so the revoker waits
+    // for the first issue and the first success, and the run lasts until a
+    // verifier has met a revoked token.
+    let running = |counter: &AtomicUsize| {
+        while counter.load(Ordering::SeqCst) == 0 {
+            thread::yield_now();
+        }
+    };
+    running(&issued);
+    running(&successes);
     let revoker = {
         let (service, tokens, revoke_returned) =
             (service.clone(), tokens.clone(), revoke_returned.clone());
@@ -299,6 +313,7 @@ fn no_verify_succeeds_once_revoke_has_returned() {
     };
 
     revoker.join().unwrap();
+    running(&refusals);
     done.store(true, Ordering::SeqCst);
     for verifier in verifiers {
         verifier.join().unwrap();
