@@ -257,6 +257,27 @@ fn random_id() -> TokenId {
     TokenId::from_bits(u64::from_le_bytes(bytes))
 }
 
+/// One change of each kind `update` makes: a disable, an enable, a label
+/// edit, and an expiry edit from `from` (the record's expiry, so that only
+/// the rule under test can refuse it).
+fn every_change(from: Option<OffsetDateTime>) -> [TokenChange; 4] {
+    [
+        TokenChange::Disable(disablement("mallory", T0 + Duration::hours(1))),
+        TokenChange::Enable,
+        TokenChange::Edit {
+            label: Some(label("edited")),
+            expiry: None,
+        },
+        TokenChange::Edit {
+            label: None,
+            expiry: Some(ExpiryChange {
+                from,
+                to: Some(T0 + Duration::days(90)),
+            }),
+        },
+    ]
+}
+
 /// Every address that is not the domain `acme/shop`'s: its organization,
 /// a sibling, another organization and its namesake domain there.
 fn not_acme_shop() -> [Scope; 4] {
@@ -594,17 +615,7 @@ pub async fn unknown_ids_are_absent(store: Arc<dyn TokenStore>) {
             store.find(successor_id).await?.is_none(),
             "a refused rotation stores no successor"
         );
-        for change in [
-            TokenChange::Disable(disablement("x", T0)),
-            TokenChange::Enable,
-            TokenChange::Edit {
-                label: Some(label("x")),
-                expiry: Some(ExpiryChange {
-                    from: None,
-                    to: Some(T0),
-                }),
-            },
-        ] {
+        for change in every_change(None) {
             let outcome = store.update(&org("acme"), unknown, &change).await?;
             assert!(
                 outcome == UpdateOutcome::NotFound,
@@ -2145,17 +2156,7 @@ pub async fn update_reaches_only_its_own_scope(store: Arc<dyn TokenStore>) {
             (&revoked, &not_shop[..]),
             (&replaced, &not_acme[..]),
         ] {
-            let changes = [
-                TokenChange::Disable(disablement("mallory", T0 + Duration::hours(1))),
-                TokenChange::Enable,
-                TokenChange::Edit {
-                    label: Some(label("hijacked")),
-                    expiry: Some(ExpiryChange {
-                        from: target.expires_at,
-                        to: None,
-                    }),
-                },
-            ];
+            let changes = every_change(target.expires_at);
             for scope in elsewhere {
                 for change in &changes {
                     let outcome = store.update(scope, target.id, change).await?;
@@ -2251,21 +2252,7 @@ pub async fn update_refuses_revoked_and_replaced_records(store: Arc<dyn TokenSto
             (&old, UpdateOutcome::Replaced(successor_id), "replaced"),
         ] {
             let before = found(&*store, target.id).await?;
-            for change in [
-                TokenChange::Disable(disablement("dave", T0 + Duration::hours(1))),
-                TokenChange::Enable,
-                TokenChange::Edit {
-                    label: Some(label("edited")),
-                    expiry: None,
-                },
-                TokenChange::Edit {
-                    label: None,
-                    expiry: Some(ExpiryChange {
-                        from: before.expires_at,
-                        to: Some(T0 + Duration::days(90)),
-                    }),
-                },
-            ] {
+            for change in every_change(before.expires_at) {
                 let outcome = store.update(&before.scope, before.id, &change).await?;
                 assert!(
                     outcome == refused,
