@@ -473,6 +473,27 @@ pub enum RevokeError {
     Store(#[from] StoreError),
 }
 
+/// Why [`TokenService::revoke_leaked`](crate::TokenService::revoke_leaked)
+/// failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RevokeLeakedError {
+    /// The text holds more tokens than one call looks at; nothing was
+    /// changed. Split it and call once per part.
+    #[error("the text holds more than {max} tokens; split it and submit each part")]
+    TooManyTokens {
+        /// [`MAX_LEAKED_TOKENS`](crate::MAX_LEAKED_TOKENS).
+        max: usize,
+    },
+    /// The source given was refused (the rules of a [`Label`](crate::Label)).
+    #[error("the leak's source is not valid: {0}")]
+    InvalidSource(#[source] LabelError),
+    /// The store failed. Tokens revoked before the failure stay revoked;
+    /// calling again with the same text revokes the rest.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Why [`TokenService::lookup`](crate::TokenService::lookup) found nothing.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

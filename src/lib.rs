@@ -166,8 +166,8 @@ pub use error::{
     BoxError, CursorError, IdError, InvalidKeyId, InvalidRole, InvalidTokenId, IssueError,
     KeyTextError, KeyringConfigError, KeyringError, LabelError, ListError, LookupError,
     MalformedToken, NetworkError, PermissionError, PolicyError, PrefixError, RandomSourceError,
-    RateLimitError, RevokeCreatedByError, RevokeError, RevokeScopeError, RotateError,
-    ScopeParseError, StoreError, UpdateError, VerifyError,
+    RateLimitError, RevokeCreatedByError, RevokeError, RevokeLeakedError, RevokeScopeError,
+    RotateError, ScopeParseError, StoreError, UpdateError, VerifyError,
 };
 pub use hashing::{Digest, HashKey, KeyId, Keyring};
 pub use ids::{ActorId, DomainId, MAX_ID_LEN, OrganizationId};
@@ -187,8 +187,9 @@ pub use scan::FoundToken;
 pub use scope::{Scope, ScopeKind};
 pub use service::{
     CreatorRevoked, DEFAULT_FLUSH_EVERY, DEFAULT_LAST_USED_INTERVAL, IssueRequest, IssuedToken,
-    MIN_FLUSH_EVERY, Maintenance, MaintenanceHandle, Operator, PURGE_BATCH, REVOKE_BATCH, Revoked,
-    TokenEdit, TokenService, VerifiedToken,
+    LEAK_REPORTER, LeakedTokens, MAX_LEAKED_TOKENS, MIN_FLUSH_EVERY, Maintenance,
+    MaintenanceHandle, Operator, PURGE_BATCH, REVOKE_BATCH, Revoked, TokenEdit, TokenService,
+    VerifiedToken,
 };
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;

@@ -41,30 +41,37 @@ impl TokenFormat {
     /// # Ok::<(), api_tokens::PrefixError>(())
     /// ```
     pub fn find_tokens(&self, text: &str) -> Vec<FoundToken> {
-        let mut found = Vec::new();
+        self.tokens_in(text).collect()
+    }
+
+    /// The tokens of this format in `text`, in order, found one at a time:
+    /// a caller that wants only the first few stops the search there.
+    pub(crate) fn tokens_in<'a>(&'a self, text: &'a str) -> impl Iterator<Item = FoundToken> + 'a {
         let mut from = 0;
-        while let Some(offset) = text[from..].find(self.prefix()) {
-            let start = from + offset;
-            let range = start..start + self.token_len();
-            // `get` is `None` past the end, or where the range would cut a
-            // character in two (a token is ASCII, so that is no token).
-            match text
-                .get(range.clone())
-                .map(|candidate| self.parse(candidate))
-            {
-                Some(Ok(parsed)) => {
-                    from = range.end;
-                    found.push(FoundToken {
-                        range,
-                        id: parsed.id(),
-                        kind: parsed.kind(),
-                    });
+        std::iter::from_fn(move || {
+            while let Some(offset) = text[from..].find(self.prefix()) {
+                let start = from + offset;
+                let range = start..start + self.token_len();
+                // `get` is `None` past the end, or where the range would cut a
+                // character in two (a token is ASCII, so that is no token).
+                match text
+                    .get(range.clone())
+                    .map(|candidate| self.parse(candidate))
+                {
+                    Some(Ok(parsed)) => {
+                        from = range.end;
+                        return Some(FoundToken {
+                            range,
+                            id: parsed.id(),
+                            kind: parsed.kind(),
+                        });
+                    }
+                    // The prefix is ASCII, so one byte on is a character boundary.
+                    _ => from = start + 1,
                 }
-                // The prefix is ASCII, so one byte on is a character boundary.
-                _ => from = start + 1,
             }
-        }
-        found
+            None
+        })
     }
 
     /// `text` with every token of this format replaced by its public head

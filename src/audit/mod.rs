@@ -101,6 +101,25 @@ pub enum AuditEvent {
         /// Why, if the revoker said.
         reason: Option<Label>,
     },
+    /// A token found in leaked text was revoked by
+    /// [`TokenService::revoke_leaked`](crate::TokenService::revoke_leaked):
+    /// whoever submitted the text held its secret, and that proved the
+    /// right to end it.
+    LeakRevoked {
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+        /// Who revoked it: the operator, or
+        /// [`LEAK_REPORTER`](crate::LEAK_REPORTER) for an anonymous report.
+        actor: ActorId,
+        /// The token.
+        token: TokenId,
+        /// Its scope.
+        scope: Scope,
+        /// Where the text came from, as the caller described it (a paste
+        /// site, a report form, a file).
+        source: Label,
+    },
     /// Every live token of a scope (and, for an organization, of its domains)
     /// was revoked at once.
     ScopeRevoked {
@@ -241,7 +260,7 @@ pub enum AuditEvent {
 
 impl AuditEvent {
     /// What happened, as the `event` field of its serde form names it:
-    /// `issued`, `rotated`, `revoked`, `scope_revoked`, `creator_revoked`,
+    /// `issued`, `rotated`, `revoked`, `leak_revoked`, `scope_revoked`, `creator_revoked`,
     /// `purged`, `refused`, `disabled`, `enabled`, `edited`,
     /// `address_refused`, `retired_token_used`.
     pub fn kind(&self) -> &'static str {
@@ -253,6 +272,7 @@ impl AuditEvent {
             AuditEvent::Issued { .. } => "issued",
             AuditEvent::Rotated { .. } => "rotated",
             AuditEvent::Revoked { .. } => "revoked",
+            AuditEvent::LeakRevoked { .. } => "leak_revoked",
             AuditEvent::ScopeRevoked { .. } => "scope_revoked",
             AuditEvent::CreatorRevoked { .. } => "creator_revoked",
             AuditEvent::Purged { .. } => "purged",
@@ -267,6 +287,7 @@ impl AuditEvent {
             AuditEvent::Issued { at, .. }
             | AuditEvent::Rotated { at, .. }
             | AuditEvent::Revoked { at, .. }
+            | AuditEvent::LeakRevoked { at, .. }
             | AuditEvent::ScopeRevoked { at, .. }
             | AuditEvent::CreatorRevoked { at, .. }
             | AuditEvent::Purged { at, .. }
@@ -286,6 +307,7 @@ impl AuditEvent {
             AuditEvent::Issued { actor, .. }
             | AuditEvent::Rotated { actor, .. }
             | AuditEvent::Revoked { actor, .. }
+            | AuditEvent::LeakRevoked { actor, .. }
             | AuditEvent::ScopeRevoked { actor, .. }
             | AuditEvent::CreatorRevoked { actor, .. }
             | AuditEvent::Refused { actor, .. }
@@ -304,6 +326,7 @@ impl AuditEvent {
             AuditEvent::Issued { scope, .. }
             | AuditEvent::Rotated { scope, .. }
             | AuditEvent::Revoked { scope, .. }
+            | AuditEvent::LeakRevoked { scope, .. }
             | AuditEvent::ScopeRevoked { scope, .. }
             | AuditEvent::Disabled { scope, .. }
             | AuditEvent::Enabled { scope, .. }
@@ -321,6 +344,7 @@ impl AuditEvent {
         match self {
             AuditEvent::Issued { token, .. }
             | AuditEvent::Revoked { token, .. }
+            | AuditEvent::LeakRevoked { token, .. }
             | AuditEvent::Disabled { token, .. }
             | AuditEvent::Enabled { token, .. }
             | AuditEvent::Edited { token, .. }
@@ -471,6 +495,9 @@ impl AuditSink for TracingAuditSink {
                 reason = reason.as_ref().map(quoted),
                 "api token revoked"
             ),
+            AuditEvent::LeakRevoked { source, .. } => {
+                audit!(source = quoted(source), "leaked api token revoked")
+            }
             AuditEvent::ScopeRevoked {
                 reason,
                 count,

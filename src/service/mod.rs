@@ -7,6 +7,7 @@
 //! - `manage`: revoking, looking up and listing a scope's tokens;
 //! - `lifecycle`: rotation, scope-wide revocation, expiring soon, purge;
 //! - `operator`: background jobs' access to every scope;
+//! - `leaked`: revoking tokens found in leaked text, for whoever found them;
 //! - `last_used`: writing down when tokens were used;
 //! - `maintenance`: the background worker that does it, and purges;
 //! - `unconfirmed`: changes whose outcome the store did not confirm.
@@ -18,6 +19,7 @@
 mod changes;
 mod issue;
 mod last_used;
+mod leaked;
 mod lifecycle;
 mod maintenance;
 mod manage;
@@ -28,6 +30,7 @@ mod verify;
 pub use changes::TokenEdit;
 pub use issue::{IssueRequest, IssuedToken};
 pub use last_used::DEFAULT_LAST_USED_INTERVAL;
+pub use leaked::{LEAK_REPORTER, LeakedTokens, MAX_LEAKED_TOKENS};
 pub use lifecycle::PURGE_BATCH;
 pub use maintenance::{DEFAULT_FLUSH_EVERY, MIN_FLUSH_EVERY, Maintenance, MaintenanceHandle};
 pub use manage::Revoked;

@@ -30,8 +30,8 @@ pub const REVOKE_BATCH: usize = 1_000;
 /// name.
 #[derive(Debug)]
 pub struct Operator<'a> {
-    service: &'a TokenService,
-    job: ActorId,
+    pub(super) service: &'a TokenService,
+    pub(super) job: ActorId,
 }
 
 /// What [`Operator::revoke_created_by`] revoked.

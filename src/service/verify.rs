@@ -17,7 +17,7 @@ use crate::permissions::PermissionName;
 use crate::record::StoredCredential;
 use crate::restrictions::{RateLimit, Restrictions};
 use crate::scope::Scope;
-use crate::token::TokenId;
+use crate::token::{ParsedToken, TokenId};
 
 /// What an unknown id's secret is compared against, so that an unknown id
 /// costs the same hash and comparison as a wrong secret.
@@ -146,30 +146,8 @@ impl TokenService {
             .find_credential(parsed.id())
             .await
             .map_err(VerifyError::Store)?;
-
-        // Exactly one hash and one comparison on every path below. Without a
-        // record, the comparison is against a fixed digest; without the
-        // record's key, the hash uses the current key. Either way the outcome
-        // is then forced to "no match".
-        let record_key = found
-            .as_ref()
-            .and_then(|credential| self.keys.get(credential.key_id));
-        let key = record_key.unwrap_or(self.keys.current().1);
-        let expected = found
-            .as_ref()
-            .map_or(&NO_RECORD_DIGEST, |credential| &credential.digest);
-        let secret_matches = key.digest(parsed.hashed_part()).ct_eq(expected)
-            & Choice::from(u8::from(record_key.is_some()));
-
-        let credential = match found {
-            // A scope letter changed (and the checksum recomputed) names a
-            // token that does not exist.
-            Some(credential)
-                if bool::from(secret_matches) && credential.scope.kind() == parsed.kind() =>
-            {
-                credential
-            }
-            _ => return Err(VerifyError::Invalid),
+        let Some(credential) = self.matching(&parsed, found) else {
+            return Err(VerifyError::Invalid);
         };
         let refused = if credential.revoked {
             Some(VerifyError::Revoked)
@@ -207,6 +185,38 @@ impl TokenService {
             role: credential.role,
             expires_at: credential.expires_at,
             restrictions: credential.restrictions,
+        })
+    }
+
+    /// `found` (what the store holds under `parsed`'s id) if `parsed`'s
+    /// secret matches it, else `None`: unknown id, wrong secret, a key no
+    /// longer held, or another scope letter. Its state (revoked, expired,
+    /// restrictions) is not looked at: that is read only after the secret
+    /// matched.
+    ///
+    /// Exactly one hash and one comparison on every path. Without a record,
+    /// the comparison is against a fixed digest; without the record's key,
+    /// the hash uses the current key. Either way the outcome is then forced
+    /// to "no match".
+    #[inline]
+    pub(super) fn matching(
+        &self,
+        parsed: &ParsedToken<'_>,
+        found: Option<StoredCredential>,
+    ) -> Option<StoredCredential> {
+        let record_key = found
+            .as_ref()
+            .and_then(|credential| self.keys.get(credential.key_id));
+        let key = record_key.unwrap_or(self.keys.current().1);
+        let expected = found
+            .as_ref()
+            .map_or(&NO_RECORD_DIGEST, |credential| &credential.digest);
+        let secret_matches = key.digest(parsed.hashed_part()).ct_eq(expected)
+            & Choice::from(u8::from(record_key.is_some()));
+        // A scope letter changed (and the checksum recomputed) names a
+        // token that does not exist.
+        found.filter(|credential| {
+            bool::from(secret_matches) && credential.scope.kind() == parsed.kind()
         })
     }
 

@@ -270,6 +270,9 @@ pub struct CountingStore {
     /// When set, `record_uses` says it started, then waits to be released.
     use_write_gate: std::sync::Mutex<Option<UseWriteGate>>,
     ids_taken_first: AtomicUsize,
+    /// When set, `revoke` lets this many more calls through, then fails
+    /// one as an outage (without revoking) and is cleared.
+    revokes_before_outage: std::sync::Mutex<Option<usize>>,
     /// When set, `find` (not `find_credential`) waits for a permit: a
     /// store whose record reads are slow.
     find_gate: std::sync::Mutex<Option<Arc<tokio::sync::Semaphore>>>,
@@ -288,6 +291,12 @@ impl CountingStore {
     /// the insert runs, so that insert meets a real duplicate in the real store.
     pub fn take_ids_first(&self, inserts: usize) {
         self.ids_taken_first.store(inserts, Ordering::SeqCst);
+    }
+
+    /// After `calls` more revokes, the next one fails as an outage
+    /// without revoking anything.
+    pub fn fail_revokes_after(&self, calls: usize) {
+        *self.revokes_before_outage.lock().unwrap() = Some(calls);
     }
 
     pub fn finds(&self) -> usize {
@@ -369,6 +378,17 @@ impl TokenStore for CountingStore {
         revocation: Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
         self.revokes.fetch_add(1, Ordering::SeqCst);
+        {
+            let mut countdown = self.revokes_before_outage.lock().unwrap();
+            match *countdown {
+                Some(0) => {
+                    *countdown = None;
+                    return Err(outage());
+                }
+                Some(calls) => *countdown = Some(calls - 1),
+                None => {}
+            }
+        }
         self.inner.revoke(scope, id, revocation).await
     }
 
