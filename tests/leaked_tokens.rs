@@ -54,14 +54,7 @@ async fn every_live_token_in_the_text_is_revoked_wherever_it_sits() {
     let revocation = record.revoked.unwrap();
     assert_eq!(revocation.by.as_str(), LEAK_REPORTER);
     assert_eq!(revocation.reason.unwrap().as_str(), "public paste 4711");
-    assert!(
-        fixture
-            .store
-            .record(untouched_id)
-            .await
-            .revoked
-            .is_none()
-    );
+    assert!(fixture.store.record(untouched_id).await.revoked.is_none());
 
     let events = fixture.audit_events().await;
     let leaks: Vec<_> = events

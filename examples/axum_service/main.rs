@@ -38,6 +38,7 @@
 //! | the same under `/organizations/{org}/domains/{domain}/tokens` | admin |
 //! | `GET /organizations/{org}/domains/{domain}/resource` | a token for the domain or its organization |
 //! | `POST /organizations/{org}/domains/{domain}/notifications` | a token with `notifications:send` (an editor's, or one narrowed to it) |
+//! | `POST /credentials/revoke` (leaked tokens die; always `202`, see [`leaks`]) | anyone |
 //! | `GET /healthz` (the replica's lag; `503` while over its bound) | anyone |
 //!
 //! `API_TOKENS_STORE` picks the store: `memory` (the default),
@@ -58,6 +59,7 @@
 
 mod admin;
 mod demo_auth;
+pub mod leaks;
 
 use std::error::Error;
 use std::net::SocketAddr;
@@ -209,7 +211,9 @@ pub fn app(tokens: Arc<TokenService>) -> Router {
         // allow N times the limit: plug in a shared `RateLimiter` for one
         // fleet-wide count).
         .route_layer(TokenLayer::new(tokens.clone()).rate_limits(RateLimits::local()));
-    admin::routes(tokens).merge(protected)
+    admin::routes(tokens.clone())
+        .merge(leaks::routes(tokens))
+        .merge(protected)
 }
 
 /// Any token whose scope covers the domain: the domain's own, or its
