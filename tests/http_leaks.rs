@@ -36,7 +36,7 @@ async fn start() -> Service {
         url,
         client: client(),
         tokens,
-        audit: audit,
+        audit,
     }
 }
 
