@@ -129,8 +129,11 @@ impl TokenService {
                 continue;
             };
             let found = self.store.find_credential(parsed.id()).await?;
-            let Some(credential) = self.matching(&parsed, found) else {
-                continue;
+            // One hash whether the id exists or not, as in verify.
+            let secret_matches = self.secret_matches(&parsed, found.as_ref());
+            let credential = match found {
+                Some(credential) if secret_matches => credential,
+                _ => continue,
             };
             let expired = credential
                 .expires_at

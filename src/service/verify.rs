@@ -146,8 +146,10 @@ impl TokenService {
             .find_credential(parsed.id())
             .await
             .map_err(VerifyError::Store)?;
-        let Some(credential) = self.matching(&parsed, found) else {
-            return Err(VerifyError::Invalid);
+        let secret_matches = self.secret_matches(&parsed, found.as_ref());
+        let credential = match found {
+            Some(credential) if secret_matches => credential,
+            _ => return Err(VerifyError::Invalid),
         };
         let refused = if credential.revoked {
             Some(VerifyError::Revoked)
@@ -188,36 +190,31 @@ impl TokenService {
         })
     }
 
-    /// `found` (what the store holds under `parsed`'s id) if `parsed`'s
-    /// secret matches it, else `None`: unknown id, wrong secret, a key no
-    /// longer held, or another scope letter. Its state (revoked, expired,
-    /// restrictions) is not looked at: that is read only after the secret
-    /// matched.
+    /// Whether `parsed`'s secret matches `found`, what the store holds
+    /// under its id: not for an unknown id, a wrong secret, a key no
+    /// longer held, or another scope letter. The record's state (revoked,
+    /// expired, restrictions) is not looked at: that is read only after
+    /// the secret matched.
     ///
     /// Exactly one hash and one comparison on every path. Without a record,
     /// the comparison is against a fixed digest; without the record's key,
     /// the hash uses the current key. Either way the outcome is then forced
     /// to "no match".
     #[inline]
-    pub(super) fn matching(
+    pub(super) fn secret_matches(
         &self,
         parsed: &ParsedToken<'_>,
-        found: Option<StoredCredential>,
-    ) -> Option<StoredCredential> {
-        let record_key = found
-            .as_ref()
-            .and_then(|credential| self.keys.get(credential.key_id));
+        found: Option<&StoredCredential>,
+    ) -> bool {
+        let record_key = found.and_then(|credential| self.keys.get(credential.key_id));
         let key = record_key.unwrap_or(self.keys.current().1);
-        let expected = found
-            .as_ref()
-            .map_or(&NO_RECORD_DIGEST, |credential| &credential.digest);
+        let expected = found.map_or(&NO_RECORD_DIGEST, |credential| &credential.digest);
         let secret_matches = key.digest(parsed.hashed_part()).ct_eq(expected)
             & Choice::from(u8::from(record_key.is_some()));
         // A scope letter changed (and the checksum recomputed) names a
         // token that does not exist.
-        found.filter(|credential| {
-            bool::from(secret_matches) && credential.scope.kind() == parsed.kind()
-        })
+        bool::from(secret_matches)
+            && found.is_some_and(|credential| credential.scope.kind() == parsed.kind())
     }
 
     /// How many verifications failed since the service started, by reason.
