@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::rejection::TokenRejection;
 use crate::error::{
-    IssueError, ListError, LookupError, RevokeError, RevokeScopeError, RotateError, StoreError,
-    UpdateError,
+    IssueError, ListError, LookupError, RevokeError, RevokeLeakedError, RevokeScopeError,
+    RotateError, StoreError, UpdateError,
 };
 
 /// What a 503 asks the client to wait before retrying, in seconds
@@ -27,7 +27,8 @@ pub(crate) const RETRY_AFTER_SECONDS: u16 = 5;
 
 /// An error with a fixed HTTP answer: every management error of the crate
 /// ([`IssueError`], [`ListError`], [`LookupError`], [`RevokeError`],
-/// [`RevokeScopeError`], [`RotateError`], [`StoreError`]) and the layer's
+/// [`RevokeLeakedError`], [`RevokeScopeError`], [`RotateError`],
+/// [`StoreError`]) and the layer's
 /// [`TokenRejection`].
 ///
 /// All of them also implement [`IntoResponse`], so a handler returns
@@ -88,6 +89,8 @@ enum Case {
     GraceTooLong,
     GraceOutOfRange,
     InvalidPageSize,
+    TooManyTokens,
+    InvalidSource,
     InvalidPermission,
     PermissionNotGranted,
     InvalidAllowlist,
@@ -114,6 +117,8 @@ impl Case {
             | Case::GraceTooLong
             | Case::GraceOutOfRange
             | Case::InvalidPageSize
+            | Case::TooManyTokens
+            | Case::InvalidSource
             | Case::InvalidPermission
             | Case::InvalidAllowlist
             | Case::ExpiryExtended => StatusCode::UNPROCESSABLE_ENTITY,
@@ -138,6 +143,8 @@ impl Case {
             Case::GraceTooLong => "grace_too_long",
             Case::GraceOutOfRange => "grace_out_of_range",
             Case::InvalidPageSize => "invalid_page_size",
+            Case::TooManyTokens => "too_many_tokens",
+            Case::InvalidSource => "invalid_source",
             Case::InvalidPermission => "invalid_permission",
             Case::PermissionNotGranted => "permission_not_granted",
             Case::InvalidAllowlist => "invalid_allowlist",
@@ -271,6 +278,16 @@ impl ListError {
     }
 }
 
+impl RevokeLeakedError {
+    fn http_case(&self) -> Case {
+        match self {
+            RevokeLeakedError::TooManyTokens { .. } => Case::TooManyTokens,
+            RevokeLeakedError::InvalidSource(_) => Case::InvalidSource,
+            RevokeLeakedError::Store(store) => store.http_case(),
+        }
+    }
+}
+
 impl StoreError {
     fn http_case(&self) -> Case {
         match self {
@@ -320,6 +337,7 @@ http_error!(LookupError, "lookup");
 http_error!(RevokeScopeError, "revoke_scope");
 http_error!(RotateError, "rotate");
 http_error!(ListError, "list");
+http_error!(RevokeLeakedError, "revoke_leaked");
 http_error!(StoreError, "store");
 
 impl private::Sealed for TokenRejection {}

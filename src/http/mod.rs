@@ -74,8 +74,8 @@
 //! every 429 the wait its rate limit asks for.
 //!
 //! The management errors, [`IssueError`], [`ListError`], [`LookupError`],
-//! [`RevokeError`], [`RevokeScopeError`], [`RotateError`] and
-//! [`StoreError`], implement [`IntoResponse`](axum::response::IntoResponse),
+//! [`RevokeError`], [`RevokeLeakedError`], [`RevokeScopeError`],
+//! [`RotateError`] and [`StoreError`], implement [`IntoResponse`](axum::response::IntoResponse),
 //! so a handler returns `Result<_, RevokeError>` and uses `?`; [`HttpError`]
 //! tells the code and status without building the response, to log or count
 //! them.
@@ -120,6 +120,8 @@
 //! | `grace_too_long` | 422 | a grace period that outlasts the token | [`RotateError::GraceTooLong`] |
 //! | `grace_out_of_range` | 422 | a grace period ending past the year 9999 | [`RotateError::GraceOutOfRange`] |
 //! | `invalid_page_size` | 422 | a page size of zero or above the maximum | [`ListError::InvalidPageSize`] |
+//! | `too_many_tokens` | 422 | a leak report holds more tokens than one call takes; split it | [`RevokeLeakedError::TooManyTokens`] |
+//! | `invalid_source` | 422 | a leak report's source breaks the label rules | [`RevokeLeakedError::InvalidSource`] |
 //! | `temporarily_unavailable` | 503 | the token store cannot be reached; retry later | [`StoreError::Unavailable`], alone or inside any of the above |
 //! | `server_error` | 500 | a failure on the server's side; retrying will not help | every other [`StoreError`]; `RandomSource` of [`IssueError`], [`RotateError`]; [`RotateError::SuccessorExpiryOutOfRange`] |
 //!
@@ -162,6 +164,9 @@
 //! [`ListError::InvalidPageSize`]: crate::ListError::InvalidPageSize
 //! [`LookupError`]: crate::LookupError
 //! [`RevokeError`]: crate::RevokeError
+//! [`RevokeLeakedError`]: crate::RevokeLeakedError
+//! [`RevokeLeakedError::TooManyTokens`]: crate::RevokeLeakedError::TooManyTokens
+//! [`RevokeLeakedError::InvalidSource`]: crate::RevokeLeakedError::InvalidSource
 //! [`RevokeScopeError`]: crate::RevokeScopeError
 //! [`RotateError`]: crate::RotateError
 //! [`RotateError::Revoked`]: crate::RotateError::Revoked

@@ -279,6 +279,26 @@ async fn revoke_scope_store_errors_are_503_or_500() {
     assert_server_error(RevokeScopeError::Store(corrupt())).await;
 }
 
+// --- RevokeLeakedError ----------------------------------------------------
+
+#[tokio::test]
+async fn revoke_leaked_too_many_tokens_is_422() {
+    let error = RevokeLeakedError::TooManyTokens { max: 1_000 };
+    assert_explained(error, 422, "too_many_tokens").await;
+}
+
+#[tokio::test]
+async fn revoke_leaked_invalid_source_is_422() {
+    let error = RevokeLeakedError::InvalidSource(LabelError::Empty);
+    assert_explained(error, 422, "invalid_source").await;
+}
+
+#[tokio::test]
+async fn revoke_leaked_store_errors_are_503_or_500() {
+    assert_unavailable(RevokeLeakedError::Store(unavailable())).await;
+    assert_server_error(RevokeLeakedError::Store(corrupt())).await;
+}
+
 // --- RotateError ----------------------------------------------------------
 
 #[tokio::test]
