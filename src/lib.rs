@@ -110,7 +110,8 @@
 //!   ([`TokenService::flush_audit`] without a worker). Failed verifications are counted in [`VerifyFailures`],
 //!   not logged one by one.
 //! - [`TokenFormat::find_tokens`] and [`TokenFormat::redact`] find and mask
-//!   leaked tokens in text.
+//!   leaked tokens in text; [`TokenFormat::detect_secrets_plugin`] and
+//!   [`TokenFormat::gitleaks_config`] teach secret scanners to find them.
 //!
 //! # Time
 //!
@@ -141,6 +142,7 @@ mod policy;
 mod record;
 mod restrictions;
 mod scan;
+mod scanner_rules;
 mod scope;
 mod service;
 pub mod store;

@@ -36,7 +36,7 @@ use crate::error::{InvalidTokenId, MalformedToken, PrefixError, RandomSourceErro
 use crate::scope::ScopeKind;
 
 /// Characters of the public id.
-const ID_LEN: usize = 11;
+pub(crate) const ID_LEN: usize = 11;
 /// Characters of the secret.
 const SECRET_LEN: usize = 43;
 /// Characters of the checksum.
@@ -46,7 +46,8 @@ const TAIL_LEN: usize = 2 + ID_LEN + SECRET_LEN + CHECKSUM_LEN;
 /// Bounds of a prefix, in characters.
 const PREFIX_LEN: std::ops::RangeInclusive<usize> = 2..=10;
 
-const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+pub(crate) const BASE62: &[u8; 62] =
+    b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// The public identifier of a token: random, 64 bits, shown in lists and
 /// written in the token itself (as 11 base62 characters) so the store can be
@@ -441,7 +442,7 @@ fn hashed_part(token: &[u8]) -> &[u8] {
     &token[end - SECRET_LEN - ID_LEN..end]
 }
 
-fn kind_letter(kind: ScopeKind) -> u8 {
+pub(crate) fn kind_letter(kind: ScopeKind) -> u8 {
     match kind {
         ScopeKind::Organization => b'o',
         ScopeKind::Domain => b'd',
