@@ -532,10 +532,55 @@ async fn every_command(shell: &Shell, store: impl AsyncFn() -> Arc<dyn TokenStor
     assert!(record(&*store, &new_id).await.revoked.is_some());
     shell.run_with_stdin(&["check", "-"], &successor).expect(1);
 
+    // revoke-leaked: a paste holding a live token (twice), a revoked one,
+    // a forged one and another service's.
+    let (leaky_token, leaky_id) = issue(
+        shell,
+        &[
+            "--org",
+            "acme",
+            "--domain",
+            "shop",
+            "--label",
+            "leaky",
+            "--never-expires",
+        ],
+    );
+    let forged = altered(
+        &leaky_token,
+        SECRET_AT,
+        other_than(leaky_token.as_bytes()[SECRET_AT]),
+    );
+    let paste = shell.dir.join("paste.txt");
+    std::fs::write(
+        &paste,
+        format!(
+            "curl -H 'Authorization: Bearer {leaky_token}' https://api\n\
+             {{\"token\": \"{leaky_token}\", \"old\": \"{shop_token}\"}}\n\
+             forged={forged} other={}\n",
+            other_service_token("zeta").await
+        ),
+    )
+    .unwrap();
+    let run = shell.run(&["revoke-leaked", paste.to_str().unwrap()]);
+    run.expect(0);
+    assert!(
+        run.stdout
+            .starts_with("found 3 tokens of this service; revoked 1\n"),
+        "{run:#?}"
+    );
+    assert!(run.stdout.contains(&leaky_id));
+    let revoked = record(&*store, &leaky_id).await.revoked.expect("revoked");
+    assert_eq!(revoked.by.as_str(), "alice");
+    assert_eq!(revoked.reason.unwrap().as_str(), "cli:paste.txt");
+    let run = shell.run_with_stdin(&["revoke-leaked", "-", "--json"], &leaky_token);
+    run.expect(0);
+    assert_eq!(run.json(), serde_json::json!({ "found": 1, "revoked": [] }));
+
     // purge: every token has ended now.
     let run = shell.run(&["purge", "--older-than", "0", "--json"]);
     run.expect(0);
-    assert_eq!(run.json()["count"], 5);
+    assert_eq!(run.json()["count"], 6);
     assert!(all_records(&*store).await.is_empty());
 
     // Every change is in the audit log, with alice as the operator.
@@ -732,6 +777,17 @@ async fn bad_input_exits_2_with_a_message_and_changes_nothing() {
     let password = "hunter2-very-secret";
     let unreachable = format!("postgres://ops:{password}@127.0.0.1:1/tokens");
 
+    let paste = shell.dir.join("paste.txt");
+    std::fs::write(&paste, format!("leaked: {token}\n")).unwrap();
+    let paste = paste.display().to_string();
+    let missing_paste = shell.dir.join("no-paste.txt").display().to_string();
+    // One byte past the bound, holding the live token.
+    let huge_paste = shell.dir.join("huge.txt");
+    let mut huge = format!("{token}\n").into_bytes();
+    huge.resize(16 * 1024 * 1024 + 1, b'.');
+    std::fs::write(&huge_paste, huge).unwrap();
+    let huge_paste = huge_paste.display().to_string();
+
     let issue_args: &[&str] = &[
         "issue",
         "--org",
@@ -904,6 +960,24 @@ async fn bad_input_exits_2_with_a_message_and_changes_nothing() {
             "unrecognized subcommand",
         ),
         (
+            "a leak's source with a control character",
+            shell.with("API_TOKENS_PREFIX", Some(PREFIX)),
+            vec!["revoke-leaked", &paste, "--source", "bell\u{7}"],
+            "--source",
+        ),
+        (
+            "a leaked-text file that does not exist",
+            shell.with("API_TOKENS_PREFIX", Some(PREFIX)),
+            vec!["revoke-leaked", &missing_paste],
+            "cannot read",
+        ),
+        (
+            "a leaked text past the bound",
+            shell.with("API_TOKENS_PREFIX", Some(PREFIX)),
+            vec!["revoke-leaked", &huge_paste],
+            "split it",
+        ),
+        (
             "a bad table name",
             shell.with("API_TOKENS_TABLE", Some("Tokens; DROP")),
             issue_args.to_vec(),
@@ -1004,4 +1078,39 @@ async fn an_audit_log_that_cannot_be_opened_stops_the_change() {
         (event["event"].as_str(), event["operator"].as_str()),
         (Some("issued"), Some("alice"))
     );
+}
+
+/// A text with more tokens than one service call looks at: the command
+/// sends it in parts, and the live token far down in it is revoked.
+#[tokio::test(flavor = "current_thread")]
+async fn revoke_leaked_splits_a_long_text_into_parts_the_service_takes() {
+    let shell = Shell::sqlite("leaked-parts");
+    shell.run(&["migrate"]).expect(0);
+    let (token, id) = issue(
+        &shell,
+        &["--org", "acme", "--label", "deep", "--never-expires"],
+    );
+    // 1,500 well-formed tokens that were never issued (ids differing in
+    // their last two characters), then the live one.
+    const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut text = String::new();
+    let last = ID_AT + 10;
+    for n in 0..1500 {
+        let mut body = token.as_bytes()[..CHECKSUM_AT].to_vec();
+        body[last - 1] = BASE62[n / 62];
+        body[last] = BASE62[n % 62];
+        if body == token.as_bytes()[..CHECKSUM_AT] {
+            continue;
+        }
+        text.push_str(&with_checksum(std::str::from_utf8(&body).unwrap()));
+        text.push('\n');
+    }
+    text.push_str(&token);
+    let run = shell.run_with_stdin(&["revoke-leaked", "-", "--json"], &text);
+    run.expect(0);
+    let json = run.json();
+    assert!(json["found"].as_u64().unwrap() > 1000, "{json}");
+    assert_eq!(json["revoked"], serde_json::json!([id]));
+    let store = sqlite_store(&shell).await;
+    assert!(record(&*store, &id).await.revoked.is_some());
 }

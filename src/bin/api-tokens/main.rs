@@ -16,6 +16,7 @@ mod database;
 mod durations;
 mod failure;
 mod keygen;
+mod leaked;
 mod output;
 mod revoking;
 mod schema;
@@ -73,6 +74,8 @@ enum Command {
     Purge(revoking::PurgeArgs),
     /// Say whether a token is valid, and its scope, role and expiry.
     Check(check::CheckArgs),
+    /// Revoke every live token of this service found in a file (or stdin).
+    RevokeLeaked(leaked::RevokeLeakedArgs),
 }
 
 fn main() -> ExitCode {
@@ -122,6 +125,7 @@ async fn run(cli: &Cli) -> Result<Report, Failure> {
         Command::Rotate(args) => tokens::rotate(args, global).await,
         Command::Purge(args) => revoking::purge(args, global).await,
         Command::Check(args) => check::check(args, global).await,
+        Command::RevokeLeaked(args) => leaked::revoke_leaked(args, global).await,
     }
 }
 
