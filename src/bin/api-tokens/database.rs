@@ -252,63 +252,55 @@ fn unreachable(database: &Database, error: &sqlx::Error) -> Failure {
     Failure::input(database.scrub(format!("cannot open the database: {}", with_causes(error))))
 }
 
+/// Reads a [`SchemaState`] through `$pool`. `$exists` is the dialect's
+/// query for whether the table its one parameter names exists; each
+/// table is given as (the name `$exists` takes, the name as SQL quotes it).
+/// A macro, not a function: the two drivers' pools share no type.
+macro_rules! read_schema_state {
+    ($pool:expr, $exists:literal, $table:expr, $migrations:expr) => {{
+        let exists = |name: String| {
+            sqlx::query_scalar::<_, bool>($exists)
+                .bind(name)
+                .fetch_one($pool)
+        };
+        let (table_name, _) = $table;
+        let (migrations_name, migrations_sql) = $migrations;
+        let table = exists(table_name).await?;
+        let recorded = if exists(migrations_name).await? {
+            let query = format!("SELECT max(version) FROM {migrations_sql}");
+            sqlx::query_scalar::<_, Option<i64>>(&query)
+                .fetch_one($pool)
+                .await?
+        } else {
+            None
+        };
+        Ok(SchemaState { table, recorded })
+    }};
+}
+
 /// Reads how far the schema is. Table names are validated to `a-z`, `0-9`
 /// and `_`, so quoting them is all the escaping they need.
 async fn schema_state(opened: &Opened, table: &TableName) -> Result<SchemaState, sqlx::Error> {
     let migrations = format!("{}_migrations", table.table());
+    let quoted = |name: &str| match table.schema() {
+        Some(schema) => format!("\"{schema}\".\"{name}\""),
+        None => format!("\"{name}\""),
+    };
     match opened {
-        Opened::Sqlite(store) => {
-            let exists = |name: String| async move {
-                sqlx::query_scalar::<_, i64>(
-                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
-                )
-                .bind(name)
-                .fetch_one(store.pool())
-                .await
-                .map(|count| count > 0)
-            };
-            let table_exists = exists(table.table().to_owned()).await?;
-            let recorded = if exists(migrations.clone()).await? {
-                sqlx::query_scalar::<_, Option<i64>>(&format!(
-                    "SELECT max(version) FROM \"{migrations}\""
-                ))
-                .fetch_one(store.pool())
-                .await?
-            } else {
-                None
-            };
-            Ok(SchemaState {
-                table: table_exists,
-                recorded,
-            })
-        }
-        Opened::Postgres(store) => {
-            let qualified = |name: &str| match table.schema() {
-                Some(schema) => format!("\"{schema}\".\"{name}\""),
-                None => format!("\"{name}\""),
-            };
-            let pool = store.management_pool();
-            let exists = |name: String| async move {
-                sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL")
-                    .bind(name)
-                    .fetch_one(pool)
-                    .await
-            };
-            let table_exists = exists(qualified(table.table())).await?;
-            let recorded = if exists(qualified(&migrations)).await? {
-                sqlx::query_scalar::<_, Option<i64>>(&format!(
-                    "SELECT max(version) FROM {}",
-                    qualified(&migrations)
-                ))
-                .fetch_one(pool)
-                .await?
-            } else {
-                None
-            };
-            Ok(SchemaState {
-                table: table_exists,
-                recorded,
-            })
-        }
+        // SQLite's catalogue holds names as written; a SQLite table has no
+        // schema part.
+        Opened::Sqlite(store) => read_schema_state!(
+            store.pool(),
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?",
+            (table.table().to_owned(), quoted(table.table())),
+            (migrations.clone(), quoted(&migrations))
+        ),
+        // `to_regclass` reads a name as SQL writes it.
+        Opened::Postgres(store) => read_schema_state!(
+            store.management_pool(),
+            "SELECT to_regclass($1) IS NOT NULL",
+            (quoted(table.table()), quoted(table.table())),
+            (quoted(&migrations), quoted(&migrations))
+        ),
     }
 }
