@@ -1131,3 +1131,30 @@ async fn revoke_leaked_splits_a_long_text_into_parts_the_service_takes() {
     let store = sqlite_store(&shell).await;
     assert!(record(&*store, &id).await.revoked.is_some());
 }
+
+/// The `cli` feature brings TLS (managed PostgreSQL servers require it):
+/// the binary migrates, issues and checks over a verify-full connection
+/// to the TLS-only test server, and refuses one that trusts the wrong CA.
+#[test]
+fn works_over_tls_with_the_servers_ca() {
+    let url = std::env::var("API_TOKENS_POSTGRES_TLS_URL").unwrap_or_else(|_| {
+        panic!(
+            "API_TOKENS_POSTGRES_TLS_URL is not set: this test needs the TLS-only PostgreSQL \
+             server that `scripts/test` (or scripts/with-postgres) starts"
+        )
+    });
+    let table = format!("cli_tls_{}", std::process::id());
+    let shell = Shell::new(scratch("tls"), url.clone(), Some(table));
+    shell.run(&["migrate"]).expect(0);
+    let (token, _) = issue(&shell, &["--org", "tls", "--label", "x", "--never-expires"]);
+    shell.run_with_stdin(&["check", "-"], &token).expect(0);
+
+    let wrong_ca = std::env::var("API_TOKENS_POSTGRES_TLS_WRONG_CA").unwrap();
+    let (base, _) = url.split_once('?').expect("the URL has parameters");
+    let distrusting = format!("{base}?sslmode=verify-full&sslrootcert={wrong_ca}");
+    let run = shell
+        .with("API_TOKENS_DATABASE_URL", Some(&distrusting))
+        .run(&["list"]);
+    run.expect(2);
+    assert!(run.stderr.contains("cannot open the database"), "{run:#?}");
+}

@@ -12,7 +12,8 @@ Exit codes:
   2  bad input or setup, and nothing was changed: a usage error, a bad or
      unreachable database URL, a database not migrated, a bad or missing
      API_TOKENS_KEYS, a token of another format, a bad scope, label,
-     duration or operator name
+     duration or operator name, a leaked-text file that cannot be read
+     or is over 16 MiB, an audit log that cannot be opened
   3  the store failed during the operation, or the audit trail could not
      be written: what the message says was done stays done; run it again";
 
