@@ -287,6 +287,32 @@ fn keygen_prints_an_entry_to_put_first_in_the_ring() {
 }
 
 #[test]
+fn scanner_rules_prints_the_formats_own_files() {
+    let shell = Shell::sqlite("scanner-rules").with("API_TOKENS_PREFIX", Some("shop"));
+    let format = api_tokens::TokenFormat::new("shop").unwrap();
+
+    let run = shell.run(&["scanner-rules", "detect-secrets"]);
+    run.expect(0);
+    assert_eq!(run.stdout, format.detect_secrets_plugin());
+    assert!(
+        run.stderr
+            .contains("--filter ./shop_tokens.py::is_damaged_token")
+    );
+
+    let run = shell.run(&["scanner-rules", "gitleaks", "--json"]);
+    run.expect(0);
+    assert_eq!(run.json()["file"], format.gitleaks_config().as_str());
+
+    let run = shell.run(&["scanner-rules", "semgrep"]);
+    run.expect(2);
+    let run = shell
+        .with("API_TOKENS_PREFIX", Some("Shop!"))
+        .run(&["scanner-rules", "gitleaks"]);
+    run.expect(2);
+    assert!(run.stdout.is_empty());
+}
+
+#[test]
 fn schema_prints_each_dialects_migrations_for_the_table() {
     let shell = Shell::sqlite("schema").with("API_TOKENS_DATABASE_URL", None);
     let run = shell.run(&["schema", "--dialect", "sqlite"]);

@@ -19,6 +19,7 @@ mod keygen;
 mod leaked;
 mod output;
 mod revoking;
+mod scanner_rules;
 mod schema;
 mod session;
 mod tokens;
@@ -76,6 +77,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Revoke every live token of this service found in a file (or stdin).
     RevokeLeaked(leaked::RevokeLeakedArgs),
+    /// Print secret-scanner rules for this service's tokens.
+    ScannerRules(scanner_rules::ScannerRulesArgs),
 }
 
 fn main() -> ExitCode {
@@ -126,6 +129,7 @@ async fn run(cli: &Cli) -> Result<Report, Failure> {
         Command::Purge(args) => revoking::purge(args, global).await,
         Command::Check(args) => check::check(args, global).await,
         Command::RevokeLeaked(args) => leaked::revoke_leaked(args, global).await,
+        Command::ScannerRules(args) => scanner_rules::scanner_rules(args, global),
     }
 }
 

@@ -77,7 +77,7 @@ impl Global {
         }
     }
 
-    fn format(&self) -> Result<TokenFormat, Failure> {
+    pub(crate) fn format(&self) -> Result<TokenFormat, Failure> {
         let prefix = self.prefix.as_deref().ok_or_else(|| {
             Failure::input(
                 "say which token prefix your service uses: --prefix <prefix> or \
