@@ -39,7 +39,9 @@ CHECKSUM_LEN = {{checksum_len}}
 TOKEN_LEN = {{token_len}}
 # The base62 digits, in the order of their values.
 BASE62 = "{{base62}}"
-# `TokenFormat::regex_pattern()`: shaped like a token, as a whole word.
+# `TokenFormat::regex_pattern()` without its word boundaries: shaped like a
+# token, wherever it sits, glued to other text (`?token%3Dacmeo_...`,
+# `\nacmeo_...`) or not. The checksum tells a token from a look-alike.
 TOKEN_PATTERN = re.compile(r"{{regex}}")
 
 _BASE62_VALUES = {digit: value for value, digit in enumerate(BASE62)}

@@ -88,14 +88,25 @@ impl TokenFormat {
                 ("token_len", &self.token_len().to_string()),
                 // The digits are ASCII, so this is lossless.
                 ("base62", &String::from_utf8_lossy(BASE62)),
-                ("regex", &self.regex_pattern()),
+                ("regex", &self.scanner_pattern()),
             ],
         )
     }
 
+    /// What the scanner rules search for: [`regex_pattern`](Self::regex_pattern)
+    /// without its word boundaries, so that a token glued to other text is
+    /// found too (`?token%3Dacmeo_…` in an access log, `\nacmeo_…` in an
+    /// escaped log line), as [`find_tokens`](Self::find_tokens) finds it.
+    /// The leftmost 66 characters shaped like a token are the match; the
+    /// checksum tells a token from a look-alike.
+    pub(crate) fn scanner_pattern(&self) -> String {
+        self.regex_pattern().replace(r"\b", "")
+    }
+
     /// A gitleaks config (TOML) that keeps gitleaks' default rules and adds
     /// one for this format's tokens, `<prefix>-api-token`, whose regex is
-    /// [`regex_pattern`](Self::regex_pattern). Save it as
+    /// [`regex_pattern`](Self::regex_pattern) without its word boundaries
+    /// (a token glued to other text is found too). Save it as
     /// `<prefix>-gitleaks.toml` and pass it with `--config`.
     ///
     /// gitleaks cannot check the checksum, so a token-shaped string whose
@@ -105,7 +116,7 @@ impl TokenFormat {
     /// ```
     /// let format = api_tokens::TokenFormat::new("acme")?;
     /// let config = format.gitleaks_config();
-    /// assert!(config.contains(r"regex = '''\bacme[od]_[0-9A-Za-z]{60}\b'''"));
+    /// assert!(config.contains(r"regex = '''acme[od]_[0-9A-Za-z]{60}'''"));
     /// assert!(config.contains(r#"keywords = ["acmeo_", "acmed_"]"#));
     /// # Ok::<(), api_tokens::PrefixError>(())
     /// ```
@@ -123,7 +134,7 @@ impl TokenFormat {
             &[
                 ("prefix", prefix),
                 ("version", env!("CARGO_PKG_VERSION")),
-                ("regex", &self.regex_pattern()),
+                ("regex", &self.scanner_pattern()),
                 ("keywords", &keywords),
             ],
         )
@@ -154,7 +165,7 @@ mod tests {
             let format = TokenFormat::new(prefix).unwrap();
             for text in [format.detect_secrets_plugin(), format.gitleaks_config()] {
                 assert!(!text.contains("{{") && !text.contains("}}"), "{prefix}");
-                assert!(text.contains(&format.regex_pattern()), "{prefix}");
+                assert!(text.contains(&format.scanner_pattern()), "{prefix}");
             }
         }
     }
