@@ -25,17 +25,27 @@ struct Service {
     url: String,
     client: reqwest::Client,
     tokens: Arc<TokenService>,
+    store: Arc<CountingStore>,
     audit: Arc<api_tokens::testing::MemoryAuditSink>,
 }
 
 async fn start() -> Service {
-    let Fixture { service, audit, .. } = fixture();
+    let Fixture {
+        service,
+        audit,
+        store,
+        ..
+    } = fixture();
+    // The real clock: a retried revocation is then told from the one
+    // that failed by its time, as in production.
+    let service = service.with_clock(Arc::new(api_tokens::SystemClock));
     let tokens = Arc::new(service.with_permissions(axum_service::permissions()));
     let url = serve_with_connect_info(axum_service::app(tokens.clone())).await;
     Service {
         url,
         client: client(),
         tokens,
+        store,
         audit,
     }
 }
@@ -113,6 +123,19 @@ async fn leaked_tokens_die_and_the_answer_is_the_same_for_anything() {
 }
 
 #[tokio::test]
+async fn a_report_that_meets_a_store_outage_is_tried_again() {
+    let service = start().await;
+    let leaked = service.issue("leaked").await;
+    service.store.fail_revokes_after(0);
+
+    let (status, _) = service.report(&[&leaked]).await;
+
+    assert_eq!(status, StatusCode::ACCEPTED);
+    service.until_revoked(&leaked).await;
+    assert_eq!(service.leak_events().await, 1);
+}
+
+#[tokio::test]
 async fn an_oversized_or_overfull_report_is_refused_and_changes_nothing() {
     let service = start().await;
     let token = service.issue("ci").await;
@@ -124,7 +147,7 @@ async fn an_oversized_or_overfull_report_is_refused_and_changes_nothing() {
     let overfull = vec![token.as_str(); 1_001];
     let (status, body) = service.report(&overfull).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(body.contains("too_many_credentials"), "{body}");
+    assert!(body.contains("too_many_tokens"), "{body}");
 
     let (status, _) = service.report_body(&json!({ "tokens": [token] })).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -140,7 +163,7 @@ async fn an_oversized_or_overfull_report_is_refused_and_changes_nothing() {
 }
 
 #[tokio::test]
-async fn reports_are_rate_limited() {
+async fn reports_are_rate_limited_per_client() {
     let service = start().await;
     // The whole burst passes; then, within a few more (the quota comes
     // back one request every two seconds, however slow this machine is),
@@ -159,6 +182,19 @@ async fn reports_are_rate_limited() {
             .unwrap();
         if response.status() == StatusCode::TOO_MANY_REQUESTS {
             assert_eq!(response.headers()[RETRY_AFTER], "60");
+            // Another client (another loopback address) is not held back.
+            let other = reqwest::Client::builder()
+                .no_proxy()
+                .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+                .build()
+                .unwrap();
+            let response = other
+                .post(format!("{}/credentials/revoke", service.url))
+                .json(&json!({ "credentials": ["nothing"] }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::ACCEPTED);
             return;
         }
         assert_eq!(response.status(), StatusCode::ACCEPTED);

@@ -198,7 +198,8 @@ pub fn permissions() -> PermissionRegistry {
         .expect("valid permission names")
 }
 
-/// The whole service but `/healthz`.
+/// The whole service but `/healthz`. Call it inside a Tokio runtime: it
+/// starts the task that handles leak reports.
 pub fn app(tokens: Arc<TokenService>) -> Router {
     let domain = "/organizations/{org}/domains/{domain}";
     // `route_layer`: only matched routes need a token, so a wrong path is
