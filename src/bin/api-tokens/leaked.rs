@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::io::Read;
 use std::path::Path;
 
-use api_tokens::{ExpiryPolicy, MAX_LEAKED_TOKENS, RevokeLeakedError, TokenId, Zeroizing};
+use api_tokens::{ExpiryPolicy, Label, MAX_LEAKED_TOKENS, RevokeLeakedError, TokenId, Zeroizing};
 use clap::Args;
 use serde_json::json;
 
@@ -43,6 +43,9 @@ pub(crate) async fn revoke_leaked(
         Some(source) => source.clone(),
         None => default_source(&args.file),
     };
+    // Checked before anything is read from the store, whatever the text
+    // holds: a bad --source is bad input even in a text without tokens.
+    Label::new(&source).map_err(|error| Failure::input(format!("--source: {error}")))?;
     let session = Session::open(global, Keys::Needed, ExpiryPolicy::default()).await?;
     let outcome = async {
         // Each distinct token once, in order, sent in parts of at most
@@ -68,7 +71,7 @@ pub(crate) async fn revoke_leaked(
                 Err(RevokeLeakedError::Store(error)) => {
                     let mut failure = store_failure(&error);
                     failure.message = format!(
-                        "{}; {} tokens were revoked before: run it again to finish",
+                        "{}; at least {} tokens were revoked before: run it again to finish",
                         failure.message,
                         revoked.len()
                     );
