@@ -56,6 +56,13 @@ impl TokenService {
     /// a label's rules, and each revocation's [`AuditEvent::LeakRevoked`]
     /// and revocation reason carry it.
     ///
+    /// On a public endpoint, answer the same whatever this returns, and
+    /// call it after answering (the example service's
+    /// `POST /credentials/revoke` does both): the answer, or how long it
+    /// took, would otherwise tell the sender which strings were live
+    /// tokens. (The error's HTTP answer, with feature `axum`, is for
+    /// endpoints that only operators reach.)
+    ///
     /// Nothing but the secret is checked: an allowlisted token is revoked
     /// wherever the text came from. Each token costs what a verification
     /// costs (strings that only look like tokens cost no store call), and
