@@ -88,6 +88,7 @@
 //! | `conformance`: the store contract as a test suite | `conformance` | testing a store of your own |
 //! | your own store | — | implement [`TokenStore`]: twelve small async methods |
 //! | `http`: tower middleware and axum extractor | `axum` | protecting HTTP routes with `Authorization: Bearer` tokens |
+//! | `metrics`: verification outcomes and latency, store errors, issues and revocations, replica lag | `metrics` | dashboards, through the `metrics` facade and the exporter of your choice |
 //!
 //! # A token's life
 //!
@@ -135,6 +136,8 @@ mod hashing;
 pub mod http;
 mod ids;
 mod label;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod networks;
 mod page;
 mod permissions;

@@ -40,6 +40,7 @@
 //! | `POST /organizations/{org}/domains/{domain}/notifications` | a token with `notifications:send` (an editor's, or one narrowed to it) |
 //! | `POST /credentials/revoke` (leaked tokens die; always `202`, see [`leaks`]) | anyone |
 //! | `GET /healthz` (the replica's lag; `503` while over its bound) | anyone |
+//! | `GET /metrics` (Prometheus's text format; with `--features axum,metrics`) | anyone |
 //!
 //! `API_TOKENS_STORE` picks the store: `memory` (the default),
 //! `sqlite:<path>` (feature `sqlite`) or a `postgres://` URL (feature
@@ -60,6 +61,8 @@
 mod admin;
 mod demo_auth;
 pub mod leaks;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 
 use std::error::Error;
 use std::net::SocketAddr;
@@ -83,6 +86,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     tracing_subscriber::fmt()
         .with_max_level(tracing::Level::DEBUG)
         .init();
+    // Before the store and service: they report to the recorder installed
+    // when they are built.
+    #[cfg(feature = "metrics")]
+    let metrics = metrics::install()?;
     let (store, replica) = store_from_env().await?;
     let keys = Keyring::new(KeyId::new(1), hash_key()?);
     let tokens = TokenService::new(TokenFormat::new("acme")?, keys, store);
@@ -102,6 +109,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     // with an allowlist are checked against (behind a proxy, also name it
     // with `TokenLayer::trusted_proxies`).
     let router = app(tokens).merge(health(replica));
+    #[cfg(feature = "metrics")]
+    let router = router.merge(metrics::routes(metrics));
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

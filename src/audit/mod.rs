@@ -581,43 +581,83 @@ pub struct VerifyFailures {
     pub store: u64,
 }
 
-/// The live counters behind [`VerifyFailures`].
+/// Why a verification failed: the reasons [`VerifyFailures`] counts, one
+/// counter each (and, with feature `metrics`, one `outcome` label value
+/// each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FailureReason {
+    Malformed,
+    Invalid,
+    Revoked,
+    Expired,
+    Disabled,
+    AddressNotAllowed,
+    Store,
+}
+
+impl FailureReason {
+    /// Every reason, in the order of its discriminant.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) const ALL: [FailureReason; 7] = [
+        FailureReason::Malformed,
+        FailureReason::Invalid,
+        FailureReason::Revoked,
+        FailureReason::Expired,
+        FailureReason::Disabled,
+        FailureReason::AddressNotAllowed,
+        FailureReason::Store,
+    ];
+
+    pub(crate) fn of(error: &VerifyError) -> FailureReason {
+        match error {
+            VerifyError::Malformed(_) => FailureReason::Malformed,
+            VerifyError::Invalid => FailureReason::Invalid,
+            VerifyError::Revoked => FailureReason::Revoked,
+            VerifyError::Expired => FailureReason::Expired,
+            VerifyError::Disabled => FailureReason::Disabled,
+            VerifyError::AddressNotAllowed => FailureReason::AddressNotAllowed,
+            VerifyError::Store(_) => FailureReason::Store,
+        }
+    }
+
+    /// Its value of the verification metric's `outcome` label.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn outcome(self) -> &'static str {
+        match self {
+            FailureReason::Malformed => "malformed",
+            FailureReason::Invalid => "invalid",
+            FailureReason::Revoked => "revoked",
+            FailureReason::Expired => "expired",
+            FailureReason::Disabled => "disabled",
+            FailureReason::AddressNotAllowed => "address_not_allowed",
+            FailureReason::Store => "store_error",
+        }
+    }
+}
+
+/// The live counters behind [`VerifyFailures`], indexed by
+/// [`FailureReason`].
 #[derive(Debug, Default)]
 pub(crate) struct FailureCounters {
-    malformed: AtomicU64,
-    invalid: AtomicU64,
-    revoked: AtomicU64,
-    expired: AtomicU64,
-    disabled: AtomicU64,
-    address_not_allowed: AtomicU64,
-    store: AtomicU64,
+    counts: [AtomicU64; FailureReason::ALL.len()],
 }
 
 impl FailureCounters {
     pub(crate) fn count(&self, error: &VerifyError) {
-        let counter = match error {
-            VerifyError::Malformed(_) => &self.malformed,
-            VerifyError::Invalid => &self.invalid,
-            VerifyError::Revoked => &self.revoked,
-            VerifyError::Expired => &self.expired,
-            VerifyError::Disabled => &self.disabled,
-            VerifyError::AddressNotAllowed => &self.address_not_allowed,
-            VerifyError::Store(_) => &self.store,
-        };
         // Only a tally: no other memory depends on its order.
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.counts[FailureReason::of(error) as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn snapshot(&self) -> VerifyFailures {
-        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let read = |reason: FailureReason| self.counts[reason as usize].load(Ordering::Relaxed);
         VerifyFailures {
-            malformed: read(&self.malformed),
-            invalid: read(&self.invalid),
-            revoked: read(&self.revoked),
-            expired: read(&self.expired),
-            disabled: read(&self.disabled),
-            address_not_allowed: read(&self.address_not_allowed),
-            store: read(&self.store),
+            malformed: read(FailureReason::Malformed),
+            invalid: read(FailureReason::Invalid),
+            revoked: read(FailureReason::Revoked),
+            expired: read(FailureReason::Expired),
+            disabled: read(FailureReason::Disabled),
+            address_not_allowed: read(FailureReason::AddressNotAllowed),
+            store: read(FailureReason::Store),
         }
     }
 }

@@ -56,6 +56,10 @@ struct Shared {
     /// Whether the queue has been full since it was last emptied, so a full
     /// queue is logged once, not once per dropped event.
     overflowing: AtomicBool,
+    /// Tokens issued, revoked and rotated, counted from their events, and
+    /// events dropped.
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::ChangeMetrics,
 }
 
 impl AuditQueue {
@@ -73,6 +77,8 @@ impl AuditQueue {
                 closed: AtomicBool::new(false),
                 dropped: AtomicU64::new(0),
                 overflowing: AtomicBool::new(false),
+                #[cfg(feature = "metrics")]
+                metrics: crate::metrics::ChangeMetrics::new(),
             }),
         }
     }
@@ -108,7 +114,7 @@ impl AuditQueue {
 
     /// Counts an event lost before it reached the queue.
     pub(crate) fn count_dropped(&self) {
-        self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        self.shared.count_dropped();
     }
 
     /// Events dropped so far because the queue was full.
@@ -139,11 +145,14 @@ impl Shared {
     /// Appends `event` (or counts it dropped, when the queue is full), and
     /// makes sure a delivery task runs.
     fn send(self: &Arc<Self>, event: AuditEvent) {
+        // The change happened, whether or not its event is delivered.
+        #[cfg(feature = "metrics")]
+        self.metrics.event(&event);
         {
             let mut pending = lock(&self.pending);
             if pending.len() >= self.capacity {
                 drop(pending);
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.count_dropped();
                 if !self.overflowing.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         target: "api_tokens::audit",
@@ -159,6 +168,12 @@ impl Shared {
         }
         self.wake.notify_one();
         self.start_task();
+    }
+
+    fn count_dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metrics.dropped();
     }
 
     /// Starts the delivery task on the current Tokio runtime, unless one

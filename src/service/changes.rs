@@ -199,12 +199,21 @@ impl TokenService {
             return Err(UpdateError::Replaced { id, by });
         }
         let change = make(&record)?;
-        match self.store.update(scope, id, &change).await? {
+        match self
+            .store
+            .update(scope, id, &change)
+            .await
+            .inspect_err(|_| self.store_failed("update"))?
+        {
             UpdateOutcome::Updated => {}
             // Already so: perhaps by a call that landed after the read
             // above, so the answer is read afresh.
             UpdateOutcome::Unchanged => {
-                let current = self.store.find(id).await?;
+                let current = self
+                    .store
+                    .find(id)
+                    .await
+                    .inspect_err(|_| self.store_failed("find"))?;
                 return Ok(self.summary(&current.unwrap_or(record), self.now()));
             }
             UpdateOutcome::NotFound => return Err(UpdateError::NotFound { id }),

@@ -297,7 +297,12 @@ impl TokenService {
                 label: summary.label.clone(),
                 restrictions: restrictions.clone(),
             };
-            match self.store.insert(record).await {
+            match self
+                .store
+                .insert(record)
+                .await
+                .inspect_err(|_| self.store_failed("insert"))
+            {
                 Ok(()) => {
                     self.audit.send(event);
                     return Ok(IssuedToken { token, summary });

@@ -46,7 +46,10 @@ impl TokenService {
         let written = if uses.is_empty() {
             Ok(())
         } else {
-            self.store.record_uses(&uses).await
+            self.store
+                .record_uses(&uses)
+                .await
+                .inspect_err(|_| self.store_failed("record_uses"))
         };
         usage.finish(&uses, now, written.is_ok());
         written.map(|()| uses.len())

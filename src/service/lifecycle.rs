@@ -138,6 +138,7 @@ impl TokenService {
                 .store
                 .rotate(&old.scope, id, retire.clone(), successor)
                 .await
+                .inspect_err(|_| self.store_failed("rotate"))
             {
                 Ok(RotateOutcome::Rotated) => {
                     self.audit.send(event);
@@ -197,7 +198,11 @@ impl TokenService {
             reason: reason.clone(),
         };
         let at = revocation.at;
-        let revoked = self.store.revoke_scope(scope, revocation).await?;
+        let revoked = self
+            .store
+            .revoke_scope(scope, revocation)
+            .await
+            .inspect_err(|_| self.store_failed("revoke_scope"))?;
         // Nothing revoked, nothing happened: no event.
         if revoked.count > 0 {
             self.audit.send(AuditEvent::ScopeRevoked {
@@ -257,7 +262,8 @@ impl TokenService {
         let listed = self
             .store
             .list_expiring(filter, start..end, page.after, page.limit + 1)
-            .await?;
+            .await
+            .inspect_err(|_| self.store_failed("list_expiring"))?;
         Ok(self.page(listed, page.limit, |listed| match listed {
             Ok(record) => ExpiryCursor::of(record),
             Err(damaged) => Some(ExpiryCursor {
@@ -293,7 +299,12 @@ impl TokenService {
         let before = now.saturating_sub(signed(older_than)).max(EARLIEST);
         let mut purged = 0;
         let outcome = loop {
-            match self.store.purge(before, PURGE_BATCH).await {
+            match self
+                .store
+                .purge(before, PURGE_BATCH)
+                .await
+                .inspect_err(|_| self.store_failed("purge"))
+            {
                 Ok(deleted) => {
                     purged += deleted;
                     if deleted < PURGE_BATCH as u64 {

@@ -107,7 +107,12 @@ impl TokenService {
             label,
             reason: revocation.reason.clone(),
         };
-        match self.store.revoke(scope, id, revocation.clone()).await {
+        match self
+            .store
+            .revoke(scope, id, revocation.clone())
+            .await
+            .inspect_err(|_| self.store_failed("revoke"))
+        {
             Ok(RevokeOutcome::Revoked) => {
                 self.audit.send(event);
                 Ok(Revoked::Now(revocation))
@@ -185,7 +190,12 @@ impl TokenService {
     ) -> Result<Option<Managed>, StoreError> {
         // The scope stays shared with the store's copy: cloning it (an
         // allocation) only for tokens that exist would time them apart.
-        let scope: Option<Arc<Scope>> = match self.store.find_credential(id).await {
+        let scope: Option<Arc<Scope>> = match self
+            .store
+            .find_credential(id)
+            .await
+            .inspect_err(|_| self.store_failed("find_credential"))
+        {
             Ok(found) => found.map(|credential| credential.scope),
             Err(StoreError::Corrupt {
                 scope: Some(scope), ..
@@ -200,7 +210,12 @@ impl TokenService {
             return Ok(None);
         }
         // `None` only if the token was deleted in between.
-        match self.store.find(id).await {
+        match self
+            .store
+            .find(id)
+            .await
+            .inspect_err(|_| self.store_failed("find"))
+        {
             Ok(found) => Ok(found.map(|record| Managed::Readable(Box::new(record)))),
             Err(StoreError::Corrupt {
                 id: damaged,
@@ -249,7 +264,11 @@ impl TokenService {
     ) -> Result<TokenPage, ListError> {
         check_page_size(page.limit)?;
         // One record more than asked tells whether another page follows.
-        let listed = self.store.list(filter, page.after, page.limit + 1).await?;
+        let listed = self
+            .store
+            .list(filter, page.after, page.limit + 1)
+            .await
+            .inspect_err(|_| self.store_failed("list"))?;
         Ok(self.page(listed, page.limit, |listed| match listed {
             Ok(record) => Some(Cursor::of(record)),
             Err(damaged) => Some(Cursor {

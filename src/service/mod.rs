@@ -99,6 +99,10 @@ pub struct TokenService {
     address_reports: OncePerInterval,
     /// The platform's permissions, for checking permission sets at issue.
     permissions: PermissionRegistry,
+    /// Verification outcomes and sampled durations, reported to the
+    /// recorder installed when the service was built.
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::VerifyMetrics,
 }
 
 impl TokenService {
@@ -107,7 +111,13 @@ impl TokenService {
     /// audit events going to `tracing`, and last-used tracking every
     /// [`DEFAULT_LAST_USED_INTERVAL`] (start
     /// [`spawn_maintenance`](Self::spawn_maintenance) to write them down).
+    ///
+    /// With feature `metrics`, the service reports to the
+    /// [`metrics`](crate::metrics) recorder installed when it is built:
+    /// install yours first.
     pub fn new(format: TokenFormat, keys: Keyring, store: Arc<dyn TokenStore>) -> Self {
+        #[cfg(feature = "metrics")]
+        crate::metrics::register_store_errors();
         TokenService {
             format,
             keys,
@@ -122,7 +132,20 @@ impl TokenService {
             retired_reports: OncePerInterval::new(DEFAULT_LAST_USED_INTERVAL),
             address_reports: OncePerInterval::new(DEFAULT_LAST_USED_INTERVAL),
             permissions: PermissionRegistry::new(),
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::VerifyMetrics::new(),
         }
+    }
+
+    /// The same service, timing one verification in `one_in` on each
+    /// thread for the duration histogram (instead of
+    /// [`DEFAULT_LATENCY_SAMPLING`](crate::metrics::DEFAULT_LATENCY_SAMPLING));
+    /// one in one times every call. Every call is counted either way.
+    #[cfg(feature = "metrics")]
+    #[must_use]
+    pub fn with_latency_sampling(mut self, one_in: std::num::NonZeroU32) -> Self {
+        self.metrics = self.metrics.sampling(one_in);
+        self
     }
 
     /// The same service, issuing permission sets from `registry`: the
@@ -198,7 +221,10 @@ impl TokenService {
     ///
     /// What the store reports if it gave up getting ready.
     pub async fn ready(&self) -> Result<(), StoreError> {
-        self.store.ready().await
+        self.store
+            .ready()
+            .await
+            .inspect_err(|_| self.store_failed("ready"))
     }
 
     /// Waits until every audit event so far has reached the sink. The
@@ -280,6 +306,17 @@ impl TokenService {
             scope: scope.cloned(),
             token,
         });
+    }
+
+    /// Counts a failed call of the store's `operation` (feature
+    /// `metrics`; nothing without it). Use as
+    /// `.inspect_err(|_| self.store_failed("insert"))`.
+    #[inline]
+    fn store_failed(&self, operation: &'static str) {
+        #[cfg(feature = "metrics")]
+        crate::metrics::store_error(operation);
+        #[cfg(not(feature = "metrics"))]
+        let _ = operation;
     }
 
     /// The time to write into a record. A clock so far off that its time has

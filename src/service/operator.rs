@@ -150,6 +150,7 @@ impl Operator<'_> {
                 .store
                 .revoke_created_by(creator, revocation.clone(), REVOKE_BATCH)
                 .await
+                .inspect_err(|_| service.store_failed("revoke_created_by"))
             {
                 Ok(batch) => {
                     revoked.count += batch.len() as u64;

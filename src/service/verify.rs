@@ -105,10 +105,17 @@ impl TokenService {
     /// expired, disabled, a store failure, or `AddressNotAllowed` for every
     /// token with an allowlist (use [`verify_from`](Self::verify_from)).
     pub async fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
+        // Feature `metrics`: a thread-local countdown picks the calls to
+        // time; every call is counted by outcome, on handles resolved when
+        // the service was built (no name lookup here).
+        #[cfg(feature = "metrics")]
+        let started = self.metrics.start();
         let verified = self.check(token, None).await;
         if let Err(error) = &verified {
             self.failures.count(error);
         }
+        #[cfg(feature = "metrics")]
+        self.metrics.finish(started, &verified);
         verified
     }
 
@@ -127,10 +134,14 @@ impl TokenService {
         token: &str,
         client: IpAddr,
     ) -> Result<VerifiedToken, VerifyError> {
+        #[cfg(feature = "metrics")]
+        let started = self.metrics.start();
         let verified = self.check(token, Some(client)).await;
         if let Err(error) = &verified {
             self.failures.count(error);
         }
+        #[cfg(feature = "metrics")]
+        self.metrics.finish(started, &verified);
         verified
     }
 
@@ -145,6 +156,7 @@ impl TokenService {
             .store
             .find_credential(parsed.id())
             .await
+            .inspect_err(|_| self.store_failed("find_credential"))
             .map_err(VerifyError::Store)?;
         let secret_matches = self.secret_matches(&parsed, found.as_ref());
         let credential = match found {

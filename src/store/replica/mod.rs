@@ -323,6 +323,8 @@ impl ReplicatedStore {
         if listen {
             tasks.extend(shared.source.listen(wake));
         }
+        #[cfg(feature = "metrics")]
+        tasks.push(tokio::spawn(report_lag(shared.clone())));
         ReplicatedStore { shared, tasks }
     }
 
@@ -406,6 +408,20 @@ async fn follow(shared: Arc<Shared>) {
         // A wake-up that came while reading stays stored: the next wait
         // returns at once.
         let _ = tokio::time::timeout(every, shared.wake.notified()).await;
+    }
+}
+
+/// Sets the replica-lag gauge every quarter of the bound: a task of its
+/// own, so the gauge keeps rising while a read of the feed hangs or
+/// fails, which is when it matters.
+#[cfg(feature = "metrics")]
+async fn report_lag(shared: Arc<Shared>) {
+    let gauge = metrics::gauge!(crate::metrics::REPLICA_LAG);
+    let mut every = tokio::time::interval(shared.options.max_staleness / 4);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        gauge.set(shared.lag().map_or(f64::INFINITY, |lag| lag.as_secs_f64()));
     }
 }
 

@@ -1,0 +1,298 @@
+//! What the crate reports to the [`metrics`] facade (feature `metrics`),
+//! and under which names.
+//!
+//! The names follow Prometheus's conventions: an `api_tokens_` prefix,
+//! `_total` on counters, base units (`_seconds`). Labels take only a
+//! fixed, small set of values (an outcome, a store operation), never a
+//! token id, organization, actor or label, so the number of series does
+//! not grow with tenants or traffic.
+//!
+//! | name | type | labels | what |
+//! |---|---|---|---|
+//! | [`VERIFICATIONS`] | counter | `outcome` | verifications, by outcome |
+//! | [`VERIFICATION_DURATION`] | histogram | — | how long a verification took, one call in [`DEFAULT_LATENCY_SAMPLING`] per thread |
+//! | [`STORE_ERRORS`] | counter | `operation` | store calls of the service that failed, by store method |
+//! | [`TOKENS_ISSUED`] | counter | — | tokens issued (not rotation successors) |
+//! | [`TOKENS_REVOKED`] | counter | — | tokens revoked: one by one, by scope, by creator |
+//! | [`TOKENS_ROTATED`] | counter | — | tokens rotated |
+//! | [`AUDIT_EVENTS_DROPPED`] | counter | — | audit events lost |
+//! | [`REPLICA_LAG`] | gauge | — | how long ago a `ReplicatedStore` was last proven current |
+//!
+//! **Install the recorder before building the service** (and the
+//! replica): a [`TokenService`](crate::TokenService) resolves its metric
+//! handles once, when it is built, so the hot path never looks a name up.
+//! A service built before any recorder was installed reports nothing.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use api_tokens::{HashKey, KeyId, Keyring, MemoryStore, TokenFormat, TokenService};
+//!
+//! // First: install the recorder of your choice (e.g.
+//! // metrics-exporter-prometheus's `PrometheusBuilder::install_recorder`,
+//! // giving `VERIFICATION_DURATION_BUCKETS` to `set_buckets_for_metric`).
+//! api_tokens::metrics::describe_metrics();
+//! let service = TokenService::new(
+//!     TokenFormat::new("acme")?,
+//!     Keyring::new(KeyId::new(1), HashKey::generate()?),
+//!     Arc::new(MemoryStore::new()),
+//! );
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::cell::Cell;
+use std::num::NonZeroU32;
+use std::time::Instant;
+
+use metrics::{Counter, Histogram, Unit};
+
+use crate::audit::{AuditEvent, FailureReason};
+use crate::error::VerifyError;
+
+/// `api_tokens_verifications_total`, counter, label `outcome`: `valid`,
+/// `malformed`, `invalid` (unknown id or wrong secret), `revoked`,
+/// `expired`, `disabled`, `address_not_allowed`, `store_error`. The same
+/// reasons [`VerifyFailures`](crate::VerifyFailures) counts, plus `valid`.
+pub const VERIFICATIONS: &str = "api_tokens_verifications_total";
+
+/// `api_tokens_verification_duration_seconds`, histogram: how long a
+/// [`verify`](crate::TokenService::verify) or
+/// [`verify_from`](crate::TokenService::verify_from) took, valid or not,
+/// for one call in [`DEFAULT_LATENCY_SAMPLING`] on each thread (set with
+/// [`TokenService::with_latency_sampling`](crate::TokenService::with_latency_sampling)).
+/// Its count is therefore the sampled calls, not all of them: count calls
+/// with [`VERIFICATIONS`].
+pub const VERIFICATION_DURATION: &str = "api_tokens_verification_duration_seconds";
+
+/// `api_tokens_store_errors_total`, counter, label `operation`: the
+/// [`TokenStore`](crate::TokenStore) method that failed when the service
+/// called it (`find_credential` for verification, `insert`, `revoke`,
+/// `list`, …; see [`STORE_OPERATIONS`]).
+pub const STORE_ERRORS: &str = "api_tokens_store_errors_total";
+
+/// `api_tokens_tokens_issued_total`, counter: tokens issued. A rotation's
+/// successor counts in [`TOKENS_ROTATED`] instead.
+pub const TOKENS_ISSUED: &str = "api_tokens_tokens_issued_total";
+
+/// `api_tokens_tokens_revoked_total`, counter: tokens revoked, one per
+/// token, whether revoked alone, with its scope or with its creator's
+/// tokens. Counted from the audit events, so each revocation that changed
+/// something counts once.
+pub const TOKENS_REVOKED: &str = "api_tokens_tokens_revoked_total";
+
+/// `api_tokens_tokens_rotated_total`, counter: tokens rotated (each issued
+/// a successor).
+pub const TOKENS_ROTATED: &str = "api_tokens_tokens_rotated_total";
+
+/// `api_tokens_audit_events_dropped_total`, counter: audit events lost, as
+/// [`TokenService::audit_events_dropped`](crate::TokenService::audit_events_dropped)
+/// counts them. Anything above zero needs a look.
+pub const AUDIT_EVENTS_DROPPED: &str = "api_tokens_audit_events_dropped_total";
+
+/// `api_tokens_replica_lag_seconds`, gauge: how long ago a
+/// `ReplicatedStore` (features `postgres`, `sqlite`) was last proven
+/// current, set by a task of the replica every quarter of its
+/// `max_staleness`; `+Inf` while it has never been, or a read after a
+/// write failed. Above `max_staleness`, verification fails closed. (One
+/// replica per process: two would set the same gauge.)
+pub const REPLICA_LAG: &str = "api_tokens_replica_lag_seconds";
+
+/// How many verifications on one thread take one duration sample, unless
+/// set with
+/// [`TokenService::with_latency_sampling`](crate::TokenService::with_latency_sampling):
+/// two clock reads and a histogram write cost a fifth of a verification
+/// over the memory store, so timing every call would cost more than the
+/// 3 % the hot path may spend on metrics (the `verify` bench measures both).
+pub const DEFAULT_LATENCY_SAMPLING: NonZeroU32 = NonZeroU32::new(64).expect("not zero");
+
+/// Bucket bounds (seconds) for [`VERIFICATION_DURATION`], for exporters
+/// that need them (metrics-exporter-prometheus renders a summary without):
+/// 100 ns to 1 s, from a replica's or the memory store's sub-microsecond
+/// lookups to a database round trip.
+pub const VERIFICATION_DURATION_BUCKETS: &[f64] = &[
+    1e-7, 2.5e-7, 5e-7, 1e-6, 2.5e-6, 1e-5, 1e-4, 1e-3, 5e-3, 0.025, 0.1, 1.0,
+];
+
+/// The values of [`STORE_ERRORS`]' `operation` label: the
+/// [`TokenStore`](crate::TokenStore) methods the service calls.
+pub const STORE_OPERATIONS: &[&str] = &[
+    "insert",
+    "find",
+    "find_credential",
+    "list",
+    "revoke",
+    "revoke_scope",
+    "rotate",
+    "update",
+    "record_uses",
+    "list_expiring",
+    "revoke_created_by",
+    "purge",
+    "ready",
+];
+
+/// Describes every metric above (help text and unit) to the installed
+/// recorder. Call it once, after installing the recorder; a service works
+/// without it, its metrics then have no help text.
+pub fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        VERIFICATIONS,
+        Unit::Count,
+        "Token verifications, by outcome."
+    );
+    describe_histogram!(
+        VERIFICATION_DURATION,
+        Unit::Seconds,
+        "How long a token verification took (a sample of the calls)."
+    );
+    describe_counter!(
+        STORE_ERRORS,
+        Unit::Count,
+        "Token store calls that failed, by store operation."
+    );
+    describe_counter!(TOKENS_ISSUED, Unit::Count, "API tokens issued.");
+    describe_counter!(
+        TOKENS_REVOKED,
+        Unit::Count,
+        "API tokens revoked (alone, by scope or by creator)."
+    );
+    describe_counter!(TOKENS_ROTATED, Unit::Count, "API tokens rotated.");
+    describe_counter!(
+        AUDIT_EVENTS_DROPPED,
+        Unit::Count,
+        "Audit events lost because the sink fell behind or a change stayed unconfirmed."
+    );
+    describe_gauge!(
+        REPLICA_LAG,
+        Unit::Seconds,
+        "How long ago the token replica was last proven current."
+    );
+}
+
+thread_local! {
+    /// Verifications on this thread until the next one is timed. Per
+    /// thread, so that no core writes a line another core reads.
+    static UNTIL_TIMED: Cell<u32> = const { Cell::new(0) };
+}
+
+/// The verification metrics' handles, resolved once when the service is
+/// built.
+pub(crate) struct VerifyMetrics {
+    valid: Counter,
+    /// Indexed by [`FailureReason`].
+    failed: [Counter; FailureReason::ALL.len()],
+    duration: Histogram,
+    sample_every: NonZeroU32,
+}
+
+impl VerifyMetrics {
+    pub(crate) fn new() -> Self {
+        let outcome = |name: &'static str| metrics::counter!(VERIFICATIONS, "outcome" => name);
+        VerifyMetrics {
+            valid: outcome("valid"),
+            failed: FailureReason::ALL.map(|reason| outcome(reason.outcome())),
+            duration: metrics::histogram!(VERIFICATION_DURATION),
+            sample_every: DEFAULT_LATENCY_SAMPLING,
+        }
+    }
+
+    /// The same, timing one verification in `one_in` on each thread.
+    pub(crate) fn sampling(self, one_in: NonZeroU32) -> Self {
+        VerifyMetrics {
+            sample_every: one_in,
+            ..self
+        }
+    }
+
+    /// When this verification started, if it is one to time: a
+    /// thread-local countdown decides, so most calls cost one decrement.
+    #[inline]
+    pub(crate) fn start(&self) -> Option<Instant> {
+        UNTIL_TIMED.with(|left| match left.get() {
+            0 => {
+                left.set(self.sample_every.get() - 1);
+                Some(Instant::now())
+            }
+            more => {
+                left.set(more - 1);
+                None
+            }
+        })
+    }
+
+    /// Counts the outcome, and records the duration of a timed call.
+    #[inline]
+    pub(crate) fn finish<T>(&self, started: Option<Instant>, outcome: &Result<T, VerifyError>) {
+        match outcome {
+            Ok(_) => self.valid.increment(1),
+            Err(error) => self.failed[FailureReason::of(error) as usize].increment(1),
+        }
+        if let Some(started) = started {
+            self.duration.record(started.elapsed());
+        }
+    }
+}
+
+/// Counts a store call of the service that failed. Rare, so the handle is
+/// looked up here (every operation's series was made at zero by
+/// [`register_store_errors`]).
+pub(crate) fn store_error(operation: &'static str) {
+    debug_assert!(
+        STORE_OPERATIONS.contains(&operation),
+        "{operation} is not a TokenStore operation"
+    );
+    metrics::counter!(STORE_ERRORS, "operation" => operation).increment(1);
+}
+
+/// Makes every operation's store-error series, at zero, so a dashboard
+/// sees zero rather than no data before the first failure.
+pub(crate) fn register_store_errors() {
+    for operation in STORE_OPERATIONS {
+        let _ = metrics::counter!(STORE_ERRORS, "operation" => *operation);
+    }
+}
+
+/// The handles the audit queue counts changes with: every change the
+/// service makes goes through it as an event, so counting there counts
+/// each once, whichever method made it.
+pub(crate) struct ChangeMetrics {
+    issued: Counter,
+    revoked: Counter,
+    rotated: Counter,
+    dropped: Counter,
+}
+
+impl ChangeMetrics {
+    pub(crate) fn new() -> Self {
+        ChangeMetrics {
+            issued: metrics::counter!(TOKENS_ISSUED),
+            revoked: metrics::counter!(TOKENS_REVOKED),
+            rotated: metrics::counter!(TOKENS_ROTATED),
+            dropped: metrics::counter!(AUDIT_EVENTS_DROPPED),
+        }
+    }
+
+    /// Counts what `event` changed.
+    pub(crate) fn event(&self, event: &AuditEvent) {
+        match event {
+            AuditEvent::Issued { .. } => self.issued.increment(1),
+            AuditEvent::Rotated { .. } => self.rotated.increment(1),
+            AuditEvent::Revoked { .. } => self.revoked.increment(1),
+            AuditEvent::ScopeRevoked { count, .. } | AuditEvent::CreatorRevoked { count, .. } => {
+                self.revoked.increment(*count)
+            }
+            AuditEvent::Purged { .. }
+            | AuditEvent::Refused { .. }
+            | AuditEvent::Disabled { .. }
+            | AuditEvent::Enabled { .. }
+            | AuditEvent::Edited { .. }
+            | AuditEvent::AddressRefused { .. }
+            | AuditEvent::RetiredTokenUsed { .. } => {}
+        }
+    }
+
+    /// Counts an audit event dropped.
+    pub(crate) fn dropped(&self) {
+        self.dropped.increment(1);
+    }
+}
