@@ -25,6 +25,15 @@
 //!   service over 1M tokens, while a third thread issues and revokes 1,000
 //!   tokens a second. Reported as time per verify, wall clock.
 //! - `issue`: `TokenService::issue` into a growing memory store.
+//! - With feature `metrics` (`cargo bench --bench verify --features metrics`):
+//!   `metrics_sampled/<size>` and `metrics_every_call/<size>`: `valid`
+//!   through a service built under a real recorder (metrics-exporter-
+//!   prometheus's, its upkeep run every second as a service runs it),
+//!   timing one verify in 64 per thread (the default) or every one; and
+//!   `contended_metrics/1`, `/2`: `contended` through the sampled one. The
+//!   other figures of such a run are built with no recorder installed, so
+//!   their handles are no-ops: `valid` is then the feature's cost without a
+//!   recorder (compare it with a run without the feature).
 //! - `peer_prefixed_api_key/1M`: the `prefixed-api-key` crate (SHA-256) doing
 //!   the same job: its parse and hash check plus a lookup of the stored hash
 //!   in a `HashMap` of 1M entries.
@@ -141,6 +150,9 @@ struct Fixture {
     /// As many plain tokens, spread over the store alike (one in 100): what
     /// `narrowed` is compared with, so both pools sit in the cache alike.
     twins: Pool,
+    /// The same store, reporting to a real metrics recorder.
+    #[cfg(feature = "metrics")]
+    recorded: recorded::Services,
 }
 
 /// The four networks of a narrowed token's allowlist; the client matches
@@ -221,6 +233,8 @@ impl Fixture {
         }
         ready(service.flush_last_used()).unwrap();
         Fixture {
+            #[cfg(feature = "metrics")]
+            recorded: recorded::Services::new(&store, &clock, &valid),
             service: Arc::new(service),
             untracked: Arc::new(
                 support::service(store, &clock)
@@ -417,14 +431,107 @@ fn sized(group: &mut BenchmarkGroup<'_, WallTime>, size: usize, label: &str) {
         });
         bench_verify(group, "bad_checksum/1K", service, &bad_checksum, false);
     }
+    #[cfg(feature = "metrics")]
+    for (figure, service) in [
+        ("metrics_sampled", &fixture.recorded.sampled),
+        ("metrics_every_call", &fixture.recorded.every_call),
+    ] {
+        bench_verify(
+            group,
+            &format!("{figure}/{label}"),
+            service,
+            &fixture.valid,
+            true,
+        );
+    }
     if size == 1_000_000 {
-        contended(group, &fixture);
+        contended(group, &fixture, &fixture.service, "contended");
+        #[cfg(feature = "metrics")]
+        contended(
+            group,
+            &fixture,
+            &fixture.recorded.sampled,
+            "contended_metrics",
+        );
     }
 }
 
-/// Verifies from `threads` threads at once while a writer issues and revokes
-/// its own tokens 1,000 times a second; the figure is wall time per verify.
-fn contended(group: &mut BenchmarkGroup<'_, WallTime>, fixture: &Fixture) {
+/// Services that report to a real recorder (feature `metrics`).
+#[cfg(feature = "metrics")]
+mod recorded {
+    use std::num::NonZeroU32;
+    use std::sync::{Arc, OnceLock};
+    use std::time::Duration;
+
+    use api_tokens::testing::ManualClock;
+    use api_tokens::{MemoryStore, TokenService};
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
+
+    use super::{Pool, ready};
+
+    pub(crate) struct Services {
+        /// One verify in 64 per thread timed (the default).
+        pub(crate) sampled: Arc<TokenService>,
+        /// Every verify timed.
+        pub(crate) every_call: Arc<TokenService>,
+    }
+
+    impl Services {
+        /// Services over `store`, each in last-used tracking's steady
+        /// state over `valid` (as the fixture's own).
+        pub(crate) fn new(store: &Arc<MemoryStore>, clock: &ManualClock, valid: &Pool) -> Self {
+            let build = |one_in: u32| {
+                let service = metrics::with_local_recorder(recorder(), || {
+                    super::service(store.clone(), clock)
+                        .with_latency_sampling(NonZeroU32::new(one_in).expect("not zero"))
+                });
+                for token in valid.iter() {
+                    ready(service.verify(token)).unwrap();
+                }
+                ready(service.flush_last_used()).unwrap();
+                Arc::new(service)
+            };
+            Services {
+                sampled: build(64),
+                every_call: build(1),
+            }
+        }
+    }
+
+    /// The Prometheus recorder, configured as the example service's, with
+    /// a thread running its upkeep every second (which drains the
+    /// histogram samples a scrape would).
+    fn recorder() -> &'static PrometheusRecorder {
+        static RECORDER: OnceLock<PrometheusRecorder> = OnceLock::new();
+        RECORDER.get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(api_tokens::metrics::VERIFICATION_DURATION.to_owned()),
+                    api_tokens::metrics::VERIFICATION_DURATION_BUCKETS,
+                )
+                .expect("buckets")
+                .build_recorder();
+            let handle = recorder.handle();
+            std::thread::spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                    handle.run_upkeep();
+                }
+            });
+            recorder
+        })
+    }
+}
+
+/// Verifies through `service` from `threads` threads at once while a writer
+/// issues and revokes its own tokens 1,000 times a second; the figure is
+/// wall time per verify.
+fn contended(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    fixture: &Fixture,
+    service: &TokenService,
+    name: &str,
+) {
     let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
         scope.spawn(|| {
@@ -442,7 +549,7 @@ fn contended(group: &mut BenchmarkGroup<'_, WallTime>, fixture: &Fixture) {
         group.sampling_mode(SamplingMode::Flat);
         group.sample_size(20);
         for threads in [1usize, 2] {
-            let id = format!("contended/{threads}");
+            let id = format!("{name}/{threads}");
             group.bench_function(&id, |b| {
                 ran(&id);
                 b.iter_custom(|iters| {
@@ -461,7 +568,7 @@ fn contended(group: &mut BenchmarkGroup<'_, WallTime>, fixture: &Fixture) {
                                 barrier.wait();
                                 for _ in 0..share {
                                     let token = black_box(tokens.next());
-                                    assert!(ready(fixture.service.verify(token)).is_ok());
+                                    assert!(ready(service.verify(token)).is_ok());
                                 }
                             });
                         }
@@ -678,6 +785,36 @@ fn summary(memory: Option<(f64, f64)>) {
         show(ratio(one, two), "×"),
         "≥ 1.7",
     );
+    // Feature `metrics`: what a real recorder costs the hot path.
+    for size in ["1K", "1M", "10M"] {
+        let valid = ns(&format!("valid/{size}"));
+        for (figure, what, target) in [
+            ("metrics_sampled", "1 in 64 timed", "≤ 1.03"),
+            ("metrics_every_call", "every call timed", ""),
+        ] {
+            let recorded = ns(&format!("{figure}/{size}"));
+            if recorded.is_some() {
+                row(
+                    &format!("valid, metrics ({what}), ÷ floor at {size}"),
+                    show(ratio(recorded, ns(&format!("floor/{size}"))), "×"),
+                    "",
+                );
+                row(
+                    &format!("valid, metrics ({what}), ÷ valid at {size}"),
+                    show(ratio(recorded, valid), "×"),
+                    target,
+                );
+            }
+        }
+    }
+    let (one, two) = (ns("contended_metrics/1"), ns("contended_metrics/2"));
+    if one.is_some() {
+        row(
+            "contended 2 threads ÷ 1 thread, metrics recorded",
+            show(ratio(one, two), "×"),
+            "≥ 1.7",
+        );
+    }
     row(
         "issue (k tokens/s)",
         show(ns("issue").map(|ns| 1e6 / ns), ""),

@@ -55,11 +55,7 @@ struct Scrape {
 
 impl Scrape {
     async fn of(url: &str) -> Scrape {
-        let response = client()
-            .get(format!("{url}/metrics"))
-            .send()
-            .await
-            .unwrap();
+        let response = client().get(format!("{url}/metrics")).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         let content_type = response.headers()["content-type"].to_str().unwrap();
         assert!(content_type.starts_with("text/plain; version=0.0.4"));
@@ -160,7 +156,10 @@ async fn each_request_moves_its_metrics_by_exactly_what_it_did() {
 
     // Verify: one valid, one malformed, one wrong secret.
     assert_eq!(use_token(&token).await, StatusCode::OK);
-    assert_eq!(use_token("acme_not_a_token").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        use_token("acme_not_a_token").await,
+        StatusCode::UNAUTHORIZED
+    );
     let position = CHECKSUM_AT - 1;
     let wrong_secret = altered(&token, position, other_than(token.as_bytes()[position]));
     assert_eq!(use_token(&wrong_secret).await, StatusCode::UNAUTHORIZED);
