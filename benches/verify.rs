@@ -29,7 +29,11 @@
 //!   `metrics_sampled/<size>` and `metrics_every_call/<size>`: `valid`
 //!   through a service built under a real recorder (metrics-exporter-
 //!   prometheus's, its upkeep run every second as a service runs it),
-//!   timing one verify in 64 per thread (the default) or every one; and
+//!   timing one verify in 64 per thread (the default) or every one, in
+//!   turns of 256 calls with the same store's service without a recorder,
+//!   so that both meet the same load; the summary gives the median ratio
+//!   of their samples, the cost in %. `metrics_counted_only/<size>`: the
+//!   same timing no call, what counting the outcome alone costs. And
 //!   `contended_metrics/1`, `/2`: `contended` through the sampled one. The
 //!   other figures of such a run are built with no recorder installed, so
 //!   their handles are no-ops: `valid` is then the feature's cost without a
@@ -432,17 +436,13 @@ fn sized(group: &mut BenchmarkGroup<'_, WallTime>, size: usize, label: &str) {
         bench_verify(group, "bad_checksum/1K", service, &bad_checksum, false);
     }
     #[cfg(feature = "metrics")]
-    for (figure, service) in [
+    for (figure, recorded) in [
         ("metrics_sampled", &fixture.recorded.sampled),
         ("metrics_every_call", &fixture.recorded.every_call),
+        ("metrics_counted_only", &fixture.recorded.counted_only),
     ] {
-        bench_verify(
-            group,
-            &format!("{figure}/{label}"),
-            service,
-            &fixture.valid,
-            true,
-        );
+        let id = format!("{figure}/{label}");
+        recorded::paired(group, &id, service, recorded, &fixture.valid);
     }
     if size == 1_000_000 {
         contended(group, &fixture, &fixture.service, "contended");
@@ -467,23 +467,86 @@ mod recorded {
     use api_tokens::{MemoryStore, TokenService};
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
 
-    use super::{Pool, ready};
+    use std::hint::black_box;
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    use criterion::BenchmarkGroup;
+    use criterion::measurement::WallTime;
+
+    use super::{Cycle, Pool, ran, ready};
+
+    /// For each sample of a paired figure, by its id: its recorded
+    /// verifies' time ÷ its plain ones'.
+    static RATIOS: Mutex<Vec<(String, f64)>> = Mutex::new(Vec::new());
+
+    /// Verifies through `recorded` and `plain` in turns of 256 calls each,
+    /// timing each turn, so both meet the same load on a noisy machine.
+    /// Criterion's figure is the time per recorded verify; each sample
+    /// also notes recorded ÷ plain, whose median [`ratio`] gives.
+    pub(crate) fn paired(
+        group: &mut BenchmarkGroup<'_, WallTime>,
+        id: &str,
+        plain: &TokenService,
+        recorded: &TokenService,
+        pool: &Pool,
+    ) {
+        const TURN: u64 = 256;
+        let mut tokens = Cycle::new(pool, 0);
+        group.bench_function(id, |b| {
+            ran(id);
+            b.iter_custom(|iters| {
+                let mut times = [Duration::ZERO; 2];
+                let mut left = iters;
+                while left > 0 {
+                    let turn = left.min(TURN);
+                    for (service, time) in [recorded, plain].into_iter().zip(&mut times) {
+                        let started = Instant::now();
+                        for _ in 0..turn {
+                            let token = black_box(tokens.next());
+                            assert!(ready(service.verify(token)).is_ok());
+                        }
+                        *time += started.elapsed();
+                    }
+                    left -= turn;
+                }
+                let ratio = times[0].as_secs_f64() / times[1].as_secs_f64();
+                RATIOS.lock().unwrap().push((id.to_owned(), ratio));
+                times[0]
+            })
+        });
+    }
+
+    /// The median of a paired figure's ratios, if it ran.
+    pub(crate) fn ratio(id: &str) -> Option<f64> {
+        let mut ratios: Vec<f64> = RATIOS
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(figure, _)| figure == id)
+            .map(|(_, ratio)| *ratio)
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        ratios.get(ratios.len() / 2).copied()
+    }
 
     pub(crate) struct Services {
         /// One verify in 64 per thread timed (the default).
         pub(crate) sampled: Arc<TokenService>,
         /// Every verify timed.
         pub(crate) every_call: Arc<TokenService>,
+        /// No verify timed (but the first on each thread): what counting
+        /// alone costs.
+        pub(crate) counted_only: Arc<TokenService>,
     }
 
     impl Services {
         /// Services over `store`, each in last-used tracking's steady
         /// state over `valid` (as the fixture's own).
         pub(crate) fn new(store: &Arc<MemoryStore>, clock: &ManualClock, valid: &Pool) -> Self {
-            let build = |one_in: u32| {
+            let build = |one_in: NonZeroU32| {
                 let service = metrics::with_local_recorder(recorder(), || {
-                    super::service(store.clone(), clock)
-                        .with_latency_sampling(NonZeroU32::new(one_in).expect("not zero"))
+                    super::service(store.clone(), clock).with_latency_sampling(one_in)
                 });
                 for token in valid.iter() {
                     ready(service.verify(token)).unwrap();
@@ -492,8 +555,9 @@ mod recorded {
                 Arc::new(service)
             };
             Services {
-                sampled: build(64),
-                every_call: build(1),
+                sampled: build(api_tokens::metrics::DEFAULT_LATENCY_SAMPLING),
+                every_call: build(NonZeroU32::MIN),
+                counted_only: build(NonZeroU32::MAX),
             }
         }
     }
@@ -785,27 +849,48 @@ fn summary(memory: Option<(f64, f64)>) {
         show(ratio(one, two), "×"),
         "≥ 1.7",
     );
-    // Feature `metrics`: what a real recorder costs the hot path.
+    // Feature `metrics`: what a real recorder costs the hot path, and
+    // which part of it timing takes (the rule: sample the latency
+    // if timing every call costs more than 3 %).
+    #[cfg(feature = "metrics")]
     for size in ["1K", "1M", "10M"] {
-        let valid = ns(&format!("valid/{size}"));
-        for (figure, what, target) in [
-            ("metrics_sampled", "1 in 64 timed", "≤ 1.03"),
-            ("metrics_every_call", "every call timed", ""),
-        ] {
-            let recorded = ns(&format!("{figure}/{size}"));
-            if recorded.is_some() {
-                row(
-                    &format!("valid, metrics ({what}), ÷ floor at {size}"),
-                    show(ratio(recorded, ns(&format!("floor/{size}"))), "×"),
-                    "",
-                );
-                row(
-                    &format!("valid, metrics ({what}), ÷ valid at {size}"),
-                    show(ratio(recorded, valid), "×"),
-                    target,
-                );
-            }
+        let paired = |figure: &str| recorded::ratio(&format!("{figure}/{size}"));
+        let (sampled, every, counted) = (
+            paired("metrics_sampled"),
+            paired("metrics_every_call"),
+            paired("metrics_counted_only"),
+        );
+        if sampled.is_none() {
+            continue;
         }
+        row(
+            &format!("metrics recorded (1 in 64 timed) ÷ floor at {size}"),
+            show(
+                ratio(
+                    ns(&format!("metrics_sampled/{size}")),
+                    ns(&format!("floor/{size}")),
+                ),
+                "×",
+            ),
+            "",
+        );
+        for (what, value) in [("1 in 64 timed", sampled), ("none timed", counted)] {
+            row(
+                &format!("metrics recorded ({what}) ÷ none, in turns, at {size}"),
+                show(value, "×"),
+                "",
+            );
+        }
+        row(
+            &format!("  timing 1 in 64 ÷ timing none at {size}"),
+            show(ratio(sampled, counted), "×"),
+            "≤ 1.03",
+        );
+        row(
+            &format!("  timing every call ÷ timing none at {size}"),
+            show(ratio(every, counted), "×"),
+            "> 1.03: sample",
+        );
     }
     let (one, two) = (ns("contended_metrics/1"), ns("contended_metrics/2"));
     if one.is_some() {

@@ -22,10 +22,11 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use api_tokens::{ReplicaOptions, ReplicatedStore, SqliteStore, TokenService};
+use api_tokens::{IssueRequest, ReplicaOptions, ReplicatedStore, SqliteStore, TokenService};
 use common::http::*;
 use common::{
-    CHECKSUM_AT, Fixture, altered, domain, fixture, org, org_admin, other_than, service_over,
+    CHECKSUM_AT, Fixture, HOUR, START, altered, domain, fixture, org, org_admin, other_than,
+    service_over,
 };
 
 /// One test at a time: they share the process's counters.
@@ -119,7 +120,12 @@ const DROPPED: &str = "api_tokens_audit_events_dropped_total";
 async fn each_request_moves_its_metrics_by_exactly_what_it_did() {
     let _turn = SERIAL.lock().await;
     let _ = recorder();
-    let Fixture { service, store, .. } = fixture();
+    let Fixture {
+        service,
+        store,
+        clock,
+        ..
+    } = fixture();
     let service = service
         .with_permissions(axum_service::permissions())
         .with_latency_sampling(NonZeroU32::MIN);
@@ -188,6 +194,22 @@ async fn each_request_moves_its_metrics_by_exactly_what_it_did() {
         .await
         .unwrap();
 
+    // A disabled token, one from outside its allowlist, an expired one.
+    let issue = async |request: IssueRequest| {
+        let issued = service.issue(&alice, request).await.unwrap();
+        (issued.token.expose_secret().to_owned(), issued.summary.id)
+    };
+    let (paused, paused_id) = issue(IssueRequest::new(acme.clone(), "paused")).await;
+    service.disable(&alice, &acme, paused_id).await.unwrap();
+    assert_eq!(use_token(&paused).await, StatusCode::UNAUTHORIZED);
+    let elsewhere = IssueRequest::new(acme.clone(), "elsewhere").allowed_networks(["192.0.2.0/24"]);
+    let (elsewhere, _) = issue(elsewhere).await;
+    assert_eq!(use_token(&elsewhere).await, StatusCode::FORBIDDEN);
+    let (expiring, _) =
+        issue(IssueRequest::new(acme.clone(), "brief").expires_at(START + HOUR)).await;
+    clock.advance(2 * HOUR);
+    assert_eq!(use_token(&expiring).await, StatusCode::UNAUTHORIZED);
+
     // A store call that fails: the last-used write.
     store.fail_next_use_write();
     service.flush_last_used().await.unwrap_err();
@@ -204,17 +226,17 @@ async fn each_request_moves_its_metrics_by_exactly_what_it_did() {
             ("malformed", 1.0),
             ("invalid", 1.0),
             ("revoked", 1.0),
-            ("expired", 0.0),
-            ("disabled", 0.0),
-            ("address_not_allowed", 0.0),
+            ("expired", 1.0),
+            ("disabled", 1.0),
+            ("address_not_allowed", 1.0),
             ("store_error", 0.0),
         ]
     );
     // Sampling one in one: every verification timed.
-    assert_eq!(after.rise(&before, DURATION_COUNT), 4.0);
-    // Four issued (a rotation's successor counts as rotated), one revoked
+    assert_eq!(after.rise(&before, DURATION_COUNT), 7.0);
+    // Seven issued (a rotation's successor counts as rotated), one revoked
     // alone and two with their scope, one rotated.
-    assert_eq!(after.rise(&before, ISSUED), 4.0);
+    assert_eq!(after.rise(&before, ISSUED), 7.0);
     assert_eq!(after.rise(&before, REVOKED), 3.0);
     assert_eq!(after.rise(&before, ROTATED), 1.0);
     assert_eq!(after.rise(&before, DROPPED), 0.0);
@@ -253,7 +275,7 @@ async fn one_verification_in_64_on_a_thread_is_timed_by_default() {
     let service = service_over(Arc::new(api_tokens::MemoryStore::new()));
     let (token, _) = {
         let admin = org_admin("acme");
-        let request = api_tokens::IssueRequest::new(org("acme"), "x");
+        let request = IssueRequest::new(org("acme"), "x");
         let issued = service.issue(&admin, request).await.unwrap();
         (issued.token.expose_secret().to_owned(), issued.summary.id)
     };

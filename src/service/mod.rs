@@ -137,10 +137,13 @@ impl TokenService {
         }
     }
 
-    /// The same service, timing one verification in `one_in` on each
-    /// thread for the duration histogram (instead of
-    /// [`DEFAULT_LATENCY_SAMPLING`](crate::metrics::DEFAULT_LATENCY_SAMPLING));
+    /// The same service, timing one verification in `one_in` (rounded up
+    /// to a power of two, at most 2^31) on each thread for the duration
+    /// histogram, instead of
+    /// [`DEFAULT_LATENCY_SAMPLING`](crate::metrics::DEFAULT_LATENCY_SAMPLING);
     /// one in one times every call. Every call is counted either way.
+    /// (Services sharing a thread share its call count: each times the
+    /// calls that fall on its multiples.)
     #[cfg(feature = "metrics")]
     #[must_use]
     pub fn with_latency_sampling(mut self, one_in: std::num::NonZeroU32) -> Self {
