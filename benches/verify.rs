@@ -863,15 +863,11 @@ fn summary(memory: Option<(f64, f64)>) {
         if sampled.is_none() {
             continue;
         }
+        let recorded = ns(&format!("metrics_sampled/{size}"));
+        let floor = ns(&format!("floor/{size}"));
         row(
             &format!("metrics recorded (1 in 64 timed) ÷ floor at {size}"),
-            show(
-                ratio(
-                    ns(&format!("metrics_sampled/{size}")),
-                    ns(&format!("floor/{size}")),
-                ),
-                "×",
-            ),
+            show(ratio(recorded, floor), "×"),
             "",
         );
         for (what, value) in [("1 in 64 timed", sampled), ("none timed", counted)] {
