@@ -13,7 +13,7 @@
 //! | [`VERIFICATION_DURATION`] | histogram | — | how long a verification took, one call in [`DEFAULT_LATENCY_SAMPLING`] per thread |
 //! | [`STORE_ERRORS`] | counter | `operation` | store calls of the service that failed, by store method |
 //! | [`TOKENS_ISSUED`] | counter | — | tokens issued (not rotation successors) |
-//! | [`TOKENS_REVOKED`] | counter | — | tokens revoked: one by one, by scope, by creator |
+//! | [`TOKENS_REVOKED`] | counter | — | tokens revoked: one by one, by scope, by creator, found leaked |
 //! | [`TOKENS_ROTATED`] | counter | — | tokens rotated |
 //! | [`AUDIT_EVENTS_DROPPED`] | counter | — | audit events lost |
 //! | [`REPLICA_LAG`] | gauge | — | how long ago a `ReplicatedStore` was last proven current |
@@ -74,8 +74,9 @@ pub const STORE_ERRORS: &str = "api_tokens_store_errors_total";
 pub const TOKENS_ISSUED: &str = "api_tokens_tokens_issued_total";
 
 /// `api_tokens_tokens_revoked_total`, counter: tokens revoked, one per
-/// token, whether revoked alone, with its scope or with its creator's
-/// tokens. Counted from the audit events, so each revocation that changed
+/// token, whether revoked alone, with its scope, with its creator's
+/// tokens, or found leaked
+/// ([`revoke_leaked`](crate::TokenService::revoke_leaked)). Counted from the audit events, so each revocation that changed
 /// something counts once.
 pub const TOKENS_REVOKED: &str = "api_tokens_tokens_revoked_total";
 
@@ -155,7 +156,7 @@ pub fn describe_metrics() {
     describe_counter!(
         TOKENS_REVOKED,
         Unit::Count,
-        "API tokens revoked (alone, by scope or by creator)."
+        "API tokens revoked (alone, by scope, by creator or found leaked)."
     );
     describe_counter!(TOKENS_ROTATED, Unit::Count, "API tokens rotated.");
     describe_counter!(
@@ -280,7 +281,9 @@ impl ChangeMetrics {
         match event {
             AuditEvent::Issued { .. } => self.issued.increment(1),
             AuditEvent::Rotated { .. } => self.rotated.increment(1),
-            AuditEvent::Revoked { .. } => self.revoked.increment(1),
+            AuditEvent::Revoked { .. } | AuditEvent::LeakRevoked { .. } => {
+                self.revoked.increment(1)
+            }
             AuditEvent::ScopeRevoked { count, .. } | AuditEvent::CreatorRevoked { count, .. } => {
                 self.revoked.increment(*count)
             }

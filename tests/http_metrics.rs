@@ -210,6 +210,15 @@ async fn each_request_moves_its_metrics_by_exactly_what_it_did() {
     clock.advance(2 * HOUR);
     assert_eq!(use_token(&expiring).await, StatusCode::UNAUTHORIZED);
 
+    // A token found leaked in a paste.
+    let (leaked, _) = issue(IssueRequest::new(acme.clone(), "leaked")).await;
+    let paste = format!("deploy with TOKEN={leaked} please");
+    let found = service
+        .revoke_leaked(&paste, "a public paste")
+        .await
+        .unwrap();
+    assert_eq!(found.revoked.len(), 1);
+
     // A store call that fails: the last-used write.
     store.fail_next_use_write();
     service.flush_last_used().await.unwrap_err();
@@ -234,10 +243,10 @@ async fn each_request_moves_its_metrics_by_exactly_what_it_did() {
     );
     // Sampling one in one: every verification timed.
     assert_eq!(after.rise(&before, DURATION_COUNT), 7.0);
-    // Seven issued (a rotation's successor counts as rotated), one revoked
-    // alone and two with their scope, one rotated.
-    assert_eq!(after.rise(&before, ISSUED), 7.0);
-    assert_eq!(after.rise(&before, REVOKED), 3.0);
+    // Eight issued (a rotation's successor counts as rotated); one revoked
+    // alone, two with their scope, one found leaked; one rotated.
+    assert_eq!(after.rise(&before, ISSUED), 8.0);
+    assert_eq!(after.rise(&before, REVOKED), 4.0);
     assert_eq!(after.rise(&before, ROTATED), 1.0);
     assert_eq!(after.rise(&before, DROPPED), 0.0);
     assert_eq!(after.rise(&before, &store_errors("record_uses")), 1.0);

@@ -135,7 +135,11 @@ impl TokenService {
             let Ok(parsed) = self.format.parse(token) else {
                 continue;
             };
-            let found = self.store.find_credential(parsed.id()).await?;
+            let found = self
+                .store
+                .find_credential(parsed.id())
+                .await
+                .inspect_err(|_| self.store_failed("find_credential"))?;
             // One hash whether the id exists or not, as in verify.
             let secret_matches = self.secret_matches(&parsed, found.as_ref());
             let credential = match found {
@@ -163,7 +167,8 @@ impl TokenService {
             let outcome = self
                 .store
                 .revoke(&credential.scope, credential.id, revocation.clone())
-                .await;
+                .await
+                .inspect_err(|_| self.store_failed("revoke"));
             match outcome {
                 Ok(RevokeOutcome::Revoked) => {
                     self.audit.send(event);
