@@ -23,6 +23,13 @@
 //! handles once, when it is built, so the hot path never looks a name up.
 //! A service built before any recorder was installed reports nothing.
 //!
+//! Verification outcomes reach the recorder in batches, so that cores do
+//! not fight over one counter: at every timed call, at every flush of the
+//! background worker, and at
+//! [`TokenService::publish_metrics`](crate::TokenService::publish_metrics),
+//! which a `/metrics` handler calls before rendering for counts exact to
+//! the last call.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use api_tokens::{HashKey, KeyId, Keyring, MemoryStore, TokenFormat, TokenService};
@@ -41,6 +48,8 @@
 
 use std::cell::Cell;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, TryLockError};
 use std::time::Instant;
 
 use metrics::{Counter, Histogram, Unit};
@@ -176,14 +185,42 @@ thread_local! {
     /// no core writes a line another core reads; shared by every service
     /// on the thread, so each times the calls that land on its multiples.
     static CALLS: Cell<u32> = const { Cell::new(0) };
+
+    /// The stripe of every service's outcome tally this thread adds to.
+    static STRIPE: usize = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES;
 }
 
+/// Stripes of an outcome tally: threads take them in turn, so up to this
+/// many threads count without sharing a cache line.
+const STRIPES: usize = 16;
+
+/// The stripe the next thread takes.
+static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+
+/// Outcomes counted: `valid`, then each [`FailureReason`].
+const OUTCOMES: usize = 1 + FailureReason::ALL.len();
+
+/// One thread's share of the outcome counts, alone on its cache lines
+/// (two lines: a neighbour's prefetch pulls in pairs).
+#[repr(align(128))]
+#[derive(Default)]
+struct Stripe([AtomicU64; OUTCOMES]);
+
 /// The verification metrics' handles, resolved once when the service is
-/// built.
+/// built, and the outcome counts not yet handed to them.
+///
+/// Outcomes are counted in per-thread stripes, not on the recorder's
+/// counters: those are one atomic each, which every core would write on
+/// every verification, and the cache line bouncing between cores would
+/// cost the hot path its scaling. The stripes' sums go to the recorder at
+/// each timed call (one in [`DEFAULT_LATENCY_SAMPLING`] per thread) and
+/// at [`publish`](Self::publish).
 pub(crate) struct VerifyMetrics {
-    valid: Counter,
-    /// Indexed by [`FailureReason`].
-    failed: [Counter; FailureReason::ALL.len()],
+    /// Indexed by outcome: `valid`, then each [`FailureReason`].
+    outcomes: [Counter; OUTCOMES],
+    stripes: Box<[Stripe; STRIPES]>,
+    /// What `outcomes` have been given so far, per outcome.
+    published: Mutex<[u64; OUTCOMES]>,
     duration: Histogram,
     /// A call is timed when the thread's call count masked with this is
     /// zero: one in a power of two.
@@ -193,9 +230,14 @@ pub(crate) struct VerifyMetrics {
 impl VerifyMetrics {
     pub(crate) fn new() -> Self {
         let outcome = |name: &'static str| metrics::counter!(VERIFICATIONS, "outcome" => name);
+        let failed = FailureReason::ALL.map(|reason| outcome(reason.outcome()));
         VerifyMetrics {
-            valid: outcome("valid"),
-            failed: FailureReason::ALL.map(|reason| outcome(reason.outcome())),
+            outcomes: std::array::from_fn(|index| match index {
+                0 => outcome("valid"),
+                _ => failed[index - 1].clone(),
+            }),
+            stripes: Box::default(),
+            published: Mutex::new([0; OUTCOMES]),
             duration: metrics::histogram!(VERIFICATION_DURATION),
             // A power of two already.
             sample_mask: DEFAULT_LATENCY_SAMPLING.get() - 1,
@@ -224,15 +266,43 @@ impl VerifyMetrics {
         (call & self.sample_mask == 0).then(Instant::now)
     }
 
-    /// Counts the outcome, and records the duration of a timed call.
+    /// Counts the outcome in this thread's stripe; for a timed call, also
+    /// records the duration and hands the counts to the recorder.
     #[inline]
     pub(crate) fn finish<T>(&self, started: Option<Instant>, outcome: &Result<T, VerifyError>) {
-        match outcome {
-            Ok(_) => self.valid.increment(1),
-            Err(error) => self.failed[FailureReason::of(error) as usize].increment(1),
-        }
+        let index = match outcome {
+            Ok(_) => 0,
+            Err(error) => 1 + FailureReason::of(error) as usize,
+        };
+        let stripe = STRIPE.with(|stripe| *stripe);
+        self.stripes[stripe].0[index].fetch_add(1, Ordering::Relaxed);
         if let Some(started) = started {
             self.duration.record(started.elapsed());
+            self.publish();
+        }
+    }
+
+    /// Hands the recorder what was counted since the last call. Skipped if
+    /// another thread is at it: its sums include this thread's counts
+    /// (or the next call's will).
+    pub(crate) fn publish(&self) {
+        let mut published = match self.published.try_lock() {
+            Ok(published) => published,
+            // Nothing panics while holding it; were it so, the sums stay right.
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        for (index, counter) in self.outcomes.iter().enumerate() {
+            let total: u64 = self
+                .stripes
+                .iter()
+                .map(|stripe| stripe.0[index].load(Ordering::Relaxed))
+                .sum();
+            let new = total.saturating_sub(published[index]);
+            if new > 0 {
+                counter.increment(new);
+                published[index] = total;
+            }
         }
     }
 }

@@ -43,7 +43,8 @@ fn recorder() -> PrometheusHandle {
 
 /// The example service with its `/metrics` route, on a loopback port.
 async fn serve_example(service: Arc<TokenService>) -> String {
-    let router = axum_service::app(service).merge(axum_service::metrics::routes(recorder()));
+    let router = axum_service::app(service.clone())
+        .merge(axum_service::metrics::routes(recorder(), service));
     serve_with_connect_info(router).await
 }
 
@@ -275,13 +276,45 @@ async fn each_request_moves_its_metrics_by_exactly_what_it_did() {
     assert!(!after.text.contains(&id) && !after.text.contains("acme"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_from_every_thread_are_exact_at_a_scrape() {
+    let _turn = SERIAL.lock().await;
+    let _ = recorder();
+    let service = Arc::new(service_over(Arc::new(api_tokens::MemoryStore::new())));
+    let url = serve_example(service.clone()).await;
+    let request = IssueRequest::new(org("acme"), "x");
+    let issued = service.issue(&org_admin("acme"), request).await.unwrap();
+    let token = issued.token.expose_secret().to_owned();
+    let before = Scrape::of(&url).await;
+
+    // Three fresh threads, ten calls each: none reaches its 64th call, so
+    // none hands its counts over; the scrape does.
+    tokio::task::block_in_place(|| {
+        std::thread::scope(|threads| {
+            for _ in 0..3 {
+                threads.spawn(|| {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .unwrap();
+                    for _ in 0..10 {
+                        runtime.block_on(service.verify(&token)).unwrap();
+                    }
+                });
+            }
+        });
+    });
+
+    let after = Scrape::of(&url).await;
+    assert_eq!(after.rise(&before, &outcome("valid")), 30.0);
+    assert_eq!(after.rise(&before, DURATION_COUNT), 0.0);
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn one_verification_in_64_on_a_thread_is_timed_by_default() {
     let _turn = SERIAL.lock().await;
     let _ = recorder();
-    let fixture = fixture();
-    let url = serve_example(Arc::new(fixture.service)).await;
-    let service = service_over(Arc::new(api_tokens::MemoryStore::new()));
+    let service = Arc::new(service_over(Arc::new(api_tokens::MemoryStore::new())));
+    let url = serve_example(service.clone()).await;
     let (token, _) = {
         let admin = org_admin("acme");
         let request = IssueRequest::new(org("acme"), "x");

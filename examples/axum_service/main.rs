@@ -108,9 +108,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     // Connect info gives the layer each client's address, which tokens
     // with an allowlist are checked against (behind a proxy, also name it
     // with `TokenLayer::trusted_proxies`).
-    let router = app(tokens).merge(health(replica));
+    let router = app(tokens.clone()).merge(health(replica));
     #[cfg(feature = "metrics")]
-    let router = router.merge(metrics::routes(metrics));
+    let router = router.merge(metrics::routes(metrics, tokens.clone()));
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

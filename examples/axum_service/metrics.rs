@@ -7,8 +7,10 @@
 //! internal port, or behind its own authentication.
 
 use std::error::Error;
+use std::sync::Arc;
 use std::time::Duration;
 
+use api_tokens::TokenService;
 use api_tokens::metrics::{VERIFICATION_DURATION, VERIFICATION_DURATION_BUCKETS};
 use axum::Router;
 use axum::http::header::CONTENT_TYPE;
@@ -29,10 +31,11 @@ pub fn install() -> Result<PrometheusHandle, Box<dyn Error>> {
     Ok(handle)
 }
 
-/// `GET /metrics`. Also runs the exporter's upkeep every five seconds (the
+/// `GET /metrics`, with `tokens`' verification counts exact to the last
+/// call. Also runs the exporter's upkeep every five seconds (the
 /// recorder buffers histogram samples until then), so the buffer stays
 /// small however rarely Prometheus scrapes.
-pub fn routes(handle: PrometheusHandle) -> Router {
+pub fn routes(handle: PrometheusHandle, tokens: Arc<TokenService>) -> Router {
     let upkeep = handle.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(5));
@@ -42,6 +45,9 @@ pub fn routes(handle: PrometheusHandle) -> Router {
         }
     });
     let scrape = async move || {
+        // Verification counts reach the recorder in batches; this hands
+        // over the last one.
+        tokens.publish_metrics();
         let text_format = "text/plain; version=0.0.4; charset=utf-8";
         ([(CONTENT_TYPE, text_format)], handle.render())
     };

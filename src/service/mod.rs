@@ -151,6 +151,18 @@ impl TokenService {
         self
     }
 
+    /// Hands the metrics recorder the verification counts not yet given
+    /// to it (feature `metrics`). Verification counts each outcome in a
+    /// stripe of its thread's own, so that cores do not fight over one
+    /// counter, and hands the sums over at every timed call (one in
+    /// [`DEFAULT_LATENCY_SAMPLING`](crate::metrics::DEFAULT_LATENCY_SAMPLING)
+    /// per thread) and at the background worker's every flush. Call this
+    /// before rendering a scrape for counts exact to the last call.
+    #[cfg(feature = "metrics")]
+    pub fn publish_metrics(&self) {
+        self.metrics.publish();
+    }
+
     /// The same service, issuing permission sets from `registry`: the
     /// platform's permission names and the lowest role granting each.
     /// Without one, every token has its role's rights and a request with a
