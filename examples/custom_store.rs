@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use api_tokens::store::{
-    Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeFilter,
-    ScopeRevoked, TokenChange, TokenStore, UpdateOutcome,
+    Cursor, ExpiryCursor, ListedRecord, NoticeWindow, Retirement, RevokeOutcome, RotateOutcome,
+    ScopeFilter, ScopeRevoked, TokenChange, TokenStore, UpdateOutcome,
 };
 use api_tokens::{
     Actor, ActorId, HashKey, IssueRequest, KeyId, Keyring, MemoryStore, OrganizationId, Revocation,
@@ -153,6 +153,28 @@ impl TokenStore for Metered {
 
     async fn purge(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError> {
         self.count(&self.other_calls, self.inner.purge(before, limit).await)
+    }
+
+    async fn claim_expiry_notices(
+        &self,
+        filter: &ScopeFilter,
+        window: NoticeWindow,
+        limit: usize,
+    ) -> Result<Vec<ListedRecord>, StoreError> {
+        let outcome = self.inner.claim_expiry_notices(filter, window, limit).await;
+        self.count(&self.other_calls, outcome)
+    }
+
+    async fn release_expiry_notices(
+        &self,
+        length_secs: u32,
+        claimed: &[ExpiryCursor],
+    ) -> Result<(), StoreError> {
+        let outcome = self
+            .inner
+            .release_expiry_notices(length_secs, claimed)
+            .await;
+        self.count(&self.other_calls, outcome)
     }
 }
 

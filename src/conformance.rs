@@ -70,8 +70,9 @@ use crate::record::{Disablement, Revocation, TokenRecord};
 use crate::restrictions::{RateLimit, Restrictions};
 use crate::scope::Scope;
 use crate::store::{
-    Cursor, ExpiryChange, ExpiryCursor, ListedRecord, REPORTED_IDS, Retirement, RevokeOutcome,
-    RotateOutcome, ScopeFilter, ScopeRevoked, TokenChange, TokenStore, UpdateOutcome,
+    Cursor, ExpiryChange, ExpiryCursor, ListedRecord, NoticeWindow, REPORTED_IDS, Retirement,
+    RevokeOutcome, RotateOutcome, ScopeFilter, ScopeRevoked, TokenChange, TokenStore,
+    UpdateOutcome,
 };
 use crate::token::{TokenId, fill_random};
 
@@ -126,6 +127,9 @@ macro_rules! __api_tokens_conformance_checks {
             offboarding_takes_turns_with_revocations
             expiring_lists_the_window
             expiring_lists_covered_and_all
+            notices_claim_each_token_once_per_window
+            notice_claims_race_once
+            released_notices_are_claimed_again
             purge_deletes_what_ended_before_the_cutoff
             restrictions_and_disablement_read_back_identical
             disable_keeps_the_first_and_enable_clears
@@ -2395,6 +2399,225 @@ pub async fn rotation_stores_the_successors_restrictions(store: Arc<dyn TokenSto
         successor.replaced_by = Some(next.id);
         successor.revoked = Some(revoked);
         assert_stored(&*store, &successor, "the retired successor keeps its own").await
+    })
+    .await;
+}
+
+/// A notice window from `start`, `days` long.
+fn notice_window(start: OffsetDateTime, days: i64) -> NoticeWindow {
+    NoticeWindow {
+        start,
+        end: start + Duration::days(days),
+        length_secs: u32::try_from(days * 24 * 3600).expect("a window in seconds"),
+    }
+}
+
+/// The ids of claimed records, none damaged, in the order given.
+fn claimed_ids(claimed: Vec<ListedRecord>) -> Vec<TokenId> {
+    valid(claimed).iter().map(|record| record.id).collect()
+}
+
+/// `claim_expiry_notices` returns the live tokens of the filter's scopes
+/// expiring in the window (disabled ones too; not revoked, replaced or
+/// expired ones, nor other scopes'), soonest first, as stored, and each
+/// once per window length: a second claim by the same window gets none, a
+/// longer window none of those, a shorter window each again, and a token
+/// whose expiry was edited is due afresh. The mark shows in no record.
+pub async fn notices_claim_each_token_once_per_window(store: Arc<dyn TokenStore>) {
+    passes("notices_claim_each_token_once_per_window", async move {
+        let expiring = |scope: Scope, days: i64| {
+            let mut record = record(scope, T0 - Duration::days(1));
+            record.expires_at = Some(T0 + Duration::days(days));
+            record
+        };
+        let (in_two, in_five, later) = (
+            expiring(org("acme"), 2),
+            expiring(org("acme"), 5),
+            expiring(org("acme"), 20),
+        );
+        let mut disabled = expiring(org("acme"), 6);
+        disabled.disabled = Some(disablement("bob", T0 - Duration::hours(1)));
+        let revoked = expiring(org("acme"), 3);
+        let mut replaced = expiring(org("acme"), 4);
+        replaced.replaced_by = Some(random_id());
+        let expired = expiring(org("acme"), -1);
+        let elsewhere = expiring(domain("acme", "shop"), 1);
+        let never = record(org("acme"), T0);
+        for record in [
+            &in_five, &later, &in_two, &disabled, &revoked, &replaced, &expired, &elsewhere, &never,
+        ] {
+            store.insert(record.clone()).await?;
+        }
+        store
+            .revoke(&revoked.scope, revoked.id, revocation("bob", T0))
+            .await?;
+        let acme = exactly(org("acme"));
+        let week = notice_window(T0, 7);
+
+        let claimed = valid(store.claim_expiry_notices(&acme, week, 100).await?);
+        assert!(
+            claimed == [in_two.clone(), in_five.clone(), disabled.clone()],
+            "a claim returns the scope's live tokens expiring in the window, disabled ones \
+             too, soonest first, as stored"
+        );
+        assert!(
+            store
+                .claim_expiry_notices(&acme, week, 100)
+                .await?
+                .is_empty(),
+            "a claimed token is not claimed again by the same window"
+        );
+        assert!(
+            found(&*store, in_two.id).await? == in_two,
+            "a claim changes nothing a record shows"
+        );
+        assert!(
+            claimed_ids(
+                store
+                    .claim_expiry_notices(&acme, notice_window(T0, 30), 100)
+                    .await?
+            ) == [later.id],
+            "a longer window claims only what no window as short or shorter claimed"
+        );
+        assert!(
+            claimed_ids(
+                store
+                    .claim_expiry_notices(&acme, notice_window(T0, 3), 100)
+                    .await?
+            ) == [in_two.id],
+            "a shorter window claims again what a longer one claimed"
+        );
+        let edit = TokenChange::Edit {
+            label: None,
+            expiry: Some(ExpiryChange {
+                from: in_five.expires_at,
+                to: Some(T0 + Duration::days(4)),
+            }),
+        };
+        store.update(&in_five.scope, in_five.id, &edit).await?;
+        assert!(
+            claimed_ids(store.claim_expiry_notices(&acme, week, 100).await?) == [in_five.id],
+            "a token whose expiry changed is due afresh, about the new expiry"
+        );
+        assert!(
+            claimed_ids(
+                store
+                    .claim_expiry_notices(&ScopeFilter::All, week, 100)
+                    .await?
+            ) == [elsewhere.id],
+            "a claim reads the scopes its filter reads, and only those"
+        );
+        Ok(())
+    })
+    .await;
+}
+
+/// Concurrent claims share the due tokens out: every one is claimed by
+/// exactly one call, and no call returns more than its limit (none for a
+/// limit of 0).
+pub async fn notice_claims_race_once(store: Arc<dyn TokenStore>) {
+    passes("notice_claims_race_once", async move {
+        let mut due = Vec::new();
+        for n in 0..40 {
+            let mut record = record(org("acme"), T0 - Duration::days(1));
+            record.expires_at = Some(T0 + Duration::hours(n + 1));
+            store.insert(record.clone()).await?;
+            due.push(record.id);
+        }
+        let window = notice_window(T0, 7);
+        assert!(
+            store
+                .claim_expiry_notices(&ScopeFilter::All, window, 0)
+                .await?
+                .is_empty(),
+            "a claim with a limit of 0 claims nothing"
+        );
+        let racers: Vec<_> = (0..RACERS)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    // Each claim but the last takes at least one of the 40.
+                    for _ in 0..=40 {
+                        let claimed = store
+                            .claim_expiry_notices(&ScopeFilter::All, window, 3)
+                            .await?;
+                        assert!(
+                            claimed.len() <= 3,
+                            "a claim returns at most its limit of 3, not {}",
+                            claimed.len()
+                        );
+                        if claimed.is_empty() {
+                            return Ok::<_, StoreError>(mine);
+                        }
+                        mine.extend(claimed_ids(claimed));
+                    }
+                    panic!("claims go on returning tokens: a claimed token is claimed again");
+                })
+            })
+            .collect();
+        let mut claimed = Vec::new();
+        for racer in racers {
+            claimed.extend(racer.await.expect("a racing task panicked")?);
+        }
+        claimed.sort();
+        due.sort();
+        assert!(
+            claimed == due,
+            "of {RACERS} concurrent claims, each due token goes to exactly one \
+             ({} claims for {} tokens)",
+            claimed.len(),
+            due.len()
+        );
+        Ok(())
+    })
+    .await;
+}
+
+/// A released claim is claimed again by its window; a release that names
+/// another window's length, or an expiry the token no longer has, changes
+/// nothing; an unknown id is skipped.
+pub async fn released_notices_are_claimed_again(store: Arc<dyn TokenStore>) {
+    passes("released_notices_are_claimed_again", async move {
+        let mut target = record(org("acme"), T0 - Duration::days(1));
+        target.expires_at = Some(T0 + Duration::days(2));
+        store.insert(target.clone()).await?;
+        let week = notice_window(T0, 7);
+        let acme = exactly(org("acme"));
+        let position = ExpiryCursor::of(&target).expect("it expires");
+        let claimed = store.claim_expiry_notices(&acme, week, 10).await?;
+        assert!(claimed_ids(claimed) == [target.id], "the token is claimed");
+
+        let unknown = ExpiryCursor {
+            id: random_id(),
+            ..position
+        };
+        let stale = ExpiryCursor {
+            expires_at: T0 + Duration::days(3),
+            ..position
+        };
+        let month_secs = notice_window(T0, 30).length_secs;
+        store
+            .release_expiry_notices(month_secs, &[position, unknown])
+            .await?;
+        store
+            .release_expiry_notices(week.length_secs, &[stale])
+            .await?;
+        assert!(
+            store
+                .claim_expiry_notices(&acme, week, 10)
+                .await?
+                .is_empty(),
+            "a release of another window's length or of another expiry leaves the claim"
+        );
+        store
+            .release_expiry_notices(week.length_secs, &[position, unknown])
+            .await?;
+        assert!(
+            claimed_ids(store.claim_expiry_notices(&acme, week, 10).await?) == [target.id],
+            "a released token is claimed again by its window"
+        );
+        Ok(())
     })
     .await;
 }

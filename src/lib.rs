@@ -196,6 +196,10 @@ pub use service::{
     MaintenanceHandle, Operator, PURGE_BATCH, REVOKE_BATCH, Revoked, TokenEdit, TokenService,
     VerifiedToken,
 };
+pub use service::{
+    ExpiringToken, ExpiryNotice, ExpiryNoticeError, ExpiryNoticeSink, MAX_NOTICE_WINDOW,
+    MAX_NOTICE_WINDOWS, MIN_NOTICE_WINDOW, NOTICE_BATCH, NOTICE_BATCHES_PER_RUN, NoticesSent,
+};
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;
 #[cfg(feature = "sqlite")]

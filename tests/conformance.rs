@@ -10,8 +10,8 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use api_tokens::store::{
-    Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeFilter,
-    ScopeRevoked, TokenChange, UpdateOutcome,
+    Cursor, ExpiryCursor, ListedRecord, NoticeWindow, Retirement, RevokeOutcome, RotateOutcome,
+    ScopeFilter, ScopeRevoked, TokenChange, UpdateOutcome,
 };
 use api_tokens::{
     ActorId, MemoryStore, Revocation, Scope, StoreError, StoredCredential, TokenId, TokenRecord,
@@ -59,6 +59,9 @@ enum Fault {
     /// Edits the expiry whatever it is now, as an update that forgot the
     /// compare-and-set would: an edit made from a stale read wins.
     EditIgnoresTheExpiry,
+    /// Returns the due tokens but records no notice, as a mailer that only
+    /// lists would: every run reports them again.
+    NoticesNotRecorded,
 }
 
 /// The memory store with some faults.
@@ -194,6 +197,31 @@ impl TokenStore for Faulty {
     async fn purge(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError> {
         self.0.purge(before, limit).await
     }
+    async fn claim_expiry_notices(
+        &self,
+        filter: &ScopeFilter,
+        window: NoticeWindow,
+        limit: usize,
+    ) -> Result<Vec<ListedRecord>, StoreError> {
+        let claimed = self.0.claim_expiry_notices(filter, window, limit).await?;
+        if self.has(Fault::NoticesNotRecorded) {
+            let positions: Vec<ExpiryCursor> = claimed
+                .iter()
+                .filter_map(|listed| ExpiryCursor::of(listed.as_ref().ok()?))
+                .collect();
+            self.0
+                .release_expiry_notices(window.length_secs, &positions)
+                .await?;
+        }
+        Ok(claimed)
+    }
+    async fn release_expiry_notices(
+        &self,
+        length_secs: u32,
+        claimed: &[ExpiryCursor],
+    ) -> Result<(), StoreError> {
+        self.0.release_expiry_notices(length_secs, claimed).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -236,6 +264,12 @@ async fn a_store_whose_update_ignores_the_scope_fails() {
 #[should_panic(expected = "an edit whose expiry moved is refused")]
 async fn a_store_whose_edit_ignores_the_expiry_fails() {
     api_tokens::conformance::run(faulty(&[Fault::EditIgnoresTheExpiry])).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "a claimed token is not claimed again by the same window")]
+async fn a_store_that_records_no_notice_fails() {
+    api_tokens::conformance::run(faulty(&[Fault::NoticesNotRecorded])).await;
 }
 
 /// One failing check hides no other: `run` goes on, then names them all.

@@ -1,6 +1,8 @@
 //! The background worker every service needs: it writes last-used times
-//! down, purges ended tokens if asked, and flushes both on shutdown.
+//! down, purges ended tokens and sends expiry notices if asked, and flushes
+//! on shutdown.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,6 +10,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::TokenService;
+use super::notices::{ExpiryNoticeSink, MAX_NOTICE_WINDOW, MIN_NOTICE_WINDOW};
+use crate::ids::ActorId;
+use crate::store::ScopeFilter;
 
 /// How often the worker writes last-used times down unless configured.
 pub const DEFAULT_FLUSH_EVERY: Duration = Duration::from_secs(5);
@@ -20,16 +25,24 @@ pub const MIN_FLUSH_EVERY: Duration = Duration::from_millis(10);
 /// that no date arithmetic overflows. A year is "never" for a process.
 const MAX_PERIOD: Duration = Duration::from_secs(365 * 24 * 3600);
 
+/// How many expiry-notice windows the worker keeps; more are ignored.
+pub const MAX_NOTICE_WINDOWS: usize = 8;
+
+/// The name the worker's expiry notices run under.
+const NOTICE_JOB: &str = "expiry-notices";
+
 /// What [`TokenService::spawn_maintenance`] does, and how often.
 ///
 /// By default it writes last-used times every [`DEFAULT_FLUSH_EVERY`] and
 /// purges nothing: deleting ended tokens is a choice about how long your
 /// API Tokens list shows them, so it is yours to switch on with
-/// [`purge`](Self::purge).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// [`purge`](Self::purge). Nor does it send expiry notices unless told
+/// where to, with [`expiry_notices`](Self::expiry_notices).
+#[derive(Clone, Debug)]
 pub struct Maintenance {
     flush_every: Duration,
     purge: Option<PurgeSchedule>,
+    notices: Option<NoticeSchedule>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,11 +51,30 @@ struct PurgeSchedule {
     older_than: Duration,
 }
 
+#[derive(Clone)]
+struct NoticeSchedule {
+    every: Duration,
+    /// Shortest first: a token inside two windows gets the shorter one's
+    /// notice, and the longer one then finds it reported.
+    windows: Vec<Duration>,
+    sink: Arc<dyn ExpiryNoticeSink>,
+}
+
+impl fmt::Debug for NoticeSchedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NoticeSchedule")
+            .field("every", &self.every)
+            .field("windows", &self.windows)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for Maintenance {
     fn default() -> Self {
         Maintenance {
             flush_every: DEFAULT_FLUSH_EVERY,
             purge: None,
+            notices: None,
         }
     }
 }
@@ -72,6 +104,55 @@ impl Maintenance {
         self.purge = Some(PurgeSchedule {
             every: every.clamp(MIN_FLUSH_EVERY, MAX_PERIOD),
             older_than,
+        });
+        self
+    }
+
+    /// Also sends expiry notices every `every` (at least
+    /// [`MIN_FLUSH_EVERY`], at most a year) to `sink`: for each of
+    /// `windows` (each clamped to [`MIN_NOTICE_WINDOW`] to
+    /// [`MAX_NOTICE_WINDOW`] and kept to the second; the first
+    /// [`MAX_NOTICE_WINDOWS`] distinct ones), the tokens of every scope that
+    /// expire within it and were not reported for it yet, as
+    /// [`Operator::send_expiry_notices`](crate::Operator::send_expiry_notices)
+    /// does, shortest window first. Each token is reported once per window,
+    /// across every instance sharing the store. The first run is one period
+    /// after the worker starts, as for [`purge`](Self::purge).
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # async fn run(service: Arc<api_tokens::TokenService>, mailer: Arc<dyn api_tokens::ExpiryNoticeSink>) {
+    /// use std::time::Duration;
+    /// use api_tokens::Maintenance;
+    ///
+    /// const DAY: Duration = Duration::from_secs(24 * 3600);
+    /// let maintenance = service.spawn_maintenance(
+    ///     Maintenance::new().expiry_notices(Duration::from_secs(3600), &[30 * DAY, 7 * DAY], mailer),
+    /// );
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn expiry_notices(
+        mut self,
+        every: Duration,
+        windows: &[Duration],
+        sink: Arc<dyn ExpiryNoticeSink>,
+    ) -> Self {
+        let mut kept: Vec<Duration> = Vec::new();
+        for window in windows {
+            let secs = (*window)
+                .clamp(MIN_NOTICE_WINDOW, MAX_NOTICE_WINDOW)
+                .as_secs();
+            let window = Duration::from_secs(secs);
+            if !kept.contains(&window) && kept.len() < MAX_NOTICE_WINDOWS {
+                kept.push(window);
+            }
+        }
+        kept.sort();
+        self.notices = Some(NoticeSchedule {
+            every: every.clamp(MIN_FLUSH_EVERY, MAX_PERIOD),
+            windows: kept,
+            sink,
         });
         self
     }
@@ -135,11 +216,18 @@ impl TokenService {
                 purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 (purge, schedule.older_than)
             });
+            let mut notices = config.notices.map(|schedule| {
+                let start = tokio::time::Instant::now() + schedule.every;
+                let mut every = tokio::time::interval_at(start, schedule.every);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                (every, schedule)
+            });
             let mut failing = false;
             loop {
                 tokio::select! {
                     _ = &mut stopped => break,
                     _ = flush.tick() => failing = service.flush_and_report(failing).await,
+                    schedule = next_notices(&mut notices) => service.send_notices(schedule).await,
                     older_than = next_purge(&mut purge) => {
                         if let Err(error) = service.purge(older_than).await {
                             tracing::warn!(
@@ -178,6 +266,41 @@ impl TokenService {
                 true
             }
         }
+    }
+}
+
+impl TokenService {
+    /// One run of expiry notices, each window in turn; failures are logged
+    /// and the next run tries again.
+    async fn send_notices(&self, schedule: &NoticeSchedule) {
+        let job = ActorId::new(NOTICE_JOB).expect("the job's name is a valid id");
+        let operator = self.operator(job);
+        for &window in &schedule.windows {
+            let sent = operator
+                .send_expiry_notices(&ScopeFilter::All, window, &*schedule.sink)
+                .await;
+            if let Err(error) = sent {
+                tracing::warn!(
+                    target: "api_tokens",
+                    error = &error as &dyn std::error::Error,
+                    "expiry notices could not be claimed; retrying next period"
+                );
+            }
+        }
+    }
+}
+
+/// Waits for the next run of expiry notices, if they are on; otherwise
+/// forever.
+async fn next_notices(
+    notices: &mut Option<(tokio::time::Interval, NoticeSchedule)>,
+) -> &NoticeSchedule {
+    match notices {
+        Some((every, schedule)) => {
+            every.tick().await;
+            schedule
+        }
+        None => std::future::pending().await,
     }
 }
 

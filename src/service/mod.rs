@@ -8,8 +8,10 @@
 //! - `lifecycle`: rotation, scope-wide revocation, expiring soon, purge;
 //! - `operator`: background jobs' access to every scope;
 //! - `leaked`: revoking tokens found in leaked text, for whoever found them;
+//! - `notices`: expiry notices, grouped for e-mails, once per window;
 //! - `last_used`: writing down when tokens were used;
-//! - `maintenance`: the background worker that does it, and purges;
+//! - `maintenance`: the background worker that does it, purges and sends
+//!   expiry notices;
 //! - `unconfirmed`: changes whose outcome the store did not confirm.
 //!
 //! Who may do what is decided in [`crate::authorization`], nowhere else.
@@ -23,6 +25,7 @@ mod leaked;
 mod lifecycle;
 mod maintenance;
 mod manage;
+mod notices;
 mod operator;
 mod unconfirmed;
 mod verify;
@@ -32,8 +35,14 @@ pub use issue::{IssueRequest, IssuedToken};
 pub use last_used::DEFAULT_LAST_USED_INTERVAL;
 pub use leaked::{LEAK_REPORTER, LeakedTokens, MAX_LEAKED_TOKENS};
 pub use lifecycle::PURGE_BATCH;
-pub use maintenance::{DEFAULT_FLUSH_EVERY, MIN_FLUSH_EVERY, Maintenance, MaintenanceHandle};
+pub use maintenance::{
+    DEFAULT_FLUSH_EVERY, MAX_NOTICE_WINDOWS, MIN_FLUSH_EVERY, Maintenance, MaintenanceHandle,
+};
 pub use manage::Revoked;
+pub use notices::{
+    ExpiringToken, ExpiryNotice, ExpiryNoticeError, ExpiryNoticeSink, MAX_NOTICE_WINDOW,
+    MIN_NOTICE_WINDOW, NOTICE_BATCH, NOTICE_BATCHES_PER_RUN, NoticesSent,
+};
 pub use operator::{CreatorRevoked, Operator, REVOKE_BATCH};
 pub use verify::VerifiedToken;
 

@@ -1,5 +1,5 @@
-//! Background jobs' access to every scope: the expiring-soon mailer,
-//! offboarding, audits across tenants. No actor's rights limit it, so it is
+//! Background jobs' access to every scope: the expiring-soon mailer
+//! (whose notices are in `notices`), offboarding, audits across tenants. No actor's rights limit it, so it is
 //! a separate type, obtained by name, that no request path holds by
 //! accident.
 

@@ -35,8 +35,8 @@ use super::shards::{
     Keyed, Shards, find_in, find_in_mut, insert_into, read, remove_from, shard_index, write,
 };
 use super::{
-    Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeFilter,
-    ScopeRevoked, TokenChange, TokenStore, UpdateOutcome,
+    Cursor, ExpiryCursor, ListedRecord, NoticeWindow, Retirement, RevokeOutcome, RotateOutcome,
+    ScopeFilter, ScopeRevoked, TokenChange, TokenStore, UpdateOutcome,
 };
 use crate::error::StoreError;
 use crate::ids::{ActorId, OrganizationId};
@@ -131,6 +131,10 @@ struct Rare {
     rotated_from: Option<TokenId>,
     replaced_by: Option<TokenId>,
     disabled: Option<Disablement>,
+    /// The last expiry notice claimed: about which expiry, by a window of
+    /// how many seconds. Kept here, not in every entry, so a token that
+    /// never gets one costs no more than before.
+    notice: Option<(OffsetDateTime, u32)>,
 }
 
 impl Details {
@@ -152,7 +156,10 @@ impl Details {
 
     fn tidy(&mut self) {
         if self.rare.as_ref().is_some_and(|rare| {
-            rare.rotated_from.is_none() && rare.replaced_by.is_none() && rare.disabled.is_none()
+            rare.rotated_from.is_none()
+                && rare.replaced_by.is_none()
+                && rare.disabled.is_none()
+                && rare.notice.is_none()
         }) {
             self.rare = None;
         }
@@ -189,6 +196,7 @@ impl Entry {
                         rotated_from: record.rotated_from,
                         replaced_by: record.replaced_by,
                         disabled: record.disabled,
+                        notice: None,
                     })
                 }),
             }),
@@ -329,6 +337,17 @@ fn expiring_in(
     };
     let live = !credential.revoked && !credential.replaced;
     (live && after.is_none_or(|after| position > after)).then_some(position)
+}
+
+/// The place of `entry` in the expiring list of `window`, if it is due
+/// for a notice of it: expiring in it, live, and not marked for its expiry
+/// by a window as short or shorter.
+fn due_in(entry: &Entry, window: &NoticeWindow) -> Option<ExpiryCursor> {
+    let position = expiring_in(entry, &(window.start..window.end), None)?;
+    let marked = entry.details.rare.as_ref().and_then(|rare| rare.notice);
+    window
+        .is_due(Some(position.expires_at), marked)
+        .then_some(position)
 }
 
 /// The first `limit` positions of a list read from `indexes`, newest first,
@@ -612,26 +631,8 @@ impl TokenStore for MemoryStore {
         after: Option<ExpiryCursor>,
         limit: usize,
     ) -> Result<Vec<ListedRecord>, StoreError> {
-        let positions = match filter {
-            ScopeFilter::All => {
-                let mut found = Vec::new();
-                for shard in self.shards.all() {
-                    let table = read(&shard.0);
-                    let expiring = table
-                        .iter()
-                        .filter_map(|entry| expiring_in(entry, &window, after));
-                    found = soonest(found.into_iter().chain(expiring), limit);
-                }
-                found
-            }
-            _ => {
-                let expiring = self.ids_of(filter).into_iter().filter_map(|id| {
-                    let table = read(self.shard(id));
-                    find_in(&table, id).and_then(|entry| expiring_in(entry, &window, after))
-                });
-                soonest(expiring, limit)
-            }
-        };
+        let positions =
+            self.soonest_where(filter, limit, |entry| expiring_in(entry, &window, after));
         // A record purged since it was seen is left out, as a list does.
         Ok(positions
             .into_iter()
@@ -692,6 +693,59 @@ impl TokenStore for MemoryStore {
         Ok(revoked)
     }
 
+    /// Finds the due records as `list_expiring` does (read locks only),
+    /// then marks each under its table's write lock, checking again that it
+    /// is due: a record another call marked in between is skipped. If every
+    /// one found was taken so, it looks again, so an empty answer means
+    /// none is due.
+    async fn claim_expiry_notices(
+        &self,
+        filter: &ScopeFilter,
+        window: NoticeWindow,
+        limit: usize,
+    ) -> Result<Vec<ListedRecord>, StoreError> {
+        loop {
+            let found = self.soonest_where(filter, limit, |entry| due_in(entry, &window));
+            if found.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut claimed = Vec::new();
+            for position in found {
+                let mut table = write(self.shard(position.id));
+                if let Some(entry) = find_in_mut(&mut table, position.id)
+                    && due_in(entry, &window).is_some()
+                {
+                    let mark = (position.expires_at, window.length_secs);
+                    entry.details.rare_mut().notice = Some(mark);
+                    claimed.push(Ok(entry.record()));
+                }
+            }
+            if !claimed.is_empty() {
+                return Ok(claimed);
+            }
+        }
+    }
+
+    async fn release_expiry_notices(
+        &self,
+        length_secs: u32,
+        claimed: &[ExpiryCursor],
+    ) -> Result<(), StoreError> {
+        for position in claimed {
+            let mut table = write(self.shard(position.id));
+            let Some(entry) = find_in_mut(&mut table, position.id) else {
+                continue;
+            };
+            let details = &mut *entry.details;
+            let mark = details.rare.as_ref().and_then(|rare| rare.notice);
+            if mark == Some((position.expires_at, length_secs)) {
+                details.rare_mut().notice = None;
+                details.tidy();
+            }
+        }
+        Ok(())
+    }
+
     async fn purge(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError> {
         // Table by table, each locked only while its own ended records go.
         let mut deleted = Vec::new();
@@ -727,6 +781,36 @@ impl TokenStore for MemoryStore {
             }
         }
         Ok(deleted.len() as u64)
+    }
+}
+
+impl MemoryStore {
+    /// The `limit` soonest positions `place` gives the entries of the
+    /// scopes `filter` reads, at the cost `list_expiring` states.
+    fn soonest_where(
+        &self,
+        filter: &ScopeFilter,
+        limit: usize,
+        place: impl Fn(&Entry) -> Option<ExpiryCursor>,
+    ) -> Vec<ExpiryCursor> {
+        match filter {
+            ScopeFilter::All => {
+                let mut found = Vec::new();
+                for shard in self.shards.all() {
+                    let table = read(&shard.0);
+                    let placed = table.iter().filter_map(&place);
+                    found = soonest(found.into_iter().chain(placed), limit);
+                }
+                found
+            }
+            _ => {
+                let placed = self.ids_of(filter).into_iter().filter_map(|id| {
+                    let table = read(self.shard(id));
+                    find_in(&table, id).and_then(&place)
+                });
+                soonest(placed, limit)
+            }
+        }
     }
 }
 

@@ -52,6 +52,11 @@ pub(super) const POSTGRES: Files = &[
         "fine_grained_tokens",
         include_str!("../../migrations/postgres/0004_fine_grained_tokens.sql"),
     ),
+    (
+        5,
+        "expiry_notices",
+        include_str!("../../migrations/postgres/0005_expiry_notices.sql"),
+    ),
 ];
 
 #[cfg(feature = "sqlite")]
@@ -75,6 +80,11 @@ pub(super) const SQLITE: Files = &[
         4,
         "fine_grained_tokens",
         include_str!("../../migrations/sqlite/0004_fine_grained_tokens.sql"),
+    ),
+    (
+        5,
+        "expiry_notices",
+        include_str!("../../migrations/sqlite/0005_expiry_notices.sql"),
     ),
 ];
 

@@ -25,17 +25,21 @@
 //! use std::sync::{Arc, Mutex};
 //!
 //! use api_tokens::store::{
-//!     Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeFilter,
-//!     ScopeRevoked, TokenChange, TokenStore, UpdateOutcome,
+//!     Cursor, ExpiryCursor, ListedRecord, NoticeWindow, Retirement, RevokeOutcome, RotateOutcome,
+//!     ScopeFilter, ScopeRevoked, TokenChange, TokenStore, UpdateOutcome,
 //! };
 //! use time::OffsetDateTime;
 //! use api_tokens::{
 //!     ActorId, Revocation, Scope, StoreError, StoredCredential, TokenId, TokenRecord,
 //! };
 //!
-//! /// Every record in one ordered map behind one lock.
+//! /// Every record in one ordered map behind one lock, and beside it the
+//! /// expiry-notice marks (`(expires_at, window length)`), locked after it.
 //! #[derive(Default)]
-//! struct BTreeStore(Mutex<BTreeMap<TokenId, TokenRecord>>);
+//! struct BTreeStore(
+//!     Mutex<BTreeMap<TokenId, TokenRecord>>,
+//!     Mutex<BTreeMap<TokenId, (OffsetDateTime, u32)>>,
+//! );
 //!
 //! #[async_trait::async_trait]
 //! impl TokenStore for BTreeStore {
@@ -227,6 +231,44 @@
 //!             records.remove(id);
 //!         }
 //!         Ok(ended.len() as u64)
+//!     }
+//!
+//!     async fn claim_expiry_notices(
+//!         &self,
+//!         filter: &ScopeFilter,
+//!         window: NoticeWindow,
+//!         limit: usize,
+//!     ) -> Result<Vec<ListedRecord>, StoreError> {
+//!         // Both locks held, records first: nothing changes in between.
+//!         let records = self.0.lock().unwrap();
+//!         let mut marks = self.1.lock().unwrap();
+//!         let mut due: Vec<_> = records
+//!             .values()
+//!             .filter(|r| filter.reads(&r.scope) && r.revoked.is_none() && r.replaced_by.is_none())
+//!             .filter(|r| window.is_due(r.expires_at, marks.get(&r.id).copied()))
+//!             .collect();
+//!         due.sort_by_key(|r| (r.expires_at, r.id));
+//!         due.truncate(limit);
+//!         for record in &due {
+//!             if let Some(at) = record.expires_at {
+//!                 marks.insert(record.id, (at, window.length_secs));
+//!             }
+//!         }
+//!         Ok(due.into_iter().cloned().map(Ok).collect())
+//!     }
+//!
+//!     async fn release_expiry_notices(
+//!         &self,
+//!         length_secs: u32,
+//!         claimed: &[ExpiryCursor],
+//!     ) -> Result<(), StoreError> {
+//!         let mut marks = self.1.lock().unwrap();
+//!         for position in claimed {
+//!             if marks.get(&position.id) == Some(&(position.expires_at, length_secs)) {
+//!                 marks.remove(&position.id);
+//!             }
+//!         }
+//!         Ok(())
 //!     }
 //! }
 //!
@@ -515,6 +557,63 @@ pub trait TokenStore: Send + Sync {
     /// and are counted); the failure shows on the next call.
     async fn purge(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError>;
 
+    /// Claims up to `limit` records for an expiry notice of `window`, and
+    /// returns them: the records of the scopes `filter` reads that are
+    /// **due**, each marked in the same atomic step as notified about its
+    /// current `expires_at` by a window of `window.length_secs`.
+    ///
+    /// Due means: live as [`list_expiring`](Self::list_expiring) lists
+    /// (neither revoked, on its own or by a scope revocation, nor replaced;
+    /// a disabled record is live, since it can be enabled again),
+    /// `expires_at` in `window.start..window.end`, and not marked already
+    /// for this same `expires_at` by a window no longer than this one. So a
+    /// 30-day window and then a 7-day one claim a token once each, a
+    /// 30-day window after a 7-day one does not claim it again, and an
+    /// expiry changed since ([`TokenChange::Edit`]) makes it due afresh.
+    ///
+    /// Soonest to expire first, ties by id, as `list_expiring` orders. Each
+    /// record is claimed by one call at most: of concurrent calls, every
+    /// record goes to one of them (a compare-and-set per record, checked in
+    /// the same atomic step as the mark). An empty answer means none was
+    /// due when the call ran, apart from records another call was writing
+    /// at that moment (a database may skip a row another transaction holds
+    /// rather than wait for it): the next call takes those. The cost is
+    /// that of `list_expiring` reading the window, plus the writes.
+    ///
+    /// The mark is the store's own bookkeeping, not part of the record:
+    /// `find` and `list` do not show it, and a replica need not see it.
+    /// A row that cannot be read back is returned as a [`DamagedRecord`]
+    /// (claimed all the same).
+    ///
+    /// # Errors
+    ///
+    /// A backend failure; then nothing was claimed (or, a failure that
+    /// hides whether the store committed, the claims may stand).
+    async fn claim_expiry_notices(
+        &self,
+        filter: &ScopeFilter,
+        window: NoticeWindow,
+        limit: usize,
+    ) -> Result<Vec<ListedRecord>, StoreError>;
+
+    /// Undoes claims of [`claim_expiry_notices`](Self::claim_expiry_notices)
+    /// made by a window of `length_secs`: clears the mark of each record of
+    /// `claimed` still marked for exactly that `expires_at` and that
+    /// length, so the next claim returns it again. What a caller does when
+    /// it could not deliver a notice. A record marked otherwise since (by
+    /// another window, or for a new expiry) is left as it is, and so is an
+    /// id with no record. Each record is released atomically; the batch
+    /// need not be.
+    ///
+    /// # Errors
+    ///
+    /// A backend failure; the records not yet released stay claimed.
+    async fn release_expiry_notices(
+        &self,
+        length_secs: u32,
+        claimed: &[ExpiryCursor],
+    ) -> Result<(), StoreError>;
+
     /// Waits until the store can answer: a store that loads a copy of its
     /// data first (a `ReplicatedStore`) returns once it has. Every other
     /// store is ready at once, which is what this default says.
@@ -553,6 +652,41 @@ impl ScopeFilter {
             ScopeFilter::Covered(covering) => covering.covers(scope),
             ScopeFilter::All => true,
         }
+    }
+}
+
+/// What an expiry notice covers, for
+/// [`TokenStore::claim_expiry_notices`]: the tokens expiring at or after
+/// `start` and before `end`, claimed by a window `length_secs` long.
+///
+/// The length is what the store records with each token it claims (whole
+/// seconds), so that windows of different lengths each notify once; the
+/// service makes `end` its clock's now plus the length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoticeWindow {
+    /// The first instant a due token may expire at (included).
+    pub start: OffsetDateTime,
+    /// The instant due tokens expire before (excluded).
+    pub end: OffsetDateTime,
+    /// How far the window looks ahead, in whole seconds.
+    pub length_secs: u32,
+}
+
+impl NoticeWindow {
+    /// Whether a record expiring at `expires_at`, last marked (if ever)
+    /// about `marked` (`(expires_at, length_secs)`), is due in this window,
+    /// leaving liveness aside: the rule of
+    /// [`TokenStore::claim_expiry_notices`], for a store that keeps the
+    /// mark as values.
+    pub fn is_due(
+        &self,
+        expires_at: Option<OffsetDateTime>,
+        marked: Option<(OffsetDateTime, u32)>,
+    ) -> bool {
+        expires_at.is_some_and(|at| {
+            (self.start..self.end).contains(&at)
+                && !marked.is_some_and(|(about, length)| about == at && length <= self.length_secs)
+        })
     }
 }
 

@@ -47,15 +47,16 @@ use time::OffsetDateTime;
 
 use super::migrations::{self, Migration};
 use super::sql::{
-    Class, Dialect, Reads, RecordParams, RecordRow, Statements, apply_migrations, bind_find_at,
-    bind_list, bind_list_expiring, bind_mark, bind_marked, bind_record, bind_retire, bind_revoke,
-    bind_scope_counts, id_to_sql, limit_to_sql, revoke_created_by_rounds, revoke_missed,
-    rotation_refused, scope_revoked, store_error, update_missed, update_query,
+    Class, Dialect, Reads, RecordParams, RecordRow, Statements, apply_migrations,
+    bind_claim_notices, bind_find_at, bind_list, bind_list_expiring, bind_mark, bind_marked,
+    bind_record, bind_release_notice, bind_retire, bind_revoke, bind_scope_counts, id_to_sql,
+    limit_to_sql, revoke_created_by_rounds, revoke_missed, rotation_refused, scope_revoked,
+    soonest_first, store_error, update_missed, update_query,
 };
 use super::table::TableName;
 use super::{
-    Cursor, ExpiryCursor, ListedRecord, REPORTED_IDS, Retirement, RevokeOutcome, RotateOutcome,
-    ScopeFilter, ScopeRevoked, TokenChange, TokenStore, UpdateOutcome,
+    Cursor, ExpiryCursor, ListedRecord, NoticeWindow, REPORTED_IDS, Retirement, RevokeOutcome,
+    RotateOutcome, ScopeFilter, ScopeRevoked, TokenChange, TokenStore, UpdateOutcome,
 };
 use crate::error::StoreError;
 use crate::ids::ActorId;
@@ -845,6 +846,59 @@ impl TokenStore for PostgresStore {
             );
             tx.commit().await.map_err(error)?;
             Ok(revoked)
+        })
+        .await
+    }
+
+    /// One short transaction, one statement: the due rows picked `FOR
+    /// UPDATE SKIP LOCKED` as `list_expiring` reads them, and marked (see
+    /// the `store::sql` docs). Two instances claiming at once each take
+    /// rows the other does not hold. A mark is no change the feed reports.
+    async fn claim_expiry_notices(
+        &self,
+        filter: &ScopeFilter,
+        window: NoticeWindow,
+        limit: usize,
+    ) -> Result<Vec<ListedRecord>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let reads = Reads::of(filter);
+        self.call(self.management_pool(), async |conn| {
+            let query = sqlx::query_as(self.statements.claim_notices.get(&reads));
+            let mut tx = self.begin(conn).await?;
+            let rows: Vec<Row> = bind_claim_notices!(query, OffsetDateTime, reads, window, limit)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(error)?;
+            tx.commit().await.map_err(error)?;
+            Ok(soonest_first(
+                rows.into_iter().map(Row::into_listed).collect(),
+            ))
+        })
+        .await
+    }
+
+    /// One short transaction, one statement per record.
+    async fn release_expiry_notices(
+        &self,
+        length_secs: u32,
+        claimed: &[ExpiryCursor],
+    ) -> Result<(), StoreError> {
+        self.call(self.management_pool(), async |conn| {
+            let mut tx = self.begin(conn).await?;
+            for position in claimed {
+                bind_release_notice!(
+                    sqlx::query(&self.statements.release_notice),
+                    OffsetDateTime,
+                    length_secs,
+                    position
+                )
+                .execute(&mut *tx)
+                .await
+                .map_err(error_for(position.id))?;
+            }
+            tx.commit().await.map_err(error)
         })
         .await
     }

@@ -165,6 +165,21 @@ pub(super) struct Statements {
     pub(super) purge_marked: String,
     /// Deletes the scope marks made before `$1` that no longer cover a row.
     pub(super) drop_marks: String,
+    /// Claims for an expiry notice, in one statement, up to the last
+    /// parameter's live tokens of the scopes a filter reads (its
+    /// parameters first) expiring at or after the next parameter and
+    /// before the one after, not marked for their expiry by a window no
+    /// longer than the next one's seconds: marks them so and returns them
+    /// as a list does (no mark covers a live token), in no set order. It
+    /// reads what [`list_expiring`](Self::list_expiring) reads. On
+    /// PostgreSQL the rows are picked `FOR UPDATE SKIP LOCKED`: of two
+    /// concurrent claims, each takes rows the other does not hold, and a
+    /// row claimed meanwhile is checked again once it commits, so no row is
+    /// claimed twice. (SQLite runs one writer at a time.)
+    pub(super) claim_notices: ByReads,
+    /// Clears the notice mark of id `$1` if it is still about expiry `$2`
+    /// by a window of `$3` seconds.
+    pub(super) release_notice: String,
 }
 
 /// The SQL a backend speaks, where the two differ.
@@ -249,6 +264,37 @@ impl Statements {
                 n + 4,
                 n + 5
             )
+        };
+        // Claims the due rows for a notice: picks them in the order of
+        // an expiring list, marks them, returns them.
+        let claim_notices = |reads: ReadsKind| {
+            let (condition, n) = reads.condition();
+            let (start, end, secs, limit) = (n + 1, n + 2, n + 3, n + 4);
+            let due = format!(
+                "{condition}t.revoked_at IS NULL AND t.replaced_by IS NULL AND NOT {covered_t} \
+                 AND t.expires_at >= ${start} AND t.expires_at < ${end} \
+                 AND (t.notice_expires_at IS NULL OR t.notice_expires_at <> t.expires_at \
+                 OR t.notice_window_secs > ${secs}) \
+                 ORDER BY t.expires_at, t.id LIMIT ${limit}"
+            );
+            let mark = format!("notice_expires_at = expires_at, notice_window_secs = ${secs}");
+            match dialect {
+                #[cfg(feature = "postgres")]
+                Dialect::Postgres => format!(
+                    "WITH picked AS (SELECT t.id FROM {tokens} AS t WHERE {due} \
+                     FOR UPDATE OF t SKIP LOCKED) \
+                     UPDATE {tokens} AS t SET {mark} FROM picked WHERE t.id = picked.id \
+                     RETURNING {unmarked_columns}"
+                ),
+                // SQLite's RETURNING names the table's columns unqualified.
+                #[cfg(feature = "sqlite")]
+                Dialect::Sqlite => format!(
+                    "WITH picked AS (SELECT t.id FROM {tokens} AS t WHERE {due}) \
+                     UPDATE {tokens} SET {mark} WHERE id IN (SELECT id FROM picked) \
+                     RETURNING {}",
+                    unmarked_columns.replace("t.", "")
+                ),
+            }
         };
         // The row being updated is live: neither revoked (on its own or by
         // a scope mark) nor replaced. What `update` may change.
@@ -378,6 +424,15 @@ impl Statements {
                  (SELECT 1 FROM {tokens} AS t WHERE t.org_id = {marks}.org_id \
                  AND ({marks}.domain_id = '' OR t.domain_id = {marks}.domain_id) \
                  AND t.seq <= {marks}.through_seq)"
+            ),
+            claim_notices: ByReads {
+                exactly: claim_notices(ReadsKind::Exactly),
+                org: claim_notices(ReadsKind::Org),
+                all: claim_notices(ReadsKind::All),
+            },
+            release_notice: format!(
+                "UPDATE {tokens} SET notice_expires_at = NULL, notice_window_secs = NULL \
+                 WHERE id = $1 AND notice_expires_at = $2 AND notice_window_secs = $3"
             ),
         }
     }
@@ -1090,6 +1145,43 @@ macro_rules! bind_list_expiring {
     }};
 }
 
+/// Binds [`Statements::claim_notices`] in the form for `$reads`: what it
+/// reads, the window, its length, the limit.
+macro_rules! bind_claim_notices {
+    ($query:expr, $time:ty, $reads:expr, $window:expr, $limit:expr) => {{
+        let window: $crate::store::NoticeWindow = $window;
+        $crate::store::sql::bind_reads!($query, $reads)
+            .bind(<$time as $crate::store::sql::SqlTime>::to_sql(window.start))
+            .bind(<$time as $crate::store::sql::SqlTime>::to_sql(window.end))
+            .bind(i64::from(window.length_secs))
+            .bind($crate::store::sql::limit_to_sql($limit))
+    }};
+}
+
+/// Binds [`Statements::release_notice`]: the id, the expiry, the window's
+/// length.
+macro_rules! bind_release_notice {
+    ($query:expr, $time:ty, $length_secs:expr, $claimed:expr) => {{
+        let claimed: &$crate::ExpiryCursor = $claimed;
+        $query
+            .bind($crate::store::sql::id_to_sql(claimed.id))
+            .bind(<$time as $crate::store::sql::SqlTime>::to_sql(
+                claimed.expires_at,
+            ))
+            .bind(i64::from($length_secs))
+    }};
+}
+
+/// Claimed rows in the order of an expiring list (soonest first, ties by
+/// id): the statement returns them in no set order.
+pub(super) fn soonest_first(mut claimed: Vec<super::ListedRecord>) -> Vec<super::ListedRecord> {
+    claimed.sort_by_key(|listed| match listed {
+        Ok(record) => (record.expires_at, Some(record.id)),
+        Err(damaged) => (damaged.expires_at, damaged.id),
+    });
+    claimed
+}
+
 /// Binds [`Statements::revoke`]: the revocation, then the id and its
 /// scope.
 macro_rules! bind_revoke {
@@ -1195,8 +1287,8 @@ macro_rules! bind_marked {
 }
 
 pub(super) use {
-    bind_find_at, bind_list, bind_list_expiring, bind_mark, bind_marked, bind_reads, bind_retire,
-    bind_revoke, update_query,
+    bind_claim_notices, bind_find_at, bind_list, bind_list_expiring, bind_mark, bind_marked,
+    bind_reads, bind_release_notice, bind_retire, bind_revoke, update_query,
 };
 
 /// Runs [`Statements::revoke_created_by`] in the transaction `$tx` until

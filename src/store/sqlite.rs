@@ -15,14 +15,15 @@ use time::OffsetDateTime;
 use super::migrations::{self, Migration};
 use super::sql::{
     Class, Dialect, Reads, RecordParams, RecordRow, SqlTime, Statements, apply_migrations,
-    bind_find_at, bind_list, bind_list_expiring, bind_mark, bind_marked, bind_record, bind_retire,
-    bind_revoke, bind_scope_counts, id_to_sql, limit_to_sql, revoke_created_by_rounds,
-    revoke_missed, rotation_refused, scope_revoked, store_error, update_missed, update_query,
+    bind_claim_notices, bind_find_at, bind_list, bind_list_expiring, bind_mark, bind_marked,
+    bind_record, bind_release_notice, bind_retire, bind_revoke, bind_scope_counts, id_to_sql,
+    limit_to_sql, revoke_created_by_rounds, revoke_missed, rotation_refused, scope_revoked,
+    soonest_first, store_error, update_missed, update_query,
 };
 use super::table::TableName;
 use super::{
-    Cursor, ExpiryCursor, ListedRecord, REPORTED_IDS, Retirement, RevokeOutcome, RotateOutcome,
-    ScopeFilter, ScopeRevoked, TokenChange, TokenStore, UpdateOutcome,
+    Cursor, ExpiryCursor, ListedRecord, NoticeWindow, REPORTED_IDS, Retirement, RevokeOutcome,
+    RotateOutcome, ScopeFilter, ScopeRevoked, TokenChange, TokenStore, UpdateOutcome,
 };
 use crate::error::{StoreError, TableNameError};
 use crate::ids::ActorId;
@@ -467,6 +468,56 @@ impl TokenStore for SqliteStore {
             revoke_created_by_rounds!(tx, self.statements, i64, creator, &revocation, limit, error);
         tx.commit().await.map_err(error)?;
         Ok(revoked)
+    }
+
+    /// One statement, which holds SQLite's write lock from its start:
+    /// picks the due rows as `list_expiring` reads them and marks them, so
+    /// no other writer, in this process or another sharing the file, claims
+    /// one of them too.
+    async fn claim_expiry_notices(
+        &self,
+        filter: &ScopeFilter,
+        window: NoticeWindow,
+        limit: usize,
+    ) -> Result<Vec<ListedRecord>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let reads = Reads::of(filter);
+        let rows: Vec<Row> = bind_claim_notices!(
+            sqlx::query_as(self.statements.claim_notices.get(&reads)),
+            i64,
+            reads,
+            window,
+            limit
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(error)?;
+        Ok(soonest_first(
+            rows.into_iter().map(Row::into_listed).collect(),
+        ))
+    }
+
+    /// One short transaction, one statement per record.
+    async fn release_expiry_notices(
+        &self,
+        length_secs: u32,
+        claimed: &[ExpiryCursor],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(error)?;
+        for position in claimed {
+            bind_release_notice!(
+                sqlx::query(&self.statements.release_notice),
+                i64,
+                length_secs,
+                position
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(error_for(position.id))?;
+        }
+        tx.commit().await.map_err(error)
     }
 
     async fn purge(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError> {

@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use api_tokens::store::{
-    Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeFilter,
-    ScopeRevoked, TokenChange, TokenStore, UpdateOutcome,
+    Cursor, ExpiryCursor, ListedRecord, NoticeWindow, Retirement, RevokeOutcome, RotateOutcome,
+    ScopeFilter, ScopeRevoked, TokenChange, TokenStore, UpdateOutcome,
 };
 use api_tokens::testing::{ManualClock, MemoryAuditSink};
 use api_tokens::{
@@ -461,6 +461,25 @@ impl TokenStore for CountingStore {
     async fn purge(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError> {
         self.inner.purge(before, limit).await
     }
+
+    async fn claim_expiry_notices(
+        &self,
+        filter: &ScopeFilter,
+        window: NoticeWindow,
+        limit: usize,
+    ) -> Result<Vec<ListedRecord>, StoreError> {
+        self.inner.claim_expiry_notices(filter, window, limit).await
+    }
+
+    async fn release_expiry_notices(
+        &self,
+        length_secs: u32,
+        claimed: &[ExpiryCursor],
+    ) -> Result<(), StoreError> {
+        self.inner
+            .release_expiry_notices(length_secs, claimed)
+            .await
+    }
 }
 
 /// Holds a `record_uses` call inside the store (see
@@ -555,6 +574,17 @@ impl TokenStore for Unreachable {
         Err(outage())
     }
     async fn purge(&self, _: OffsetDateTime, _: usize) -> Result<u64, StoreError> {
+        Err(outage())
+    }
+    async fn claim_expiry_notices(
+        &self,
+        _: &ScopeFilter,
+        _: NoticeWindow,
+        _: usize,
+    ) -> Result<Vec<ListedRecord>, StoreError> {
+        Err(outage())
+    }
+    async fn release_expiry_notices(&self, _: u32, _: &[ExpiryCursor]) -> Result<(), StoreError> {
         Err(outage())
     }
 }

@@ -21,8 +21,8 @@ use tokio::task::JoinHandle;
 
 use super::shards::{Keyed, Shards, find_in_mut, insert_into, read, remove_from, write};
 use super::{
-    Cursor, ExpiryCursor, ListedRecord, Retirement, RevokeOutcome, RotateOutcome, ScopeFilter,
-    ScopeRevoked, TokenChange, TokenStore, UpdateOutcome,
+    Cursor, ExpiryCursor, ListedRecord, NoticeWindow, Retirement, RevokeOutcome, RotateOutcome,
+    ScopeFilter, ScopeRevoked, TokenChange, TokenStore, UpdateOutcome,
 };
 use crate::error::StoreError;
 use crate::ids::ActorId;
@@ -933,6 +933,32 @@ impl TokenStore for ReplicatedStore {
         self.shared
             .source
             .list_expiring(filter, window, after, limit)
+            .await
+    }
+
+    /// To the shared store as it is: a notice mark is bookkeeping that
+    /// verification never reads, so the change feed does not carry it and
+    /// there is nothing to apply here.
+    async fn claim_expiry_notices(
+        &self,
+        filter: &ScopeFilter,
+        window: NoticeWindow,
+        limit: usize,
+    ) -> Result<Vec<ListedRecord>, StoreError> {
+        self.shared
+            .source
+            .claim_expiry_notices(filter, window, limit)
+            .await
+    }
+
+    async fn release_expiry_notices(
+        &self,
+        length_secs: u32,
+        claimed: &[ExpiryCursor],
+    ) -> Result<(), StoreError> {
+        self.shared
+            .source
+            .release_expiry_notices(length_secs, claimed)
             .await
     }
 
