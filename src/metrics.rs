@@ -138,6 +138,8 @@ pub const STORE_OPERATIONS: &[&str] = &[
     "list_expiring",
     "revoke_created_by",
     "purge",
+    "claim_expiry_notices",
+    "release_expiry_notices",
     "ready",
 ];
 

@@ -61,7 +61,11 @@ impl Scrape {
         assert_eq!(response.status(), StatusCode::OK);
         let content_type = response.headers()["content-type"].to_str().unwrap();
         assert!(content_type.starts_with("text/plain; version=0.0.4"));
-        let text = response.text().await.unwrap();
+        Scrape::parse(response.text().await.unwrap())
+    }
+
+    /// The exposition `text`, read.
+    fn parse(text: String) -> Scrape {
         let samples = text
             .lines()
             .filter(|line| !line.starts_with('#') && !line.is_empty())
@@ -307,6 +311,52 @@ async fn counts_from_every_thread_are_exact_at_a_scrape() {
     let after = Scrape::of(&url).await;
     assert_eq!(after.rise(&before, &outcome("valid")), 30.0);
     assert_eq!(after.rise(&before, DURATION_COUNT), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_worker_hands_counts_over_without_a_scrape() {
+    let _turn = SERIAL.lock().await;
+    let recorder = recorder();
+    let service = Arc::new(service_over(Arc::new(api_tokens::MemoryStore::new())));
+    let request = IssueRequest::new(org("acme"), "x");
+    let issued = service.issue(&org_admin("acme"), request).await.unwrap();
+    let token = issued.token.expose_secret().to_owned();
+    let before = Scrape::parse(recorder.render());
+
+    // On a fresh thread: five calls, none of them a timed one.
+    tokio::task::block_in_place(|| {
+        std::thread::scope(|threads| {
+            threads.spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                for _ in 0..5 {
+                    runtime.block_on(service.verify(&token)).unwrap();
+                }
+            });
+        });
+    });
+    assert_eq!(
+        Scrape::parse(recorder.render()).rise(&before, &outcome("valid")),
+        0.0,
+        "not handed over yet"
+    );
+
+    let every = std::time::Duration::from_millis(10);
+    let worker = service.spawn_maintenance(api_tokens::Maintenance::new().flush_every(every));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while Scrape::parse(recorder.render()).rise(&before, &outcome("valid")) < 5.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker never handed the counts over"
+        );
+        tokio::time::sleep(every).await;
+    }
+    worker.shutdown().await;
+    assert_eq!(
+        Scrape::parse(recorder.render()).rise(&before, &outcome("valid")),
+        5.0
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]

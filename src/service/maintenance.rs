@@ -248,6 +248,10 @@ impl TokenService {
     /// One flush of last-used times; says whether it failed, logging only
     /// when that changes.
     async fn flush_and_report(&self, was_failing: bool) -> bool {
+        // The verification counts of an idle service reach the recorder
+        // too, within a flush period.
+        #[cfg(feature = "metrics")]
+        self.publish_metrics();
         match self.flush_last_used().await {
             Ok(_) => {
                 if was_failing {

@@ -235,7 +235,8 @@ impl Operator<'_> {
         let claimed = service
             .store
             .claim_expiry_notices(filter, window, limit)
-            .await?;
+            .await
+            .inspect_err(|_| service.store_failed("claim_expiry_notices"))?;
         Ok(service.group(window, claimed))
     }
 
@@ -259,6 +260,7 @@ impl Operator<'_> {
             .store
             .release_expiry_notices(notice.within_secs, &claimed)
             .await
+            .inspect_err(|_| self.service.store_failed("release_expiry_notices"))
     }
 
     /// Claims what is due for the window `within` in batches of
