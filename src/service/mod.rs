@@ -122,7 +122,7 @@ impl TokenService {
     /// [`spawn_maintenance`](Self::spawn_maintenance) to write them down).
     ///
     /// With feature `metrics`, the service reports to the
-    /// [`metrics`](crate::metrics) recorder installed when it is built:
+    /// `metrics` recorder installed when it is built (see the `metrics` module):
     /// install yours first.
     pub fn new(format: TokenFormat, keys: Keyring, store: Arc<dyn TokenStore>) -> Self {
         #[cfg(feature = "metrics")]
