@@ -198,7 +198,8 @@ pub use service::{
 };
 pub use service::{
     ExpiringToken, ExpiryNotice, ExpiryNoticeError, ExpiryNoticeSink, MAX_NOTICE_WINDOW,
-    MAX_NOTICE_WINDOWS, MIN_NOTICE_WINDOW, NOTICE_BATCH, NOTICE_BATCHES_PER_RUN, NoticesSent,
+    MAX_NOTICE_WINDOWS, MIN_NOTICE_WINDOW, NOTICE_BATCH, NOTICE_BATCHES_PER_RUN,
+    NOTICE_SEND_TIMEOUT, NoticesSent,
 };
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;

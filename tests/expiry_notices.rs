@@ -234,6 +234,52 @@ async fn a_notice_the_sink_refuses_is_released_and_sent_next_run() {
     assert_eq!(third, NoticesSent::default(), "and then not again");
 }
 
+/// Refuses every notice, counting how often each token was offered.
+#[derive(Default)]
+struct DownSink(Mutex<BTreeMap<TokenId, usize>>);
+
+#[api_tokens::async_trait]
+impl ExpiryNoticeSink for DownSink {
+    async fn send(&self, notice: &ExpiryNotice) -> Result<(), BoxError> {
+        let mut offered = self.0.lock().unwrap();
+        for token in &notice.tokens {
+            *offered.entry(token.id).or_default() += 1;
+        }
+        Err("the mail server is down".into())
+    }
+}
+
+/// With the mail server down, a run offers each due token once, however
+/// many batches it takes, and the next run offers each once again.
+#[tokio::test]
+async fn with_the_sink_down_each_token_is_offered_once_a_run() {
+    let fx = fixture();
+    let total = NOTICE_BATCH + 3;
+    for n in 0..total {
+        issue_expiring(&fx.service, "alice", org("acme"), &format!("t{n}"), DAY).await;
+    }
+    let sink = DownSink::default();
+    let operator = mailer(&fx.service);
+
+    for run in 1..=2 {
+        let sent = operator
+            .send_expiry_notices(&ScopeFilter::All, 7 * DAY, &sink)
+            .await
+            .unwrap();
+        assert_eq!(
+            (sent.notices, sent.failed),
+            (0, 2),
+            "run {run}: two batches, both refused"
+        );
+        let offered = sink.0.lock().unwrap().clone();
+        assert_eq!(offered.len(), total);
+        assert!(
+            offered.values().all(|&times| times == run),
+            "run {run}: {offered:?}"
+        );
+    }
+}
+
 /// A run claims batch after batch until the due tokens are done, and no
 /// batch is larger than [`NOTICE_BATCH`].
 #[tokio::test]

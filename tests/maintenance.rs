@@ -70,6 +70,44 @@ async fn the_worker_writes_down_uses_without_being_asked() {
     worker.shutdown().await;
 }
 
+/// A mail server that never answers.
+struct HangingSink;
+
+#[api_tokens::async_trait]
+impl api_tokens::ExpiryNoticeSink for HangingSink {
+    async fn send(&self, _: &api_tokens::ExpiryNotice) -> Result<(), api_tokens::BoxError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_hanging_notice_sink_does_not_hold_the_flush() {
+    let running = running();
+    let (text, id) = issue_expiring_soon(&running, "ci").await;
+    let every = Duration::from_millis(20);
+    let week = Duration::from_secs(7 * 24 * 3600);
+    let worker =
+        running
+            .service
+            .spawn_maintenance(Maintenance::new().flush_every(every).expiry_notices(
+                every,
+                &[week],
+                std::sync::Arc::new(HangingSink),
+            ));
+    // Let a run of notices start and hang in the sink.
+    tokio::time::sleep(10 * every).await;
+
+    running.service.verify(&text).await.unwrap();
+
+    let store = running.store.clone();
+    eventually("the use written while the sink hangs", async || {
+        let record = store.find(id).await.unwrap().unwrap();
+        record.last_used_at == Some(START)
+    })
+    .await;
+    drop(worker);
+}
+
 #[tokio::test]
 async fn shutdown_writes_the_last_uses_and_delivers_the_last_events() {
     let running = running();
@@ -174,6 +212,17 @@ async fn issue(running: &Running, label: &str) -> (String, api_tokens::TokenId) 
     let issued = running
         .service
         .issue(&org_admin("acme"), IssueRequest::new(org("acme"), label))
+        .await
+        .unwrap();
+    (issued.token.expose_secret().to_owned(), issued.summary.id)
+}
+
+/// A token of `acme` expiring in a day: due for a week's notice.
+async fn issue_expiring_soon(running: &Running, label: &str) -> (String, api_tokens::TokenId) {
+    let request = IssueRequest::new(org("acme"), label).expires_in(Duration::from_secs(24 * 3600));
+    let issued = running
+        .service
+        .issue(&org_admin("acme"), request)
         .await
         .unwrap();
     (issued.token.expose_secret().to_owned(), issued.summary.id)

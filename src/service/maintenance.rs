@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::TokenService;
@@ -20,6 +20,10 @@ pub const DEFAULT_FLUSH_EVERY: Duration = Duration::from_secs(5);
 /// The shortest flush period the worker accepts; shorter ones are raised
 /// to it (a zero period would spin).
 pub const MIN_FLUSH_EVERY: Duration = Duration::from_millis(10);
+
+/// How long a stopping worker lets a run of expiry notices under way
+/// finish before it cuts it off.
+const NOTICES_STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// The longest period the worker takes; longer ones are lowered to it, so
 /// that no date arithmetic overflows. A year is "never" for a process.
@@ -119,6 +123,11 @@ impl Maintenance {
     /// across every instance sharing the store. The first run is one period
     /// after the worker starts, as for [`purge`](Self::purge).
     ///
+    /// Notices run in a task of their own, so a slow sink never delays the
+    /// flush or the purge; a sink that takes over [`NOTICE_SEND_TIMEOUT`](crate::NOTICE_SEND_TIMEOUT)
+    /// for a notice has refused it (it goes out again next run). At
+    /// shutdown a run under way has a few seconds to finish.
+    ///
     /// ```no_run
     /// # use std::sync::Arc;
     /// # async fn run(service: Arc<api_tokens::TokenService>, mailer: Arc<dyn api_tokens::ExpiryNoticeSink>) {
@@ -206,6 +215,12 @@ impl TokenService {
     /// Outside a Tokio runtime, like `tokio::spawn`.
     pub fn spawn_maintenance(self: &Arc<Self>, config: Maintenance) -> MaintenanceHandle {
         let (stop, mut stopped) = oneshot::channel();
+        // Expiry notices run in a task of their own: a slow mail server
+        // must not hold the flush, the purge or the stop.
+        let (stop_notices, notices_stopped) = watch::channel(());
+        let notices = config.notices.map(|schedule| {
+            tokio::spawn(Arc::clone(self).notices_worker(schedule, notices_stopped))
+        });
         let service = Arc::clone(self);
         let task = tokio::spawn(async move {
             let mut flush = tokio::time::interval(config.flush_every);
@@ -216,18 +231,11 @@ impl TokenService {
                 purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 (purge, schedule.older_than)
             });
-            let mut notices = config.notices.map(|schedule| {
-                let start = tokio::time::Instant::now() + schedule.every;
-                let mut every = tokio::time::interval_at(start, schedule.every);
-                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                (every, schedule)
-            });
             let mut failing = false;
             loop {
                 tokio::select! {
                     _ = &mut stopped => break,
                     _ = flush.tick() => failing = service.flush_and_report(failing).await,
-                    schedule = next_notices(&mut notices) => service.send_notices(schedule).await,
                     older_than = next_purge(&mut purge) => {
                         if let Err(error) = service.purge(older_than).await {
                             tracing::warn!(
@@ -237,6 +245,18 @@ impl TokenService {
                             );
                         }
                     }
+                }
+            }
+            // A run of notices under way may finish, for a while: cut off,
+            // its claimed but unsent notices would be lost for their window.
+            drop(stop_notices);
+            if let Some(notices) = notices {
+                let abort = notices.abort_handle();
+                if tokio::time::timeout(NOTICES_STOP_GRACE, notices)
+                    .await
+                    .is_err()
+                {
+                    abort.abort();
                 }
             }
             service.flush_and_report(failing).await;
@@ -274,6 +294,25 @@ impl TokenService {
 }
 
 impl TokenService {
+    /// The expiry-notice task: a run every `schedule.every`, until the
+    /// worker drops its end of `stopped`.
+    async fn notices_worker(
+        self: Arc<Self>,
+        schedule: NoticeSchedule,
+        mut stopped: watch::Receiver<()>,
+    ) {
+        let start = tokio::time::Instant::now() + schedule.every;
+        let mut every = tokio::time::interval_at(start, schedule.every);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                // Only ever an error: the worker dropped the sender.
+                _ = stopped.changed() => break,
+                _ = every.tick() => self.send_notices(&schedule).await,
+            }
+        }
+    }
+
     /// One run of expiry notices, each window in turn; failures are logged
     /// and the next run tries again.
     async fn send_notices(&self, schedule: &NoticeSchedule) {
@@ -291,20 +330,6 @@ impl TokenService {
                 );
             }
         }
-    }
-}
-
-/// Waits for the next run of expiry notices, if they are on; otherwise
-/// forever.
-async fn next_notices(
-    notices: &mut Option<(tokio::time::Interval, NoticeSchedule)>,
-) -> &NoticeSchedule {
-    match notices {
-        Some((every, schedule)) => {
-            every.tick().await;
-            schedule
-        }
-        None => std::future::pending().await,
     }
 }
 

@@ -41,7 +41,7 @@ pub use maintenance::{
 pub use manage::Revoked;
 pub use notices::{
     ExpiringToken, ExpiryNotice, ExpiryNoticeError, ExpiryNoticeSink, MAX_NOTICE_WINDOW,
-    MIN_NOTICE_WINDOW, NOTICE_BATCH, NOTICE_BATCHES_PER_RUN, NoticesSent,
+    MIN_NOTICE_WINDOW, NOTICE_BATCH, NOTICE_BATCHES_PER_RUN, NOTICE_SEND_TIMEOUT, NoticesSent,
 };
 pub use operator::{CreatorRevoked, Operator, REVOKE_BATCH};
 pub use verify::VerifiedToken;

@@ -69,6 +69,11 @@ pub const NOTICE_BATCH: usize = 500;
 /// for the next run.
 pub const NOTICE_BATCHES_PER_RUN: usize = 20;
 
+/// How long the sink may take over one notice; longer counts as refused
+/// (the notice goes out again next run), so a sink that hangs cannot hold
+/// a run forever.
+pub const NOTICE_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The longest window a notice looks ahead: a year and a day.
 pub const MAX_NOTICE_WINDOW: Duration = Duration::from_secs(366 * 24 * 3600);
 
@@ -280,28 +285,43 @@ impl Operator<'_> {
         sink: &dyn ExpiryNoticeSink,
     ) -> Result<NoticesSent, ExpiryNoticeError> {
         let mut sent = NoticesSent::default();
-        for _ in 0..NOTICE_BATCHES_PER_RUN {
-            let notices = self.expiry_notices(filter, within, NOTICE_BATCH).await?;
-            let claimed: usize = notices.iter().map(|notice| notice.tokens.len()).sum();
-            for notice in &notices {
-                match sink.send(notice).await {
-                    Ok(()) => {
-                        sent.notices += 1;
-                        sent.tokens += notice.tokens.len();
-                    }
-                    Err(error) => {
-                        sent.failed += 1;
-                        self.release_after(notice, error).await;
+        // Refused notices are released when the run ends, not at once:
+        // released at once, their tokens (the soonest to expire) would be
+        // claimed again by this run's next batch and sent again and again.
+        let mut refused = Vec::new();
+        let run = async {
+            for _ in 0..NOTICE_BATCHES_PER_RUN {
+                let notices = self.expiry_notices(filter, within, NOTICE_BATCH).await?;
+                let claimed: usize = notices.iter().map(|notice| notice.tokens.len()).sum();
+                for notice in notices {
+                    // A sink that hangs is a sink that refused.
+                    let delivered = tokio::time::timeout(NOTICE_SEND_TIMEOUT, sink.send(&notice))
+                        .await
+                        .unwrap_or_else(|_| Err("the sink did not answer in time".into()));
+                    match delivered {
+                        Ok(()) => {
+                            sent.notices += 1;
+                            sent.tokens += notice.tokens.len();
+                        }
+                        Err(error) => {
+                            sent.failed += 1;
+                            refused.push((notice, error));
+                        }
                     }
                 }
+                // Damaged rows are claimed but not counted: a batch that looks
+                // short for them ends the run early, and the next run goes on.
+                if claimed < NOTICE_BATCH {
+                    break;
+                }
             }
-            // Damaged rows are claimed but not counted: a batch that looks
-            // short for them ends the run early, and the next run goes on.
-            if claimed < NOTICE_BATCH {
-                break;
-            }
+            Ok::<(), ExpiryNoticeError>(())
         }
-        Ok(sent)
+        .await;
+        for (notice, error) in refused {
+            self.release_after(&notice, error).await;
+        }
+        run.map(|()| sent)
     }
 
     /// Releases a notice the sink refused with `error`, logging both.

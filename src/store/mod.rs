@@ -577,8 +577,11 @@ pub trait TokenStore: Send + Sync {
     /// the same atomic step as the mark). An empty answer means none was
     /// due when the call ran, apart from records another call was writing
     /// at that moment (a database may skip a row another transaction holds
-    /// rather than wait for it): the next call takes those. The cost is
-    /// that of `list_expiring` reading the window, plus the writes.
+    /// rather than wait for it): the next call takes those. The cost: the
+    /// SQL stores walk the expiry index in order from the window's start,
+    /// passing over live tokens already notified for it, so a call reads
+    /// up to every live token in the window once (not only `limit`), plus
+    /// the writes. Keep windows to what a notice needs (days to weeks).
     ///
     /// The mark is the store's own bookkeeping, not part of the record:
     /// `find` and `list` do not show it, and a replica need not see it.
