@@ -90,10 +90,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     wait_for(&mail, 5).await?;
     // A few more runs: every token was reported once per window already.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    println!(
-        "{} token reports in all; nothing is reported twice for one window.",
-        mail.tokens.load(Ordering::SeqCst)
-    );
+    let reports = mail.tokens.load(Ordering::SeqCst);
+    if reports != 5 {
+        return Err(
+            format!("{reports} token reports, where 5 were due: one reported twice").into(),
+        );
+    }
+    println!("{reports} token reports in all; nothing is reported twice for one window.");
     worker.shutdown().await;
     Ok(())
 }

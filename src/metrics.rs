@@ -49,7 +49,7 @@
 use std::cell::Cell;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, TryLockError};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Instant;
 
 use metrics::{Counter, Histogram, Unit};
@@ -248,12 +248,10 @@ impl VerifyMetrics {
 
     /// The same, timing one verification in `one_in` (rounded up to a
     /// power of two, at most 2^31) on each thread.
-    pub(crate) fn sampling(self, one_in: NonZeroU32) -> Self {
+    pub(crate) fn sampling(mut self, one_in: NonZeroU32) -> Self {
         let every = one_in.get().checked_next_power_of_two().unwrap_or(1 << 31);
-        VerifyMetrics {
-            sample_mask: every - 1,
-            ..self
-        }
+        self.sample_mask = every - 1;
+        self
     }
 
     /// When this verification started, if it is one to time: the thread's
@@ -280,20 +278,33 @@ impl VerifyMetrics {
         self.stripes[stripe].0[index].fetch_add(1, Ordering::Relaxed);
         if let Some(started) = started {
             self.duration.record(started.elapsed());
-            self.publish();
+            self.publish_sampled();
         }
     }
 
-    /// Hands the recorder what was counted since the last call. Skipped if
-    /// another thread is at it: its sums include this thread's counts
-    /// (or the next call's will).
+    /// Hands the recorder what was counted since the last hand-over, on a
+    /// timed call: skipped if another thread is at it (its sums take this
+    /// thread's counts, or the next hand-over's will), so that no
+    /// verification waits on another.
+    fn publish_sampled(&self) {
+        match self.published.try_lock() {
+            Ok(published) => self.hand_over(published),
+            Err(TryLockError::Poisoned(poisoned)) => self.hand_over(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => {}
+        }
+    }
+
+    /// Hands the recorder everything counted so far: waits for a hand-over
+    /// under way, so the counts are exact to the last finished call.
     pub(crate) fn publish(&self) {
-        let mut published = match self.published.try_lock() {
-            Ok(published) => published,
-            // Nothing panics while holding it; were it so, the sums stay right.
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) => return,
-        };
+        self.hand_over(
+            self.published
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+    }
+
+    fn hand_over(&self, mut published: MutexGuard<'_, [u64; OUTCOMES]>) {
         for (index, counter) in self.outcomes.iter().enumerate() {
             let total: u64 = self
                 .stripes
@@ -306,6 +317,13 @@ impl VerifyMetrics {
                 published[index] = total;
             }
         }
+    }
+}
+
+impl Drop for VerifyMetrics {
+    /// A service going away hands over what it counted last.
+    fn drop(&mut self) {
+        self.publish();
     }
 }
 
