@@ -322,12 +322,21 @@ impl TokenService {
             let sent = operator
                 .send_expiry_notices(&ScopeFilter::All, window, &*schedule.sink)
                 .await;
-            if let Err(error) = sent {
-                tracing::warn!(
+            match sent {
+                Ok(sent) if sent.notices + sent.failed > 0 => tracing::info!(
+                    target: "api_tokens",
+                    within_secs = window.as_secs(),
+                    notices = sent.notices,
+                    tokens = sent.tokens,
+                    refused = sent.failed,
+                    "expiry notices sent"
+                ),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(
                     target: "api_tokens",
                     error = &error as &dyn std::error::Error,
                     "expiry notices could not be claimed; retrying next period"
-                );
+                ),
             }
         }
     }

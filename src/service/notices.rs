@@ -33,8 +33,8 @@
 //!   delivery would instead let two instances report the same token,
 //!   which is the failure users notice;
 //! - a release clears the token's record, so a longer window that already
-//!   reported it (30 days, say, before this 7-day one failed) may report it
-//!   once more too.
+//!   reported it (30 days, say, before this 7-day one failed) reports it
+//!   once more, on the next run that looks at that window.
 //!
 //! Work is bounded: each store call claims at most [`NOTICE_BATCH`]
 //! tokens, and one run of [`Operator::send_expiry_notices`] at most
