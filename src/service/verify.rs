@@ -105,9 +105,10 @@ impl TokenService {
     /// expired, disabled, a store failure, or `AddressNotAllowed` for every
     /// token with an allowlist (use [`verify_from`](Self::verify_from)).
     pub async fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
-        // Feature `metrics`: a thread-local countdown picks the calls to
-        // time; every call is counted by outcome, on handles resolved when
-        // the service was built (no name lookup here).
+        // Feature `metrics`: a per-thread call count picks the calls to
+        // time; every call's outcome is counted in its thread's stripe,
+        // handed to the recorder in batches (no name lookup, no counter
+        // shared by all cores).
         #[cfg(feature = "metrics")]
         let started = self.metrics.start();
         let verified = self.check(token, None).await;
