@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use api_tokens::{IssueRequest, PostgresStore, StoreError, TokenStore, VerifyError};
-use common::postgres::{fresh_schema, store_in, url};
+use common::postgres::{DAMAGING_EDITS, fresh_schema, store_in, url};
 use common::*;
 
 /// The conformance suite, one test per check, each in a schema of its own.
@@ -70,17 +70,7 @@ async fn a_row_edited_into_nonsense_is_corrupt_never_a_token() {
     let store = Arc::new(store_in(&schema).await);
     let service = service_over(store.clone());
     let tokens = issue_rows_to_damage(&service).await;
-    for edit in [
-        "UPDATE api_tokens SET digest = '\\x010203' WHERE label = 'short digest'",
-        "UPDATE api_tokens SET scope_kind = 'galaxy' WHERE label = 'unknown kind'",
-        "UPDATE api_tokens SET permissions = 'segments:read Billing:Read' \
-         WHERE label = 'bad permission'",
-        "UPDATE api_tokens SET allowed_networks = '10.0.0.0/8 10.1.2.3/8' \
-         WHERE label = 'bad network'",
-        "UPDATE api_tokens SET rate_limit_requests = 0, rate_limit_period_secs = 60 \
-         WHERE label = 'bad rate limit'",
-        "UPDATE api_tokens SET disabled_at = now() WHERE label = 'half disabled'",
-    ] {
+    for edit in DAMAGING_EDITS {
         let edited = sqlx::query(edit).execute(store.pool()).await.unwrap();
         assert_eq!(edited.rows_affected(), 1);
     }

@@ -11,7 +11,7 @@ use api_tokens::{
     IssueRequest, ReplicaOptions, ReplicatedStore, SqliteStore, TokenService, TokenStore,
     VerifyError,
 };
-use common::postgres::{fresh_schema, store_in};
+use common::postgres::{DAMAGING_EDITS, fresh_schema, store_in};
 use common::*;
 
 async fn replica_in(schema: &str) -> Arc<ReplicatedStore> {
@@ -193,17 +193,7 @@ async fn a_row_edited_into_nonsense_is_corrupt_in_the_replica_too() {
     let service = service_over(replica.clone());
     let tokens = issue_rows_to_damage(&service).await;
     let direct = store_in(&schema).await;
-    for edit in [
-        "UPDATE api_tokens SET digest = '\\x010203' WHERE label = 'short digest'",
-        "UPDATE api_tokens SET scope_kind = 'galaxy' WHERE label = 'unknown kind'",
-        "UPDATE api_tokens SET permissions = 'segments:read Billing:Read' \
-         WHERE label = 'bad permission'",
-        "UPDATE api_tokens SET allowed_networks = '10.0.0.0/8 10.1.2.3/8' \
-         WHERE label = 'bad network'",
-        "UPDATE api_tokens SET rate_limit_requests = 0, rate_limit_period_secs = 60 \
-         WHERE label = 'bad rate limit'",
-        "UPDATE api_tokens SET disabled_at = now() WHERE label = 'half disabled'",
-    ] {
+    for edit in DAMAGING_EDITS {
         let edited = sqlx::query(edit).execute(direct.pool()).await.unwrap();
         assert_eq!(edited.rows_affected(), 1);
     }

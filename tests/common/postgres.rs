@@ -55,3 +55,18 @@ pub async fn store_in(schema: &str) -> PostgresStore {
     store.migrate().await.unwrap();
     store
 }
+
+/// One edit per label of [`DAMAGED_LABELS`](super::DAMAGED_LABELS), each
+/// damaging that row so it can no longer be read back as a valid record,
+/// in PostgreSQL's dialect.
+pub const DAMAGING_EDITS: [&str; 6] = [
+    "UPDATE api_tokens SET digest = '\\x010203' WHERE label = 'short digest'",
+    "UPDATE api_tokens SET scope_kind = 'galaxy' WHERE label = 'unknown kind'",
+    "UPDATE api_tokens SET permissions = 'segments:read Billing:Read' \
+     WHERE label = 'bad permission'",
+    "UPDATE api_tokens SET allowed_networks = '10.0.0.0/8 10.1.2.3/8' \
+     WHERE label = 'bad network'",
+    "UPDATE api_tokens SET rate_limit_requests = 0, rate_limit_period_secs = 60 \
+     WHERE label = 'bad rate limit'",
+    "UPDATE api_tokens SET disabled_at = now() WHERE label = 'half disabled'",
+];
