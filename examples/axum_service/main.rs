@@ -1,9 +1,12 @@
-//! A token-protected HTTP service: the dashboard's API Tokens page as
-//! endpoints, and a resource per domain that takes those tokens.
+//! A token-protected HTTP service: the dashboard's API Tokens pages, for a
+//! browser ([`pages`]) and as JSON endpoints, and a resource per domain that
+//! takes those tokens.
 //!
 //! Run it with `cargo run --example axum_service --features axum`; it listens
-//! on 127.0.0.1:3000 (or the port in `PORT`). Then, as alice (an
-//! Organization Admin of `acme`):
+//! on 127.0.0.1:3000 (or the port in `PORT`). Open
+//! <http://127.0.0.1:3000/sign-in> and sign in as alice (an Organization
+//! Admin of `acme`) or bob (a Domain Admin of `acme/shop`). Or, as alice
+//! from the command line:
 //!
 //! ```text
 //! curl -si -X POST localhost:3000/organizations/acme/tokens \
@@ -30,6 +33,7 @@
 //!
 //! | endpoint | who |
 //! |---|---|
+//! | `GET /organizations/{org}/settings/api-tokens`, `GET /organizations/{org}/domains/{domain}/settings/security/api-tokens` (the pages: see [`pages`]) | admin, signed in at `/sign-in` |
 //! | `POST /organizations/{org}/tokens` (create: `201`, the token shown once) | admin |
 //! | `GET /organizations/{org}/tokens?limit=&after=` (list, never a secret) | admin |
 //! | `DELETE /organizations/{org}/tokens/{id}` (revoke) | admin |
@@ -56,13 +60,15 @@
 //! ```
 //!
 //! DEMO ONLY: admins sign in with the `X-Demo-User` header, which anyone can
-//! send ([`demo_auth`]). A real service uses its own sessions.
+//! send, or pick who they are on the sign-in page ([`demo_auth`]). A real
+//! service uses its own sessions.
 
 mod admin;
-mod demo_auth;
+pub mod demo_auth;
 pub mod leaks;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+pub mod pages;
 
 use std::error::Error;
 use std::net::SocketAddr;
@@ -222,6 +228,7 @@ pub fn app(tokens: Arc<TokenService>) -> Router {
         // fleet-wide count).
         .route_layer(TokenLayer::new(tokens.clone()).rate_limits(RateLimits::local()));
     admin::routes(tokens.clone())
+        .merge(pages::routes(tokens.clone()))
         .merge(leaks::routes(tokens))
         .merge(protected)
 }

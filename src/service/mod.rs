@@ -203,6 +203,12 @@ impl TokenService {
         self
     }
 
+    /// The rules new tokens' lifetimes are held to: what a form offers as
+    /// expiry choices, say.
+    pub fn expiry_policy(&self) -> &ExpiryPolicy {
+        &self.policy
+    }
+
     /// The same service, giving `role` to tokens whose [`IssueRequest`]
     /// names no role (instead of [`Role::Viewer`]). The issuer's role stays
     /// the ceiling: an issuer who holds less than `role` must name a role

@@ -1,0 +1,474 @@
+//! The example's API Tokens pages over real HTTP, without a browser: what
+//! every answer carries, forged and unsigned POSTs, words for every refusal,
+//! escaping, paging and the session bound. `tests/browser.rs` walks the same
+//! pages in Chromium.
+
+mod common;
+
+// The example itself, not a copy of it: its `main` is not called here.
+#[path = "../examples/axum_service/main.rs"]
+#[allow(dead_code)]
+mod axum_service;
+
+use std::sync::Arc;
+
+use api_tokens::{PageRequest, Scope, TokenService, TokenStatus};
+use reqwest::StatusCode;
+use reqwest::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, COOKIE, LOCATION, SET_COOKIE};
+
+use axum_service::demo_auth::{MAX_SESSIONS, SESSION_COOKIE, Session, Sessions};
+use common::http::*;
+use common::{fixture, org, org_admin};
+
+const ACME_PAGE: &str = "/organizations/acme/settings/api-tokens";
+const SHOP_PAGE: &str = "/organizations/acme/domains/shop/settings/security/api-tokens";
+
+/// The example on a loopback port, and a client that does not follow
+/// redirects (so that the test sees them).
+struct Site {
+    url: String,
+    tokens: Arc<TokenService>,
+    client: reqwest::Client,
+}
+
+/// A signed-in browser, as far as HTTP goes: its cookie and its forgery
+/// token.
+struct SignedIn {
+    cookie: String,
+    csrf: String,
+}
+
+async fn start() -> Site {
+    let tokens = Arc::new(
+        fixture()
+            .service
+            .with_permissions(axum_service::permissions()),
+    );
+    let url = serve_with_connect_info(axum_service::app(tokens.clone())).await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    Site {
+        url,
+        tokens,
+        client,
+    }
+}
+
+/// The `name=value` of a `Set-Cookie`.
+fn cookie_of(answer: &Answer) -> String {
+    let set = answer.headers[SET_COOKIE].to_str().unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
+
+/// The first forgery token a page holds.
+fn csrf_in(page: &str) -> String {
+    let start = page
+        .find(r#"name="csrf" value=""#)
+        .expect("a form with a csrf field")
+        + 19;
+    page[start..start + 32].to_owned()
+}
+
+impl Site {
+    async fn get(&self, path: &str, cookie: Option<&str>) -> Answer {
+        let mut request = self.client.get(format!("{}{path}", self.url));
+        if let Some(cookie) = cookie {
+            request = request.header(COOKIE, cookie);
+        }
+        Answer::of(request.send().await.unwrap()).await
+    }
+
+    async fn post(&self, path: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> Answer {
+        let body = form
+            .iter()
+            .map(|(name, value)| format!("{name}={}", urlencode(value)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(cookie) = cookie {
+            request = request.header(COOKIE, cookie);
+        }
+        Answer::of(request.send().await.unwrap()).await
+    }
+
+    /// Signs in as `user` the way the sign-in page does.
+    async fn sign_in(&self, user: &str) -> SignedIn {
+        let page = self.get("/sign-in", None).await;
+        let anonymous = cookie_of(&page);
+        let csrf = csrf_in(&page.body);
+        let signed_in = self
+            .post(
+                "/sign-in",
+                Some(&anonymous),
+                &[("csrf", &csrf), ("user", user)],
+            )
+            .await;
+        assert_eq!(
+            signed_in.status,
+            StatusCode::SEE_OTHER,
+            "{}",
+            signed_in.body
+        );
+        let cookie = cookie_of(&signed_in);
+        let home = signed_in.headers[LOCATION].to_str().unwrap().to_owned();
+        let page = self.get(&home, Some(&cookie)).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        SignedIn {
+            csrf: csrf_in(&page.body),
+            cookie,
+        }
+    }
+
+    async fn create(&self, who: &SignedIn, page: &str, label: &str) -> Answer {
+        let form = [
+            ("csrf", who.csrf.as_str()),
+            ("label", label),
+            ("role", "viewer"),
+            ("expires", "30d"),
+        ];
+        self.post(page, Some(&who.cookie), &form).await
+    }
+
+    async fn tokens_of(&self, scope: &Scope) -> Vec<api_tokens::TokenSummary> {
+        let admin = org_admin("acme");
+        let page = self.tokens.list(&admin, scope, PageRequest::first(100));
+        page.await.unwrap().tokens
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(byte).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_answer_is_kept_by_no_cache_and_runs_no_script_but_ours() {
+    let site = start().await;
+    let alice = site.sign_in("alice").await;
+    let answers = [
+        site.get("/sign-in", None).await,
+        site.get(ACME_PAGE, Some(&alice.cookie)).await,
+        site.create(&alice, ACME_PAGE, "CI deploys").await,
+        site.get("/assets/api-tokens.js", None).await,
+    ];
+    for answer in &answers {
+        assert_eq!(answer.headers[CACHE_CONTROL], "no-store", "{answer:?}");
+        let policy = answer.headers[CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(policy.contains("script-src 'self'"), "{policy}");
+        assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    }
+    // The token is in the create answer's body only.
+    let created = &answers[2];
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let token = created.json()["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("acmeo_"));
+    for (name, value) in &created.headers {
+        assert!(!value.to_str().unwrap_or("").contains(&token), "{name}");
+    }
+    let page = site.get(ACME_PAGE, Some(&alice.cookie)).await;
+    assert!(page.body.contains("CI deploys"));
+    assert!(!page.body.contains(&token));
+}
+
+#[tokio::test]
+async fn a_signed_out_page_goes_to_sign_in_and_sign_out_ends_the_session() {
+    let site = start().await;
+    let away = site.get(ACME_PAGE, None).await;
+    assert_eq!(away.status, StatusCode::SEE_OTHER);
+    assert_eq!(away.headers[LOCATION], "/sign-in");
+
+    let alice = site.sign_in("alice").await;
+    let out = site
+        .post("/sign-out", Some(&alice.cookie), &[("csrf", &alice.csrf)])
+        .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    let after = site.get(ACME_PAGE, Some(&alice.cookie)).await;
+    assert_eq!(
+        after.status,
+        StatusCode::SEE_OTHER,
+        "the old cookie still works"
+    );
+}
+
+#[tokio::test]
+async fn signing_in_never_keeps_the_anonymous_session_id() {
+    let site = start().await;
+    let page = site.get("/sign-in", None).await;
+    let anonymous = cookie_of(&page);
+    let csrf = csrf_in(&page.body);
+    let signed_in = site
+        .post(
+            "/sign-in",
+            Some(&anonymous),
+            &[("csrf", &csrf), ("user", "alice")],
+        )
+        .await;
+    assert_ne!(cookie_of(&signed_in), anonymous);
+    // Whoever planted or saw the anonymous id is not signed in by it.
+    let planted = site.get(ACME_PAGE, Some(&anonymous)).await;
+    assert_eq!(planted.status, StatusCode::SEE_OTHER);
+}
+
+/// A POST some other page makes: path, cookie sent, form.
+type Forgery<'a> = (&'a str, Option<&'a str>, Vec<(&'a str, &'a str)>);
+
+#[tokio::test]
+async fn forged_posts_change_nothing_and_say_why() {
+    let site = start().await;
+    let alice = site.sign_in("alice").await;
+    let acme = org("acme");
+    let created = site.create(&alice, ACME_PAGE, "kept").await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let id = site.tokens_of(&acme).await[0].id;
+    let revoke = format!("{ACME_PAGE}/{id}/revoke");
+
+    let wrong = "0".repeat(32);
+    let other_session = site.sign_in("alice").await;
+    let forgeries: [Forgery; 6] = [
+        // Another site's form: the browser sends no SameSite=Strict cookie.
+        (
+            ACME_PAGE,
+            None,
+            vec![("label", "forged"), ("role", "admin"), ("expires", "never")],
+        ),
+        // The cookie without the page's token, or with a wrong one.
+        (
+            ACME_PAGE,
+            Some(&alice.cookie),
+            vec![("label", "forged"), ("role", "viewer"), ("expires", "7d")],
+        ),
+        (
+            ACME_PAGE,
+            Some(&alice.cookie),
+            vec![
+                ("csrf", &wrong),
+                ("label", "forged"),
+                ("role", "viewer"),
+                ("expires", "7d"),
+            ],
+        ),
+        // Another session's token.
+        (
+            ACME_PAGE,
+            Some(&alice.cookie),
+            vec![
+                ("csrf", &other_session.csrf),
+                ("label", "forged"),
+                ("role", "viewer"),
+                ("expires", "7d"),
+            ],
+        ),
+        (&revoke, None, vec![]),
+        (&revoke, Some(&alice.cookie), vec![("csrf", &wrong)]),
+    ];
+    for (path, cookie, form) in forgeries {
+        let answer = site.post(path, cookie, &form).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "{path} {cookie:?} {form:?}"
+        );
+        assert!(
+            answer.body.contains("Nothing was changed"),
+            "{path}: {}",
+            answer.body
+        );
+    }
+    let tokens = site.tokens_of(&acme).await;
+    assert_eq!(tokens.len(), 1, "a forged create went through");
+    assert_eq!(
+        tokens[0].status,
+        TokenStatus::Active,
+        "a forged revoke went through"
+    );
+
+    // The real form still works.
+    let revoked = site
+        .post(&revoke, Some(&alice.cookie), &[("csrf", &alice.csrf)])
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.body);
+    assert_eq!(site.tokens_of(&acme).await[0].status, TokenStatus::Revoked);
+}
+
+#[tokio::test]
+async fn refusals_are_said_in_words() {
+    let site = start().await;
+    let bob = site.sign_in("bob").await;
+
+    // A domain admin on the organization's page.
+    let page = site.get(ACME_PAGE, Some(&bob.cookie)).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.body.contains("You are signed in as bob, an admin of domain acme/shop. Only an admin of organization acme may see and manage its API tokens."), "{}", page.body);
+    assert!(!page.body.contains("create-token"));
+    let create = site.create(&bob, ACME_PAGE, "sneaky").await;
+    assert_eq!(create.status, StatusCode::FORBIDDEN);
+    assert!(
+        create.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("Only an admin of organization acme")
+    );
+    assert!(site.tokens_of(&org("acme")).await.is_empty());
+
+    // Bad labels: the crate's rule, as a sentence.
+    let cases = [
+        ("   ", "The label is empty: say what the token is for."),
+        (&"x".repeat(101), "The label is longer than 100 characters."),
+    ];
+    for (label, message) in cases {
+        let answer = site.create(&bob, SHOP_PAGE, label).await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(answer.json()["message"], message);
+    }
+    // A role or lifetime the form never offers.
+    let form = [
+        ("csrf", bob.csrf.as_str()),
+        ("label", "x"),
+        ("role", "owner"),
+        ("expires", "30d"),
+    ];
+    let answer = site.post(SHOP_PAGE, Some(&bob.cookie), &form).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+    assert!(
+        answer.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("role owner")
+    );
+    let form = [
+        ("csrf", bob.csrf.as_str()),
+        ("label", "x"),
+        ("role", "viewer"),
+        ("expires", "2d"),
+    ];
+    let answer = site.post(SHOP_PAGE, Some(&bob.cookie), &form).await;
+    assert_eq!(answer.json()["message"], "Choose when it expires.");
+
+    // Addresses that name nothing, and an unknown token.
+    let bad_id = site
+        .get(
+            "/organizations/ac%20me/settings/api-tokens",
+            Some(&bob.cookie),
+        )
+        .await;
+    assert_eq!(bad_id.status, StatusCode::NOT_FOUND);
+    assert!(
+        bad_id.body.contains("There is no such page"),
+        "{}",
+        bad_id.body
+    );
+    let bad_cursor = site
+        .get(&format!("{SHOP_PAGE}?after=nonsense"), Some(&bob.cookie))
+        .await;
+    assert_eq!(bad_cursor.status, StatusCode::BAD_REQUEST);
+    assert!(bad_cursor.body.contains("start from the first page"));
+    let unknown = format!("{SHOP_PAGE}/{}/revoke", "A".repeat(11));
+    let answer = site
+        .post(&unknown, Some(&bob.cookie), &[("csrf", &bob.csrf)])
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
+    assert!(answer.body.contains(r#"id="problem""#), "{}", answer.body);
+    for answer in [&page, &bad_id, &bad_cursor, &answer] {
+        assert!(
+            answer.body.starts_with("<!DOCTYPE html>"),
+            "{}",
+            answer.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn labels_are_shown_as_text_never_as_markup() {
+    let site = start().await;
+    let alice = site.sign_in("alice").await;
+    let label = r#"<script>alert("x")</script> & "quotes""#;
+    let created = site.create(&alice, ACME_PAGE, label).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let page = site.get(ACME_PAGE, Some(&alice.cookie)).await;
+    assert!(!page.body.contains("<script>alert"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &quot;quotes&quot;")
+    );
+}
+
+#[tokio::test]
+async fn a_long_list_pages_and_revoked_tokens_stay_marked() {
+    let site = start().await;
+    let alice = site.sign_in("alice").await;
+    let page_size = axum_service::pages::PAGE_SIZE;
+    for n in 0..page_size + 2 {
+        let created = site.create(&alice, ACME_PAGE, &format!("token {n}")).await;
+        assert_eq!(created.status, StatusCode::CREATED);
+    }
+    let oldest = site.tokens_of(&org("acme")).await.pop().unwrap();
+    let revoke = format!("{ACME_PAGE}/{}/revoke", oldest.id);
+    let revoked = site
+        .post(&revoke, Some(&alice.cookie), &[("csrf", &alice.csrf)])
+        .await;
+    assert_eq!(
+        revoked.headers[LOCATION],
+        format!("{ACME_PAGE}?revoked={}", oldest.id)
+    );
+
+    let first = site.get(ACME_PAGE, Some(&alice.cookie)).await;
+    assert_eq!(first.body.matches("<tr data-token-id").count(), page_size);
+    let link = first
+        .body
+        .split(r#"id="older" href=""#)
+        .nth(1)
+        .expect("a link to older tokens");
+    let older = &link[..link.find('"').unwrap()];
+    let second = site.get(older, Some(&alice.cookie)).await;
+    assert_eq!(second.body.matches("<tr data-token-id").count(), 2);
+    let row = second
+        .body
+        .split(&format!(r#"data-token-id="{}""#, oldest.id))
+        .nth(1)
+        .unwrap();
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains(r#"class="status revoked">Revoked"#), "{row}");
+    assert!(row.contains("by alice"), "{row}");
+    assert!(
+        !row.contains("data-revoke"),
+        "a revoked token offers Revoke"
+    );
+}
+
+#[test]
+fn sessions_are_bounded_and_the_least_recently_seen_goes_first() {
+    let sessions = Sessions::default();
+    let first = sessions.start(None);
+    let second = sessions.start(Some("alice"));
+    for _ in 2..MAX_SESSIONS {
+        sessions.start(None);
+    }
+    let with = |session: &Session| {
+        let mut headers = axum::http::HeaderMap::new();
+        let cookie = format!("{SESSION_COOKIE}={}", session.id);
+        headers.insert(COOKIE, cookie.parse().unwrap());
+        headers
+    };
+    // Seen now, so no longer the least recent.
+    assert!(sessions.find(&with(&first)).is_some());
+    let one_more = sessions.start(None);
+    assert!(sessions.find(&with(&one_more)).is_some());
+    assert!(sessions.find(&with(&first)).is_some());
+    assert!(
+        sessions.find(&with(&second)).is_none(),
+        "no session was dropped"
+    );
+}
