@@ -4,6 +4,8 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 #[cfg(feature = "axum")]
+pub mod browser;
+#[cfg(feature = "axum")]
 pub mod http;
 pub mod logs;
 #[cfg(feature = "postgres")]

@@ -1,0 +1,347 @@
+//! A real headless Chromium for the pages' tests, driven over WebDriver
+//! through its own chromedriver: Debian's `chromium` and `chromium-driver`,
+//! which `scripts/test` installs and names in `API_TOKENS_CHROMIUM` and
+//! `API_TOKENS_CHROMEDRIVER` (by default `/usr/bin/chromium` and
+//! `/usr/bin/chromedriver`). Without them [`start`] panics and says how to
+//! get them: a browser test fails, it is never skipped.
+//!
+//! Each [`Browser`] is a chromedriver and a Chromium of its own, with a
+//! fresh profile and its own clipboard, so tests run in parallel. Dropping
+//! it (a test that panics drops it too) ends both and deletes the profile.
+
+use std::fs::{self, File};
+use std::io;
+use std::net::{Ipv4Addr, TcpListener};
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::http::Method;
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+use url::Url;
+
+/// What a test that has no browser tells the developer.
+const HOW_TO_GET: &str = "run the tests with `scripts/test`, which installs Debian's chromium and \
+     chromium-driver, or install them (apt-get install chromium chromium-driver), or set \
+     API_TOKENS_CHROMIUM and API_TOKENS_CHROMEDRIVER to a Chromium and its chromedriver";
+
+/// How long chromedriver may take to listen, and a page to show a text.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A headless Chromium with a WebDriver session open: use it as the
+/// fantoccini [`Client`] it derefs to.
+pub struct Browser {
+    client: Client,
+    test: String,
+    screenshots_taken: AtomicUsize,
+    // Declared last, so it is dropped last: the session goes before its
+    // chromedriver.
+    driver: Driver,
+}
+
+/// Starts chromedriver and a headless Chromium and opens a session.
+/// `test` names the folder of the browser's screenshots,
+/// `target/browser-screenshots/<test>/`, which this empties: give each
+/// browser of a run its own name.
+pub async fn start(test: &str) -> Browser {
+    assert_file_name(test);
+    let chromium = program("API_TOKENS_CHROMIUM", "/usr/bin/chromium");
+    let chromedriver = program("API_TOKENS_CHROMEDRIVER", "/usr/bin/chromedriver");
+    let driver = Driver::start(test, &chromedriver).await;
+    let capabilities = json!({
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": [
+                "--headless",
+                // Chromium's sandbox refuses to run as root, as CI does.
+                "--no-sandbox",
+                "--disable-gpu",
+                // /dev/shm is small in containers; a full one crashes tabs.
+                "--disable-dev-shm-usage",
+                // Nothing from outside: the tests talk to loopback only.
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--window-size=1280,900",
+                format!("--user-data-dir={}", driver.dir.join("profile").display()),
+                // Over a pipe, Chromium quits when its chromedriver is
+                // killed; over a port it would outlive it.
+                "--remote-debugging-pipe",
+            ],
+        },
+    });
+    let Value::Object(capabilities) = capabilities else {
+        unreachable!("the capabilities are a JSON object")
+    };
+    let client = ClientBuilder::new(HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .unwrap_or_else(|error| {
+            panic!(
+                "chromedriver could not start {}: {error}\n{}",
+                chromium.display(),
+                driver.output()
+            )
+        });
+    let screenshots = screenshots_dir(test);
+    match fs::remove_dir_all(&screenshots) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => {
+            panic!("cannot empty {}: {error}", screenshots.display())
+        }
+        _ => {}
+    }
+    Browser {
+        client,
+        test: test.to_owned(),
+        screenshots_taken: AtomicUsize::new(0),
+        driver,
+    }
+}
+
+impl Deref for Browser {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl Browser {
+    /// Saves what the window shows as
+    /// `target/browser-screenshots/<test>/<NN>-<step>.png`, numbered in the
+    /// order taken, and returns the file's path.
+    pub async fn screenshot(&self, step: &str) -> PathBuf {
+        assert_file_name(step);
+        let png = self.client.screenshot().await.expect("a screenshot");
+        let number = self.screenshots_taken.fetch_add(1, Ordering::Relaxed) + 1;
+        let dir = screenshots_dir(&self.test);
+        fs::create_dir_all(&dir).expect("the screenshots' folder");
+        let path = dir.join(format!("{number:02}-{step}.png"));
+        fs::write(&path, png).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        path
+    }
+
+    /// What the browser's clipboard holds, read by the page as
+    /// `navigator.clipboard.readText()`: the clipboard a user pastes from.
+    ///
+    /// Reading needs the `clipboard-read` permission, which a headless
+    /// browser cannot ask the user for: this grants it for the page's
+    /// origin just for the read, then sets it back to `prompt`, as in a
+    /// fresh profile. (While granted, Chromium also lets a page write the
+    /// clipboard without a click, so it must not stay granted: the tests
+    /// would miss a page that copies at the wrong time.)
+    pub async fn clipboard_text(&self) -> String {
+        self.set_permission("clipboard-read", "granted").await;
+        let read = self
+            .client
+            .execute_async(
+                "const done = arguments[0];
+                 navigator.clipboard.readText().then(
+                     text => done({ text }),
+                     error => done({ error: String(error) }));",
+                vec![],
+            )
+            .await;
+        self.set_permission("clipboard-read", "prompt").await;
+        let read = read.expect("the clipboard-reading script runs");
+        match (read["text"].as_str(), read["error"].as_str()) {
+            (Some(text), _) => text.to_owned(),
+            (None, error) => panic!("the page cannot read the clipboard: {error:?}"),
+        }
+    }
+
+    /// Waits until the element `css` is on the page and its text is
+    /// `expected` (what a script shows once a promise settles, say), and
+    /// fails after a few seconds saying what the text was.
+    pub async fn wait_for_text(&self, css: &str, expected: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        let mut text = None;
+        while Instant::now() < deadline {
+            if let Ok(element) = self.client.find(Locator::Css(css)).await {
+                let shown = element.text().await.expect("the element's text");
+                if shown == expected {
+                    return;
+                }
+                text = Some(shown);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{css} should show {expected:?}, but shows {text:?} (None: not on the page)");
+    }
+
+    /// Ends the session, which quits the browser, then chromedriver.
+    pub async fn close(self) {
+        let client = self.client.clone();
+        client.close().await.expect("the browser quits");
+    }
+
+    /// WebDriver's Set Permission, from the Permissions spec, which
+    /// chromedriver implements: `name` is `state` for the page's origin.
+    async fn set_permission(&self, name: &'static str, state: &'static str) {
+        self.client
+            .issue_cmd(SetPermission { name, state })
+            .await
+            .unwrap_or_else(|error| panic!("cannot set {name} to {state}: {error}"));
+    }
+}
+
+#[derive(Debug)]
+struct SetPermission {
+    name: &'static str,
+    state: &'static str,
+}
+
+impl WebDriverCompatibleCommand for SetPermission {
+    fn endpoint(&self, base: &Url, session: Option<&str>) -> Result<Url, url::ParseError> {
+        let session = session.expect("a session is open");
+        base.join(&format!("session/{session}/permissions"))
+    }
+
+    fn method_and_body(&self, _: &Url) -> (Method, Option<String>) {
+        let body = json!({ "descriptor": { "name": self.name }, "state": self.state });
+        (Method::POST, Some(body.to_string()))
+    }
+}
+
+/// A chromedriver listening on a loopback port, with a folder for the
+/// browser's profile and chromedriver's output: killed and deleted on drop.
+struct Driver {
+    process: Child,
+    url: String,
+    dir: PathBuf,
+}
+
+impl Driver {
+    /// Starts chromedriver on a free port and waits until it listens.
+    async fn start(test: &str, chromedriver: &Path) -> Driver {
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "browser/{test}-{}-{}",
+            std::process::id(),
+            STARTED.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir_all(&dir).expect("the browser's folder");
+        // Another process may take the free port before chromedriver
+        // does; it then exits, and we try another.
+        for _ in 0..3 {
+            let port = free_port();
+            let output = File::create(dir.join("chromedriver.out")).expect("chromedriver.out");
+            let process = Command::new(chromedriver)
+                .arg(format!("--port={port}"))
+                .stdin(Stdio::null())
+                .stdout(output.try_clone().expect("chromedriver.out"))
+                .stderr(output)
+                .spawn()
+                .unwrap_or_else(|error| {
+                    panic!(
+                        "cannot run {}: {error}; {HOW_TO_GET}",
+                        chromedriver.display()
+                    )
+                });
+            let mut driver = Driver {
+                process,
+                url: format!("http://127.0.0.1:{port}"),
+                dir: dir.clone(),
+            };
+            if driver.listens(port).await {
+                return driver;
+            }
+        }
+        panic!(
+            "chromedriver did not start three times (see {})",
+            dir.display()
+        );
+    }
+
+    /// Whether chromedriver listens on `port` within a few seconds;
+    /// panics if it neither listens nor exits.
+    async fn listens(&mut self, port: u16) -> bool {
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            if let Some(status) = self.process.try_wait().expect("chromedriver's status") {
+                eprintln!("chromedriver exited ({status}):\n{}", self.output());
+                return false;
+            }
+            if tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+                .await
+                .is_ok()
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "chromedriver did not listen within {PATIENCE:?}:\n{}",
+            self.output()
+        );
+    }
+
+    /// What chromedriver printed, for a failure's message.
+    fn output(&self) -> String {
+        fs::read_to_string(self.dir.join("chromedriver.out")).unwrap_or_default()
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        // Chromium quits once its pipe to chromedriver closes, and may
+        // still be writing its profile for a moment; what it leaves
+        // behind after that stays in target/tmp. No panic: this runs while
+        // a failed test unwinds too.
+        for _ in 0..50 {
+            match fs::remove_dir_all(&self.dir) {
+                Err(error) if error.kind() != io::ErrorKind::NotFound => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+/// The program the environment variable `var` names, or `default`.
+fn program(var: &str, default: &str) -> PathBuf {
+    let path = std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from);
+    assert!(
+        path.is_file(),
+        "no {} ({var}): {HOW_TO_GET}",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("a free port");
+    listener.local_addr().expect("its address").port()
+}
+
+/// `target/browser-screenshots/<test>`, in the build's target folder
+/// (`CARGO_TARGET_TMPDIR` is its `tmp`), wherever CARGO_TARGET_DIR puts it.
+fn screenshots_dir(test: &str) -> PathBuf {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent();
+    target
+        .expect("CARGO_TARGET_TMPDIR is in the target folder")
+        .join("browser-screenshots")
+        .join(test)
+}
+
+/// Test and step names become file names.
+fn assert_file_name(name: &str) {
+    assert!(
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+        "{name:?} should be letters, digits, - and _ only: it names a file"
+    );
+}
