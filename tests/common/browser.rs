@@ -8,10 +8,15 @@
 //! Each [`Browser`] is a chromedriver and a Chromium of its own, with a
 //! fresh profile and its own clipboard, so tests run in parallel. Dropping
 //! it (a test that panics drops it too) ends both and deletes the profile.
+//!
+//! A click through WebDriver is a user's click: a page's
+//! `navigator.clipboard.writeText` succeeds on it, and is refused without
+//! one, as for a user. [`Browser::clipboard_text`] reads the clipboard
+//! back.
 
 use std::fs::{self, File};
-use std::io;
-use std::net::{Ipv4Addr, TcpListener};
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, TcpStream};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,7 +35,8 @@ const HOW_TO_GET: &str = "run the tests with `scripts/test`, which installs Debi
      chromium-driver, or install them (apt-get install chromium chromium-driver), or set \
      API_TOKENS_CHROMIUM and API_TOKENS_CHROMEDRIVER to a Chromium and its chromedriver";
 
-/// How long chromedriver may take to listen, and a page to show a text.
+/// How long chromedriver may take to start or to quit its browser, and a
+/// page to show a text.
 const PATIENCE: Duration = Duration::from_secs(10);
 
 /// A headless Chromium with a WebDriver session open: use it as the
@@ -39,8 +45,7 @@ pub struct Browser {
     client: Client,
     test: String,
     screenshots_taken: AtomicUsize,
-    // Declared last, so it is dropped last: the session goes before its
-    // chromedriver.
+    // Last, so dropped after the client that talks to it.
     driver: Driver,
 }
 
@@ -52,13 +57,13 @@ pub async fn start(test: &str) -> Browser {
     assert_file_name(test);
     let chromium = program("API_TOKENS_CHROMIUM", "/usr/bin/chromium");
     let chromedriver = program("API_TOKENS_CHROMEDRIVER", "/usr/bin/chromedriver");
-    let driver = Driver::start(test, &chromedriver).await;
+    let mut driver = Driver::start(test, &chromedriver).await;
     let capabilities = json!({
         "goog:chromeOptions": {
             "binary": chromium,
             "args": [
                 "--headless",
-                // Chromium's sandbox refuses to run as root, as CI does.
+                // Chromium will not run sandboxed as root, which CI is.
                 "--no-sandbox",
                 "--disable-gpu",
                 // /dev/shm is small in containers; a full one crashes tabs.
@@ -71,8 +76,8 @@ pub async fn start(test: &str) -> Browser {
                 "--disable-sync",
                 "--window-size=1280,900",
                 format!("--user-data-dir={}", driver.dir.join("profile").display()),
-                // Over a pipe, Chromium quits when its chromedriver is
-                // killed; over a port it would outlive it.
+                // Over a pipe, Chromium quits when its chromedriver dies
+                // (a test killed, say); over a port it would outlive it.
                 "--remote-debugging-pipe",
             ],
         },
@@ -82,7 +87,7 @@ pub async fn start(test: &str) -> Browser {
     };
     let client = ClientBuilder::new(HttpConnector::new())
         .capabilities(capabilities)
-        .connect(&driver.url)
+        .connect(&driver.url())
         .await
         .unwrap_or_else(|error| {
             panic!(
@@ -91,6 +96,7 @@ pub async fn start(test: &str) -> Browser {
                 driver.output()
             )
         });
+    driver.session = client.session_id().await.expect("the session's id");
     let screenshots = screenshots_dir(test);
     match fs::remove_dir_all(&screenshots) {
         Err(error) if error.kind() != io::ErrorKind::NotFound => {
@@ -131,6 +137,7 @@ impl Browser {
 
     /// What the browser's clipboard holds, read by the page as
     /// `navigator.clipboard.readText()`: the clipboard a user pastes from.
+    /// The page must be a secure context, as one served from 127.0.0.1 is.
     ///
     /// Reading needs the `clipboard-read` permission, which a headless
     /// browser cannot ask the user for: this grants it for the page's
@@ -178,9 +185,13 @@ impl Browser {
     }
 
     /// Ends the session, which quits the browser, then chromedriver.
-    pub async fn close(self) {
-        let client = self.client.clone();
-        client.close().await.expect("the browser quits");
+    pub async fn close(mut self) {
+        self.client
+            .clone()
+            .close()
+            .await
+            .expect("the browser quits");
+        self.driver.session = None;
     }
 
     /// WebDriver's Set Permission, from the Permissions spec, which
@@ -212,15 +223,18 @@ impl WebDriverCompatibleCommand for SetPermission {
 }
 
 /// A chromedriver listening on a loopback port, with a folder for the
-/// browser's profile and chromedriver's output: killed and deleted on drop.
+/// browser's profile and chromedriver's output. On drop it ends the
+/// session, if still open, then chromedriver, and deletes the folder.
 struct Driver {
     process: Child,
-    url: String,
+    port: u16,
+    session: Option<String>,
     dir: PathBuf,
 }
 
 impl Driver {
-    /// Starts chromedriver on a free port and waits until it listens.
+    /// Starts chromedriver on a free loopback port and waits until it
+    /// listens.
     async fn start(test: &str, chromedriver: &Path) -> Driver {
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
@@ -229,59 +243,75 @@ impl Driver {
             STARTED.fetch_add(1, Ordering::Relaxed)
         ));
         fs::create_dir_all(&dir).expect("the browser's folder");
-        // Another process may take the free port before chromedriver
-        // does; it then exits, and we try another.
-        for _ in 0..3 {
-            let port = free_port();
-            let output = File::create(dir.join("chromedriver.out")).expect("chromedriver.out");
-            let process = Command::new(chromedriver)
-                .arg(format!("--port={port}"))
-                .stdin(Stdio::null())
-                .stdout(output.try_clone().expect("chromedriver.out"))
-                .stderr(output)
-                .spawn()
-                .unwrap_or_else(|error| {
-                    panic!(
-                        "cannot run {}: {error}; {HOW_TO_GET}",
-                        chromedriver.display()
-                    )
-                });
-            let mut driver = Driver {
-                process,
-                url: format!("http://127.0.0.1:{port}"),
-                dir: dir.clone(),
-            };
-            if driver.listens(port).await {
-                return driver;
-            }
-        }
-        panic!(
-            "chromedriver did not start three times (see {})",
-            dir.display()
-        );
+        let output = File::create(dir.join("chromedriver.out")).expect("chromedriver.out");
+        // Port 0: chromedriver takes a free port itself and says which.
+        // Choosing one for it and polling until it answered raced: a
+        // start once failed to connect after the port had answered.
+        let process = Command::new(chromedriver)
+            .arg("--port=0")
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().expect("chromedriver.out"))
+            .stderr(output)
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!(
+                    "cannot run {}: {error}; {HOW_TO_GET}",
+                    chromedriver.display()
+                )
+            });
+        let mut driver = Driver {
+            process,
+            port: 0,
+            session: None,
+            dir,
+        };
+        driver.port = driver.said_port().await;
+        driver
     }
 
-    /// Whether chromedriver listens on `port` within a few seconds;
-    /// panics if it neither listens nor exits.
-    async fn listens(&mut self, port: u16) -> bool {
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The port chromedriver listens on, once it has said so.
+    async fn said_port(&mut self) -> u16 {
+        const SAYS: &str = "ChromeDriver was started successfully on port ";
         let deadline = Instant::now() + PATIENCE;
         while Instant::now() < deadline {
-            if let Some(status) = self.process.try_wait().expect("chromedriver's status") {
-                eprintln!("chromedriver exited ({status}):\n{}", self.output());
-                return false;
+            let output = self.output();
+            // Whole lines only: the last one may be half written.
+            let lines = &output[..output.rfind('\n').map_or(0, |end| end + 1)];
+            let port = lines.lines().find_map(|line| {
+                let port = line.strip_prefix(SAYS)?.strip_suffix('.')?;
+                port.parse().ok()
+            });
+            if let Some(port) = port {
+                return port;
             }
-            if tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
-                .await
-                .is_ok()
-            {
-                return true;
+            if let Some(status) = self.process.try_wait().expect("chromedriver's status") {
+                panic!("chromedriver exited ({status}):\n{output}");
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!(
-            "chromedriver did not listen within {PATIENCE:?}:\n{}",
+            "chromedriver did not say its port within {PATIENCE:?}:\n{}",
             self.output()
         );
+    }
+
+    /// WebDriver's Delete Session, by hand: a drop cannot wait for
+    /// fantoccini. chromedriver answers once Chromium has quit (and keeps
+    /// the connection open after, whatever its `Connection: close` says,
+    /// so the answer's first bytes are all we wait for).
+    fn quit(&self, session: &str) {
+        let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)) else {
+            return;
+        };
+        let _ = stream.set_read_timeout(Some(PATIENCE));
+        let request = format!("DELETE /session/{session} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        if stream.write_all(request.as_bytes()).is_ok() {
+            let _ = stream.read(&mut [0; 512]);
+        }
     }
 
     /// What chromedriver printed, for a failure's message.
@@ -292,20 +322,15 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // Chromium writes its profile as it quits: killing chromedriver
+        // first would have it write into a folder being deleted. No
+        // panics here: this runs while a failed test unwinds too.
+        if let Some(session) = &self.session {
+            self.quit(session);
+        }
         let _ = self.process.kill();
         let _ = self.process.wait();
-        // Chromium quits once its pipe to chromedriver closes, and may
-        // still be writing its profile for a moment; what it leaves
-        // behind after that stays in target/tmp. No panic: this runs while
-        // a failed test unwinds too.
-        for _ in 0..50 {
-            match fs::remove_dir_all(&self.dir) {
-                Err(error) if error.kind() != io::ErrorKind::NotFound => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                _ => return,
-            }
-        }
+        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -318,11 +343,6 @@ fn program(var: &str, default: &str) -> PathBuf {
         path.display()
     );
     path
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("a free port");
-    listener.local_addr().expect("its address").port()
 }
 
 /// `target/browser-screenshots/<test>`, in the build's target folder
