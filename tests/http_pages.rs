@@ -82,6 +82,19 @@ impl Site {
     }
 
     async fn post(&self, path: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> Answer {
+        self.post_accepting("application/json", path, cookie, form)
+            .await
+    }
+
+    /// [`Self::post`], saying what the answer may be (`Accept`): the page's
+    /// script asks for JSON, a plain form submission for HTML.
+    async fn post_accepting(
+        &self,
+        accept: &str,
+        path: &str,
+        cookie: Option<&str>,
+        form: &[(&str, &str)],
+    ) -> Answer {
         let body = form
             .iter()
             .map(|(name, value)| format!("{name}={}", urlencode(value)))
@@ -91,6 +104,7 @@ impl Site {
             .client
             .post(format!("{}{path}", self.url))
             .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", accept)
             .body(body);
         if let Some(cookie) = cookie {
             request = request.header(COOKIE, cookie);
@@ -287,6 +301,23 @@ async fn forged_posts_change_nothing_and_say_why() {
             answer.body
         );
     }
+    // Another site's form, sent as a browser sends it: a page in words.
+    let form = [("label", "forged"), ("role", "viewer"), ("expires", "7d")];
+    let answer = site
+        .post_accepting("text/html", ACME_PAGE, None, &form)
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert!(
+        answer.body.starts_with("<!DOCTYPE html>"),
+        "{}",
+        answer.body
+    );
+    assert!(
+        answer.body.contains("You are not signed in"),
+        "{}",
+        answer.body
+    );
+
     let tokens = site.tokens_of(&acme).await;
     assert_eq!(tokens.len(), 1, "a forged create went through");
     assert_eq!(
@@ -388,6 +419,31 @@ async fn refusals_are_said_in_words() {
             answer.body
         );
     }
+}
+
+#[tokio::test]
+async fn a_create_form_sent_without_the_script_creates_nothing() {
+    let site = start().await;
+    let alice = site.sign_in("alice").await;
+    // What a browser without JavaScript sends: the right session and form.
+    let form = [
+        ("csrf", alice.csrf.as_str()),
+        ("label", "no script"),
+        ("role", "viewer"),
+        ("expires", "30d"),
+    ];
+    let accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let answer = site
+        .post_accepting(accept, ACME_PAGE, Some(&alice.cookie), &form)
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer.body.contains("Creating a token needs JavaScript"),
+        "{}",
+        answer.body
+    );
+    assert!(!answer.body.contains("acmeo_"), "{}", answer.body);
+    assert!(site.tokens_of(&org("acme")).await.is_empty());
 }
 
 #[tokio::test]

@@ -33,8 +33,8 @@ use api_tokens::{
 use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
 use axum::extract::{Form, Path, Query, State};
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY, SET_COOKIE,
-    X_CONTENT_TYPE_OPTIONS,
+    ACCEPT, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY,
+    SET_COOKIE, X_CONTENT_TYPE_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -378,7 +378,10 @@ async fn render_tokens_page(
             }
             p #create-error .error role="alert" {}
             noscript {
-                p.error { "Creating a token needs JavaScript: the new token is shown in this page only." }
+                p.error {
+                    "This page needs JavaScript: a new token is shown in the page only, and "
+                    "Revoke asks for confirmation first."
+                }
             }
         }
         section aria-labelledby="list-heading" {
@@ -526,20 +529,33 @@ struct Created<'a> {
 }
 
 /// Creates a token; answers JSON to the page's script (a token, or a
-/// `message` to show in the form).
+/// `message` to show in the form). Only to the script, which asks for
+/// JSON: a form submitted without it (a page without JavaScript, another
+/// site's form) would show the token as a page of its own, kept in the
+/// browser's history, so it creates nothing and answers a page in words.
 async fn create(
     State(pages): State<Arc<Pages>>,
     headers: HeaderMap,
     path: Result<Path<ScopePath>, PathRejection>,
     form: Result<Form<CreateForm>, FormRejection>,
 ) -> Response {
+    let from_script = headers
+        .get(ACCEPT)
+        .is_some_and(|accept| accept == "application/json");
+    let refuse = |problem: Problem| match from_script {
+        true => problem.json(),
+        false => problem.page(pages.sessions.find(&headers).as_ref()),
+    };
     let Ok(Form(form)) = form else {
-        return Problem::unreadable_form().json();
+        return refuse(Problem::unreadable_form());
     };
     let admin = match pages.signed_in_post(&headers, &form.csrf) {
         Ok(admin) => admin,
-        Err(problem) => return problem.json(),
+        Err(problem) => return refuse(problem),
     };
+    if !from_script {
+        return refuse(Problem::needs_script());
+    }
     let Ok(Path(path)) = path else {
         return Problem::no_such_page().json();
     };
@@ -664,6 +680,12 @@ impl Problem {
     fn out_of_date() -> Self {
         let message = "This sign-in page is out of date. Open it again and pick an admin.";
         Problem::new(StatusCode::FORBIDDEN, message)
+    }
+
+    fn needs_script() -> Self {
+        let message = "Creating a token needs JavaScript, so that the token is shown in the \
+                       page only. Nothing was created: turn JavaScript on and try again.";
+        Problem::new(StatusCode::BAD_REQUEST, message)
     }
 
     fn unreadable_form() -> Self {

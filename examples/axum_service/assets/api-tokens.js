@@ -20,6 +20,7 @@ if (createForm) {
     try {
       const response = await fetch(createForm.action, {
         method: "POST",
+        headers: { Accept: "application/json" },
         body: new URLSearchParams(new FormData(createForm)),
         cache: "no-store",
         credentials: "same-origin",
