@@ -80,6 +80,14 @@ pub async fn start(test: &str) -> Browser {
                 // (a test killed, say); over a port it would outlive it.
                 "--remote-debugging-pipe",
             ],
+            // Start on about:blank (4: open the startup URLs), not on the
+            // new tab page: chromedriver's first command waits for that
+            // page, which began to load only after 5 s in one start of
+            // ten when browsers started side by side.
+            "prefs": {
+                "session.restore_on_startup": 4,
+                "session.startup_urls": ["about:blank"],
+            },
         },
     });
     let Value::Object(capabilities) = capabilities else {
@@ -97,6 +105,15 @@ pub async fn start(test: &str) -> Browser {
             )
         });
     driver.session = client.session_id().await.expect("the session's id");
+    // A window opened on a startup URL is not focused, and a page without
+    // focus cannot use the clipboard: click into it, as a user would,
+    // while it shows about:blank, where nothing reacts to a click.
+    let blank = client.find(Locator::Css("html")).await;
+    blank
+        .expect("about:blank")
+        .click()
+        .await
+        .expect("a click on about:blank");
     let screenshots = screenshots_dir(test);
     match fs::remove_dir_all(&screenshots) {
         Err(error) if error.kind() != io::ErrorKind::NotFound => {
@@ -236,6 +253,26 @@ impl Driver {
     /// Starts chromedriver on a free loopback port and waits until it
     /// listens.
     async fn start(test: &str, chromedriver: &Path) -> Driver {
+        // Port 0: chromedriver takes a port free on [::1] and listens on
+        // 127.0.0.1 too, where another socket may hold that port (one
+        // start in about twenty here): it then exits, and the next try
+        // gets another port.
+        let mut output = String::new();
+        for _ in 0..3 {
+            let mut driver = Driver::spawn(test, chromedriver);
+            match driver.said_port().await {
+                Ok(port) => {
+                    driver.port = port;
+                    return driver;
+                }
+                Err(exited) => output = exited,
+            }
+        }
+        panic!("chromedriver exited three times; the last time:\n{output}");
+    }
+
+    /// Runs `chromedriver --port=0`, in a folder of its own.
+    fn spawn(test: &str, chromedriver: &Path) -> Driver {
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
             "browser/{test}-{}-{}",
@@ -244,9 +281,6 @@ impl Driver {
         ));
         fs::create_dir_all(&dir).expect("the browser's folder");
         let output = File::create(dir.join("chromedriver.out")).expect("chromedriver.out");
-        // Port 0: chromedriver takes a free port itself and says which.
-        // Choosing one for it and polling until it answered raced: a
-        // start once failed to connect after the port had answered.
         let process = Command::new(chromedriver)
             .arg("--port=0")
             .stdin(Stdio::null())
@@ -259,22 +293,21 @@ impl Driver {
                     chromedriver.display()
                 )
             });
-        let mut driver = Driver {
+        Driver {
             process,
             port: 0,
             session: None,
             dir,
-        };
-        driver.port = driver.said_port().await;
-        driver
+        }
     }
 
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// The port chromedriver listens on, once it has said so.
-    async fn said_port(&mut self) -> u16 {
+    /// The port chromedriver listens on, once it has said so, or what it
+    /// said if it exited instead.
+    async fn said_port(&mut self) -> Result<u16, String> {
         const SAYS: &str = "ChromeDriver was started successfully on port ";
         let deadline = Instant::now() + PATIENCE;
         while Instant::now() < deadline {
@@ -286,10 +319,10 @@ impl Driver {
                 port.parse().ok()
             });
             if let Some(port) = port {
-                return port;
+                return Ok(port);
             }
             if let Some(status) = self.process.try_wait().expect("chromedriver's status") {
-                panic!("chromedriver exited ({status}):\n{output}");
+                return Err(format!("({status}) {output}"));
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
