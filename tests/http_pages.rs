@@ -12,13 +12,13 @@ mod axum_service;
 
 use std::sync::Arc;
 
-use api_tokens::{PageRequest, Scope, TokenService, TokenStatus};
+use api_tokens::{ExpiryPolicy, PageRequest, Scope, ScopeKind, TokenService, TokenStatus};
 use reqwest::StatusCode;
 use reqwest::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, COOKIE, LOCATION, SET_COOKIE};
 
 use axum_service::demo_auth::{MAX_SESSIONS, SESSION_COOKIE, Session, Sessions};
 use common::http::*;
-use common::{fixture, org, org_admin};
+use common::{DAY, fixture, org, org_admin};
 
 const ACME_PAGE: &str = "/organizations/acme/settings/api-tokens";
 const SHOP_PAGE: &str = "/organizations/acme/domains/shop/settings/security/api-tokens";
@@ -39,11 +39,11 @@ struct SignedIn {
 }
 
 async fn start() -> Site {
-    let tokens = Arc::new(
-        fixture()
-            .service
-            .with_permissions(axum_service::permissions()),
-    );
+    start_with(fixture().service).await
+}
+
+async fn start_with(service: TokenService) -> Site {
+    let tokens = Arc::new(service.with_permissions(axum_service::permissions()));
     let url = serve_with_connect_info(axum_service::app(tokens.clone())).await;
     let client = reqwest::Client::builder()
         .no_proxy()
@@ -412,7 +412,11 @@ async fn refusals_are_said_in_words() {
         .await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
     assert!(answer.body.contains(r#"id="problem""#), "{}", answer.body);
-    for answer in [&page, &bad_id, &bad_cursor, &answer] {
+    // A revoke address opened as a page (pasted, say).
+    let opened = site.get(&unknown, Some(&bob.cookie)).await;
+    assert_eq!(opened.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(opened.body.contains("use its buttons"), "{}", opened.body);
+    for answer in [&page, &bad_id, &bad_cursor, &answer, &opened] {
         assert!(
             answer.body.starts_with("<!DOCTYPE html>"),
             "{}",
@@ -444,6 +448,51 @@ async fn a_create_form_sent_without_the_script_creates_nothing() {
     );
     assert!(!answer.body.contains("acmeo_"), "{}", answer.body);
     assert!(site.tokens_of(&org("acme")).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_form_offers_only_what_the_admin_and_the_policy_allow() {
+    let policy = ExpiryPolicy::default()
+        .with_max_lifetime(ScopeKind::Organization, 90 * DAY)
+        .unwrap();
+    let site = start_with(fixture().service.with_expiry_policy(policy)).await;
+    let options = |page: &str, select: &str| -> Vec<String> {
+        let select = page
+            .split(&format!(r#"<select id="{select}""#))
+            .nth(1)
+            .unwrap();
+        let select = &select[..select.find("</select>").unwrap()];
+        let values = select.split(r#"<option value=""#).skip(1);
+        values
+            .map(|option| option[..option.find('"').unwrap()].to_owned())
+            .collect()
+    };
+    // Organization tokens live at most 90 days: nothing longer is offered.
+    let alice = site.sign_in("alice").await;
+    let page = site.get(ACME_PAGE, Some(&alice.cookie)).await.body;
+    assert_eq!(options(&page, "token-expires"), ["7d", "30d", "90d"]);
+    assert_eq!(options(&page, "token-role"), ["viewer", "editor", "admin"]);
+    // And asking for more anyway is refused in words.
+    let form = [
+        ("csrf", alice.csrf.as_str()),
+        ("label", "x"),
+        ("role", "viewer"),
+        ("expires", "1y"),
+    ];
+    let answer = site.post(ACME_PAGE, Some(&alice.cookie), &form).await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let message = answer.json()["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.starts_with("Organization tokens may live at most 90d"),
+        "{message}"
+    );
+    // Domain tokens have no maximum here.
+    let bob = site.sign_in("bob").await;
+    let page = site.get(SHOP_PAGE, Some(&bob.cookie)).await.body;
+    assert_eq!(
+        options(&page, "token-expires"),
+        ["7d", "30d", "90d", "1y", "never"]
+    );
 }
 
 #[tokio::test]

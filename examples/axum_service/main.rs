@@ -109,7 +109,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
-    println!("listening on http://{}", listener.local_addr()?);
+    let address = listener.local_addr()?;
+    println!("listening on http://{address}");
+    println!("the API Tokens pages: open http://{address}/sign-in");
     println!("{}", demo_auth::BANNER);
     // Connect info gives the layer each client's address, which tokens
     // with an allowlist are checked against (behind a proxy, also name it

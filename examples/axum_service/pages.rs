@@ -86,6 +86,11 @@ pub fn routes(tokens: Arc<TokenService>) -> Router {
             .route(&format!("{page}/{{id}}/revoke"), post(revoke));
     }
     router
+        .method_not_allowed_fallback(async || {
+            let message = "This address cannot be opened that way: go back to the page and \
+                           use its buttons.";
+            Problem::new(StatusCode::METHOD_NOT_ALLOWED, message).page(None)
+        })
         .layer(middleware::map_response(browser_headers))
         .with_state(pages)
 }
