@@ -96,6 +96,26 @@ async fn text_of(browser: &Browser, selector: &str) -> String {
     element.text().await.unwrap()
 }
 
+/// The page's text once it holds `needle` (what a page that submits a
+/// form as it loads shows next), or whatever it holds after ten seconds.
+async fn body_text_once_it_holds(browser: &Browser, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut text = String::new();
+    while Instant::now() < deadline {
+        // Any error: the page is between two documents; look again.
+        if let Ok(body) = browser.find(css("body")).await
+            && let Ok(shown) = body.text().await
+        {
+            if shown.contains(needle) {
+                return shown;
+            }
+            text = shown;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    text
+}
+
 /// The path of the page the browser shows.
 async fn path_shown(browser: &Browser) -> String {
     browser.current_url().await.unwrap().path().to_owned()
@@ -257,10 +277,14 @@ async fn create_use_and_revoke(browser: &Browser, site: &Site, label: &str, role
     browser.screenshot("token-shown-once").await;
     copy_token(browser, &token).await;
     assert_eq!(site.call_api_with(&token).await, StatusCode::OK);
+    // What the service's worker does every few seconds.
+    site.tokens.flush_last_used().await.unwrap();
 
     close_modal(browser, label).await;
     browser.refresh().await.unwrap();
     browser.wait().for_element(css("#tokens")).await.unwrap();
+    let last_used = text_of(browser, "tr[data-token-id] td:nth-child(5)").await;
+    assert!(last_used.ends_with(" UTC"), "last used: {last_used}");
     browser.screenshot("list-after-reload").await;
     assert_token_nowhere(browser, &token).await;
 
@@ -381,29 +405,28 @@ async fn a_forged_post_from_another_site_changes_nothing() {
             format!("<!DOCTYPE html><body onload=\"document.forms[0].submit()\">{form}</body>");
         attacker = attacker.route(&format!("/{n}"), axum::routing::get(async || Html(page)));
     }
-    let attacker = serve(attacker).await.replace("127.0.0.1", "localhost");
-
-    for (n, step) in ["forged-create", "forged-revoke"].into_iter().enumerate() {
-        browser.goto(&format!("{attacker}/{n}")).await.unwrap();
-        let refused = browser.wait().for_element(css("body")).await.unwrap();
-        let mut text = refused.text().await.unwrap();
-        for _ in 0..100 {
-            if text.contains("Nothing was changed") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            text = browser
-                .find(css("body"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+    let same_site = serve(attacker).await;
+    // The browser sends the session cookie with no POST from a page of
+    // another site (`localhost` is not `127.0.0.1`); from another port of
+    // the same host it does, and the form's token is what stops it.
+    let cross_site = same_site.replace("127.0.0.1", "localhost");
+    let attacks = [
+        (&cross_site, "cross-site", "You are not signed in"),
+        (
+            &same_site,
+            "same-site",
+            "This form did not come from your page",
+        ),
+    ];
+    for (attacker, kind, refusal) in attacks {
+        for (n, action) in ["create", "revoke"].into_iter().enumerate() {
+            browser.goto(&format!("{attacker}/{n}")).await.unwrap();
+            let text = body_text_once_it_holds(&browser, "Nothing was changed").await;
+            assert!(text.contains(refusal), "{kind} {action}: {text}");
+            // A page in words, not the script's JSON.
+            assert!(!text.contains(r#"{"message""#), "{kind} {action}: {text}");
+            browser.screenshot(&format!("forged-{action}-{kind}")).await;
         }
-        assert!(text.contains("You are not signed in"), "{step}: {text}");
-        // A page in words, not the script's JSON.
-        assert!(!text.contains("message"), "{step}: {text}");
-        browser.screenshot(step).await;
     }
     let tokens = site.tokens_of(&org("acme")).await;
     assert_eq!(tokens.len(), 1, "the forged create went through");
@@ -422,5 +445,41 @@ async fn a_forged_post_from_another_site_changes_nothing() {
         text_of(&browser, "tr[data-token-id] td.label").await,
         "kept"
     );
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leaving_or_reloading_with_the_token_shown_never_shows_it_again() {
+    let site = start_site().await;
+    let browser = browser::start("leaving_with_the_modal_open").await;
+    sign_in(&browser, &site, "alice").await;
+    let page = browser.current_url().await.unwrap();
+
+    // Away to another page and back, the modal still open when leaving.
+    let first = create_token(&browser, "left open", "viewer").await;
+    browser
+        .goto(&format!("{}/sign-in", site.url))
+        .await
+        .unwrap();
+    browser.back().await.unwrap();
+    assert_eq!(browser.current_url().await.unwrap(), page);
+    browser.wait().for_element(css("#tokens")).await.unwrap();
+    assert!(browser.find(css("#token-created[open]")).await.is_err());
+    assert!(!browser.source().await.unwrap().contains(&first));
+    browser.screenshot("back-after-leaving").await;
+
+    // Reloaded with the modal open.
+    let second = create_token(&browser, "reloaded", "viewer").await;
+    browser.refresh().await.unwrap();
+    browser.wait().for_element(css("#tokens")).await.unwrap();
+    assert!(browser.find(css("#token-created[open]")).await.is_err());
+    let source = browser.source().await.unwrap();
+    assert!(!source.contains(&first) && !source.contains(&second));
+    // Both tokens were made, and are listed by label.
+    let labels = browser
+        .find_all(css("tr[data-token-id] td.label"))
+        .await
+        .unwrap();
+    assert_eq!(labels.len(), 2);
     browser.close().await;
 }

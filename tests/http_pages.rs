@@ -63,6 +63,13 @@ fn cookie_of(answer: &Answer) -> String {
     set.split(';').next().unwrap().to_owned()
 }
 
+/// The sign-in form's forgery token (signed in, the page's header holds
+/// the session's first).
+fn sign_in_csrf(page: &str) -> String {
+    let form = page.find(r#"action="/sign-in""#).expect("a sign-in form");
+    csrf_in(&page[form..])
+}
+
 /// The first forgery token a page holds.
 fn csrf_in(page: &str) -> String {
     let start = page
@@ -116,7 +123,7 @@ impl Site {
     async fn sign_in(&self, user: &str) -> SignedIn {
         let page = self.get("/sign-in", None).await;
         let anonymous = cookie_of(&page);
-        let csrf = csrf_in(&page.body);
+        let csrf = sign_in_csrf(&page.body);
         let signed_in = self
             .post(
                 "/sign-in",
@@ -218,22 +225,71 @@ async fn a_signed_out_page_goes_to_sign_in_and_sign_out_ends_the_session() {
 }
 
 #[tokio::test]
-async fn signing_in_never_keeps_the_anonymous_session_id() {
+async fn the_sign_in_page_keeps_nothing_and_leaves_a_session_alone() {
+    let site = start().await;
+    let alice = site.sign_in("alice").await;
+    // Opened again (a link from elsewhere, say): no session cookie is set,
+    // so the one the browser has still works.
+    let again = site.get("/sign-in", Some(&alice.cookie)).await;
+    let cookies: Vec<_> = again.headers.get_all(SET_COOKIE).iter().collect();
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    assert!(cookies[0].to_str().unwrap().starts_with("demo_sign_in="));
+    let page = site.get(ACME_PAGE, Some(&alice.cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+
+    // Signing in from that browser ends its old session.
+    let form_cookie = cookie_of(&again);
+    let both = format!("{}; {form_cookie}", alice.cookie);
+    let csrf = sign_in_csrf(&again.body);
+    let form = [("csrf", csrf.as_str()), ("user", "bob")];
+    let as_bob = site.post("/sign-in", Some(&both), &form).await;
+    assert_eq!(as_bob.status, StatusCode::SEE_OTHER, "{}", as_bob.body);
+    assert_ne!(cookie_of(&as_bob), alice.cookie);
+    let old = site.get(ACME_PAGE, Some(&alice.cookie)).await;
+    assert_eq!(
+        old.status,
+        StatusCode::SEE_OTHER,
+        "the old session still works"
+    );
+}
+
+#[tokio::test]
+async fn a_forged_sign_in_or_sign_out_is_refused() {
     let site = start().await;
     let page = site.get("/sign-in", None).await;
-    let anonymous = cookie_of(&page);
-    let csrf = csrf_in(&page.body);
-    let signed_in = site
-        .post(
-            "/sign-in",
-            Some(&anonymous),
-            &[("csrf", &csrf), ("user", "alice")],
-        )
-        .await;
-    assert_ne!(cookie_of(&signed_in), anonymous);
-    // Whoever planted or saw the anonymous id is not signed in by it.
-    let planted = site.get(ACME_PAGE, Some(&anonymous)).await;
-    assert_eq!(planted.status, StatusCode::SEE_OTHER);
+    let form_cookie = cookie_of(&page);
+    let csrf = sign_in_csrf(&page.body);
+    // Another site's sign-in form: no sign-in cookie, or not its token.
+    let wrong = "0".repeat(32);
+    for (cookie, sent) in [(None, csrf.as_str()), (Some(form_cookie.as_str()), &wrong)] {
+        let form = [("csrf", sent), ("user", "alice")];
+        let answer = site.post("/sign-in", cookie, &form).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{cookie:?}");
+        assert!(
+            answer
+                .body
+                .contains("This sign-in form is out of date, or came from another site")
+        );
+        assert!(
+            answer.headers.get(SET_COOKIE).is_none(),
+            "{cookie:?} signed in"
+        );
+    }
+    // Another site's sign-out form: the session stays.
+    let alice = site.sign_in("alice").await;
+    for sent in ["", &wrong] {
+        let answer = site
+            .post("/sign-out", Some(&alice.cookie), &[("csrf", sent)])
+            .await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN);
+        assert!(
+            answer
+                .body
+                .contains("This form did not come from your page")
+        );
+    }
+    let page = site.get(ACME_PAGE, Some(&alice.cookie)).await;
+    assert_eq!(page.status, StatusCode::OK, "a forged sign-out worked");
 }
 
 /// A POST some other page makes: path, cookie sent, form.
@@ -290,11 +346,16 @@ async fn forged_posts_change_nothing_and_say_why() {
     ];
     for (path, cookie, form) in forgeries {
         let answer = site.post(path, cookie, &form).await;
-        assert_eq!(
-            answer.status,
-            StatusCode::FORBIDDEN,
-            "{path} {cookie:?} {form:?}"
-        );
+        // Which check refused it: the session, or the form's token.
+        let (status, words) = match cookie {
+            None => (StatusCode::UNAUTHORIZED, "You are not signed in"),
+            Some(_) => (
+                StatusCode::FORBIDDEN,
+                "This form did not come from your page",
+            ),
+        };
+        assert_eq!(answer.status, status, "{path} {cookie:?} {form:?}");
+        assert!(answer.body.contains(words), "{path}: {}", answer.body);
         assert!(
             answer.body.contains("Nothing was changed"),
             "{path}: {}",
@@ -306,7 +367,7 @@ async fn forged_posts_change_nothing_and_say_why() {
     let answer = site
         .post_accepting("text/html", ACME_PAGE, None, &form)
         .await;
-    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     assert!(
         answer.body.starts_with("<!DOCTYPE html>"),
         "{}",
@@ -529,6 +590,17 @@ async fn a_long_list_pages_and_revoked_tokens_stay_marked() {
         format!("{ACME_PAGE}?revoked={}", oldest.id)
     );
 
+    // The notice names it, though it is on the second page of the list;
+    // and says nothing of a token that is not revoked.
+    let notice = format!("“{}” is revoked", oldest.label);
+    let location = revoked.headers[LOCATION].to_str().unwrap();
+    let after = site.get(location, Some(&alice.cookie)).await;
+    assert!(after.body.contains(&notice), "{}", after.body);
+    let newest = site.tokens_of(&org("acme")).await.remove(0);
+    let claim = format!("{ACME_PAGE}?revoked={}", newest.id);
+    let claimed = site.get(&claim, Some(&alice.cookie)).await;
+    assert!(!claimed.body.contains("is revoked:"), "{}", claimed.body);
+
     let first = site.get(ACME_PAGE, Some(&alice.cookie)).await;
     assert_eq!(first.body.matches("<tr data-token-id").count(), page_size);
     let link = first
@@ -556,10 +628,10 @@ async fn a_long_list_pages_and_revoked_tokens_stay_marked() {
 #[test]
 fn sessions_are_bounded_and_the_least_recently_seen_goes_first() {
     let sessions = Sessions::default();
-    let first = sessions.start(None);
-    let second = sessions.start(Some("alice"));
+    let first = sessions.start("alice");
+    let second = sessions.start("bob");
     for _ in 2..MAX_SESSIONS {
-        sessions.start(None);
+        sessions.start("carol");
     }
     let with = |session: &Session| {
         let mut headers = axum::http::HeaderMap::new();
@@ -569,7 +641,7 @@ fn sessions_are_bounded_and_the_least_recently_seen_goes_first() {
     };
     // Seen now, so no longer the least recent.
     assert!(sessions.find(&with(&first)).is_some());
-    let one_more = sessions.start(None);
+    let one_more = sessions.start("carol");
     assert!(sessions.find(&with(&one_more)).is_some());
     assert!(sessions.find(&with(&first)).is_some());
     assert!(

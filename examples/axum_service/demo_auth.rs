@@ -61,46 +61,60 @@ impl<S: Send + Sync> FromRequestParts<S> for DemoAdmin {
 }
 
 /// The session cookie's name. `HttpOnly` (no script reads it) and
-/// `SameSite=Strict` (no other site's page sends it). A real service on
-/// HTTPS also marks it `Secure` and names it `__Host-…`; this demo serves
-/// plain HTTP on loopback.
+/// `SameSite=Strict` (no other site's page sends it: a link from elsewhere
+/// lands on the sign-in page). A real service on HTTPS also marks it
+/// `Secure` and names it `__Host-…`; this demo serves plain HTTP on
+/// loopback.
 pub const SESSION_COOKIE: &str = "demo_session";
 
+/// The sign-in form's cookie: the form's forgery token, which the form
+/// sends back beside it (another site's page can send neither: it cannot
+/// read ours). Nothing of it is kept on the server, so opening the sign-in
+/// page, however often, never touches [`Sessions`] or a session cookie.
+pub const SIGN_IN_COOKIE: &str = "demo_sign_in";
+
 /// At most this many browser sessions are kept: past it, signing in drops
-/// the one seen least recently.
+/// the one used least recently. Only signing in starts one.
 pub const MAX_SESSIONS: usize = 10_000;
 
 /// A session unused this long is over.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(8 * 60 * 60);
 
-/// The browser sessions, in memory: lost at a restart, like the demo's
+/// The signed-in browsers, in memory: lost at a restart, like the demo's
 /// memory store.
 #[derive(Default)]
 pub struct Sessions {
-    by_id: Mutex<HashMap<String, Session>>,
+    inner: Mutex<SessionMap>,
 }
 
-/// One browser's session. Anonymous until its browser signs in: the
-/// sign-in form is a POST, and its cross-site request forgery token needs
-/// a session to belong to.
+#[derive(Default)]
+struct SessionMap {
+    by_id: HashMap<String, Session>,
+    /// Counts uses, to tell which session was used least recently (two
+    /// `Instant`s can be equal).
+    uses: u64,
+}
+
+/// One signed-in browser's session.
 #[derive(Clone)]
 pub struct Session {
     /// The cookie's value: 128 random bits.
     pub id: String,
-    /// Who signed in, if anyone has.
-    pub user: Option<&'static str>,
+    /// Who signed in.
+    pub user: &'static str,
     /// The token every form of this session carries and every POST must
     /// send back (128 random bits): another site can make a browser POST
     /// here, but cannot read a page to learn it.
     pub csrf: String,
     last_seen: Instant,
+    last_use: u64,
 }
 
 impl Session {
     /// Whether `sent` is this session's forgery token, compared in
     /// constant time.
     pub fn csrf_matches(&self, sent: &str) -> bool {
-        bool::from(self.csrf.as_bytes().ct_eq(sent.as_bytes()))
+        same_secret(&self.csrf, sent)
     }
 
     /// The `Set-Cookie` value that hands this session to the browser.
@@ -115,63 +129,97 @@ impl Session {
 impl Sessions {
     /// The session the request's cookie names, if it is live.
     pub fn find(&self, headers: &HeaderMap) -> Option<Session> {
-        let id = session_cookie(headers)?;
-        let mut sessions = self.by_id.lock().unwrap_or_else(|e| e.into_inner());
-        let session = sessions.get_mut(id)?;
+        let id = cookie(headers, SESSION_COOKIE)?;
+        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        map.uses += 1;
+        let use_number = map.uses;
+        let session = map.by_id.get_mut(id)?;
         if session.last_seen.elapsed() > IDLE_TIMEOUT {
-            sessions.remove(id);
+            map.by_id.remove(id);
             return None;
         }
         session.last_seen = Instant::now();
+        session.last_use = use_number;
         Some(session.clone())
     }
 
-    /// A new session for `user` (`None`: anonymous), with a fresh id and
-    /// forgery token.
+    /// A new session for `user`, with a fresh id and forgery token.
     ///
     /// # Panics
     ///
     /// If the operating system's random source fails.
-    pub fn start(&self, user: Option<&'static str>) -> Session {
+    pub fn start(&self, user: &'static str) -> Session {
+        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        map.uses += 1;
         let session = Session {
             id: random_hex(),
             user,
             csrf: random_hex(),
             last_seen: Instant::now(),
+            last_use: map.uses,
         };
-        let mut sessions = self.by_id.lock().unwrap_or_else(|e| e.into_inner());
-        if sessions.len() >= MAX_SESSIONS {
-            sessions.retain(|_, session| session.last_seen.elapsed() <= IDLE_TIMEOUT);
+        if map.by_id.len() >= MAX_SESSIONS {
+            map.by_id
+                .retain(|_, session| session.last_seen.elapsed() <= IDLE_TIMEOUT);
         }
-        if sessions.len() >= MAX_SESSIONS {
-            // O(sessions), only when full and only when a session starts.
-            let oldest = sessions.iter().min_by_key(|(_, session)| session.last_seen);
-            let oldest = oldest.map(|(id, _)| id.clone());
-            oldest.map(|id| sessions.remove(&id));
+        if map.by_id.len() >= MAX_SESSIONS {
+            // O(sessions), only when full and only when someone signs in.
+            let oldest = map.by_id.values().min_by_key(|session| session.last_use);
+            let oldest = oldest.map(|session| session.id.clone());
+            oldest.map(|id| map.by_id.remove(&id));
         }
-        sessions.insert(session.id.clone(), session.clone());
+        map.by_id.insert(session.id.clone(), session.clone());
         session
     }
 
     /// Ends the session `id` (signing out, or in again).
     pub fn end(&self, id: &str) {
-        let mut sessions = self.by_id.lock().unwrap_or_else(|e| e.into_inner());
-        sessions.remove(id);
+        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        map.by_id.remove(id);
     }
 }
 
-/// The value of the session cookie, from any `Cookie` header line.
-fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+/// The sign-in form's forgery token: the one its cookie holds, or a new
+/// one to set (`true`).
+pub fn sign_in_token(headers: &HeaderMap) -> (String, bool) {
+    match cookie(headers, SIGN_IN_COOKIE) {
+        Some(token) if token.len() == 32 => (token.to_owned(), false),
+        _ => (random_hex(), true),
+    }
+}
+
+/// The `Set-Cookie` value for the sign-in form's token: sent only to
+/// `/sign-in`, gone when the browser closes.
+pub fn sign_in_cookie(token: &str) -> String {
+    format!("{SIGN_IN_COOKIE}={token}; Path=/sign-in; HttpOnly; SameSite=Strict")
+}
+
+/// Whether the sign-in form sent back the token its cookie holds.
+pub fn sign_in_token_matches(headers: &HeaderMap, sent: &str) -> bool {
+    cookie(headers, SIGN_IN_COOKIE).is_some_and(|token| same_secret(token, sent))
+}
+
+fn same_secret(kept: &str, sent: &str) -> bool {
+    bool::from(kept.as_bytes().ct_eq(sent.as_bytes()))
+}
+
+/// The value of cookie `name`, from any `Cookie` header line.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     let lines = headers.get_all(COOKIE).into_iter();
     let pairs = lines
         .filter_map(|line| line.to_str().ok())
         .flat_map(|line| line.split(';'));
     pairs
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(found, _)| *found == name)
         .map(|(_, value)| value)
 }
 
+/// 128 random bits, as 32 hex digits.
+///
+/// # Panics
+///
+/// If the operating system's random source fails.
 fn random_hex() -> String {
     let mut bytes = [0u8; 16];
     SysRng

@@ -120,13 +120,12 @@ async fn style() -> impl IntoResponse {
 
 // ---- Sign-in -------------------------------------------------------------
 
-/// The demo's sign-in: pick an admin. Starts an anonymous session first,
-/// so that the sign-in form has a forgery token too.
+/// The demo's sign-in: pick an admin. The form's forgery token lives in
+/// a cookie of its own ([`demo_auth::SIGN_IN_COOKIE`]), so this page keeps
+/// nothing on the server and leaves any session as it is.
 async fn sign_in_page(State(pages): State<Arc<Pages>>, headers: HeaderMap) -> Response {
-    let (session, new) = match pages.sessions.find(&headers) {
-        Some(session) => (session, false),
-        None => (pages.sessions.start(None), true),
-    };
+    let (token, new) = demo_auth::sign_in_token(&headers);
+    let session = pages.sessions.find(&headers);
     let body = html! {
         h1 { "Sign in" }
         p.lead {
@@ -137,7 +136,7 @@ async fn sign_in_page(State(pages): State<Arc<Pages>>, headers: HeaderMap) -> Re
             @for &(user, scope) in demo_auth::USERS {
                 li {
                     form method="post" action="/sign-in" {
-                        input type="hidden" name="csrf" value=(session.csrf);
+                        input type="hidden" name="csrf" value=(token);
                         input type="hidden" name="user" value=(user);
                         button type="submit" id={ "sign-in-" (user) } { "Sign in as " (user) }
                     }
@@ -146,9 +145,9 @@ async fn sign_in_page(State(pages): State<Arc<Pages>>, headers: HeaderMap) -> Re
             }
         }
     };
-    let page = layout("Sign in", &session, body).into_response();
+    let page = layout("Sign in", session.as_ref(), body).into_response();
     if new {
-        with_cookie(page, &session.cookie())
+        with_cookie(page, &demo_auth::sign_in_cookie(&token))
     } else {
         page
     }
@@ -162,28 +161,28 @@ struct SignInForm {
     user: String,
 }
 
-/// Signs in with a new session id (never the anonymous session's, which a
-/// page could have planted), and goes to the admin's own API Tokens page.
+/// Signs in with a new session (ending the one the browser had, if any),
+/// and goes to the admin's own API Tokens page.
 async fn sign_in(
     State(pages): State<Arc<Pages>>,
     headers: HeaderMap,
     form: Result<Form<SignInForm>, FormRejection>,
 ) -> Response {
-    let Some(session) = pages.sessions.find(&headers) else {
-        return Problem::out_of_date().page(None);
-    };
+    let session = pages.sessions.find(&headers);
     let Ok(Form(form)) = form else {
-        return Problem::unreadable_form().page(Some(&session));
+        return Problem::unreadable_form().page(session.as_ref());
     };
-    if !session.csrf_matches(&form.csrf) {
-        return Problem::forged().page(Some(&session));
+    if !demo_auth::sign_in_token_matches(&headers, &form.csrf) {
+        return Problem::out_of_date().page(session.as_ref());
     }
     let Some((user, _, scope)) = demo_auth::admin(&form.user) else {
         let message = "There is no demo admin of that name: pick one of the buttons.";
-        return Problem::new(StatusCode::BAD_REQUEST, message).page(Some(&session));
+        return Problem::new(StatusCode::BAD_REQUEST, message).page(session.as_ref());
     };
-    pages.sessions.end(&session.id);
-    let signed_in = pages.sessions.start(Some(user));
+    if let Some(session) = session {
+        pages.sessions.end(&session.id);
+    }
+    let signed_in = pages.sessions.start(user);
     see_other(&page_path(&scope, None), Some(&signed_in.cookie()))
 }
 
@@ -199,11 +198,11 @@ async fn sign_out(
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
     let csrf = form.map(|Form(form)| form.csrf).unwrap_or_default();
-    if let Err(problem) = pages.signed_in_post(&headers, &csrf) {
-        return problem.page(pages.sessions.find(&headers).as_ref());
-    }
-    if let Some(session) = pages.sessions.find(&headers) {
-        pages.sessions.end(&session.id);
+    match pages.signed_in_post(&headers, &csrf) {
+        Ok(admin) => pages.sessions.end(&admin.session.id),
+        // Signed out already: nothing to do but go to the sign-in page.
+        Err(Problem { status, .. }) if status == StatusCode::UNAUTHORIZED => {}
+        Err(problem) => return problem.page(pages.sessions.find(&headers).as_ref()),
     }
     let expired = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     see_other("/sign-in", Some(&expired))
@@ -242,7 +241,7 @@ impl Pages {
     /// The signed-in admin of this request's session, if any.
     fn admin(&self, headers: &HeaderMap) -> Option<Admin> {
         let session = self.sessions.find(headers)?;
-        let (name, actor, home) = demo_auth::admin(session.user?)?;
+        let (name, actor, home) = demo_auth::admin(session.user)?;
         Some(Admin {
             session,
             name,
@@ -330,12 +329,23 @@ async fn render_tokens_page(
             (None, Some(_)) => false,
         })
         .collect();
-    let default_lifetime = if lifetimes.iter().any(|(value, _, _)| *value == "90d") {
-        "90d"
-    } else {
-        lifetimes.last().map_or("", |(value, _, _)| value)
+    // The policy's default lifetime if the form offers it, else 90 days,
+    // else the longest offered.
+    let policy_default = pages.tokens.expiry_policy().default_lifetime(scope.kind());
+    let default_lifetime = lifetimes
+        .iter()
+        .find(|(_, _, lifetime)| policy_default.is_some() && *lifetime == policy_default)
+        .or_else(|| lifetimes.iter().find(|(value, ..)| *value == "90d"))
+        .or(lifetimes.last())
+        .map_or("", |(value, ..)| value);
+    // Said only of a token that is revoked, wherever in the list it is.
+    let just_revoked = match revoked {
+        Some(id) => match pages.tokens.lookup(&admin.actor, scope, id).await {
+            Ok(token) if token.status == TokenStatus::Revoked => Some(token),
+            _ => None,
+        },
+        None => None,
     };
-    let just_revoked = revoked.and_then(|id| page.tokens.iter().find(|token| token.id == id));
     let csrf = &admin.session.csrf;
     let body = html! {
         (breadcrumb(scope))
@@ -647,23 +657,36 @@ impl Problem {
         }
     }
 
-    /// A crate error: its own words, which name the field and the rule,
-    /// except for store failures, whose details are for the operators'
-    /// logs.
+    /// A crate error: its own words, which name the field and the rule;
+    /// but a store failure's details go to the log, for the operators. A
+    /// write may have happened before the store failed, so the page does
+    /// not say that nothing changed.
     fn from_error<E: HttpError + Display>(error: &E) -> Self {
         let status = error.status();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(%error, "the API Tokens page met a store outage");
+            let message = "The token service cannot reach its store right now. Reload the \
+                           page to see whether anything changed, and try again in a few \
+                           seconds.";
+            return Problem::new(status, message);
+        }
         if status.is_server_error() {
-            let message = "The token service cannot reach its store right now. Nothing was \
-                           changed: try again in a few seconds.";
+            tracing::error!(%error, "the API Tokens page met a store failure");
+            let message = "The token service failed. Reload the page to see whether anything \
+                           changed; if it keeps failing, tell your platform's operators.";
             return Problem::new(status, message);
         }
         Problem::new(status, sentence(error))
     }
 
     fn not_your_scope(admin: &Admin, scope: &Scope) -> Self {
+        let who = match scope.domain_id() {
+            None => format!("an admin of {scope}"),
+            Some(_) => format!("an admin of {scope} or of its organization"),
+        };
         let message = format!(
-            "You are signed in as {}, an admin of {}. Only an admin of {scope} may see and \
-             manage its API tokens.",
+            "You are signed in as {}, an admin of {}. Only {who} may see and manage its API \
+             tokens.",
             admin.name, admin.home
         );
         Problem::new(StatusCode::FORBIDDEN, message)
@@ -672,7 +695,7 @@ impl Problem {
     fn not_signed_in() -> Self {
         let message = "You are not signed in, or your session has ended. Nothing was changed: \
                        sign in and try again.";
-        Problem::new(StatusCode::FORBIDDEN, message)
+        Problem::new(StatusCode::UNAUTHORIZED, message)
     }
 
     fn forged() -> Self {
@@ -683,7 +706,8 @@ impl Problem {
     }
 
     fn out_of_date() -> Self {
-        let message = "This sign-in page is out of date. Open it again and pick an admin.";
+        let message = "This sign-in form is out of date, or came from another site. Open the \
+                       sign-in page again and pick an admin.";
         Problem::new(StatusCode::FORBIDDEN, message)
     }
 
@@ -710,18 +734,19 @@ impl Problem {
         (self.status, Json(body)).into_response()
     }
 
-    /// A page of its own.
+    /// A page of its own, with the way to the admin's API Tokens page (or
+    /// to the sign-in page).
     fn page(self, session: Option<&Session>) -> Response {
+        let home = session.and_then(|session| demo_auth::admin(session.user));
         let body = html! {
             h1 { "Something went wrong" }
             p #problem .error role="alert" { (self.message) }
-            p { a href="/sign-in" { "Go to the sign-in page" } }
+            @match home {
+                Some((_, _, scope)) => p { a href=(page_path(&scope, None)) { "Go to your API Tokens page" } },
+                None => p { a href="/sign-in" { "Go to the sign-in page" } },
+            }
         };
-        let page = match session {
-            Some(session) => layout("Something went wrong", session, body),
-            None => layout_signed_out("Something went wrong", body),
-        };
-        (self.status, page).into_response()
+        (self.status, layout("Something went wrong", session, body)).into_response()
     }
 
     /// A page of its own, with the way back to the admin's API Tokens page.
@@ -754,27 +779,11 @@ fn sentence(text: impl Display) -> String {
 // ---- Layout and addresses ------------------------------------------------
 
 fn layout_for(admin: &Admin, title: &str, body: Markup) -> Markup {
-    layout(title, &admin.session, body)
+    layout(title, Some(&admin.session), body)
 }
 
-fn layout(title: &str, session: &Session, body: Markup) -> Markup {
-    let header = html! {
-        @if let Some(user) = session.user {
-            form.account method="post" action="/sign-out" {
-                input type="hidden" name="csrf" value=(session.csrf);
-                span { "Signed in as " strong #signed-in-as { (user) } }
-                button #sign-out type="submit" { "Sign out" }
-            }
-        }
-    };
-    document(title, header, body)
-}
-
-fn layout_signed_out(title: &str, body: Markup) -> Markup {
-    document(title, html! {}, body)
-}
-
-fn document(title: &str, header: Markup, body: Markup) -> Markup {
+/// A whole page; signed in, its header names the admin and has Sign out.
+fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -789,7 +798,13 @@ fn document(title: &str, header: Markup, body: Markup) -> Markup {
                 header.top {
                     span.brand { "Acme platform" }
                     span.demo { "demo" }
-                    (header)
+                    @if let Some(session) = session {
+                        form.account method="post" action="/sign-out" {
+                            input type="hidden" name="csrf" value=(session.csrf);
+                            span { "Signed in as " strong #signed-in-as { (session.user) } }
+                            button #sign-out type="submit" { "Sign out" }
+                        }
+                    }
                 }
                 main { (body) }
             }

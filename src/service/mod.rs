@@ -205,8 +205,8 @@ impl TokenService {
 
     /// The rules new tokens' lifetimes are held to: what a form offers as
     /// expiry choices, say.
-    pub fn expiry_policy(&self) -> &ExpiryPolicy {
-        &self.policy
+    pub fn expiry_policy(&self) -> ExpiryPolicy {
+        self.policy
     }
 
     /// The same service, giving `role` to tokens whose [`IssueRequest`]

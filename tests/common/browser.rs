@@ -189,8 +189,10 @@ impl Browser {
         let deadline = Instant::now() + PATIENCE;
         let mut text = None;
         while Instant::now() < deadline {
-            if let Ok(element) = self.client.find(Locator::Css(css)).await {
-                let shown = element.text().await.expect("the element's text");
+            // Any error: the page may be between two documents; look again.
+            if let Ok(element) = self.client.find(Locator::Css(css)).await
+                && let Ok(shown) = element.text().await
+            {
                 if shown == expected {
                     return;
                 }

@@ -26,9 +26,13 @@ if (createForm) {
         credentials: "same-origin",
       });
       const answer = await response.json().catch(() => ({}));
-      if (!response.ok || typeof answer.token !== "string") {
-        createError.textContent = answer.message
-          || `The token could not be created (the service answered ${response.status}).`;
+      if (response.status !== 201 && answer.message) {
+        createError.textContent = answer.message;
+        return;
+      }
+      if (response.status !== 201 || typeof answer.token !== "string") {
+        createError.textContent = "The answer could not be read, so a token may have been "
+          + "created: reload the page, and revoke any token you did not get.";
         return;
       }
       tokenText.textContent = answer.token;
@@ -36,13 +40,18 @@ if (createForm) {
       copyStatus.textContent = "";
       created.showModal();
     } catch {
-      createError.textContent = "The service could not be reached. Nothing was created: try again.";
+      createError.textContent = "The connection failed, so a token may have been created: "
+        + "reload the page, and revoke any token you did not get.";
     } finally {
       createButton.disabled = false;
     }
   });
 
   document.getElementById("copy-token").addEventListener("click", async () => {
+    if (!tokenText.textContent) {
+      copyStatus.textContent = "There is no token to copy any more.";
+      return;
+    }
     try {
       await navigator.clipboard.writeText(tokenText.textContent);
       copyStatus.textContent = "Copied.";
@@ -53,15 +62,23 @@ if (createForm) {
     }
   });
 
-  // Done, Escape, or any other close: forget the token, show the new list.
+  // Only Done closes it: Escape would lose the token before it is copied.
+  created.addEventListener("cancel", (event) => event.preventDefault());
   document.getElementById("close-token").addEventListener("click", () => created.close());
+  // Closed: forget the token, show the new list.
   created.addEventListener("close", () => {
     tokenText.textContent = "";
     location.replace(location.pathname);
   });
-  // A page kept for the back button must not keep the token.
+  // A page kept for the back button keeps no token, and comes back as a
+  // fresh list rather than as an emptied modal.
   addEventListener("pagehide", () => {
     tokenText.textContent = "";
+  });
+  addEventListener("pageshow", (event) => {
+    if (event.persisted && created.open) {
+      location.replace(location.pathname);
+    }
   });
 }
 
