@@ -473,6 +473,19 @@ async fn refusals_are_said_in_words() {
         .await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
     assert!(answer.body.contains(r#"id="problem""#), "{}", answer.body);
+    // An address no route takes: words for a browser, the bare 404 for an
+    // API client.
+    let nowhere = "/organizations/acme/settings";
+    let request = site.client.get(format!("{}{nowhere}", site.url));
+    let typed = Answer::of(request.header("accept", "text/html").send().await.unwrap()).await;
+    assert_eq!(typed.status, StatusCode::NOT_FOUND);
+    assert!(
+        typed.body.contains("There is no such page"),
+        "{}",
+        typed.body
+    );
+    let api = site.get(nowhere, None).await;
+    assert_eq!((api.status, api.body.as_str()), (StatusCode::NOT_FOUND, ""));
     // A revoke address opened as a page (pasted, say).
     let opened = site.get(&unknown, Some(&bob.cookie)).await;
     assert_eq!(opened.status, StatusCode::METHOD_NOT_ALLOWED);

@@ -86,6 +86,7 @@ pub fn routes(tokens: Arc<TokenService>) -> Router {
             .route(&format!("{page}/{{id}}/revoke"), post(revoke));
     }
     router
+        .fallback(not_found)
         .method_not_allowed_fallback(async || {
             let message = "This address cannot be opened that way: go back to the page and \
                            use its buttons.";
@@ -93,6 +94,20 @@ pub fn routes(tokens: Arc<TokenService>) -> Router {
         })
         .layer(middleware::map_response(browser_headers))
         .with_state(pages)
+}
+
+/// Any address no route takes: a page in words for a browser; for an API
+/// client, the bare `404` it always had.
+async fn not_found(headers: HeaderMap) -> Response {
+    let browser = headers
+        .get(ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if browser {
+        Problem::no_such_page().page(None)
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
 }
 
 /// On every answer: kept by no cache (a page that showed a token must not
