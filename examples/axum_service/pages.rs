@@ -22,13 +22,12 @@
 //! `SameSite=Strict` as well. What goes wrong is said in words on the page
 //! ([`Problem`]), never as a bare status.
 
-use std::fmt::Display;
 use std::sync::Arc;
 use std::time::Duration;
 
 use api_tokens::{
     Actor, Cursor, DomainId, IssueRequest, OrganizationId, PageRequest, Role, Scope, TokenId,
-    TokenService, TokenStatus, TokenSummary, http::HttpError,
+    TokenService, TokenStatus,
 };
 use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
 use axum::extract::{Form, Path, Query, State};
@@ -40,12 +39,16 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
-use maud::{DOCTYPE, Markup, html};
+use maud::html;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use time::macros::format_description;
 
 use super::demo_auth::{self, SESSION_COOKIE, Session, Sessions};
+
+mod problem;
+mod view;
+
+use problem::Problem;
+use view::{TokensView, layout, page_path};
 
 const ORGANIZATION_PAGE: &str = "/organizations/{org}/settings/api-tokens";
 const DOMAIN_PAGE: &str = "/organizations/{org}/domains/{domain}/settings/security/api-tokens";
@@ -333,7 +336,6 @@ async fn render_tokens_page(
         Ok(page) => page,
         Err(error) => return Problem::from_error(&error).page_for(admin, scope),
     };
-    let here = page_path(scope, None);
     let held = admin.actor.role_at(scope).unwrap_or(Role::Viewer);
     let max = pages.tokens.expiry_policy().max_lifetime(scope.kind());
     let lifetimes: Vec<_> = LIFETIMES
@@ -361,179 +363,16 @@ async fn render_tokens_page(
         },
         None => None,
     };
-    let csrf = &admin.session.csrf;
-    let body = html! {
-        (breadcrumb(scope))
-        h1 { "API Tokens" }
-        p.lead {
-            "Tokens of " strong { (scope) } ". An application sends one in its "
-            code { "Authorization" } " header to call the API as "
-            (if scope.domain_id().is_some() { "this domain" } else { "this organization" })
-            ". A token is shown once, when it is created: only its hash is kept."
-        }
-        @if let Some(token) = just_revoked {
-            p.notice role="status" {
-                "“" (token.label) "” is revoked: every request with it is refused from now on."
-            }
-        }
-        section.create aria-labelledby="create-heading" {
-            h2 #create-heading { "Create Token" }
-            form #create-token method="post" action=(here) {
-                input type="hidden" name="csrf" value=(csrf);
-                label {
-                    span { "Label" }
-                    input #token-label name="label" required autocomplete="off"
-                        maxlength=(api_tokens::MAX_LABEL_CHARS)
-                        placeholder="What is it for? e.g. CI deploys";
-                }
-                label {
-                    span { "Role" }
-                    select #token-role name="role" {
-                        @for role in Role::ALL.into_iter().filter(|role| *role <= held) {
-                            option value=(role) selected[role == Role::Viewer] { (role_name(role)) }
-                        }
-                    }
-                }
-                label {
-                    span { "Expires" }
-                    select #token-expires name="expires" {
-                        @for (value, words, _) in &lifetimes {
-                            option value=(value) selected[*value == default_lifetime] {
-                                @if *value == "never" { (words) } @else { "In " (words) }
-                            }
-                        }
-                    }
-                }
-                button #create-button type="submit" { "Create Token" }
-            }
-            p #create-error .error role="alert" {}
-            noscript {
-                p.error {
-                    "This page needs JavaScript: a new token is shown in the page only, and "
-                    "Revoke asks for confirmation first."
-                }
-            }
-        }
-        section aria-labelledby="list-heading" {
-            h2 #list-heading { "Tokens" }
-            @if page.tokens.is_empty() {
-                p.empty { "No tokens yet. Create one above." }
-            } @else {
-                table #tokens {
-                    thead { tr {
-                        th { "Label" } th { "Token" } th { "Role" } th { "Created" }
-                        th { "Last used" } th { "Expires" } th { "Status" } th { span.hidden { "Actions" } }
-                    } }
-                    tbody {
-                        @for token in &page.tokens { (token_row(token, scope)) }
-                    }
-                }
-            }
-            @if !page.damaged.is_empty() {
-                p.error {
-                    (page.damaged.len()) " token(s) on this page could not be read back from the "
-                    "store, and are left out. Ask your platform's operators to repair them."
-                }
-            }
-            @if let Some(next) = page.next {
-                p { a #older href=(page_path(scope, Some(&next))) { "Older tokens →" } }
-            }
-        }
-        dialog #token-created aria-labelledby="created-heading" {
-            h2 #created-heading { "Copy your new token" }
-            p { "Label: " strong #new-token-label {} }
-            p.warning role="alert" {
-                strong { "This is the only time the token is shown." }
-                " It cannot be viewed again: copy it now and keep it somewhere safe. "
-                "If you lose it, revoke it and create another."
-            }
-            code #new-token {}
-            div.actions {
-                button #copy-token type="button" { "Copy Token" }
-                span #copy-status role="status" {}
-                button #close-token type="button" { "Done" }
-            }
-        }
-        dialog #confirm-revoke aria-labelledby="revoke-heading" {
-            h2 #revoke-heading { "Revoke this token?" }
-            p {
-                "Revoke “" strong #revoke-label {} "”? Every request using it will be refused "
-                "from now on. This cannot be undone."
-            }
-            form #revoke-form method="post" {
-                input type="hidden" name="csrf" value=(csrf);
-                div.actions {
-                    button #cancel-revoke type="button" { "Cancel" }
-                    button #confirm-revoke-button .danger type="submit" { "Revoke" }
-                }
-            }
-        }
+    let view = TokensView {
+        scope,
+        session: &admin.session,
+        roles: Role::ALL.into_iter().filter(|role| *role <= held).collect(),
+        lifetimes,
+        default_lifetime,
+        page,
+        just_revoked,
     };
-    layout_for(admin, "API Tokens", body).into_response()
-}
-
-fn breadcrumb(scope: &Scope) -> Markup {
-    html! {
-        nav.breadcrumb aria-label="Breadcrumb" {
-            @match scope.domain_id() {
-                None => { "Organization Settings (" (scope.org()) ") › " }
-                Some(domain) => { "Domain Settings (" (domain) ") › Security › " }
-            }
-            span aria-current="page" { "API Tokens" }
-        }
-    }
-}
-
-fn token_row(token: &TokenSummary, scope: &Scope) -> Markup {
-    let (status, class) = match token.status {
-        TokenStatus::Active => ("Active", "active"),
-        TokenStatus::Disabled => ("Disabled", "disabled"),
-        TokenStatus::Expired => ("Expired", "expired"),
-        TokenStatus::Revoked => ("Revoked", "revoked"),
-    };
-    let revoke = format!("{}/{}/revoke", page_path(scope, None), token.id);
-    html! {
-        tr data-token-id=(token.id) class=(class) {
-            td.label { (token.label) }
-            td { code { (token.hint) } }
-            td { (role_name(token.role)) }
-            td { (token.created_by) br; (when(token.created_at)) }
-            td { @match token.last_used_at { Some(at) => (when(at)), None => "Never" } }
-            td { @match token.expires_at { Some(at) => (when(at)), None => "Never" } }
-            td {
-                span.status.(class) { (status) }
-                @if let Some(revoked) = &token.revoked {
-                    br; "by " (revoked.by) ", " (when(revoked.at))
-                }
-            }
-            td {
-                @if token.status != TokenStatus::Revoked {
-                    button.revoke type="button" data-revoke=(revoke) data-label=(token.label) {
-                        "Revoke"
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Viewer => "Viewer",
-        Role::Editor => "Editor",
-        Role::Admin => "Admin",
-        Role::Owner => "Owner",
-    }
-}
-
-fn when(at: OffsetDateTime) -> Markup {
-    let format = format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    let at = at.to_offset(time::UtcOffset::UTC);
-    let text = at.format(&format).unwrap_or_default();
-    let machine = at
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    html! { time datetime=(machine) { (text) } }
+    layout("API Tokens", Some(&admin.session), view::tokens_page(&view)).into_response()
 }
 
 // ---- Create and revoke ---------------------------------------------------
@@ -653,210 +492,6 @@ async fn revoke(
         }
         Err(error) => Problem::from_error(&error).page_for(&admin, &scope),
     }
-}
-
-// ---- Problems in words ---------------------------------------------------
-
-/// What went wrong, for the person at the browser: a status and a sentence
-/// that says what to do. Never a stack trace, never a token.
-struct Problem {
-    status: StatusCode,
-    message: String,
-}
-
-impl Problem {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Problem {
-            status,
-            message: message.into(),
-        }
-    }
-
-    /// A crate error: its own words, which name the field and the rule;
-    /// but a store failure's details go to the log, for the operators. A
-    /// write may have happened before the store failed, so the page does
-    /// not say that nothing changed.
-    fn from_error<E: HttpError + Display>(error: &E) -> Self {
-        let status = error.status();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            tracing::warn!(%error, "the API Tokens page met a store outage");
-            let message = "The token service cannot reach its store right now. Reload the \
-                           page to see whether anything changed, and try again in a few \
-                           seconds.";
-            return Problem::new(status, message);
-        }
-        if status.is_server_error() {
-            tracing::error!(%error, "the API Tokens page met a store failure");
-            let message = "The token service failed. Reload the page to see whether anything \
-                           changed; if it keeps failing, tell your platform's operators.";
-            return Problem::new(status, message);
-        }
-        Problem::new(status, sentence(error))
-    }
-
-    fn not_your_scope(admin: &Admin, scope: &Scope) -> Self {
-        let who = match scope.domain_id() {
-            None => format!("an admin of {scope}"),
-            Some(_) => format!("an admin of {scope} or of its organization"),
-        };
-        let message = format!(
-            "You are signed in as {}, an admin of {}. Only {who} may see and manage its API \
-             tokens.",
-            admin.name, admin.home
-        );
-        Problem::new(StatusCode::FORBIDDEN, message)
-    }
-
-    fn not_signed_in() -> Self {
-        let message = "You are not signed in, or your session has ended. Nothing was changed: \
-                       sign in and try again.";
-        Problem::new(StatusCode::UNAUTHORIZED, message)
-    }
-
-    fn forged() -> Self {
-        let message = "This form did not come from your page on this site, or the page is \
-                       older than your sign-in. Nothing was changed: reload the page and try \
-                       again.";
-        Problem::new(StatusCode::FORBIDDEN, message)
-    }
-
-    fn out_of_date() -> Self {
-        let message = "This sign-in form is out of date, or came from another site. Open the \
-                       sign-in page again and pick an admin.";
-        Problem::new(StatusCode::FORBIDDEN, message)
-    }
-
-    fn needs_script() -> Self {
-        let message = "Creating a token needs JavaScript, so that the token is shown in the \
-                       page only. Nothing was created: turn JavaScript on and try again.";
-        Problem::new(StatusCode::BAD_REQUEST, message)
-    }
-
-    fn unreadable_form() -> Self {
-        let message = "The form could not be read. Reload the page and try again.";
-        Problem::new(StatusCode::BAD_REQUEST, message)
-    }
-
-    fn no_such_page() -> Self {
-        let message = "There is no such page: the organization, domain or token in its \
-                       address is not valid.";
-        Problem::new(StatusCode::NOT_FOUND, message)
-    }
-
-    /// For the page's script.
-    fn json(self) -> Response {
-        let body = serde_json::json!({ "message": self.message });
-        (self.status, Json(body)).into_response()
-    }
-
-    /// A page of its own, with the way to the admin's API Tokens page (or
-    /// to the sign-in page).
-    fn page(self, session: Option<&Session>) -> Response {
-        let home = session.and_then(|session| demo_auth::admin(session.user));
-        let body = html! {
-            h1 { "Something went wrong" }
-            p #problem .error role="alert" { (self.message) }
-            @match home {
-                Some((_, _, scope)) => p { a href=(page_path(&scope, None)) { "Go to your API Tokens page" } },
-                None => p { a href="/sign-in" { "Go to the sign-in page" } },
-            }
-        };
-        (self.status, layout("Something went wrong", session, body)).into_response()
-    }
-
-    /// A page of its own, with the way back to the admin's API Tokens page.
-    fn page_for(self, admin: &Admin, scope: &Scope) -> Response {
-        let body = html! {
-            (breadcrumb(scope))
-            h1 { "API Tokens" }
-            p #problem .error role="alert" { (self.message) }
-            p { a href=(page_path(&admin.home, None)) { "Go to your API Tokens page" } }
-        };
-        (self.status, layout_for(admin, "API Tokens", body)).into_response()
-    }
-}
-
-/// `text` as a sentence: a capital first letter and a full stop.
-fn sentence(text: impl Display) -> String {
-    let text = text.to_string();
-    let mut chars = text.chars();
-    let mut sentence: String = chars
-        .next()
-        .map(|c| c.to_uppercase().collect())
-        .unwrap_or_default();
-    sentence.push_str(chars.as_str());
-    if !sentence.ends_with('.') {
-        sentence.push('.');
-    }
-    sentence
-}
-
-// ---- Layout and addresses ------------------------------------------------
-
-fn layout_for(admin: &Admin, title: &str, body: Markup) -> Markup {
-    layout(title, Some(&admin.session), body)
-}
-
-/// A whole page; signed in, its header names the admin and has Sign out.
-fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Acme platform (demo)" }
-                link rel="stylesheet" href="/assets/api-tokens.css";
-                script src="/assets/api-tokens.js" defer {}
-            }
-            body {
-                header.top {
-                    span.brand { "Acme platform" }
-                    span.demo { "demo" }
-                    @if let Some(session) = session {
-                        form.account method="post" action="/sign-out" {
-                            input type="hidden" name="csrf" value=(session.csrf);
-                            span { "Signed in as " strong #signed-in-as { (session.user) } }
-                            button #sign-out type="submit" { "Sign out" }
-                        }
-                    }
-                }
-                main { (body) }
-            }
-        }
-    }
-}
-
-/// The API Tokens page of `scope` (from `after`, if given), its ids
-/// escaped for a path.
-fn page_path(scope: &Scope, after: Option<&Cursor>) -> String {
-    let org = path_segment(scope.org().as_str());
-    let page = match scope.domain_id() {
-        None => format!("/organizations/{org}/settings/api-tokens"),
-        Some(domain) => format!(
-            "/organizations/{org}/domains/{}/settings/security/api-tokens",
-            path_segment(domain.as_str())
-        ),
-    };
-    match after {
-        // A cursor is URL-safe base64.
-        Some(after) => format!("{page}?after={after}"),
-        None => page,
-    }
-}
-
-/// `text` with every byte but RFC 3986's unreserved characters
-/// percent-encoded: an id may hold any printable ASCII.
-fn path_segment(text: &str) -> String {
-    let mut segment = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            segment.push(char::from(byte));
-        } else {
-            segment.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    segment
 }
 
 fn see_other(location: &str, cookie: Option<&str>) -> Response {
