@@ -284,8 +284,9 @@ impl Pages {
 struct ListQuery {
     /// Where the page starts: a [`Cursor`] from the previous page's link.
     after: Option<String>,
-    /// The token just revoked, to say so.
-    revoked: Option<TokenId>,
+    /// The token just revoked, to say so (an id that is not one is
+    /// ignored, and keeps no other parameter from being read).
+    revoked: Option<String>,
 }
 
 async fn tokens_page(
@@ -303,7 +304,7 @@ async fn tokens_page(
     let scope = path.scope();
     let query = query.map(|Query(query)| query);
     let (after, revoked) = match query {
-        Ok(ListQuery { after, revoked }) => (after, revoked),
+        Ok(ListQuery { after, revoked }) => (after, revoked.and_then(|id| id.parse().ok())),
         Err(_) => (None, None),
     };
     let after = match after.map(|text| text.parse::<Cursor>()).transpose() {
@@ -468,20 +469,12 @@ async fn revoke(
         Ok(admin) => admin,
         Err(problem) => return problem.page(pages.sessions.find(&headers).as_ref()),
     };
-    let Ok(Path(ScopePath {
-        org,
-        domain,
-        id: Some(id),
-    })) = path
-    else {
+    let Ok(Path(path)) = path else {
         return Problem::no_such_page().page(Some(&admin.session));
     };
-    let scope = ScopePath {
-        org,
-        domain,
-        id: None,
-    }
-    .scope();
+    let (scope, Some(id)) = (path.scope(), path.id) else {
+        return Problem::no_such_page().page(Some(&admin.session));
+    };
     if !admin.actor.can_manage_tokens(&scope) {
         return Problem::not_your_scope(&admin, &scope).page_for(&admin, &scope);
     }
