@@ -544,7 +544,7 @@ async fn the_form_offers_only_what_the_admin_and_the_policy_allow() {
     // Organization tokens live at most 90 days: nothing longer is offered.
     let alice = site.sign_in("alice").await;
     let page = site.get(ACME_PAGE, Some(&alice.cookie)).await.body;
-    assert_eq!(options(&page, "token-expires"), ["7d", "30d", "90d"]);
+    assert_eq!(options(&page, "token-expires"), ["1d", "7d", "30d", "90d"]);
     assert_eq!(options(&page, "token-role"), ["viewer", "editor", "admin"]);
     // And asking for more anyway is refused in words.
     let form = [
@@ -565,7 +565,7 @@ async fn the_form_offers_only_what_the_admin_and_the_policy_allow() {
     let page = site.get(SHOP_PAGE, Some(&bob.cookie)).await.body;
     assert_eq!(
         options(&page, "token-expires"),
-        ["7d", "30d", "90d", "1y", "never"]
+        ["1d", "7d", "30d", "90d", "1y", "never"]
     );
 }
 

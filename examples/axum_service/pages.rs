@@ -59,6 +59,7 @@ pub const PAGE_SIZE: usize = 50;
 /// The lifetimes the form offers (form value, words, lifetime), of which
 /// a page shows those the service's expiry policy allows.
 const LIFETIMES: &[(&str, &str, Option<Duration>)] = &[
+    ("1d", "1 day", Some(Duration::from_secs(86_400))),
     ("7d", "7 days", Some(Duration::from_secs(7 * 86_400))),
     ("30d", "30 days", Some(Duration::from_secs(30 * 86_400))),
     ("90d", "90 days", Some(Duration::from_secs(90 * 86_400))),
