@@ -274,6 +274,17 @@ async fn revoke(browser: &Browser, label: &str) {
 async fn create_use_and_revoke(browser: &Browser, site: &Site, label: &str, role: &str) {
     let token = create_token(browser, label, role).await;
     assert!(token.starts_with("acme"), "{token}");
+    // Escape, twice (browsers let a second one close a modal that refused
+    // the first): the token stays until Done.
+    for _ in 0..2 {
+        let focused = browser.active_element().await.unwrap();
+        focused.send_keys("\u{E00C}").await.unwrap();
+    }
+    assert!(
+        browser.find(css("#token-created[open]")).await.is_ok(),
+        "Escape closed it"
+    );
+    assert_eq!(text_of(browser, "#new-token").await, token);
     browser.screenshot("token-shown-once").await;
     copy_token(browser, &token).await;
     assert_eq!(site.call_api_with(&token).await, StatusCode::OK);
@@ -390,6 +401,10 @@ async fn a_forged_post_from_another_site_changes_nothing() {
     // submit forms to ours as soon as they load.
     let create = format!("{}{ACME_PAGE}", site.url);
     let revoke = format!("{}{ACME_PAGE}/{}/revoke", site.url, issued.summary.id);
+    // A sign-in as carol, with a sign-in token the attacker chose and
+    // plants as our cookie (cookies do not tell ports apart).
+    let planted = "1".repeat(32);
+    let sign_in = format!("{}/sign-in", site.url);
     let forms = [
         format!(
             r#"<form method="post" action="{create}"><input name="csrf" value="{0}">
@@ -398,36 +413,55 @@ async fn a_forged_post_from_another_site_changes_nothing() {
             "0".repeat(32)
         ),
         format!(r#"<form method="post" action="{revoke}"><input name="csrf" value=""></form>"#),
+        format!(
+            r#"<form method="post" action="{sign_in}"><input name="csrf" value="{planted}">
+               <input name="user" value="carol"></form>"#
+        ),
     ];
+    let plant = format!("demo_sign_in={planted}; Path=/sign-in");
     let mut attacker = axum::Router::new();
     for (n, form) in forms.into_iter().enumerate() {
         let page =
             format!("<!DOCTYPE html><body onload=\"document.forms[0].submit()\">{form}</body>");
-        attacker = attacker.route(&format!("/{n}"), axum::routing::get(async || Html(page)));
+        let answer = (
+            [(axum::http::header::SET_COOKIE, plant.clone())],
+            Html(page),
+        );
+        attacker = attacker.route(&format!("/{n}"), axum::routing::get(async || answer));
     }
     let same_site = serve(attacker).await;
-    // The browser sends the session cookie with no POST from a page of
-    // another site (`localhost` is not `127.0.0.1`); from another port of
-    // the same host it does, and the form's token is what stops it.
+    // From a page of another site (`localhost` is not `127.0.0.1`) the
+    // browser sends our cookies with no POST; from another port of the
+    // same host it does (and takes cookies that page sets for us), so the
+    // origin the browser names and the form's token are what stop it.
     let cross_site = same_site.replace("127.0.0.1", "localhost");
+    let not_signed_in = "You are not signed in";
+    let not_ours = "This form did not come from your page";
+    let stale_sign_in = "This sign-in form is out of date, or came from another site";
     let attacks = [
-        (&cross_site, "cross-site", "You are not signed in"),
         (
-            &same_site,
-            "same-site",
-            "This form did not come from your page",
+            &cross_site,
+            "cross-site",
+            [not_signed_in, not_signed_in, stale_sign_in],
         ),
+        (&same_site, "same-site", [not_ours, not_ours, stale_sign_in]),
     ];
-    for (attacker, kind, refusal) in attacks {
-        for (n, action) in ["create", "revoke"].into_iter().enumerate() {
+    for (attacker, kind, refusals) in attacks {
+        for (n, action) in ["create", "revoke", "sign-in"].into_iter().enumerate() {
             browser.goto(&format!("{attacker}/{n}")).await.unwrap();
-            let text = body_text_once_it_holds(&browser, "Nothing was changed").await;
-            assert!(text.contains(refusal), "{kind} {action}: {text}");
+            let text = body_text_once_it_holds(&browser, refusals[n]).await;
+            assert!(text.contains(refusals[n]), "{kind} {action}: {text}");
             // A page in words, not the script's JSON.
             assert!(!text.contains(r#"{"message""#), "{kind} {action}: {text}");
             browser.screenshot(&format!("forged-{action}-{kind}")).await;
         }
     }
+    // Still alice: the forged sign-in changed no session.
+    browser
+        .goto(&format!("{}{ACME_PAGE}", site.url))
+        .await
+        .unwrap();
+    assert_eq!(text_of(&browser, "#signed-in-as").await, "alice");
     let tokens = site.tokens_of(&org("acme")).await;
     assert_eq!(tokens.len(), 1, "the forged create went through");
     assert_eq!(

@@ -102,6 +102,17 @@ impl Site {
         cookie: Option<&str>,
         form: &[(&str, &str)],
     ) -> Answer {
+        let request = self.form_post(path, cookie, form).header("accept", accept);
+        Answer::of(request.send().await.unwrap()).await
+    }
+
+    /// A form's POST, as a page makes it.
+    fn form_post(
+        &self,
+        path: &str,
+        cookie: Option<&str>,
+        form: &[(&str, &str)],
+    ) -> reqwest::RequestBuilder {
         let body = form
             .iter()
             .map(|(name, value)| format!("{name}={}", urlencode(value)))
@@ -111,12 +122,11 @@ impl Site {
             .client
             .post(format!("{}{path}", self.url))
             .header("content-type", "application/x-www-form-urlencoded")
-            .header("accept", accept)
             .body(body);
         if let Some(cookie) = cookie {
             request = request.header(COOKIE, cookie);
         }
-        Answer::of(request.send().await.unwrap()).await
+        request
     }
 
     /// Signs in as `user` the way the sign-in page does.
@@ -222,13 +232,19 @@ async fn a_signed_out_page_goes_to_sign_in_and_sign_out_ends_the_session() {
         StatusCode::SEE_OTHER,
         "the old cookie still works"
     );
+    // Signing out again, the session already over: just to the sign-in page.
+    let again = site
+        .post("/sign-out", Some(&alice.cookie), &[("csrf", &alice.csrf)])
+        .await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.body);
+    assert_eq!(again.headers[LOCATION], "/sign-in");
 }
 
 #[tokio::test]
 async fn the_sign_in_page_keeps_nothing_and_leaves_a_session_alone() {
     let site = start().await;
     let alice = site.sign_in("alice").await;
-    // Opened again (a link from elsewhere, say): no session cookie is set,
+    // Opened again while signed in: no session cookie is set,
     // so the one the browser has still works.
     let again = site.get("/sign-in", Some(&alice.cookie)).await;
     let cookies: Vec<_> = again.headers.get_all(SET_COOKIE).iter().collect();
@@ -244,7 +260,6 @@ async fn the_sign_in_page_keeps_nothing_and_leaves_a_session_alone() {
     let form = [("csrf", csrf.as_str()), ("user", "bob")];
     let as_bob = site.post("/sign-in", Some(&both), &form).await;
     assert_eq!(as_bob.status, StatusCode::SEE_OTHER, "{}", as_bob.body);
-    assert_ne!(cookie_of(&as_bob), alice.cookie);
     let old = site.get(ACME_PAGE, Some(&alice.cookie)).await;
     assert_eq!(
         old.status,
@@ -659,6 +674,52 @@ fn sessions_are_bounded_and_the_least_recently_seen_goes_first() {
     assert!(sessions.find(&with(&first)).is_some());
     assert!(
         sessions.find(&with(&second)).is_none(),
-        "no session was dropped"
+        "the least recently used session was kept"
     );
+}
+
+#[tokio::test]
+async fn a_form_the_browser_says_came_from_another_origin_is_refused() {
+    let site = start().await;
+    let alice = site.sign_in("alice").await;
+    let page = site.get("/sign-in", None).await;
+    let (form_cookie, sign_in_csrf) = (cookie_of(&page), sign_in_csrf(&page.body));
+    // What a page on another port of this host can send: our cookies (it
+    // may have planted them) and matching tokens. Only the browser's
+    // `Sec-Fetch-Site` tells it from our own page.
+    let create = [
+        ("csrf", alice.csrf.as_str()),
+        ("label", "x"),
+        ("role", "viewer"),
+        ("expires", "7d"),
+    ];
+    let sign_in = [("csrf", sign_in_csrf.as_str()), ("user", "carol")];
+    for origin in ["same-site", "cross-site"] {
+        let request = site.form_post(ACME_PAGE, Some(&alice.cookie), &create);
+        let request = request.header("accept", "application/json");
+        let answer = request
+            .header("sec-fetch-site", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{origin}");
+        let request = site.form_post("/sign-in", Some(&form_cookie), &sign_in);
+        let answer = request
+            .header("sec-fetch-site", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{origin}");
+        assert!(answer.headers().get(SET_COOKIE).is_none(), "{origin}");
+    }
+    assert!(site.tokens_of(&org("acme")).await.is_empty());
+    // From our own page, as the browser says: it goes through.
+    let request = site.form_post(ACME_PAGE, Some(&alice.cookie), &create);
+    let request = request.header("accept", "application/json");
+    let ours = request
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ours.status(), StatusCode::CREATED);
 }

@@ -69,8 +69,10 @@ pub const SESSION_COOKIE: &str = "demo_session";
 
 /// The sign-in form's cookie: the form's forgery token, which the form
 /// sends back beside it (another site's page can send neither: it cannot
-/// read ours). Nothing of it is kept on the server, so opening the sign-in
-/// page, however often, never touches [`Sessions`] or a session cookie.
+/// read ours; a page of this site on another port could plant both, which
+/// [`from_another_origin`] refuses). Nothing of it is kept on the server,
+/// so opening the sign-in page, however often, never touches [`Sessions`]
+/// or a session cookie.
 pub const SIGN_IN_COOKIE: &str = "demo_sign_in";
 
 /// At most this many browser sessions are kept: past it, signing in drops
@@ -189,14 +191,28 @@ pub fn sign_in_token(headers: &HeaderMap) -> (String, bool) {
 }
 
 /// The `Set-Cookie` value for the sign-in form's token: sent only to
-/// `/sign-in`, gone when the browser closes.
+/// `/sign-in`, and kept no longer than the browser's session.
 pub fn sign_in_cookie(token: &str) -> String {
     format!("{SIGN_IN_COOKIE}={token}; Path=/sign-in; HttpOnly; SameSite=Strict")
 }
 
 /// Whether the sign-in form sent back the token its cookie holds.
 pub fn sign_in_token_matches(headers: &HeaderMap, sent: &str) -> bool {
-    cookie(headers, SIGN_IN_COOKIE).is_some_and(|token| same_secret(token, sent))
+    let kept = cookie(headers, SIGN_IN_COOKIE).filter(|token| token.len() == 32);
+    kept.is_some_and(|token| same_secret(token, sent))
+}
+
+/// Whether the browser says the request came from a page of another
+/// origin (`Sec-Fetch-Site`, which every current browser sends and no page
+/// can set). Cookies do not tell ports or sibling subdomains apart, so a
+/// page on another port of this host could plant cookies of its own and
+/// send forms that match them: this refuses such a form before any token
+/// is compared. Clients that send no such header (not browsers) are left
+/// to the tokens.
+pub fn from_another_origin(headers: &HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-site")
+        .is_some_and(|site| site != "same-origin")
 }
 
 fn same_secret(kept: &str, sent: &str) -> bool {

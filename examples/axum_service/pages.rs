@@ -100,8 +100,9 @@ pub fn routes(tokens: Arc<TokenService>) -> Router {
         .with_state(pages)
 }
 
-/// Any address no route takes: a page in words for a browser; for an API
-/// client, the bare `404` it always had.
+/// Any address no route takes, in the whole example (one router of a merge
+/// may have a fallback): a page in words for a browser; for an API client,
+/// a `404` with no body, as before the pages.
 async fn not_found(headers: HeaderMap) -> Response {
     let browser = headers
         .get(ACCEPT)
@@ -191,7 +192,8 @@ async fn sign_in(
     let Ok(Form(form)) = form else {
         return Problem::unreadable_form().page(session.as_ref());
     };
-    if !demo_auth::sign_in_token_matches(&headers, &form.csrf) {
+    let forged = demo_auth::from_another_origin(&headers);
+    if forged || !demo_auth::sign_in_token_matches(&headers, &form.csrf) {
         return Problem::out_of_date().page(session.as_ref());
     }
     let Some((user, _, scope)) = demo_auth::admin(&form.user) else {
@@ -270,10 +272,11 @@ impl Pages {
     }
 
     /// The admin sending a form, if they are signed in and the form came
-    /// from their own page (it carries their session's forgery token).
+    /// from their own page (it carries their session's forgery token, and
+    /// the browser says it came from this origin).
     fn signed_in_post(&self, headers: &HeaderMap, csrf: &str) -> Result<Admin, Problem> {
         let admin = self.admin(headers).ok_or_else(Problem::not_signed_in)?;
-        if admin.session.csrf_matches(csrf) {
+        if !demo_auth::from_another_origin(headers) && admin.session.csrf_matches(csrf) {
             Ok(admin)
         } else {
             Err(Problem::forged())

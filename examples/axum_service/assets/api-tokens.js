@@ -13,6 +13,10 @@ if (createForm) {
   const createError = document.getElementById("create-error");
   const createButton = document.getElementById("create-button");
 
+  // Set by Done: any other close (a second Escape, which browsers let
+  // through) reopens the modal rather than lose the token.
+  let done = false;
+
   createForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     createError.textContent = "";
@@ -38,6 +42,7 @@ if (createForm) {
       tokenText.textContent = answer.token;
       tokenLabel.textContent = answer.label;
       copyStatus.textContent = "";
+      done = false;
       created.showModal();
     } catch {
       createError.textContent = "The connection failed, so a token may have been created: "
@@ -64,9 +69,16 @@ if (createForm) {
 
   // Only Done closes it: Escape would lose the token before it is copied.
   created.addEventListener("cancel", (event) => event.preventDefault());
-  document.getElementById("close-token").addEventListener("click", () => created.close());
-  // Closed: forget the token, show the new list.
+  document.getElementById("close-token").addEventListener("click", () => {
+    done = true;
+    created.close();
+  });
+  // Closed by Done: forget the token, show the new list.
   created.addEventListener("close", () => {
+    if (!done) {
+      created.showModal();
+      return;
+    }
     tokenText.textContent = "";
     location.replace(location.pathname);
   });

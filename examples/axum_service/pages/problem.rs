@@ -1,5 +1,6 @@
 //! What went wrong, in words for the person at the browser.
 
+use std::error::Error;
 use std::fmt::Display;
 
 use api_tokens::Scope;
@@ -32,17 +33,19 @@ impl Problem {
     /// but a store failure's details go to the log, for the operators. A
     /// write may have happened before the store failed, so the page does
     /// not say that nothing changed.
-    pub(super) fn from_error<E: HttpError + Display>(error: &E) -> Self {
+    pub(super) fn from_error<E: HttpError + Error + 'static>(error: &E) -> Self {
         let status = error.status();
+        // As a `dyn Error`, so that the log shows the whole chain of causes.
+        let cause = error as &(dyn Error + 'static);
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            tracing::warn!(%error, "the API Tokens page met a store outage");
+            tracing::warn!(error = cause, "the API Tokens page met a store outage");
             let message = "The token service cannot reach its store right now. Reload the \
                            page to see whether anything changed, and try again in a few \
                            seconds.";
             return Problem::new(status, message);
         }
         if status.is_server_error() {
-            tracing::error!(%error, "the API Tokens page met a store failure");
+            tracing::error!(error = cause, "the API Tokens page met a failure");
             let message = "The token service failed. Reload the page to see whether anything \
                            changed; if it keeps failing, tell your platform's operators.";
             return Problem::new(status, message);

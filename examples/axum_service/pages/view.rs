@@ -117,7 +117,9 @@ pub(super) fn tokens_page(view: &TokensView) -> Markup {
                 p { a #older href=(page_path(scope, Some(&next))) { "Older tokens →" } }
             }
         }
-        dialog #token-created aria-labelledby="created-heading" {
+        // `closedby="none"`: no Escape or click outside closes it (the
+        // script also reopens it unless Done closed it).
+        dialog #token-created aria-labelledby="created-heading" closedby="none" {
             h2 #created-heading { "Copy your new token" }
             p { "Label: " strong #new-token-label {} }
             p.warning role="alert" {
