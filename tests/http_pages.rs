@@ -505,6 +505,12 @@ async fn refusals_are_said_in_words() {
     let opened = site.get(&unknown, Some(&bob.cookie)).await;
     assert_eq!(opened.status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(opened.body.contains("use its buttons"), "{}", opened.body);
+    // Still signed in there: the way home, not to the sign-in page.
+    assert!(
+        opened
+            .body
+            .contains(r#"href="/organizations/acme/domains/shop/settings/security/api-tokens""#)
+    );
     for answer in [&page, &bad_id, &bad_cursor, &answer, &opened] {
         assert!(
             answer.body.starts_with("<!DOCTYPE html>"),

@@ -91,11 +91,7 @@ pub fn routes(tokens: Arc<TokenService>) -> Router {
     }
     router
         .fallback(not_found)
-        .method_not_allowed_fallback(async || {
-            let message = "This address cannot be opened that way: go back to the page and \
-                           use its buttons.";
-            Problem::new(StatusCode::METHOD_NOT_ALLOWED, message).page(None)
-        })
+        .method_not_allowed_fallback(not_allowed)
         .layer(middleware::map_response(browser_headers))
         .with_state(pages)
 }
@@ -103,16 +99,25 @@ pub fn routes(tokens: Arc<TokenService>) -> Router {
 /// Any address no route takes, in the whole example (one router of a merge
 /// may have a fallback): a page in words for a browser; for an API client,
 /// a `404` with no body, as before the pages.
-async fn not_found(headers: HeaderMap) -> Response {
+async fn not_found(State(pages): State<Arc<Pages>>, headers: HeaderMap) -> Response {
     let browser = headers
         .get(ACCEPT)
         .and_then(|accept| accept.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"));
     if browser {
-        Problem::no_such_page().page(None)
+        Problem::no_such_page().page(pages.sessions.find(&headers).as_ref())
     } else {
         StatusCode::NOT_FOUND.into_response()
     }
+}
+
+/// A page's address opened with the wrong method: a revoke address pasted
+/// into the address bar, say.
+async fn not_allowed(State(pages): State<Arc<Pages>>, headers: HeaderMap) -> Response {
+    let message = "This address cannot be opened that way: go back to the page and use its \
+                   buttons.";
+    let problem = Problem::new(StatusCode::METHOD_NOT_ALLOWED, message);
+    problem.page(pages.sessions.find(&headers).as_ref())
 }
 
 /// On every answer: kept by no cache (a page that showed a token must not
