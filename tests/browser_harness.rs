@@ -12,7 +12,7 @@ use axum::routing::get;
 use fantoccini::Locator;
 use fantoccini::key::Key;
 
-use common::browser;
+use common::browser::{self, Browser};
 use common::http::serve;
 
 /// A page like the service's token page: a text, a **Copy** button that
@@ -44,6 +44,14 @@ fn copy_page(text: &str) -> Router {
 }
 
 /// A text no earlier run or other test copied.
+/// Clicks the page's Copy button as a user would, and waits until the
+/// page says it copied.
+async fn click_copy(browser: &Browser) {
+    let button = browser.find(Locator::Id("copy")).await.unwrap();
+    button.click().await.unwrap();
+    browser.wait_for_text("#status", "Copied").await;
+}
+
 fn fresh_text() -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     format!("copy-check-{}", nanos.as_nanos())
@@ -62,14 +70,7 @@ async fn the_copy_button_puts_its_text_on_the_clipboard() {
     browser.goto(&url).await.unwrap();
     browser.screenshot("page").await;
 
-    browser
-        .find(Locator::Id("copy"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser.wait_for_text("#status", "Copied").await;
+    click_copy(&browser).await;
     assert_eq!(browser.clipboard_text().await, text);
 
     // What a user pastes with Ctrl+V is the same text: the harness reads
@@ -125,14 +126,7 @@ async fn each_browser_has_its_own_clipboard_which_only_a_click_fills() {
     // running side by side never see each other's.
     let copying = browser::start("clipboard_copying").await;
     copying.goto(&url).await.unwrap();
-    copying
-        .find(Locator::Id("copy"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    copying.wait_for_text("#status", "Copied").await;
+    click_copy(&copying).await;
     assert_ne!(copying.clipboard_text().await, "");
     assert_eq!(watching.clipboard_text().await, "");
 

@@ -158,12 +158,7 @@ impl Site {
     }
 
     async fn create(&self, who: &SignedIn, page: &str, label: &str) -> Answer {
-        let form = [
-            ("csrf", who.csrf.as_str()),
-            ("label", label),
-            ("role", "viewer"),
-            ("expires", "30d"),
-        ];
+        let form = create_form(who.csrf.as_str(), label, "viewer", "30d");
         self.post(page, Some(&who.cookie), &form).await
     }
 
@@ -172,6 +167,21 @@ impl Site {
         let page = self.tokens.list(&admin, scope, PageRequest::first(100));
         page.await.unwrap().tokens
     }
+}
+
+/// Create Token's form, as the page sends it.
+fn create_form<'a>(
+    csrf: &'a str,
+    label: &'a str,
+    role: &'a str,
+    expires: &'a str,
+) -> [(&'static str, &'a str); 4] {
+    [
+        ("csrf", csrf),
+        ("label", label),
+        ("role", role),
+        ("expires", expires),
+    ]
 }
 
 fn urlencode(text: &str) -> String {
@@ -338,23 +348,13 @@ async fn forged_posts_change_nothing_and_say_why() {
         (
             ACME_PAGE,
             Some(&alice.cookie),
-            vec![
-                ("csrf", &wrong),
-                ("label", "forged"),
-                ("role", "viewer"),
-                ("expires", "7d"),
-            ],
+            create_form(&wrong, "forged", "viewer", "7d").to_vec(),
         ),
         // Another session's token.
         (
             ACME_PAGE,
             Some(&alice.cookie),
-            vec![
-                ("csrf", &other_session.csrf),
-                ("label", "forged"),
-                ("role", "viewer"),
-                ("expires", "7d"),
-            ],
+            create_form(&other_session.csrf, "forged", "viewer", "7d").to_vec(),
         ),
         (&revoke, None, vec![]),
         (&revoke, Some(&alice.cookie), vec![("csrf", &wrong)]),
@@ -441,12 +441,7 @@ async fn refusals_are_said_in_words() {
         assert_eq!(answer.json()["message"], message);
     }
     // A role or lifetime the form never offers.
-    let form = [
-        ("csrf", bob.csrf.as_str()),
-        ("label", "x"),
-        ("role", "owner"),
-        ("expires", "30d"),
-    ];
+    let form = create_form(bob.csrf.as_str(), "x", "owner", "30d");
     let answer = site.post(SHOP_PAGE, Some(&bob.cookie), &form).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
     assert!(
@@ -455,12 +450,7 @@ async fn refusals_are_said_in_words() {
             .unwrap()
             .contains("role owner")
     );
-    let form = [
-        ("csrf", bob.csrf.as_str()),
-        ("label", "x"),
-        ("role", "viewer"),
-        ("expires", "2d"),
-    ];
+    let form = create_form(bob.csrf.as_str(), "x", "viewer", "2d");
     let answer = site.post(SHOP_PAGE, Some(&bob.cookie), &form).await;
     assert_eq!(answer.json()["message"], "Choose when it expires.");
 
@@ -525,12 +515,7 @@ async fn a_create_form_sent_without_the_script_creates_nothing() {
     let site = start().await;
     let alice = site.sign_in("alice").await;
     // What a browser without JavaScript sends: the right session and form.
-    let form = [
-        ("csrf", alice.csrf.as_str()),
-        ("label", "no script"),
-        ("role", "viewer"),
-        ("expires", "30d"),
-    ];
+    let form = create_form(alice.csrf.as_str(), "no script", "viewer", "30d");
     let accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
     let answer = site
         .post_accepting(accept, ACME_PAGE, Some(&alice.cookie), &form)
@@ -568,12 +553,7 @@ async fn the_form_offers_only_what_the_admin_and_the_policy_allow() {
     assert_eq!(options(&page, "token-expires"), ["1d", "7d", "30d", "90d"]);
     assert_eq!(options(&page, "token-role"), ["viewer", "editor", "admin"]);
     // And asking for more anyway is refused in words.
-    let form = [
-        ("csrf", alice.csrf.as_str()),
-        ("label", "x"),
-        ("role", "viewer"),
-        ("expires", "1y"),
-    ];
+    let form = create_form(alice.csrf.as_str(), "x", "viewer", "1y");
     let answer = site.post(ACME_PAGE, Some(&alice.cookie), &form).await;
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
     let message = answer.json()["message"].as_str().unwrap().to_owned();
@@ -693,12 +673,7 @@ async fn a_form_the_browser_says_came_from_another_origin_is_refused() {
     // What a page on another port of this host can send: our cookies (it
     // may have planted them) and matching tokens. Only the browser's
     // `Sec-Fetch-Site` tells it from our own page.
-    let create = [
-        ("csrf", alice.csrf.as_str()),
-        ("label", "x"),
-        ("role", "viewer"),
-        ("expires", "7d"),
-    ];
+    let create = create_form(alice.csrf.as_str(), "x", "viewer", "7d");
     let sign_in = [("csrf", sign_in_csrf.as_str()), ("user", "carol")];
     for origin in ["same-site", "cross-site"] {
         let request = site.form_post(ACME_PAGE, Some(&alice.cookie), &create);
