@@ -54,16 +54,33 @@ pub fn pg_ctl(action: &str, options: &[&str]) {
 /// Sends `signal` (`STOP`, `CONT`) to every process of the server: `STOP`
 /// freezes it with its connections open, as a hung server or a network
 /// that drops packets would.
+///
+/// Only this test server's processes: its postmaster (from the data
+/// directory's `postmaster.pid`) and that postmaster's children. Matching
+/// by user or name would also freeze the TLS server beside it and the
+/// servers of any other test run on the machine.
 pub fn signal_server(signal: &str) {
-    let user = var("API_TOKENS_PG_USER");
-    let status = Command::new("pkill")
-        .args(["--signal", signal, "-u", &user, "postgres"])
+    let postmaster = postmaster_pid().expect("the test server is running");
+    let children = Command::new("pkill")
+        .args(["--signal", signal, "--parent", &postmaster])
         .status()
         .expect("pkill runs");
+    let itself = Command::new("kill")
+        .args(["-s", signal, &postmaster])
+        .status()
+        .expect("kill runs");
     assert!(
-        status.success(),
-        "pkill --signal {signal} found no server process"
+        children.success() && itself.success(),
+        "kill -s {signal} found no server process {postmaster} or no child of it"
     );
+}
+
+/// The postmaster's process id, from the first line of `postmaster.pid`
+/// in the data directory; `None` when the server is stopped.
+fn postmaster_pid() -> Option<String> {
+    let file = format!("{}/postmaster.pid", var("API_TOKENS_PG_DATA"));
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines().next().map(|line| line.trim().to_owned())
 }
 
 /// Leaves the server running and answering however the test ends (an
@@ -73,15 +90,14 @@ pub struct ServerBack;
 
 impl Drop for ServerBack {
     fn drop(&mut self) {
-        let _ = Command::new("pkill")
-            .args([
-                "--signal",
-                "CONT",
-                "-u",
-                &var("API_TOKENS_PG_USER"),
-                "postgres",
-            ])
-            .status();
+        if let Some(postmaster) = postmaster_pid() {
+            let _ = Command::new("pkill")
+                .args(["--signal", "CONT", "--parent", &postmaster])
+                .status();
+            let _ = Command::new("kill")
+                .args(["-s", "CONT", &postmaster])
+                .status();
+        }
         let pg_ctl = format!("{}/pg_ctl", var("API_TOKENS_PG_BIN"));
         let data = var("API_TOKENS_PG_DATA");
         let mut status = as_server_user(&pg_ctl, &["-D", &data, "status"]);
