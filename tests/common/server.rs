@@ -61,18 +61,24 @@ pub fn pg_ctl(action: &str, options: &[&str]) {
 /// servers of any other test run on the machine.
 pub fn signal_server(signal: &str) {
     let postmaster = postmaster_pid().expect("the test server is running");
+    assert!(
+        signal_postmaster_and_children(signal, &postmaster),
+        "kill -s {signal} found no server process {postmaster} or no child of it"
+    );
+}
+
+/// Sends `signal` to the children of `postmaster`, then to it; whether
+/// both found a process.
+fn signal_postmaster_and_children(signal: &str, postmaster: &str) -> bool {
     let children = Command::new("pkill")
-        .args(["--signal", signal, "--parent", &postmaster])
+        .args(["--signal", signal, "--parent", postmaster])
         .status()
         .expect("pkill runs");
     let itself = Command::new("kill")
-        .args(["-s", signal, &postmaster])
+        .args(["-s", signal, postmaster])
         .status()
         .expect("kill runs");
-    assert!(
-        children.success() && itself.success(),
-        "kill -s {signal} found no server process {postmaster} or no child of it"
-    );
+    children.success() && itself.success()
 }
 
 /// The postmaster's process id, from the first line of `postmaster.pid`
@@ -91,12 +97,7 @@ pub struct ServerBack;
 impl Drop for ServerBack {
     fn drop(&mut self) {
         if let Some(postmaster) = postmaster_pid() {
-            let _ = Command::new("pkill")
-                .args(["--signal", "CONT", "--parent", &postmaster])
-                .status();
-            let _ = Command::new("kill")
-                .args(["-s", "CONT", &postmaster])
-                .status();
+            signal_postmaster_and_children("CONT", &postmaster);
         }
         let pg_ctl = format!("{}/pg_ctl", var("API_TOKENS_PG_BIN"));
         let data = var("API_TOKENS_PG_DATA");
