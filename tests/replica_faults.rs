@@ -63,8 +63,8 @@ const REVOKE_EVERY: Duration = Duration::from_millis(100);
 /// some revocations land while all is well.
 const LEAD_IN: Duration = Duration::from_millis(500);
 
-/// `pkill` returns once the signals are sent; a process stops a moment
-/// later. A check this long after is surely made against a frozen server.
+/// `signal_server` returns once every server process has stopped; this
+/// much more lets a check start surely against a frozen server.
 const SIGNAL_SLACK: Duration = Duration::from_millis(5);
 
 /// The faults take the one server in turns, never at once.

@@ -8,6 +8,7 @@
 //! workers must keep running meanwhile.
 
 use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 /// The environment variable `name`, which `scripts/test` sets.
 pub fn var(name: &str) -> String {
@@ -53,40 +54,97 @@ pub fn pg_ctl(action: &str, options: &[&str]) {
 
 /// Sends `signal` (`STOP`, `CONT`) to every process of the server: `STOP`
 /// freezes it with its connections open, as a hung server or a network
-/// that drops packets would.
+/// that drops packets would, and returns once every process has stopped.
 ///
 /// Only this test server's processes: its postmaster (from the data
-/// directory's `postmaster.pid`) and that postmaster's children. Matching
-/// by user or name would also freeze the TLS server beside it and the
-/// servers of any other test run on the machine.
+/// directory's `postmaster.pid`) and that postmaster's children, which are
+/// all of PostgreSQL's processes. Matching by user or name would also
+/// freeze the TLS server beside it and the servers of any other test run
+/// on the machine.
 pub fn signal_server(signal: &str) {
     let postmaster = postmaster_pid().expect("the test server is running");
     assert!(
-        signal_postmaster_and_children(signal, &postmaster),
+        signal_postmaster_and_children(signal, postmaster),
         "kill -s {signal} found no server process {postmaster} or no child of it"
     );
 }
 
-/// Sends `signal` to the children of `postmaster`, then to it; whether
-/// both found a process.
-fn signal_postmaster_and_children(signal: &str, postmaster: &str) -> bool {
-    let children = Command::new("pkill")
-        .args(["--signal", signal, "--parent", postmaster])
-        .status()
-        .expect("pkill runs");
-    let itself = Command::new("kill")
-        .args(["-s", signal, postmaster])
-        .status()
-        .expect("kill runs");
-    children.success() && itself.success()
+/// Sends `signal` to `postmaster`, then to its children; whether it found
+/// the postmaster and at least one child. The postmaster goes first, and a `STOP` is waited
+/// for: stopped, it cannot fork a backend the signal to its children
+/// would miss.
+fn signal_postmaster_and_children(signal: &str, postmaster: u32) -> bool {
+    let stopping = signal == "STOP";
+    if !send(signal, &[postmaster]) {
+        return false;
+    }
+    if stopping {
+        wait_until_stopped(postmaster);
+    }
+    let children = children_of(postmaster);
+    // A child may exit between the listing and the signal (a backend whose
+    // client left): `kill` then fails for it alone and signals the rest.
+    send(signal, &children);
+    if stopping {
+        children.iter().for_each(|&child| wait_until_stopped(child));
+    }
+    !children.is_empty()
 }
 
-/// The postmaster's process id, from the first line of `postmaster.pid`
-/// in the data directory; `None` when the server is stopped.
-fn postmaster_pid() -> Option<String> {
+/// `kill -s signal pids…`; whether it succeeded.
+fn send(signal: &str, pids: &[u32]) -> bool {
+    Command::new("kill")
+        .args(["-s", signal])
+        .args(pids.iter().map(u32::to_string))
+        .status()
+        .expect("kill runs")
+        .success()
+}
+
+/// The state letter and parent of process `pid`, from `/proc/<pid>/stat`
+/// (`pid (name) state ppid …`; the name may hold spaces and parentheses,
+/// so the fields are read after its last `)`); `None` once it has exited.
+fn process_state(pid: u32) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let parent = fields.next()?.parse().ok()?;
+    Some((state, parent))
+}
+
+/// Every process whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .expect("/proc is readable")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&child| matches!(process_state(child), Some((_, parent)) if parent == pid))
+        .collect()
+}
+
+/// Waits (at most 10 s) until process `pid` is stopped (`T`), has exited
+/// (`Z`, `X`: a stopped postmaster cannot reap its children) or is gone.
+fn wait_until_stopped(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Some((state, _)) = process_state(pid) {
+        if matches!(state, 'T' | 'Z' | 'X') {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} did not stop: state {state}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The postmaster's process id: the first line of `postmaster.pid` in the
+/// data directory (a server in single-user mode writes it negated, which
+/// is refused here, as `kill` would take it for a process group); `None`
+/// when the server is stopped.
+fn postmaster_pid() -> Option<u32> {
     let file = format!("{}/postmaster.pid", var("API_TOKENS_PG_DATA"));
     let text = std::fs::read_to_string(file).ok()?;
-    text.lines().next().map(|line| line.trim().to_owned())
+    text.lines().next()?.trim().parse().ok()
 }
 
 /// Leaves the server running and answering however the test ends (an
@@ -97,7 +155,7 @@ pub struct ServerBack;
 impl Drop for ServerBack {
     fn drop(&mut self) {
         if let Some(postmaster) = postmaster_pid() {
-            signal_postmaster_and_children("CONT", &postmaster);
+            signal_postmaster_and_children("CONT", postmaster);
         }
         let pg_ctl = format!("{}/pg_ctl", var("API_TOKENS_PG_BIN"));
         let data = var("API_TOKENS_PG_DATA");
