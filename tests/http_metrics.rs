@@ -391,7 +391,7 @@ async fn a_replica_reports_its_lag() {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
-    // Generous, so a feed read the loaded machine stalls for a few hundred
+    // Generous, so a feed read that a loaded machine stalls for a few hundred
     // milliseconds still leaves the replica current.
     let bound = Duration::from_secs(2);
     let replica = ReplicatedStore::sqlite(

@@ -329,7 +329,9 @@ fn detect_secrets_finds_every_planted_token_and_still_runs_its_own_plugins() {
     // A secret of no format of ours, quoted: detect-secrets' own plugins
     // must still flag it, filter or not. Its Base64 plugin flags only
     // strings above 4.5 bits of entropy, and about one random 40-character
-    // slice in 40 falls below that, so take the first one above it.
+    // slice in 40 falls below that, so take the first one clearly above it
+    // (a tenth of a bit: no rounding between Python's and Rust's
+    // logarithms comes near).
     let other = issued()[500..]
         .iter()
         .map(|token| &token[SECRET_AT..SECRET_AT + 40])
